@@ -1,0 +1,202 @@
+"""Configuration of the DROL learner and of a training run, with the published presets.
+
+`DROLConfig` holds the method's hyper-parameters (what the learner's maths depends on);
+`RunConfig` holds the schedule of a run (steps, intervals, seeds). Both are frozen, so a
+resolved configuration can be written to `config.json` and compared field by field.
+
+Presets come from ../shared/drol-spec.md section 1: the learner defaults are the paper's,
+`family_preset(task)` adds the per-family settings of the published results (bc_coef, the
+tuned K of DROL*, discount, q_agg), and `profile_settings` sizes a run (`paper` is the
+published size and schedule, `smoke` finishes any task in a couple of minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any
+
+ACTION_CLIP_EPS = 1e-5  # dataset actions are clipped to [-1 + eps, 1 - eps] before training
+ROUTINGS = ("nearest",)  # routing rules the learner knows; ablations add more beside `nearest`
+Q_AGGS = ("mean", "min")
+ABLATIONS = ("dynamic",)  # `drol-diag run --ablation`; the ablation issue adds the controls
+
+
+@dataclass(frozen=True)
+class DROLConfig:
+    """Hyper-parameters of DROL (spec section 1). Defaults are the paper's."""
+
+    actor_hidden: tuple[int, ...] = (512, 512, 512, 512)  # actor MLP widths, GELU, no LayerNorm
+    critic_hidden: tuple[int, ...] = (512, 512, 512, 512)  # critic MLP widths, GELU + LayerNorm
+    num_critics: int = 2  # size of the Q ensemble
+    lr: float = 3e-4  # Adam learning rate (actor and critic)
+    batch_size: int = 256  # transitions per gradient step
+    discount: float = 0.99  # 0.995 for antmaze-giant, humanoidmaze and antsoccer (presets)
+    tau: float = 0.005  # Polyak rate of the target critic
+    num_candidates: int = 16  # K: latents (candidates) drawn per state every step
+    bc_coef: float = 1.0  # weight of the winner-only BC term; tuned per family (presets)
+    q_coef: float = 1.0  # weight of the critic-guidance term
+    normalize_q_loss: bool = True  # divide L_q by stop_grad(max(mean |Q_min|, 1e-6))
+    q_agg: str = "mean"  # how the TD target combines the target ensemble: mean or min
+    routing: str = "nearest"  # which candidate owns a data action (drol.routing)
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the bad field and the valid range."""
+        if self.num_candidates < 1:
+            raise ValueError(f"K (num_candidates) must be >= 1, got {self.num_candidates}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 for w in widths):
+                raise ValueError(f"{name} must be one or more positive widths, got {widths}")
+        if self.num_critics < 1:
+            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not 0 < self.discount <= 1:
+            raise ValueError(f"discount must be in (0, 1], got {self.discount}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.bc_coef < 0 or self.q_coef < 0:
+            raise ValueError(f"bc_coef and q_coef must be >= 0, got {self.bc_coef}, {self.q_coef}")
+        if self.q_agg not in Q_AGGS:
+            raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {self.q_agg!r}")
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Schedule of one training run (several seeds trained together)."""
+
+    task: str = "modes-2d"  # task name: modes-2d, modes-5d, or an OGBench single-task name
+    ablation: str = "dynamic"  # routing variant (only `dynamic` until the ablation issue)
+    seeds: tuple[int, ...] = (0, 1, 2)  # seed numbers; each seed's key is fold_in(key(0), seed)
+    steps: int = 3000  # gradient updates per seed
+    log_interval: int = 250  # updates between metric rows (also the length of one compiled chunk)
+    eval_interval: int = 1000  # updates between evaluations
+    eval_episodes: int = 50  # episodes per evaluation (OGBench); fresh states scale for `modes`
+    checkpoint_interval: int = 1000  # updates between checkpoints of the whole training state
+    profile: str = "auto"  # sizing profile the run was resolved from
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the bad field and the valid range."""
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"unknown ablation {self.ablation!r}; valid: {', '.join(ABLATIONS)}")
+        if not self.seeds:
+            raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
+        if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        for name in ("steps", "log_interval", "eval_interval", "eval_episodes", "checkpoint_interval"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")
+
+
+# Per-family settings of the published results (spec section 1). `num_candidates` is the tuned
+# K of DROL*; pass --k 16 for the DROL(16) column.
+OGBENCH_PRESETS: dict[str, dict[str, Any]] = {
+    "antmaze-large-navigate": dict(bc_coef=0.03, num_candidates=16, discount=0.995, q_agg="min"),
+    "antmaze-giant-navigate": dict(bc_coef=0.03, num_candidates=1, discount=0.995, q_agg="min"),
+    "humanoidmaze-medium-navigate": dict(bc_coef=0.3, num_candidates=16, discount=0.995),
+    "humanoidmaze-large-navigate": dict(bc_coef=0.3, num_candidates=4, discount=0.995),
+    "antsoccer-arena-navigate": dict(bc_coef=0.1, num_candidates=4, discount=0.995),
+    "cube-single-play": dict(bc_coef=10.0, num_candidates=16),
+    "cube-double-play": dict(bc_coef=3.0, num_candidates=64),
+    "scene-play": dict(bc_coef=3.0, num_candidates=64),
+    "puzzle-3x3-play": dict(bc_coef=0.3, num_candidates=32),
+    "puzzle-4x4-play": dict(bc_coef=10.0, num_candidates=64),
+}
+
+# D4RL settings (500k updates); keys are the D4RL dataset names without the version suffix.
+D4RL_PRESETS: dict[str, dict[str, Any]] = {
+    "antmaze-umaze": dict(bc_coef=0.3, num_candidates=2),
+    "antmaze-umaze-diverse": dict(bc_coef=0.1),
+    "antmaze-medium-play": dict(bc_coef=0.1, num_candidates=32),
+    "antmaze-medium-diverse": dict(bc_coef=0.1),
+    "antmaze-large-play": dict(bc_coef=0.03),
+    "antmaze-large-diverse": dict(bc_coef=0.03),
+    "pen": dict(bc_coef=1.0, num_candidates=16, q_agg="min"),
+    "door": dict(bc_coef=10.0, num_candidates=8, q_agg="min"),
+    "hammer": dict(bc_coef=3.0, num_candidates=8, q_agg="min"),
+    "relocate": dict(bc_coef=10.0, num_candidates=32, q_agg="min"),
+}
+
+PROFILES = ("auto", "smoke", "paper")
+
+
+def task_kind(task: str) -> str:
+    """'modes' for the embedded synthetic family, 'd4rl' for D4RL names, else 'ogbench'."""
+    if task.startswith("modes-"):
+        return "modes"
+    base = re.sub(r"-v\d+$", "", task)
+    if base in D4RL_PRESETS or base.split("-")[0] in ("pen", "door", "hammer", "relocate"):
+        return "d4rl"
+    return "ogbench"
+
+
+def family_preset(task: str) -> dict[str, Any]:
+    """The published per-family DROLConfig overrides for `task` (empty when none apply).
+
+    >>> family_preset("cube-double-play-singletask-task2-v0")["num_candidates"]
+    64
+    """
+    kind = task_kind(task)
+    if kind == "ogbench":
+        for family, preset in OGBENCH_PRESETS.items():
+            if task.startswith(family + "-"):
+                return dict(preset)
+    elif kind == "d4rl":
+        base = re.sub(r"-v\d+$", "", task)
+        name = base if base.startswith("antmaze-") else base.split("-")[0]
+        return dict(D4RL_PRESETS.get(name, {}))
+    return {}
+
+
+def profile_settings(profile: str, task: str) -> dict[str, Any]:
+    """Network sizes and schedule for a profile, as overrides of DROLConfig and RunConfig fields.
+
+    `paper`: the published sizes and schedule (4x512, 1M updates on OGBench, 500k on D4RL,
+    evaluation every 100k updates with 50 episodes). `smoke`: small networks and few updates,
+    so any task runs end to end in a couple of minutes on a CPU. `auto`: `paper` for benchmark
+    tasks, and for the embedded `modes` family the sizing of the one-minute demo.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    kind = task_kind(task)
+    if profile == "smoke":
+        return dict(actor_hidden=(64, 64), critic_hidden=(64, 64), steps=1000, log_interval=100,
+                    eval_interval=500, eval_episodes=5, checkpoint_interval=500)
+    if profile == "auto" and kind == "modes":
+        return dict(actor_hidden=(128, 128, 128), critic_hidden=(128, 128, 128), steps=3000,
+                    log_interval=250, eval_interval=500, eval_episodes=50, checkpoint_interval=1000)
+    steps = 500_000 if kind == "d4rl" else 1_000_000
+    if kind == "modes":
+        steps = 20_000
+    return dict(actor_hidden=(512,) * 4, critic_hidden=(512,) * 4, steps=steps,
+                log_interval=5_000, eval_interval=min(100_000, steps // 10), eval_episodes=50,
+                checkpoint_interval=min(50_000, steps // 10))
+
+
+def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[DROLConfig, RunConfig]:
+    """Build the configs for a task: paper defaults < family preset < profile < explicit overrides.
+
+    `overrides` may name any field of DROLConfig or RunConfig; None values are ignored, so a
+    CLI can pass every option through. Raises ValueError for unknown fields or invalid values.
+    """
+    learner_fields = {f.name for f in dataclasses.fields(DROLConfig)}
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    merged: dict[str, Any] = {}
+    merged.update(family_preset(task))
+    merged.update(profile_settings(profile, task))
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(merged) - learner_fields - run_fields
+    if unknown:
+        raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
+    learner = DROLConfig(**{k: v for k, v in merged.items() if k in learner_fields})
+    run = RunConfig(task=task, profile=profile, **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
+    learner.validate()
+    run.validate()
+    return learner, run

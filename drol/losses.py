@@ -1,0 +1,87 @@
+"""DROL's losses (spec section 1), written for the fast path.
+
+Routing runs without gradients over the B x K candidates; the actor loss then evaluates
+f(s, z_winner) for the B winners only, with the winner's latent held fixed. Its gradient is
+the gradient of the paper's loss (which evaluates all B*K candidates and selects the winner),
+because only the winner carries gradient and the argmin is piecewise constant.
+
+Shapes: B batch, K candidates, d action dim, E ensemble members.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from drol.config import DROLConfig
+from drol.networks import Actor, CriticEnsemble
+from drol.prior import sample_ball
+from drol.routing import RoutingRule
+
+
+class Batch(NamedTuple):
+    """A batch of transitions: observations (B, obs), actions (B, d), rewards (B,), masks (B,),
+    next_observations (B, obs)."""
+
+    observations: jnp.ndarray
+    actions: jnp.ndarray
+    rewards: jnp.ndarray
+    masks: jnp.ndarray
+    next_observations: jnp.ndarray
+
+
+def candidate_actions(actor: Actor, actor_params, observations: jnp.ndarray, latents: jnp.ndarray) -> jnp.ndarray:
+    """Clipped candidates c_k = clip(f(s, z_k), -1, 1): (B, K, d) from observations (B, obs), latents (B, K, d)."""
+    repeated = jnp.broadcast_to(observations[:, None, :], latents.shape[:2] + observations.shape[-1:])
+    return jnp.clip(actor.apply(actor_params, repeated, latents), -1.0, 1.0)
+
+
+def route(actor: Actor, actor_params, observations: jnp.ndarray, actions: jnp.ndarray,
+          latents: jnp.ndarray, rule: RoutingRule) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Owners of the data actions, computed without gradients.
+
+    Returns winners (B,) int32 and the winners' latents (B, d).
+    """
+    candidates = jax.lax.stop_gradient(candidate_actions(actor, actor_params, observations, latents))
+    winners = rule(candidates, actions)
+    winner_latents = jnp.take_along_axis(latents, winners[:, None, None], axis=1)[:, 0]
+    return winners, winner_latents
+
+
+def actor_loss(actor_params, critic_params, observations: jnp.ndarray, actions: jnp.ndarray,
+               winner_latents: jnp.ndarray, *, actor: Actor, critic: CriticEnsemble,
+               config: DROLConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """L_actor = bc_coef * L_bc + q_coef * L_q on the winners c_{k*} = clip(f(s, z_{k*})).
+
+    L_bc = mean_B |c_{k*} - a|^2 / d; L_q = -mean_B min_j Q_j(s, c_{k*}) (critic params held
+    fixed), divided by stop_grad(max(mean |Q_min|, 1e-6)) when normalize_q_loss.
+    """
+    winners = jnp.clip(actor.apply(actor_params, observations, winner_latents), -1.0, 1.0)
+    bc_loss = jnp.mean(jnp.sum(jnp.square(winners - actions), axis=-1)) / actions.shape[-1]
+    q_min = jnp.min(critic.apply(jax.lax.stop_gradient(critic_params), observations, winners), axis=0)
+    q_loss = -jnp.mean(q_min)
+    if config.normalize_q_loss:
+        q_loss = q_loss / jax.lax.stop_gradient(jnp.maximum(jnp.mean(jnp.abs(q_min)), 1e-6))
+    loss = config.bc_coef * bc_loss + config.q_coef * q_loss
+    return loss, dict(actor_loss=loss, bc_loss=bc_loss, q_loss=q_loss, q_winner=jnp.mean(q_min))
+
+
+def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch, key: jax.Array, *,
+                actor: Actor, critic: CriticEnsemble,
+                config: DROLConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """TD regression: mean over members and batch of (Q_j(s, a) - y)^2.
+
+    y = r + discount * mask * Qbar(s', a'), a' = clip(f(s', z')) with one fresh prior sample z',
+    Qbar the mean (or min, q_agg) of the target ensemble; y carries no gradient.
+    """
+    action_dim = batch.actions.shape[-1]
+    next_latents = sample_ball(key, batch.actions.shape[:1], action_dim)
+    next_actions = jnp.clip(actor.apply(actor_params, batch.next_observations, next_latents), -1.0, 1.0)
+    next_qs = critic.apply(target_critic_params, batch.next_observations, next_actions)
+    next_q = jnp.min(next_qs, axis=0) if config.q_agg == "min" else jnp.mean(next_qs, axis=0)
+    target = jax.lax.stop_gradient(batch.rewards + config.discount * batch.masks * next_q)
+    qs = critic.apply(critic_params, batch.observations, batch.actions)
+    loss = jnp.mean(jnp.square(qs - target))
+    return loss, dict(critic_loss=loss, q_data=jnp.mean(qs), target_q=jnp.mean(target))

@@ -1,0 +1,119 @@
+"""The `drol-diag` command line. Bad input ends with a one-line error and exit status 2."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Ablations and diagnostics for DROL (dynamic routing for offline RL).")
+
+EXIT_USAGE = 2
+
+
+@app.callback()
+def cli() -> None:
+    """Ablations and diagnostics for DROL (dynamic routing for offline RL)."""
+
+
+def fail(message: str) -> None:
+    """Print a one-line error and exit with status 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0,1,2' or '0-4' or '0-2,7' -> (0, 1, 2, ...). Raises ValueError with the valid forms."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"malformed --seeds {text!r}; use non-negative integers like 0,1,2 or a range 0-4")
+        lo, hi = int(match[1]), int(match[2] or match[1])
+        if hi < lo:
+            raise ValueError(f"malformed --seeds {text!r}: range {part} is empty; write ranges low-high like 0-4")
+        seeds.extend(range(lo, hi + 1))
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"malformed --seeds {text!r}: a seed is repeated")
+    return tuple(seeds)
+
+
+def parse_widths(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
+    """'512,512,512,512' -> (512, 512, 512, 512)."""
+    if text is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise ValueError(f"malformed {option} {text!r}; use comma-separated positive widths like 512,512,512,512")
+    if not widths or min(widths) < 1:
+        raise ValueError(f"malformed {option} {text!r}; widths must be positive integers")
+    return widths
+
+
+@app.command()
+def run(
+    task: str = typer.Option("modes-2d", help="modes-2d, modes-5d, or an OGBench single-task name"),
+    ablation: str = typer.Option("dynamic", help="routing variant (dynamic: the paper's method)"),
+    k: Optional[int] = typer.Option(None, "--k", help="K, candidates per state [preset, else 16]"),
+    seeds: str = typer.Option("0,1,2", help="seeds, e.g. 0,1,2 or 0-4"),
+    steps: Optional[int] = typer.Option(None, help="gradient updates per seed [profile]"),
+    batch_size: Optional[int] = typer.Option(None, help="transitions per update [256]"),
+    hidden: Optional[str] = typer.Option(None, help="hidden widths of actor and critic, e.g. 512,512,512,512"),
+    actor_hidden: Optional[str] = typer.Option(None, help="actor widths (overrides --hidden)"),
+    critic_hidden: Optional[str] = typer.Option(None, help="critic widths (overrides --hidden)"),
+    bc_coef: Optional[float] = typer.Option(None, help="weight of winner-only BC [family preset]"),
+    q_coef: Optional[float] = typer.Option(None, help="weight of critic guidance [1]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [3e-4]"),
+    discount: Optional[float] = typer.Option(None, help="discount [family preset, else 0.99]"),
+    tau: Optional[float] = typer.Option(None, help="target Polyak rate [0.005]"),
+    q_agg: Optional[str] = typer.Option(None, help="TD target over the ensemble: mean or min [preset]"),
+    num_critics: Optional[int] = typer.Option(None, help="critic ensemble size [2]"),
+    normalize_q_loss: Optional[bool] = typer.Option(None, "--normalize-q-loss/--no-normalize-q-loss",
+                                                    help="divide L_q by mean |Q| [on]"),
+    eval_interval: Optional[int] = typer.Option(None, help="updates between evaluations [profile]"),
+    eval_episodes: Optional[int] = typer.Option(None, help="episodes per evaluation [50]"),
+    log_interval: Optional[int] = typer.Option(None, help="updates between metric rows [profile]"),
+    checkpoint_interval: Optional[int] = typer.Option(None, help="updates between checkpoints [profile]"),
+    profile: str = typer.Option("auto", help="auto, smoke (tiny, fast) or paper (published sizes)"),
+    out: Path = typer.Option(Path("runs"), help="results folder"),
+    dataset_dir: Optional[str] = typer.Option(None, help="OGBench dataset folder [$OGBENCH_DATA_DIR or ~/.ogbench/data]"),
+    resume: bool = typer.Option(False, help="continue the run folder from its last checkpoint"),
+    force: bool = typer.Option(False, help="delete an existing run folder and start again"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train DROL on a task for several seeds at once and print a summary."""
+    from drol.config import resolve
+    from drol.datasets import load_task
+    from drol_diag.train import RunError, format_summary, train
+
+    try:
+        widths = parse_widths(hidden, "--hidden")
+        learner_config, run_config = resolve(
+            task, profile, ablation=ablation, num_candidates=k, seeds=parse_seeds(seeds), steps=steps,
+            batch_size=batch_size, actor_hidden=parse_widths(actor_hidden, "--actor-hidden") or widths,
+            critic_hidden=parse_widths(critic_hidden, "--critic-hidden") or widths, bc_coef=bc_coef, q_coef=q_coef,
+            lr=lr, discount=discount, tau=tau, q_agg=q_agg, num_critics=num_critics,
+            normalize_q_loss=normalize_q_loss, eval_interval=eval_interval, eval_episodes=eval_episodes,
+            log_interval=log_interval, checkpoint_interval=checkpoint_interval)
+        loaded = load_task(task, dataset_dir)
+        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress)
+    except (ValueError, RunError) as error:
+        fail(str(error))
+    typer.echo(format_summary(summary))
+
+
+def main() -> None:
+    """Console entry point."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    app(prog_name="drol-diag")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

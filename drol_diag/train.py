@@ -1,0 +1,251 @@
+"""Run a DROL training job: several seeds in one compiled program, logged to a run folder.
+
+Data flows one way: task dataset -> learner state (drol.learner, pure JAX) -> per-chunk
+metrics and evaluations -> the run folder (drol_diag.store). The host sees the state only at
+chunk ends; a chunk ends at every log, evaluation and checkpoint step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from drol.config import ACTION_CLIP_EPS, DROLConfig, RunConfig
+from drol.datasets import Task
+from drol.learner import Learner, TrainState, act, make_init, make_train_chunk, seed_key
+from drol_diag import store
+
+EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
+LAST_EVALS_FOR_SCORE = 3  # the published protocol: a run's score is the mean of its last 3 evaluations
+
+
+class RunError(ValueError):
+    """A problem with the user's request (bad option, conflicting run folder): exit status 2."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished (or stopped) run reports. Scores are NaN for seeds without evaluations."""
+
+    run_dir: str
+    seeds: list[int]
+    scores: list[float]  # per seed: mean of the last three evaluation scores
+    diverged_steps: list[int]  # per seed: update at which losses became NaN/inf, -1 if never
+    steps: int  # updates done per seed
+    wall_time_s: float  # whole command, compilation and evaluation included
+    compile_time_s: float
+    train_time_s: float  # time inside the compiled training chunks only
+    updates_per_s: float  # updates per second of the program (all seeds advance together)
+    seed_updates_per_s: float  # updates_per_s times the number of seeds
+
+    @property
+    def mean_score(self) -> float:
+        finite = [s for s in self.scores if np.isfinite(s)]
+        return float(np.mean(finite)) if finite else float("nan")
+
+
+def run_dir_for(out: Path, run: RunConfig, learner: DROLConfig) -> Path:
+    """<out>/<task>/<ablation>-k<K>."""
+    return Path(out) / run.task / f"{run.ablation}-k{learner.num_candidates}"
+
+
+def device_dataset(dataset: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
+    """The training arrays on the device, actions clipped to [-1 + eps, 1 - eps] (spec section 1)."""
+    arrays = {k: jnp.asarray(dataset[k], jnp.float32) for k in ("observations", "rewards", "masks", "next_observations")}
+    arrays["actions"] = jnp.clip(jnp.asarray(dataset["actions"], jnp.float32), -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
+    return arrays
+
+
+def chunk_boundaries(start: int, run: RunConfig) -> list[int]:
+    """Steps after `start` at which a chunk ends: every log, eval and checkpoint step, and the last."""
+    ends = {run.steps}
+    for interval in (run.log_interval, run.eval_interval, run.checkpoint_interval):
+        ends.update(range(interval, run.steps + 1, interval))
+    return sorted(e for e in ends if e > start)
+
+
+def eval_seed(seed: int, step: int) -> int:
+    """Episode seed of the evaluation of `seed` at `step` (a 31-bit integer)."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] >> 1)
+
+
+def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list[int], step: int,
+                   episodes: int, act_fn) -> dict[str, np.ndarray]:
+    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {name: (S,)}."""
+    results: list[dict[str, float]] = []
+    diverged = np.asarray(states.diverged)
+    for i, seed in enumerate(seeds):
+        if diverged[i]:
+            results.append({})
+            continue
+        params = jax.tree.map(lambda x: x[i], states.actor_params)
+        key = jax.random.fold_in(jax.random.fold_in(seed_key(seed), EVAL_STREAM), step)
+        calls = iter(range(1 << 30))
+        policy = lambda obs, params=params, key=key: np.asarray(
+            act_fn(params, jnp.asarray(obs, jnp.float32), jax.random.fold_in(key, next(calls))))
+        results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
+    names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))})
+    return {name: np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
+
+
+def final_scores(evals: store.LogStore, num_seeds: int) -> list[float]:
+    """Per seed, the mean of the last three evaluation scores (NaN where there are none)."""
+    if evals.dataset is None or "score" not in evals.dataset:
+        return [float("nan")] * num_seeds
+    scores = evals.dataset["score"].values  # (S, E)
+    out = []
+    for row in scores:
+        finite = row[np.isfinite(row)]
+        out.append(float(np.mean(finite[-LAST_EVALS_FOR_SCORE:])) if finite.size else float("nan"))
+    return out
+
+
+def config_record(learner: DROLConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:
+    """Everything config.json holds."""
+    return {
+        "learner": dataclasses.asdict(learner),
+        "run": dataclasses.asdict(run),
+        "task": {"name": task.name, "obs_dim": task.obs_dim, "action_dim": task.action_dim,
+                 "transitions": int(len(task.dataset["actions"]))},
+        "versions": store.package_versions(),
+        "git_commit": store.git_commit(),
+        "command": " ".join(sys.argv),
+        "backend": jax.default_backend(),
+        **extra,
+    }
+
+
+def comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
+    return {"learner": record["learner"], "task": record["run"]["task"], "ablation": record["run"]["ablation"],
+            "seeds": list(record["run"]["seeds"])}
+
+
+def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: bool) -> None:
+    """Create the run folder, or check that an existing one may be resumed. Raises RunError."""
+    config_path = run_dir / store.CONFIG_FILE
+    if config_path.exists() and not force:
+        if not resume:
+            raise RunError(f"run folder {run_dir} already exists; pass --resume to continue it, --force to "
+                           "start it again, or --out for another folder")
+        previous = store.read_json(config_path)
+        if comparable(previous) != comparable(record):
+            changed = [k for k in comparable(record) if comparable(previous).get(k) != comparable(record)[k]]
+            raise RunError(f"cannot resume {run_dir}: its {', '.join(changed)} differ from this command's; "
+                           "use the same settings, or --force to start it again")
+    elif config_path.exists() and force:
+        import shutil
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    store.write_json_atomic(config_path, record)
+
+
+def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, resume: bool = False,
+          force: bool = False, progress: bool = True, config_extra: dict[str, Any] | None = None) -> RunSummary:
+    """Train every seed of `run` on `task`, logging to the run folder; returns the summary.
+
+    Raises RunError for a run folder that conflicts with the request.
+    """
+    started = time.perf_counter()
+    seeds = list(run.seeds)
+    learner = Learner(learner_config, task.obs_dim, task.action_dim)
+    run_dir = run_dir_for(out, run, learner_config)
+    record = config_record(learner_config, run, task, config_extra or {})
+    prepare_run_dir(run_dir, record, resume, force)
+    store.remove_stale_versions(run_dir)
+
+    dataset = device_dataset(task.dataset)
+    states = make_init(learner)(jnp.asarray(seeds, jnp.int32))
+    start = 0
+    restored = store.load_checkpoint(run_dir, states) if resume else None
+    if restored is not None:
+        states = jax.tree.map(jnp.asarray, restored[0])
+        start = int(restored[1]["step"])
+    if start > run.steps:
+        raise RunError(f"{run_dir} is already at step {start}, beyond --steps {run.steps}")
+
+    attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": learner_config.num_candidates}
+    metrics = store.LogStore(run_dir, store.METRICS_STORE, seeds, attrs)
+    evals = store.LogStore(run_dir, store.EVALS_STORE, seeds, attrs)
+    if restored is not None:
+        metrics.load(start)
+        evals.load(start)
+
+    act_fn = jax.jit(lambda params, obs, key: act(learner, params, obs, key))
+    compiled: dict[int, Any] = {}
+    compile_time = train_time = 0.0
+    bar = tqdm(total=run.steps, initial=start, unit="upd", disable=not progress, dynamic_ncols=True,
+               desc=f"{run.task} {run.ablation} K={learner_config.num_candidates} seeds={len(seeds)}",
+               file=sys.stderr)
+    step = start
+    try:
+        for end in chunk_boundaries(start, run):
+            length = end - step
+            if length not in compiled:
+                t0 = time.perf_counter()
+                bar.set_postfix_str("compiling")
+                compiled[length] = make_train_chunk(learner, length).lower(states, dataset).compile()
+                compile_time += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            states, chunk_metrics = compiled[length](states, dataset)
+            chunk_metrics = jax.tree.map(np.asarray, chunk_metrics)  # waits for the chunk
+            train_time += time.perf_counter() - t0
+            step = end
+            metrics.append(step, {**chunk_metrics, "diverged": np.asarray(states.diverged)})
+            rate = (step - start) / train_time
+            bar.update(length)
+            bar.set_postfix(upd_s=f"{rate:.1f}", critic=f"{np.nanmean(chunk_metrics['critic_loss']):.3g}",
+                            actor=f"{np.nanmean(chunk_metrics['actor_loss']):.3g}")
+
+            if task.evaluate is not None and (step % run.eval_interval == 0 or step == run.steps):
+                evals.append(step, evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
+                evals.flush()
+            if step % run.log_interval == 0 or step == run.steps:
+                metrics.flush()
+            if step % run.checkpoint_interval == 0 or step == run.steps:
+                metrics.flush()
+                evals.flush()
+                store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
+    finally:
+        bar.close()
+        metrics.flush()
+        evals.flush()
+
+    wall = time.perf_counter() - started
+    rate = (step - start) / train_time if train_time > 0 else float("nan")
+    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=final_scores(evals, len(seeds)),
+                         diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
+                         wall_time_s=wall, compile_time_s=compile_time, train_time_s=train_time,
+                         updates_per_s=rate, seed_updates_per_s=rate * len(seeds))
+    store.write_json_atomic(run_dir / store.SUMMARY_FILE, {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
+    return summary
+
+
+def format_summary(summary: RunSummary) -> str:
+    """A short human-readable summary of a run."""
+    lines = [f"run folder: {summary.run_dir}"]
+    for seed, score, div in zip(summary.seeds, summary.scores, summary.diverged_steps):
+        status = f"  DIVERGED at update {div}" if div >= 0 else ""
+        lines.append(f"  seed {seed}: score {score:.3f}{status}")
+    finite = [s for s in summary.scores if math.isfinite(s)]
+    std = float(np.std(finite)) if finite else float("nan")
+    lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
+                 f"mean of the last {LAST_EVALS_FOR_SCORE} evaluations per seed)")
+    diverged = [s for s, d in zip(summary.seeds, summary.diverged_steps) if d >= 0]
+    if diverged:
+        lines.append(f"  diverged seeds (losses became NaN/inf, stopped): {', '.join(map(str, diverged))}")
+    lines.append(f"  wall time {summary.wall_time_s:.1f} s (compile {summary.compile_time_s:.1f} s, "
+                 f"training {summary.train_time_s:.1f} s)")
+    lines.append(f"  throughput {summary.updates_per_s:.1f} updates/s per seed, {summary.seed_updates_per_s:.1f} "
+                 f"seed-updates/s over {len(summary.seeds)} seeds (compilation excluded)")
+    return "\n".join(lines)

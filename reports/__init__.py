@@ -1,0 +1,2 @@
+"""rliable-based statistical reports in HTML and PDF answering the referee's questions.
+Filled in by the reports issue."""
