@@ -149,6 +149,11 @@ class ModesGeometry:
         """Centre of the highest mode (the oracle policy); shape (n, d)."""
         return self.centres(observations)[:, jnp.argmax(self.heights)]
 
+    def mean_action(self, observations: jnp.ndarray) -> jnp.ndarray:
+        """The dataset-average (BC) policy: the conditional mean of the data actions, i.e. the mean
+        of the mode centres, which a unimodal regression policy converges to; shape (n, d)."""
+        return jnp.mean(self.centres(observations), axis=1)
+
     def sample(self, key: jax.Array, n: int) -> dict[str, jnp.ndarray]:
         """n transitions: a uniform mode plus Gaussian noise, horizon 1 (masks 0)."""
         state_key, mode_key, noise_key = jax.random.split(key, 3)

@@ -10,7 +10,12 @@ from typing import Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+try:  # typer vendors click from 0.20 on; its UsageError is what option parsing raises
+    from typer._click.exceptions import UsageError
+except ImportError:  # older typer on top of click
+    from click.exceptions import UsageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Ablations and diagnostics for DROL (dynamic routing for offline RL).")
 
 EXIT_USAGE = 2
@@ -110,9 +115,19 @@ def run(
 
 
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: option-parsing errors, like our own, are one line with exit status 2."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    app(prog_name="drol-diag")
+    try:
+        code = app(prog_name="drol-diag", standalone_mode=False)
+    except UsageError as error:
+        if error.format_message():  # (empty when the usage text was just shown, e.g. no arguments)
+            command = error.ctx.command_path if error.ctx else "drol-diag"
+            typer.echo(f"error: {error.format_message()} (see {command} --help)", err=True)
+        code = EXIT_USAGE
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        code = 130
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ chunk ends; a chunk ends at every log, evaluation and checkpoint step.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -127,8 +128,9 @@ def config_record(learner: DROLConfig, run: RunConfig, task: Task, extra: dict[s
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
-    return {"learner": record["learner"], "task": record["run"]["task"], "ablation": record["run"]["ablation"],
-            "seeds": list(record["run"]["seeds"])}
+    fields = {"learner settings": record["learner"], "task": record["run"]["task"],
+              "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"]}
+    return json.loads(json.dumps(fields))  # tuples and lists compare equal after a JSON round trip
 
 
 def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: bool) -> None:
@@ -141,7 +143,8 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
         previous = store.read_json(config_path)
         if comparable(previous) != comparable(record):
             changed = [k for k in comparable(record) if comparable(previous).get(k) != comparable(record)[k]]
-            raise RunError(f"cannot resume {run_dir}: its {', '.join(changed)} differ from this command's; "
+            raise RunError(f"cannot resume {run_dir}: its {', '.join(changed)} differ from this command's "
+                           f"(see {config_path}); "
                            "use the same settings, or --force to start it again")
     elif config_path.exists() and force:
         import shutil

@@ -1,0 +1,209 @@
+"""`drol-diag run` end to end: training beats the BC baseline, exact resume, kill safety, bad input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+from flax import serialization
+from typer.testing import CliRunner
+
+from drol.config import resolve
+from drol.datasets import MODES_TASKS, ModesGeometry, load_task
+from drol_diag import store
+from drol_diag.cli import app
+from drol_diag.train import train
+from ogbench_fixture import write_tiny_ogbench_dataset
+
+TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
+DROL_DIAG = str(Path(sys.executable).with_name("drol-diag"))
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, list(args))
+
+
+def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
+    with open(run_dir / store.CHECKPOINT_FILE, "rb") as f:
+        payload = serialization.msgpack_restore(f.read())
+    flat = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in sorted(node):
+                walk(node[key])
+        else:
+            flat.append(np.asarray(node))
+    walk(payload["state"])
+    return flat
+
+
+def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
+    task = load_task("modes-2d")
+    learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=128,
+                           num_candidates=8, seeds=(0, 1), steps=1500, log_interval=500, eval_interval=500,
+                           checkpoint_interval=1500)
+    summary = train(task, learner, run, tmp_path, progress=False)
+
+    geometry = ModesGeometry(MODES_TASKS["modes-2d"])
+    bc_score = task.evaluate(lambda obs: np.asarray(geometry.mean_action(jnp.asarray(obs))), 1, 0)["score"]
+    oracle = task.evaluate(lambda obs: np.asarray(geometry.best_action(jnp.asarray(obs))), 1, 0)["score"]
+    assert oracle == pytest.approx(1.0, abs=1e-6)
+    assert bc_score < 0.1
+    assert all(score > bc_score + 0.2 for score in summary.scores), summary.scores
+    # The run folder holds what the issue promises.
+    run_dir = Path(summary.run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["learner"]["num_candidates"] == 8 and config["run"]["seeds"] == [0, 1]
+    assert "jax" in config["versions"] and config["git_commit"]
+    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
+    assert list(metrics.step.values) == [500, 1000, 1500] and list(metrics.seed.values) == [0, 1]
+    assert np.all(np.isfinite(metrics["critic_loss"].values))
+    evals = xr.open_zarr(run_dir / "evals.zarr", consolidated=False)
+    assert evals["score"].shape == (2, 3)
+    np.testing.assert_allclose(summary.scores, evals["score"].values.mean(axis=1), rtol=1e-6)
+
+
+def test_resume_is_exact(tmp_path):
+    task = load_task("modes-2d")
+    common = dict(**TINY, seeds=(0, 1), log_interval=50, eval_interval=100, checkpoint_interval=100)
+    learner, first_half = resolve("modes-2d", "auto", steps=100, **common)
+    _, full = resolve("modes-2d", "auto", steps=200, **common)
+
+    train(task, learner, first_half, tmp_path / "resumed", progress=False)
+    resumed = train(task, learner, full, tmp_path / "resumed", resume=True, progress=False)
+    straight = train(task, learner, full, tmp_path / "straight", progress=False)
+
+    for a, b in zip(checkpoint_leaves(Path(resumed.run_dir)), checkpoint_leaves(Path(straight.run_dir))):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.scores == straight.scores
+    m_resumed = xr.open_zarr(Path(resumed.run_dir) / "metrics.zarr", consolidated=False)
+    m_straight = xr.open_zarr(Path(straight.run_dir) / "metrics.zarr", consolidated=False)
+    xr.testing.assert_equal(m_resumed.load(), m_straight.load())
+
+
+def test_rerun_without_resume_is_refused_and_changed_config_cannot_resume(tmp_path):
+    args = ["run", "--steps", "20", "--hidden", "16", "--batch-size", "16", "--k", "2", "--seeds", "0",
+            "--log-interval", "10", "--eval-interval", "20", "--out", str(tmp_path), "--no-progress"]
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code == 2 and "--resume" in again.stderr
+    changed = invoke(*args, "--bc-coef", "0.5", "--resume")
+    assert changed.exit_code == 2 and "learner settings" in changed.stderr
+
+
+def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_path):
+    args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
+            "--seeds", "0,1", "--log-interval", "200", "--eval-interval", "1000", "--checkpoint-interval", "400",
+            "--out", str(tmp_path), "--no-progress"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run_dir = tmp_path / "modes-2d" / "dynamic-k2"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if (run_dir / "checkpoint.msgpack").exists() and (run_dir / "metrics.zarr").exists():
+                metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
+                if metrics.sizes["step"] >= 4:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the run wrote no checkpoint in time")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False).load()  # readable after SIGKILL
+    steps = metrics.step.values
+    assert steps[0] == 200 and np.all(np.diff(steps) == 200)
+    with open(run_dir / "checkpoint.msgpack", "rb") as f:
+        saved_step = json.loads(serialization.msgpack_restore(f.read())["extra"])["step"]
+    assert saved_step >= 400 and saved_step % 400 == 0
+    # Resume to a nearby step: the rows after the checkpoint are replaced, none duplicated.
+    target = saved_step + 400
+    result = subprocess.run([*args[:3], str(target), *args[4:], "--resume"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False).load()
+    assert list(metrics.step.values) == list(range(200, target + 1, 200))
+    assert not list((run_dir / ".versions").glob("*.tmp*"))
+
+
+BAD_INPUTS = [
+    (["--task", "no-such-task"], "unknown task"),
+    (["--task", "modes-9d"], "unknown task"),
+    (["--ablation", "nope"], "unknown ablation"),
+    (["--k", "0"], "K"),
+    (["--steps", "0"], "steps"),
+    (["--steps", "-5"], "steps"),
+    (["--batch-size", "0"], "batch size"),
+    (["--seeds", "a,b"], "--seeds"),
+    (["--seeds", "4-1"], "--seeds"),
+    (["--seeds", "1,1"], "repeated"),
+    (["--hidden", "64,x"], "--hidden"),
+    (["--profile", "huge"], "profile"),
+    (["--q-agg", "max"], "q_agg"),
+]
+
+
+@pytest.mark.parametrize("extra, phrase", BAD_INPUTS)
+def test_bad_input_is_a_one_line_error_with_exit_2_and_writes_nothing(tmp_path, extra, phrase):
+    out = tmp_path / "out"
+    result = invoke("run", "--out", str(out), "--no-progress", *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
+    assert not out.exists()
+
+
+def test_bad_dataset_files_are_one_line_errors(tmp_path):
+    name = "cube-single-play-singletask-task1-v0"
+    data = tmp_path / "data"
+    out = tmp_path / "out"
+    missing = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
+    assert missing.exit_code == 2 and "cube-single-play-v0.npz" in missing.stderr and "generate" in missing.stderr
+    data.mkdir()
+    (data / "cube-single-play-v0.npz").write_bytes(b"not an npz at all")
+    (data / "cube-single-play-v0-val.npz").write_bytes(b"not an npz at all")
+    corrupt = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
+    assert corrupt.exit_code == 2 and "bad OGBench dataset file" in corrupt.stderr
+    assert len(corrupt.stderr.strip().splitlines()) == 1
+    write_tiny_ogbench_dataset(data, episodes=2, steps=12)
+    with np.load(data / "cube-single-play-v0.npz") as f:
+        arrays = dict(f)
+    arrays["observations"][3, 2] = np.nan
+    np.savez(data / "cube-single-play-v0.npz", **arrays)
+    nan = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
+    assert nan.exit_code == 2 and "NaN" in nan.stderr
+    assert not out.exists()
+
+
+def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path):
+    data = tmp_path / "data"
+    write_tiny_ogbench_dataset(data, episodes=3, steps=30)
+    result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(data),
+                    "--profile", "smoke", "--steps", "40", "--log-interval", "20", "--eval-interval", "20",
+                    "--eval-episodes", "2", "--seeds", "0,1", "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "seed 1: score" in result.stdout and "updates/s" in result.stdout
+    run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / "dynamic-k16"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["learner"]["bc_coef"] == 10.0  # the cube-single-play preset
+    evals = xr.open_zarr(run_dir / "evals.zarr", consolidated=False)
+    assert list(evals.step.values) == [20, 40]
+    assert np.all((evals["score"].values >= 0) & (evals["score"].values <= 1))
+    assert np.all(evals["length"].values <= 200)  # cube-single's time limit
+
+
+def test_console_script_lists_commands_and_fails_with_exit_2():
+    listing = subprocess.run([DROL_DIAG, "--help"], capture_output=True, text=True)
+    assert listing.returncode == 0 and "run" in listing.stdout
+    for bad_args in (["run", "--k", "0"], ["run", "--k", "abc"], ["run", "--no-such-option"], ["nope"]):
+        bad = subprocess.run([DROL_DIAG, *bad_args], capture_output=True, text=True)
+        assert bad.returncode == 2 and bad.stderr.startswith("error: "), (bad_args, bad.stderr)
+        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
