@@ -12,7 +12,8 @@ Layout of one run (task, ablation, K), several seeds inside:
 Nothing is left half-written when a process is killed: files are written under a temporary
 name and renamed; a log store is rewritten whole into a fresh version folder under
 `.versions/` and the `metrics.zarr` symlink is swapped atomically to it, so a reader always
-opens a complete store holding every row up to the last flush.
+opens a complete store holding every row up to the last flush. Stores are chunked one `step`
+row per chunk (see `step_chunking`), which makes reading while a run writes safe.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
     versions = run_dir / VERSIONS_DIR
     versions.mkdir(exist_ok=True)
     version = versions / f"{name}.{uuid.uuid4().hex[:12]}"
-    dataset.to_zarr(version, mode="w-", consolidated=False)
+    dataset.to_zarr(version, mode="w-", consolidated=False, encoding=step_chunking(dataset))
     link = run_dir / name
     tmp_link = run_dir / f".{name}.{uuid.uuid4().hex}.tmplink"
     os.symlink(os.path.join(VERSIONS_DIR, version.name), tmp_link)
@@ -111,6 +112,17 @@ def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
     os.replace(tmp_link, link)
     if previous is not None:
         shutil.rmtree(run_dir / previous, ignore_errors=True)
+
+
+def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Explicit chunks: one `step` row per chunk, whole along every other dim.
+
+    A chunk, once written, never changes and every new version holds all chunks of the one
+    before, so a reader that opened an older version's metadata reads identical bytes after
+    the link has moved on.
+    """
+    return {name: {"chunks": tuple(1 if dim == "step" else size for dim, size in var.sizes.items())}
+            for name, var in dataset.variables.items() if "step" in var.dims}
 
 
 def read_store(run_dir: Path, name: str) -> xr.Dataset | None:

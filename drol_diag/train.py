@@ -207,8 +207,10 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
             metrics.append(step, {**chunk_metrics, "diverged": np.asarray(states.diverged)})
             rate = (step - start) / train_time
             bar.update(length)
-            bar.set_postfix(upd_s=f"{rate:.1f}", critic=f"{np.nanmean(chunk_metrics['critic_loss']):.3g}",
-                            actor=f"{np.nanmean(chunk_metrics['actor_loss']):.3g}")
+            healthy = ~np.asarray(states.diverged)
+            losses = {name: f"{np.mean(chunk_metrics[name + '_loss'][healthy]):.3g}" if healthy.any() else "nan"
+                      for name in ("critic", "actor")}
+            bar.set_postfix(train_upd_s=f"{rate:.1f}", **losses)
 
             if task.evaluate is not None and (step % run.eval_interval == 0 or step == run.steps):
                 evals.append(step, evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
@@ -219,6 +221,9 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
                 metrics.flush()
                 evals.flush()
                 store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
+            if not healthy.any():  # every seed diverged: nothing left to train
+                store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
+                break
     finally:
         bar.close()
         metrics.flush()

@@ -207,3 +207,17 @@ def test_console_script_lists_commands_and_fails_with_exit_2():
         bad = subprocess.run([DROL_DIAG, *bad_args], capture_output=True, text=True)
         assert bad.returncode == 2 and bad.stderr.startswith("error: "), (bad_args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_diverged_seeds_are_recorded_and_reported(tmp_path):
+    result = invoke("run", "--lr", "1e8", "--steps", "400", "--hidden", "16,16", "--batch-size", "32", "--k", "2",
+                    "--seeds", "0,1", "--log-interval", "100", "--eval-interval", "100", "--out", str(tmp_path),
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "DIVERGED at update" in result.stdout and "diverged seeds" in result.stdout
+    run_dir = tmp_path / "modes-2d" / "dynamic-k2"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(0 <= step < 100 for step in summary["diverged_steps"])
+    assert summary["steps"] == 100  # every seed diverged in the first chunk: the run stopped there
+    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
+    assert bool(metrics["diverged"].values.all())
