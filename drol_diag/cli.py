@@ -92,6 +92,8 @@ def run(
     resume: bool = typer.Option(False, help="continue the run folder from its last checkpoint"),
     force: bool = typer.Option(False, help="delete an existing run folder and start again"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    diagnostics: bool = typer.Option(True, help="record routing diagnostics on probe transitions at each log"),
+    probes: int = typer.Option(1024, help="probe transitions per seed for the diagnostics"),
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
     from drol.config import resolve
@@ -107,8 +109,11 @@ def run(
             lr=lr, discount=discount, tau=tau, q_agg=q_agg, num_critics=num_critics,
             normalize_q_loss=normalize_q_loss, eval_interval=eval_interval, eval_episodes=eval_episodes,
             log_interval=log_interval, checkpoint_interval=checkpoint_interval)
+        if probes < 1:
+            raise ValueError(f"--probes must be a positive integer, got {probes}")
         loaded = load_task(task, dataset_dir)
-        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress)
+        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
+                        diagnostics=diagnostics, num_probes=probes)
     except (ValueError, RunError) as error:
         fail(str(error))
     typer.echo(format_summary(summary))

@@ -4,14 +4,14 @@ Layout of one run (task, ablation, K), several seeds inside:
 
     <out>/<task>/<ablation>-k<K>/
         config.json          resolved configs, package versions, git commit, command
-        metrics.zarr         per (seed, step): training losses and values (a symlink, see below)
-        evals.zarr           per (seed, step): evaluation score and episode statistics
+        logs.zarr            one xarray Dataset (a symlink, see below): training metrics and probe
+                             diagnostics per (seed, step, ...), evaluations per (seed, eval_step)
         checkpoint.msgpack   the whole training state of every seed at its last checkpoint
         summary.json         written when the run finishes
 
 Nothing is left half-written when a process is killed: files are written under a temporary
 name and renamed; a log store is rewritten whole into a fresh version folder under
-`.versions/` and the `metrics.zarr` symlink is swapped atomically to it, so a reader always
+`.versions/` and the `logs.zarr` symlink is swapped atomically to it, so a reader always
 opens a complete store holding every row up to the last flush. Stores are chunked one `step`
 row per chunk (see `step_chunking`), which makes reading while a run writes safe.
 """
@@ -34,8 +34,6 @@ from flax import serialization
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.msgpack"
-METRICS_STORE = "metrics.zarr"
-EVALS_STORE = "evals.zarr"
 VERSIONS_DIR = ".versions"
 
 
@@ -96,7 +94,29 @@ def package_versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------
-# Log stores: an xarray Dataset with dims (seed, step), rewritten whole at each flush.
+# The run log: one xarray Dataset per run, rows along `step` (training metrics, diagnostics) and
+# `eval_step` (evaluations), rewritten whole into a new version at each flush.
+
+LOG_STORE = "logs.zarr"
+FORMAT_VERSION = 1  # attrs["format_version"] of the run log; readers refuse other versions
+ROW_DIMS = ("step", "eval_step")
+# Trailing dims of per-row variables beyond (seed, row dim); other variables are (seed, row dim).
+EXTRA_DIMS: dict[str, tuple[str, ...]] = {
+    "winner": ("probe",), "nearest": ("probe",), "winner_data_dist": ("probe",), "flips_total": ("probe",),
+    "support_dist": ("probe",), "action_cos": ("probe",),
+    "load": ("candidate",), "grad_cos_layer": ("layer",), "winner_data_dist_quantiles": ("quantile",),
+}
+
+
+def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Explicit chunks: one row (`step` or `eval_step`) per chunk, whole along every other dim.
+
+    A chunk, once written, never changes and every new version holds all chunks of the one
+    before, so a reader that opened an older version's metadata reads identical bytes after
+    the link has moved on.
+    """
+    return {name: {"chunks": tuple(1 if dim in ROW_DIMS else size for dim, size in var.sizes.items())}
+            for name, var in dataset.variables.items() if set(var.dims) & set(ROW_DIMS)}
 
 
 def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
@@ -114,19 +134,8 @@ def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
         shutil.rmtree(run_dir / previous, ignore_errors=True)
 
 
-def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Explicit chunks: one `step` row per chunk, whole along every other dim.
-
-    A chunk, once written, never changes and every new version holds all chunks of the one
-    before, so a reader that opened an older version's metadata reads identical bytes after
-    the link has moved on.
-    """
-    return {name: {"chunks": tuple(1 if dim == "step" else size for dim, size in var.sizes.items())}
-            for name, var in dataset.variables.items() if "step" in var.dims}
-
-
-def read_store(run_dir: Path, name: str) -> xr.Dataset | None:
-    """Load store `name` fully into memory (None if it was never written)."""
+def read_store(run_dir: Path, name: str = LOG_STORE) -> xr.Dataset | None:
+    """Load a store fully into memory (None if it was never written)."""
     path = run_dir / name
     if not path.exists():
         return None
@@ -145,43 +154,77 @@ def remove_stale_versions(run_dir: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def rows_to_dataset(rows: list[dict[str, np.ndarray]], steps: list[int], seeds: list[int],
-                    attrs: dict[str, Any] | None = None) -> xr.Dataset:
-    """Stack per-flush rows ({name: array (S,)}) at `steps` into a Dataset with dims (seed, step)."""
-    names = list(rows[0])
-    data = {name: (("seed", "step"), np.stack([np.asarray(r[name]) for r in rows], axis=1)) for name in names}
-    return xr.Dataset(data, coords={"seed": np.asarray(seeds), "step": np.asarray(steps, np.int64)}, attrs=attrs or {})
+def flatten_attrs(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'learner': {'lr': 3e-4}} -> {'learner.lr': 3e-4}; lists and tuples become JSON strings."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat.update(flatten_attrs(value, f"{prefix}{key}."))
+        elif isinstance(value, (list, tuple)):
+            flat[f"{prefix}{key}"] = json.dumps(value, default=_json_default)
+        elif value is None:
+            flat[f"{prefix}{key}"] = "None"
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
-class LogStore:
-    """A growing (seed, step) log, kept in memory and flushed whole to `run_dir/name`."""
+class RunLog:
+    """The run's log: static variables plus rows along `step` and `eval_step`, flushed whole.
 
-    def __init__(self, run_dir: Path, name: str, seeds: list[int], attrs: dict[str, Any] | None = None):
-        self.run_dir, self.name, self.seeds, self.attrs = run_dir, name, list(seeds), attrs or {}
-        self.dataset: xr.Dataset | None = None
-        self.pending_rows: list[dict[str, np.ndarray]] = []
-        self.pending_steps: list[int] = []
+    A row is {name: array (S, ...)} at one step; its dims are (seed, row dim, *EXTRA_DIMS[name]).
+    """
 
-    def load(self, up_to_step: int) -> None:
-        """Resume: load what is on disk, keeping the rows at steps <= up_to_step."""
-        existing = read_store(self.run_dir, self.name)
-        if existing is not None:
-            self.dataset = existing.sel(step=existing.step <= up_to_step)
+    def __init__(self, run_dir: Path, seeds: list[int], attrs: dict[str, Any],
+                 static: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None):
+        self.run_dir, self.seeds = run_dir, list(seeds)
+        self.attrs = {**attrs, "format_version": FORMAT_VERSION}
+        self.static = xr.Dataset({name: (dims, np.asarray(value)) for name, (dims, value) in (static or {}).items()},
+                                 coords={"seed": np.asarray(self.seeds)})
+        self.written: dict[str, xr.Dataset | None] = {dim: None for dim in ROW_DIMS}
+        self.pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {dim: [] for dim in ROW_DIMS}
 
-    def append(self, step: int, row: dict[str, np.ndarray]) -> None:
-        """Add one row: {name: array (S,)} at `step`."""
-        self.pending_rows.append(row)
-        self.pending_steps.append(int(step))
+    def load(self, up_to_step: int) -> xr.Dataset | None:
+        """Resume: take what is on disk at rows <= up_to_step; returns it (None if nothing)."""
+        existing = read_store(self.run_dir)
+        if existing is None:
+            return None
+        for dim in ROW_DIMS:
+            if dim in existing.dims:
+                names = [n for n, v in existing.data_vars.items() if dim in v.dims]
+                rows = existing[names].sel({dim: existing[dim] <= up_to_step})
+                self.written[dim] = rows.drop_vars([c for c in rows.coords if c not in rows.dims or c == "seed"])
+        return existing
+
+    def append(self, dim: str, step: int, row: dict[str, np.ndarray]) -> None:
+        """Add one row {name: array (S, ...)} at `step` along `dim` ('step' or 'eval_step')."""
+        self.pending[dim].append((int(step), row))
+
+    def _rows(self, dim: str) -> xr.Dataset | None:
+        rows = self.pending[dim]
+        if not rows:
+            return self.written[dim]
+        names = list(rows[0][1])
+        data = {name: (("seed", dim, *EXTRA_DIMS.get(name, ())), np.stack([np.asarray(r[name]) for _, r in rows], 1))
+                for name in names}
+        new = xr.Dataset(data, coords={dim: np.asarray([s for s, _ in rows], np.int64)})
+        old = self.written[dim]
+        return new if old is None else xr.concat([old, new], dim=dim, data_vars="all", join="outer")
+
+    def dataset(self) -> xr.Dataset:
+        """Everything logged so far (pending rows included) as one Dataset."""
+        parts = [self.static] + [rows for rows in (self._rows(d) for d in ROW_DIMS) if rows is not None]
+        merged = xr.merge(parts, join="outer", compat="override")
+        return merged.assign_coords(seed=np.asarray(self.seeds)).assign_attrs(self.attrs)
 
     def flush(self) -> None:
         """Write every row so far (a no-op when nothing is pending)."""
-        if not self.pending_rows:
+        if not any(self.pending.values()):
             return
-        new = rows_to_dataset(self.pending_rows, self.pending_steps, self.seeds, self.attrs)
-        self.dataset = new if self.dataset is None else xr.concat([self.dataset, new], dim="step",
-                                                                    data_vars="all", join="outer")
-        write_store(self.run_dir, self.name, self.dataset)
-        self.pending_rows, self.pending_steps = [], []
+        for dim in ROW_DIMS:
+            self.written[dim] = self._rows(dim)
+            self.pending[dim] = []
+        write_store(self.run_dir, LOG_STORE, self.dataset())
 
 
 # ------------------------------------------------------------------------------------------

@@ -19,7 +19,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from tqdm import tqdm
+
+from diagnostics.hooks import DEFAULT_PROBES, ProbeRecorder
 
 from drol.config import ACTION_CLIP_EPS, DROLConfig, RunConfig
 from drol.datasets import Task
@@ -99,16 +102,21 @@ def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list
     return {name: np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
 
 
-def final_scores(evals: store.LogStore, num_seeds: int) -> list[float]:
+def final_scores(logged: xr.Dataset, num_seeds: int) -> list[float]:
     """Per seed, the mean of the last three evaluation scores (NaN where there are none)."""
-    if evals.dataset is None or "score" not in evals.dataset:
+    if "score" not in logged:
         return [float("nan")] * num_seeds
-    scores = evals.dataset["score"].values  # (S, E)
     out = []
-    for row in scores:
+    for row in logged["score"].values:  # (S, E)
         finite = row[np.isfinite(row)]
         out.append(float(np.mean(finite[-LAST_EVALS_FOR_SCORE:])) if finite.size else float("nan"))
     return out
+
+
+def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """Means over all updates of several chunks, from each chunk's length and means {name: (S,)}."""
+    total = sum(length for length, _ in chunks)
+    return {name: sum(length * means[name] for length, means in chunks) / total for name in chunks[0][1]}
 
 
 def config_record(learner: DROLConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +162,12 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
 
 
 def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, resume: bool = False,
-          force: bool = False, progress: bool = True, config_extra: dict[str, Any] | None = None) -> RunSummary:
+          force: bool = False, progress: bool = True, config_extra: dict[str, Any] | None = None,
+          diagnostics: bool = True, num_probes: int = DEFAULT_PROBES) -> RunSummary:
     """Train every seed of `run` on `task`, logging to the run folder; returns the summary.
 
-    Raises RunError for a run folder that conflicts with the request.
+    With `diagnostics`, every log row also holds the probe diagnostics of `num_probes` probe
+    transitions per seed (diagnostics.hooks). Raises RunError for a conflicting run folder.
     """
     started = time.perf_counter()
     seeds = list(run.seeds)
@@ -177,16 +187,20 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
     if start > run.steps:
         raise RunError(f"{run_dir} is already at step {start}, beyond --steps {run.steps}")
 
-    attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": learner_config.num_candidates}
-    metrics = store.LogStore(run_dir, store.METRICS_STORE, seeds, attrs)
-    evals = store.LogStore(run_dir, store.EVALS_STORE, seeds, attrs)
+    recorder = ProbeRecorder(learner, task, dataset, seeds, num_probes) if diagnostics else None
+    attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": learner_config.num_candidates,
+             **store.flatten_attrs(record)}
+    log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None)
     if restored is not None:
-        metrics.load(start)
-        evals.load(start)
+        previous = log.load(start)
+        if recorder is not None and previous is not None and "winner" in previous:
+            kept = previous.sel(step=previous.step <= start)
+            recorder.replay(kept["winner"].values, kept["nearest"].values)
 
     act_fn = jax.jit(lambda params, obs, key: act(learner, params, obs, key))
     compiled: dict[int, Any] = {}
     compile_time = train_time = 0.0
+    since_log: list[tuple[int, dict[str, np.ndarray]]] = []  # (length, chunk means) since the last row
     bar = tqdm(total=run.steps, initial=start, unit="upd", disable=not progress, dynamic_ncols=True,
                desc=f"{run.task} {run.ablation} K={learner_config.num_candidates} seeds={len(seeds)}",
                file=sys.stderr)
@@ -204,34 +218,37 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
             chunk_metrics = jax.tree.map(np.asarray, chunk_metrics)  # waits for the chunk
             train_time += time.perf_counter() - t0
             step = end
-            metrics.append(step, {**chunk_metrics, "diverged": np.asarray(states.diverged)})
-            rate = (step - start) / train_time
+            since_log.append((length, chunk_metrics))
             bar.update(length)
             healthy = ~np.asarray(states.diverged)
             losses = {name: f"{np.mean(chunk_metrics[name + '_loss'][healthy]):.3g}" if healthy.any() else "nan"
                       for name in ("critic", "actor")}
-            bar.set_postfix(train_upd_s=f"{rate:.1f}", **losses)
+            bar.set_postfix(train_upd_s=f"{(step - start) / train_time:.1f}", **losses)
 
-            if task.evaluate is not None and (step % run.eval_interval == 0 or step == run.steps):
-                evals.append(step, evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
-                evals.flush()
-            if step % run.log_interval == 0 or step == run.steps:
-                metrics.flush()
-            if step % run.checkpoint_interval == 0 or step == run.steps:
-                metrics.flush()
-                evals.flush()
+            last = step == run.steps or not healthy.any()  # (every seed diverged: nothing left to train)
+            if step % run.log_interval == 0 or last:
+                row = {**weighted_means(since_log), "diverged": np.asarray(states.diverged)}
+                if recorder is not None:
+                    row.update(recorder.row(states, step))
+                log.append("step", step, row)
+                since_log = []
+            if task.evaluate is not None and (step % run.eval_interval == 0 or last):
+                log.append("eval_step", step,
+                           evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
+            if step % run.log_interval == 0 or step % run.eval_interval == 0 or last:
+                log.flush()
+            if step % run.checkpoint_interval == 0 or last:
+                log.flush()
                 store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
-            if not healthy.any():  # every seed diverged: nothing left to train
-                store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
+            if last:
                 break
     finally:
         bar.close()
-        metrics.flush()
-        evals.flush()
+        log.flush()
 
     wall = time.perf_counter() - started
     rate = (step - start) / train_time if train_time > 0 else float("nan")
-    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=final_scores(evals, len(seeds)),
+    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=final_scores(log.dataset(), len(seeds)),
                          diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
                          wall_time_s=wall, compile_time_s=compile_time, train_time_s=train_time,
                          updates_per_s=rate, seed_updates_per_s=rate * len(seeds))

@@ -63,12 +63,11 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["learner"]["num_candidates"] == 8 and config["run"]["seeds"] == [0, 1]
     assert "jax" in config["versions"] and config["git_commit"]
-    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
-    assert list(metrics.step.values) == [500, 1000, 1500] and list(metrics.seed.values) == [0, 1]
-    assert np.all(np.isfinite(metrics["critic_loss"].values))
-    evals = xr.open_zarr(run_dir / "evals.zarr", consolidated=False)
-    assert evals["score"].shape == (2, 3)
-    np.testing.assert_allclose(summary.scores, evals["score"].values.mean(axis=1), rtol=1e-6)
+    logs = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
+    assert list(logs.step.values) == [500, 1000, 1500] and list(logs.seed.values) == [0, 1]
+    assert np.all(np.isfinite(logs["critic_loss"].values))
+    assert logs["score"].dims == ("seed", "eval_step") and logs["score"].shape == (2, 3)
+    np.testing.assert_allclose(summary.scores, logs["score"].values.mean(axis=1), rtol=1e-6)
 
 
 def test_resume_is_exact(tmp_path):
@@ -84,9 +83,9 @@ def test_resume_is_exact(tmp_path):
     for a, b in zip(checkpoint_leaves(Path(resumed.run_dir)), checkpoint_leaves(Path(straight.run_dir))):
         np.testing.assert_array_equal(a, b)
     assert resumed.scores == straight.scores
-    m_resumed = xr.open_zarr(Path(resumed.run_dir) / "metrics.zarr", consolidated=False)
-    m_straight = xr.open_zarr(Path(straight.run_dir) / "metrics.zarr", consolidated=False)
-    xr.testing.assert_equal(m_resumed.load(), m_straight.load())
+    resumed_logs = store.read_store(Path(resumed.run_dir))
+    straight_logs = store.read_store(Path(straight.run_dir))
+    xr.testing.assert_equal(resumed_logs.drop_attrs(), straight_logs.drop_attrs())
 
 
 def test_rerun_without_resume_is_refused_and_changed_config_cannot_resume(tmp_path):
@@ -108,8 +107,8 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
-            if (run_dir / "checkpoint.msgpack").exists() and (run_dir / "metrics.zarr").exists():
-                metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
+            if (run_dir / "checkpoint.msgpack").exists() and (run_dir / "logs.zarr").exists():
+                metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
                 if metrics.sizes["step"] >= 4:
                     break
             time.sleep(0.2)
@@ -119,7 +118,7 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 
-    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False).load()  # readable after SIGKILL
+    metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False).load()  # readable after SIGKILL
     steps = metrics.step.values
     assert steps[0] == 200 and np.all(np.diff(steps) == 200)
     with open(run_dir / "checkpoint.msgpack", "rb") as f:
@@ -129,7 +128,7 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     target = saved_step + 400
     result = subprocess.run([*args[:3], str(target), *args[4:], "--resume"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False).load()
+    metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False).load()
     assert list(metrics.step.values) == list(range(200, target + 1, 200))
     assert not list((run_dir / ".versions").glob("*.tmp*"))
 
@@ -194,8 +193,8 @@ def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path):
     run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / "dynamic-k16"
     config = json.loads((run_dir / "config.json").read_text())
     assert config["learner"]["bc_coef"] == 10.0  # the cube-single-play preset
-    evals = xr.open_zarr(run_dir / "evals.zarr", consolidated=False)
-    assert list(evals.step.values) == [20, 40]
+    evals = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
+    assert list(evals.eval_step.values) == [20, 40]
     assert np.all((evals["score"].values >= 0) & (evals["score"].values <= 1))
     assert np.all(evals["length"].values <= 200)  # cube-single's time limit
 
@@ -219,5 +218,5 @@ def test_diverged_seeds_are_recorded_and_reported(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(0 <= step < 100 for step in summary["diverged_steps"])
     assert summary["steps"] == 100  # every seed diverged in the first chunk: the run stopped there
-    metrics = xr.open_zarr(run_dir / "metrics.zarr", consolidated=False)
+    metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert bool(metrics["diverged"].values.all())

@@ -1,0 +1,135 @@
+"""Probe diagnostics: what routing does to a fixed set of M training transitions (pure JAX).
+
+Each probe i is a training transition with its own fixed bank of K latents (drol.prior.latent_bank,
+derived from (seed, transition index) exactly as the static-routing and dynamic-bank ablations
+derive theirs). Routing measured on a fixed bank changes only when the parameters change, so a
+change of winner between two log intervals means ownership really moved.
+
+`probe_diagnostics` evaluates one seed's state on its probe set; vmap it over seeds. Quantities
+that need history (flips, returns, ARI) are computed from these outputs by diagnostics.stability,
+and support distances by diagnostics.support (a KD-tree on the host).
+
+Shapes: M probes, K candidates, d action dim, L actor layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from drol.config import ACTION_CLIP_EPS
+from drol.learner import Learner, TrainState, seed_key
+from drol.losses import actor_loss, candidate_actions
+from drol.prior import latent_bank, sample_ball
+from drol.routing import ROUTING_RULES, candidate_sq_dists
+
+PROBE_STREAM = 0x9B0BE  # probe indices: fold_in(seed_key(seed), PROBE_STREAM)
+BANK_STREAM = 0xBA4C  # latent banks: fold_in(seed_key(seed), BANK_STREAM), then (index, k)
+DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key(seed), DEPLOY_STREAM), step
+QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
+
+
+class ProbeSet(NamedTuple):
+    """A seed's probe set: indices (M,) into the training data, observations (M, obs),
+    actions (M, d) (clipped as for training), and the fixed latent banks (M, K, d)."""
+
+    indices: jnp.ndarray
+    observations: jnp.ndarray
+    actions: jnp.ndarray
+    latents: jnp.ndarray
+
+
+def bank_key(seed: int | jnp.ndarray) -> jax.Array:
+    """The key every fixed latent bank of `seed` is derived from."""
+    return jax.random.fold_in(seed_key(seed), BANK_STREAM)
+
+
+def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num_probes: int,
+                   num_candidates: int) -> ProbeSet:
+    """M transitions drawn without replacement from (seed) alone, with their latent banks.
+
+    The same task and seed give the same probe transitions whatever the ablation or K.
+    """
+    n = dataset["actions"].shape[0]
+    indices = jax.random.choice(jax.random.fold_in(seed_key(seed), PROBE_STREAM), n, (min(num_probes, n),),
+                                replace=False)
+    actions = jnp.clip(dataset["actions"][indices], -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
+    latents = latent_bank(bank_key(seed), indices, num_candidates, actions.shape[-1])
+    return ProbeSet(indices.astype(jnp.int32), dataset["observations"][indices], actions, latents)
+
+
+def _layer_sq_norms_and_dots(a: dict, b: dict) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """Per Dense layer of the actor: |a|^2, |b|^2 and a.b over its kernel and bias; each (L,)."""
+    layers = a["params"]["MLP_0"]
+    names = sorted(layers, key=lambda name: int(name.split("_")[-1]))
+    flat = lambda tree: jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
+    rows = [(flat(layers[n]), flat(b["params"]["MLP_0"][n])) for n in names]
+    return (jnp.stack([x @ x for x, _ in rows]), jnp.stack([y @ y for _, y in rows]),
+            jnp.stack([x @ y for x, y in rows]))
+
+
+def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, deploy_key: jax.Array,
+                      owners: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
+    """Routing, distance, gradient and usage quantities of one seed on its probe set.
+
+    owners: (M,) the run's own owner of each probe when it is not decided by the routing rule
+    (a frozen assignment); None means the run's routing rule decides on the bank.
+    Returns per-probe arrays (M,) / (M, d) and summaries (scalars, (K,) or (L,)); see the keys.
+    """
+    config = learner.config
+    actor, critic = learner.actor, learner.critic
+    obs, actions, latents = probes.observations, probes.actions, probes.latents
+    num_probes, num_candidates, action_dim = latents.shape
+
+    candidates = candidate_actions(actor, state.actor_params, obs, latents)  # (M, K, d)
+    sq_dists = candidate_sq_dists(candidates, actions)  # (M, K)
+    nearest = jnp.argmin(sq_dists, axis=-1).astype(jnp.int32)
+    winner = ROUTING_RULES[config.routing](candidates, actions) if owners is None else owners.astype(jnp.int32)
+    take = lambda per_candidate: jnp.take_along_axis(per_candidate, winner[:, None, None], axis=1)[:, 0]
+    winner_actions, winner_latents = take(candidates), take(latents)  # (M, d)
+    winner_data_dist = jnp.sqrt(jnp.sum(jnp.square(winner_actions - actions), -1) / action_dim)  # RMS per dim
+
+    # Usage of the K candidates.
+    load = jnp.bincount(winner, length=num_candidates) / num_probes  # (K,)
+    entropy = -jnp.sum(jnp.where(load > 0, load * jnp.log(jnp.where(load > 0, load, 1.0)), 0.0))
+    load_entropy = entropy / jnp.log(num_candidates) if num_candidates > 1 else jnp.ones(())
+    pairwise = jnp.sqrt(jnp.sum(jnp.square(candidates[:, :, None] - candidates[:, None]), -1) + 1e-20)  # (M, K, K)
+    pairs = max(num_candidates * (num_candidates - 1), 1)
+    candidate_spread = jnp.mean(jnp.sum(pairwise * (1 - jnp.eye(num_candidates)), axis=(1, 2)) / pairs)
+
+    # Critic values (min over the ensemble, as the actor sees them).
+    q_min = lambda a: jnp.min(critic.apply(state.critic_params, obs, a), axis=0)  # (M,)
+    deployed = jnp.clip(actor.apply(state.actor_params, obs, sample_ball(deploy_key, (num_probes,), action_dim)),
+                        -1.0, 1.0)
+
+    # Do BC and critic guidance pull the actor's parameters the same way?
+    loss_of = lambda bc_coef, q_coef: (lambda params: actor_loss(
+        params, state.critic_params, obs, actions, winner_latents, actor=actor, critic=critic,
+        config=dataclasses.replace(config, bc_coef=bc_coef, q_coef=q_coef))[0])
+    bc_grad = jax.grad(loss_of(config.bc_coef, 0.0))(state.actor_params)
+    q_grad = jax.grad(loss_of(0.0, 1.0))(state.actor_params)
+    bc_sq, q_sq, dot = _layer_sq_norms_and_dots(bc_grad, q_grad)
+    grad_cos_layer = dot / jnp.sqrt(bc_sq * q_sq + 1e-30)
+    grad_cos = jnp.sum(dot) / jnp.sqrt(jnp.sum(bc_sq) * jnp.sum(q_sq) + 1e-30)
+    grad_norm_ratio = jnp.sqrt(jnp.sum(bc_sq)) / jnp.sqrt(jnp.sum(q_sq) + 1e-30)
+
+    # ... and in action space: towards the data action versus up the critic, at the winner.
+    ascent = jax.grad(lambda a: jnp.sum(q_min(a)))(winner_actions)  # (M, d)
+    to_data = actions - winner_actions
+    action_cos = jnp.sum(ascent * to_data, -1) / jnp.sqrt(jnp.sum(ascent**2, -1) * jnp.sum(to_data**2, -1) + 1e-30)
+
+    return {
+        "winner": winner, "nearest": nearest, "owner_mismatch": jnp.mean(winner != nearest),
+        "winner_data_dist": winner_data_dist,
+        "winner_data_dist_mean": jnp.mean(winner_data_dist),
+        "winner_data_dist_quantiles": jnp.quantile(winner_data_dist, jnp.asarray(QUANTILES)),
+        "load": load, "load_entropy": load_entropy, "dead_candidates": jnp.sum(load == 0).astype(jnp.int32),
+        "candidate_spread": candidate_spread,
+        "q_winner": jnp.mean(q_min(winner_actions)), "q_data": jnp.mean(q_min(actions)),
+        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed,
+        "grad_cos": grad_cos, "grad_cos_layer": grad_cos_layer, "grad_norm_ratio": grad_norm_ratio,
+        "action_cos": action_cos, "conflict_frac": jnp.mean(action_cos < 0),
+    }
