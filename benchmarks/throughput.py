@@ -33,6 +33,7 @@ from drol.config import DROLConfig  # noqa: E402
 from drol.learner import Learner, make_init, make_train_chunk  # noqa: E402
 
 OBS_DIM, ACTION_DIM = 28, 5  # cube-single-play shapes
+PAPER_LOG_INTERVAL = 5_000  # the paper profile's log interval (drol.config.profile_settings)
 TARGETS = {"paper_updates_per_s": 20.0, "small_updates_per_s": 400.0, "peak_fraction": 0.60}
 
 
@@ -103,6 +104,35 @@ def measure(hidden: tuple[int, ...], num_seeds: int, chunk: int, repeats: int) -
             "gflops": best * num_seeds * flops / 1e9, "compile_s": compile_s}
 
 
+def measure_diagnostics(hidden: tuple[int, ...], num_seeds: int, transitions: int, log_interval: int,
+                        updates_per_s: float) -> dict[str, float]:
+    """Seconds for one diagnostics row (1024 probes per seed, support search over `transitions`
+    pairs) and the throughput it leaves at `log_interval` updates between rows."""
+    from diagnostics.hooks import ProbeRecorder
+    from drol.datasets import Task
+
+    rng = np.random.default_rng(1)
+    host = lambda n: dict(observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+                          actions=rng.uniform(-1, 1, (n, ACTION_DIM)).astype(np.float32),
+                          rewards=np.zeros(n, np.float32), masks=np.ones(n, np.float32),
+                          next_observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32))
+    task = Task("synthetic", host(transitions), host(transitions // 10))
+    config = DROLConfig(actor_hidden=hidden, critic_hidden=hidden)
+    learner = Learner(config, OBS_DIM, ACTION_DIM)
+    dataset = {k: jnp.asarray(v) for k, v in task.dataset.items()}
+    states = make_init(learner)(jnp.arange(num_seeds))
+    start = time.perf_counter()
+    recorder = ProbeRecorder(learner, task, dataset, list(range(num_seeds)))
+    setup_s = time.perf_counter() - start
+    recorder.row(states, 0)  # compiles
+    start = time.perf_counter()
+    recorder.row(states, 1)
+    row_s = time.perf_counter() - start
+    interval_s = log_interval / updates_per_s
+    return {"row_s": row_s, "setup_s": setup_s, "log_interval": log_interval,
+            "updates_per_s_with": log_interval / (interval_s + row_s), "overhead": row_s / interval_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a rough figure in ~1 minute)")
@@ -132,9 +162,15 @@ def main() -> None:
           f"{small['updates_per_s'] / 29:.1f}x the reference's 29)")
     print(f"paper config efficiency: {paper['peak_fraction']:.0%} of the measured matmul peak "
           f"(target {TARGETS['peak_fraction']:.0%})")
+
+    diag = measure_diagnostics((512,) * 4, 1, 1_000_000, PAPER_LOG_INTERVAL, paper["updates_per_s"])
+    print(f"diagnostics at the paper configuration (1M transitions, 1024 probes, one row every "
+          f"{diag['log_interval']} updates): {diag['row_s']:.2f} s per row (setup {diag['setup_s']:.1f} s once); "
+          f"training {paper['updates_per_s']:.2f} updates/s without, {diag['updates_per_s_with']:.2f} with "
+          f"({diag['overhead']:.1%} slower; target <= 5%)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"matmul_peak_gflops": peak, "rows": rows, "targets": TARGETS}, f, indent=2)
+            json.dump({"matmul_peak_gflops": peak, "rows": rows, "diagnostics": diag, "targets": TARGETS}, f, indent=2)
 
 
 if __name__ == "__main__":

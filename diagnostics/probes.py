@@ -21,13 +21,12 @@ import jax
 import jax.numpy as jnp
 
 from drol.config import ACTION_CLIP_EPS
-from drol.learner import Learner, TrainState, seed_key
+from drol.learner import Learner, TrainState, bank_key, seed_key
 from drol.losses import actor_loss, candidate_actions
 from drol.prior import latent_bank, sample_ball
 from drol.routing import ROUTING_RULES, candidate_sq_dists
 
 PROBE_STREAM = 0x9B0BE  # probe indices: fold_in(seed_key(seed), PROBE_STREAM)
-BANK_STREAM = 0xBA4C  # latent banks: fold_in(seed_key(seed), BANK_STREAM), then (index, k)
 DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key(seed), DEPLOY_STREAM), step
 QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
 
@@ -40,11 +39,6 @@ class ProbeSet(NamedTuple):
     observations: jnp.ndarray
     actions: jnp.ndarray
     latents: jnp.ndarray
-
-
-def bank_key(seed: int | jnp.ndarray) -> jax.Array:
-    """The key every fixed latent bank of `seed` is derived from."""
-    return jax.random.fold_in(seed_key(seed), BANK_STREAM)
 
 
 def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num_probes: int,

@@ -53,8 +53,8 @@ class DROLConfig:
                 raise ValueError(f"{name} must be one or more positive widths, got {widths}")
         if self.num_critics < 1:
             raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if not self.lr >= 0:  # 0 is a control: parameters never change
+            raise ValueError(f"learning rate must be >= 0, got {self.lr}")
         if not 0 < self.discount <= 1:
             raise ValueError(f"discount must be in (0, 1], got {self.discount}")
         if not 0 < self.tau <= 1:

@@ -36,7 +36,7 @@ def evaluate_episodes(
     is info['success'] of its last step (0 if the env reports none). The environments are not
     closed, so a `make_env` that hands out cached environments can reuse them across calls.
 
-    Returns {"score": mean success in [0, 1], "return": mean episode return,
+    Returns {"score" and "success": mean success in [0, 1], "return": mean episode return,
              "length": mean episode length, "episodes": num_episodes}.
     """
     if num_episodes < 1:
@@ -73,5 +73,5 @@ def evaluate_episodes(
                     still_running.append(slot)
             running = still_running
 
-    return {"score": float(successes.mean()), "return": float(returns.mean()),
+    return {"score": float(successes.mean()), "success": float(successes.mean()), "return": float(returns.mean()),
             "length": float(lengths.mean()), "episodes": num_episodes}

@@ -23,7 +23,8 @@ from drol.prior import sample_ball
 from drol.routing import ROUTING_RULES
 
 BASE_KEY_SEED = 0  # every seed's key is fold_in(PRNGKey(BASE_KEY_SEED), seed)
-METRIC_NAMES = ("critic_loss", "q_data", "target_q", "actor_loss", "bc_loss", "q_loss", "q_winner")
+BANK_STREAM = 0xBA4C  # fixed latent banks: fold_in(seed_key(seed), BANK_STREAM), then (index, k)
+METRIC_NAMES = ("critic_loss", "td_error", "q_data", "target_q", "actor_loss", "bc_loss", "q_loss", "q_winner")
 
 
 class TrainState(NamedTuple):
@@ -63,6 +64,12 @@ class Learner(NamedTuple):
 def seed_key(seed: int | jnp.ndarray) -> jax.Array:
     """The root key of a seed, derived from its own number only."""
     return jax.random.fold_in(jax.random.PRNGKey(BASE_KEY_SEED), seed)
+
+
+def bank_key(seed: int | jnp.ndarray) -> jax.Array:
+    """The key every fixed latent bank of `seed` derives from (drol.prior.latent_bank): probes and
+    the fixed-bank routing ablations share it."""
+    return jax.random.fold_in(seed_key(seed), BANK_STREAM)
 
 
 def init_state(learner: Learner, seed: int | jnp.ndarray) -> TrainState:

@@ -84,4 +84,5 @@ def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch,
     target = jax.lax.stop_gradient(batch.rewards + config.discount * batch.masks * next_q)
     qs = critic.apply(critic_params, batch.observations, batch.actions)
     loss = jnp.mean(jnp.square(qs - target))
-    return loss, dict(critic_loss=loss, q_data=jnp.mean(qs), target_q=jnp.mean(target))
+    return loss, dict(critic_loss=loss, td_error=jnp.mean(jnp.abs(qs - target)), q_data=jnp.mean(qs),
+                      target_q=jnp.mean(target))

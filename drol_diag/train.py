@@ -85,7 +85,8 @@ def eval_seed(seed: int, step: int) -> int:
 
 def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list[int], step: int,
                    episodes: int, act_fn) -> dict[str, np.ndarray]:
-    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {name: (S,)}."""
+    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
+    for each number the task's evaluator reports (eval_score always)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     for i, seed in enumerate(seeds):
@@ -99,15 +100,15 @@ def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list
             act_fn(params, jnp.asarray(obs, jnp.float32), jax.random.fold_in(key, next(calls))))
         results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))})
-    return {name: np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
+    return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
 
 
 def final_scores(logged: xr.Dataset, num_seeds: int) -> list[float]:
     """Per seed, the mean of the last three evaluation scores (NaN where there are none)."""
-    if "score" not in logged:
+    if "eval_score" not in logged:
         return [float("nan")] * num_seeds
     out = []
-    for row in logged["score"].values:  # (S, E)
+    for row in logged["eval_score"].values:  # (S, E)
         finite = row[np.isfinite(row)]
         out.append(float(np.mean(finite[-LAST_EVALS_FOR_SCORE:])) if finite.size else float("nan"))
     return out

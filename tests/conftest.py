@@ -1,7 +1,16 @@
-"""Test set-up: the fixture helpers in tests/ are importable, and MuJoCo renders headless."""
+"""Test set-up: the fixture helpers in tests/ are importable, MuJoCo renders headless, and
+compiled XLA programs are cached on disk for the session (tests compile many identical ones)."""
 
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(__file__))
+
+import drol  # noqa: E402,F401  (sets XLA flags before JAX starts)
+import jax  # noqa: E402
+
+jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

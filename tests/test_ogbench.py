@@ -196,7 +196,8 @@ def test_evaluate_episodes_success_lengths_and_waves():
     result = evaluate_episodes(make_env, too_large_actions, num_episodes, seed=7, num_envs=num_envs)
     durations = [make_env().reset(seed=episode_seed(7, i))[0][0] for i in range(num_episodes)]
     lengths = np.minimum(durations, time_limit)  # episodes longer than the limit are truncated, unsuccessful
-    assert result == {"score": float(np.mean(np.array(durations) <= time_limit)), "return": float(lengths.mean()),
+    success = float(np.mean(np.array(durations) <= time_limit))
+    assert result == {"score": success, "success": success, "return": float(lengths.mean()),
                       "length": float(lengths.mean()), "episodes": num_episodes}
     waves = [lengths[start:start + num_envs] for start in range(0, num_episodes, num_envs)]
     assert len(batch_sizes) == sum(max(wave) for wave in waves) and sum(batch_sizes) == lengths.sum()

@@ -66,8 +66,9 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     logs = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert list(logs.step.values) == [500, 1000, 1500] and list(logs.seed.values) == [0, 1]
     assert np.all(np.isfinite(logs["critic_loss"].values))
-    assert logs["score"].dims == ("seed", "eval_step") and logs["score"].shape == (2, 3)
-    np.testing.assert_allclose(summary.scores, logs["score"].values.mean(axis=1), rtol=1e-6)
+    assert logs["eval_score"].dims == ("seed", "eval_step") and logs["eval_score"].shape == (2, 3)
+    np.testing.assert_allclose(summary.scores, logs["eval_score"].values.mean(axis=1), rtol=1e-6)
+    assert np.all(np.isfinite(logs["td_error"].values))
 
 
 def test_resume_is_exact(tmp_path):
@@ -195,8 +196,11 @@ def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path):
     assert config["learner"]["bc_coef"] == 10.0  # the cube-single-play preset
     evals = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert list(evals.eval_step.values) == [20, 40]
-    assert np.all((evals["score"].values >= 0) & (evals["score"].values <= 1))
-    assert np.all(evals["length"].values <= 200)  # cube-single's time limit
+    assert np.all((evals["eval_score"].values >= 0) & (evals["eval_score"].values <= 1))
+    np.testing.assert_array_equal(evals["eval_success"].values, evals["eval_score"].values)
+    assert np.all(evals["eval_length"].values <= 200)  # cube-single's time limit
+    assert "eval_return" in evals
+    assert evals["winner"].sizes["probe"] == min(1024, config["task"]["transitions"])  # M, capped at N
 
 
 def test_console_script_lists_commands_and_fails_with_exit_2():
