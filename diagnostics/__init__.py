@@ -1,2 +1,23 @@
 """Instrumented routing hooks and xarray stability logs (ownership flips, winner-to-data
-distances, critic/BC gradient conflicts, candidate usage). Filled in by the diagnostics issue."""
+distances, critic/BC gradient conflicts, candidate usage): probes (device), stability (ownership
+history), support (nearest training pairs), hooks (what training calls), runs (reading results).
+
+Reading results: `open_runs(path)` (diagnostics.runs) opens every run folder under `path` as one
+lazy xarray Dataset with leading dims (task, ablation, k), e.g.
+
+    from diagnostics import open_runs
+    open_runs("runs/").flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+"""
+
+from typing import Any
+
+__all__ = ["open_runs"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: diagnostics.runs pulls in dask, which training (diagnostics.hooks) does not need.
+    if name == "open_runs":
+        from diagnostics.runs import open_runs
+
+        return open_runs
+    raise AttributeError(f"module 'diagnostics' has no attribute {name!r}")

@@ -54,6 +54,8 @@ class ProbeRecorder:
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
         history = self.tracker.update(values["winner"], values["nearest"])
-        support_dist = np.stack([self.support.distances(obs, act) for obs, act in zip(self.probe_observations, deployed)])
+        seeds, probes, _ = deployed.shape
+        support_dist = self.support.distances(self.probe_observations.reshape(seeds * probes, -1),
+                                              deployed.reshape(seeds * probes, -1)).reshape(seeds, probes)
         return {**values, **history, "support_dist": support_dist, "support_dist_mean": support_dist.mean(1),
                 "ood_frac": (support_dist > self.support.ood_threshold).mean(1)}

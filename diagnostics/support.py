@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 OOD_PERCENTILE = 95.0
-CHUNK_ROWS = 16_384  # training pairs per matmul chunk
+CHUNK_ROWS = 4096  # training pairs per matmul chunk (measured fastest here at 20k x 4-D and 1M x 33-D)
 
 
 @jax.jit

@@ -10,8 +10,9 @@ Layout of one run (task, ablation, K), several seeds inside:
         summary.json         written when the run finishes
 
 Nothing is left half-written when a process is killed: files are written under a temporary
-name and renamed; a log store is rewritten whole into a fresh version folder under
-`.versions/` and the `logs.zarr` symlink is swapped atomically to it, so a reader always
+name and renamed; each log flush makes a fresh version folder under `.versions/` (hard links
+to the previous version's chunks plus the appended rows) and swaps the `logs.zarr` symlink
+atomically to it, so a reader always
 opens a complete store holding every row up to the last flush. Stores are chunked one `step`
 row per chunk (see `step_chunking`), which makes reading while a run writes safe.
 """
@@ -95,7 +96,7 @@ def package_versions() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------
 # The run log: one xarray Dataset per run, rows along `step` (training metrics, diagnostics) and
-# `eval_step` (evaluations), rewritten whole into a new version at each flush.
+# `eval_step` (evaluations); each flush publishes a new version holding every row so far.
 
 LOG_STORE = "logs.zarr"
 FORMAT_VERSION = 1  # attrs["format_version"] of the run log; readers refuse other versions
@@ -108,23 +109,31 @@ EXTRA_DIMS: dict[str, tuple[str, ...]] = {
 }
 
 
-def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Explicit chunks: one row (`step` or `eval_step`) per chunk, whole along every other dim.
+FLAT_CHUNK_KEYS = {"name": "v2", "separator": "."}  # chunk files side by side (a/0.3), not nested folders
+
+
+def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Explicit chunks: one row (`step` or `eval_step`) per chunk, whole along every other dim,
+    stored as flat files.
 
     A chunk, once written, never changes and every new version holds all chunks of the one
     before, so a reader that opened an older version's metadata reads identical bytes after
     the link has moved on.
     """
-    return {name: {"chunks": tuple(1 if dim in ROW_DIMS else size for dim, size in var.sizes.items())}
-            for name, var in dataset.variables.items() if set(var.dims) & set(ROW_DIMS)}
+    return {name: {"chunks": tuple(1 if dim in ROW_DIMS else size for dim, size in var.sizes.items()),
+                   "chunk_key_encoding": FLAT_CHUNK_KEYS}
+            for name, var in dataset.variables.items() if var.dims}
 
 
-def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
-    """Write `dataset` as the new version of store `name` and swap the symlink to it atomically."""
+def new_version(run_dir: Path, name: str) -> Path:
+    """A fresh, unused version folder for store `name`."""
     versions = run_dir / VERSIONS_DIR
     versions.mkdir(exist_ok=True)
-    version = versions / f"{name}.{uuid.uuid4().hex[:12]}"
-    dataset.to_zarr(version, mode="w-", consolidated=False, encoding=step_chunking(dataset))
+    return versions / f"{name}.{uuid.uuid4().hex[:12]}"
+
+
+def publish_version(run_dir: Path, name: str, version: Path) -> None:
+    """Point the `name` symlink at `version` atomically, then delete the version it replaced."""
     link = run_dir / name
     tmp_link = run_dir / f".{name}.{uuid.uuid4().hex}.tmplink"
     os.symlink(os.path.join(VERSIONS_DIR, version.name), tmp_link)
@@ -132,6 +141,22 @@ def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
     os.replace(tmp_link, link)
     if previous is not None:
         shutil.rmtree(run_dir / previous, ignore_errors=True)
+
+
+def link_version(source: Path, target: Path) -> None:
+    """Copy a zarr store as hard links of its (immutable) chunk files and copies of its metadata."""
+    for root, _, files in os.walk(source):
+        folder = target / os.path.relpath(root, source)
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            (shutil.copy2 if file == "zarr.json" else os.link)(os.path.join(root, file), folder / file)
+
+
+def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
+    """Write `dataset` whole as the new version of store `name` and publish it."""
+    version = new_version(run_dir, name)
+    dataset.to_zarr(version, mode="w-", consolidated=False, encoding=step_chunking(dataset))
+    publish_version(run_dir, name, version)
 
 
 def read_store(run_dir: Path, name: str = LOG_STORE) -> xr.Dataset | None:
@@ -183,12 +208,14 @@ class RunLog:
                                  coords={"seed": np.asarray(self.seeds)})
         self.written: dict[str, xr.Dataset | None] = {dim: None for dim in ROW_DIMS}
         self.pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {dim: [] for dim in ROW_DIMS}
+        self.rewrite = False  # the next flush writes the store whole (a resume dropped rows)
 
     def load(self, up_to_step: int) -> xr.Dataset | None:
         """Resume: take what is on disk at rows <= up_to_step; returns it (None if nothing)."""
         existing = read_store(self.run_dir)
         if existing is None:
             return None
+        self.rewrite = True
         for dim in ROW_DIMS:
             if dim in existing.dims:
                 names = [n for n, v in existing.data_vars.items() if dim in v.dims]
@@ -200,16 +227,22 @@ class RunLog:
         """Add one row {name: array (S, ...)} at `step` along `dim` ('step' or 'eval_step')."""
         self.pending[dim].append((int(step), row))
 
-    def _rows(self, dim: str) -> xr.Dataset | None:
+    def _pending_rows(self, dim: str) -> xr.Dataset | None:
+        """The rows along `dim` not yet written, as a Dataset (None if there are none)."""
         rows = self.pending[dim]
         if not rows:
-            return self.written[dim]
+            return None
         names = list(rows[0][1])
         data = {name: (("seed", dim, *EXTRA_DIMS.get(name, ())), np.stack([np.asarray(r[name]) for _, r in rows], 1))
                 for name in names}
-        new = xr.Dataset(data, coords={dim: np.asarray([s for s, _ in rows], np.int64)})
-        old = self.written[dim]
-        return new if old is None else xr.concat([old, new], dim=dim, data_vars="all", join="outer")
+        return xr.Dataset(data, coords={dim: np.asarray([s for s, _ in rows], np.int64)})
+
+    def _rows(self, dim: str) -> xr.Dataset | None:
+        """All rows along `dim`, written and pending."""
+        old, new = self.written[dim], self._pending_rows(dim)
+        if old is None or new is None:
+            return new if old is None else old
+        return xr.concat([old, new], dim=dim, data_vars="all", join="outer")
 
     def dataset(self) -> xr.Dataset:
         """Everything logged so far (pending rows included) as one Dataset."""
@@ -218,13 +251,36 @@ class RunLog:
         return merged.assign_coords(seed=np.asarray(self.seeds)).assign_attrs(self.attrs)
 
     def flush(self) -> None:
-        """Write every row so far (a no-op when nothing is pending)."""
+        """Write the pending rows (a no-op when there are none).
+
+        The new version hard-links the previous version's chunk files and appends only the new
+        rows, so a flush costs what it adds. The first flush, and the first after a resume that
+        dropped rows, writes the store whole.
+        """
         if not any(self.pending.values()):
             return
+        new_rows = {dim: self._pending_rows(dim) for dim in ROW_DIMS}
         for dim in ROW_DIMS:
             self.written[dim] = self._rows(dim)
             self.pending[dim] = []
-        write_store(self.run_dir, LOG_STORE, self.dataset())
+        link = self.run_dir / LOG_STORE
+        if self.rewrite or not link.is_symlink():
+            write_store(self.run_dir, LOG_STORE, self.dataset())
+            self.rewrite = False
+            return
+        version = new_version(self.run_dir, LOG_STORE)
+        link_version(link.resolve(), version)
+        with xr.open_zarr(version, consolidated=False) as on_disk:
+            existing = set(on_disk.data_vars)
+        for dim, rows in new_rows.items():
+            if rows is None:
+                continue
+            rows = rows.drop_vars([c for c in rows.coords if c != dim]).assign_attrs(self.attrs)
+            if set(rows.data_vars) <= existing:
+                rows.to_zarr(version, append_dim=dim, consolidated=False)
+            else:  # this row dim's first rows: new variables
+                rows.to_zarr(version, mode="a", consolidated=False, encoding=step_chunking(rows))
+        publish_version(self.run_dir, LOG_STORE, version)
 
 
 # ------------------------------------------------------------------------------------------

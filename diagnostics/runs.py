@@ -1,0 +1,316 @@
+"""Open a sweep of run folders as one lazy xarray Dataset.
+
+    ds = open_runs("runs/")
+    ds.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+
+A run folder (`<out>/<task>/<ablation>-k<K>/`, see drol_diag.store) holds `config.json` and
+`logs.zarr`, one Dataset per run. `open_runs` finds every run folder under a path, reads each
+store's metadata (no values), and lays the runs side by side along new leading dims `task`,
+`ablation` and `k`; every value stays on disk until it is computed (dask, one chunk per run and
+variable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from drol_diag.store import CONFIG_FILE, FORMAT_VERSION, LOG_STORE
+
+RUN_DIMS = ("task", "ablation", "k")
+# Store attrs that identify or describe one run; they become dims or per-run variables, never combined attrs.
+PER_RUN_ATTRS = frozenset({"task", "ablation", "num_candidates", "run.task", "run.ablation", "task.name",
+                           "learner.num_candidates", "git_commit", "command"})
+# Lazily indexed backend arrays (no dask, nothing cached): the combined dask arrays read through them.
+_OPEN_OPTIONS: dict[str, Any] = dict(engine="zarr", consolidated=False, chunks=None, cache=False)
+if "create_default_indexes" in inspect.signature(xr.open_dataset).parameters:  # xarray >= 2025.x
+    _OPEN_OPTIONS["create_default_indexes"] = False  # indexes are built once, for the union; saves ~40%
+# CF decoding is a no-op for stores RunLog writes (floats' _FillValue is NaN, no times) and costs ~25% of
+# an open; a store whose attrs ask for real decoding is opened again with it (`_needs_cf_decoding`).
+_UNDECODED = dict(mask_and_scale=False, decode_times=False, decode_timedelta=False)
+
+
+class RunsError(ValueError):
+    """A run folder (or a set of them) that cannot be opened; the message is one line."""
+
+
+class SkippedRunWarning(UserWarning):
+    """A run among several was unreadable or of another log format and was left out."""
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One opened run: its identity and its store, lazily indexed (values not read)."""
+
+    run_dir: Path
+    task: str
+    ablation: str
+    k: int
+    logs: xr.Dataset
+    coords: dict[str, np.ndarray]  # per dim of `logs`: its coordinate values, or 0..n-1 where it has none
+
+
+def open_runs(path: str | Path, *, squeeze_k: bool = True) -> xr.Dataset:
+    """Every run under `path` (one run folder, or any folder above run folders) as one lazy Dataset.
+
+    Dims: `task`, `ablation`, `k` (K, candidates per state), then the store's own dims `seed`,
+    `step`, `eval_step`, `probe`, `candidate`, `layer`, `quantile`, `reference`. Each variable is
+    the store's variable with the leading run dims added, e.g. flip_rate (task, ablation, k, seed,
+    step), winner (task, ablation, k, seed, step, probe), load (..., seed, step, candidate),
+    eval_score (..., seed, eval_step), probe_index (..., seed, probe), support_dist_ref (..., reference),
+    ood_threshold (task, ablation, k).
+
+    - With `squeeze_k` (the default) and a single K among the runs, `k` is a scalar coordinate
+      rather than a dim, so `.sel(task=...).mean("seed")` leaves (ablation, step) for a line plot;
+      `squeeze_k=False` keeps `k` a dim always (fixed dims for library code).
+    - Outer join: each dim's coordinate is the sorted union over runs; combinations a run lacks
+      (another seed set, other steps, another K's extra candidates, a (task, ablation, K) never run)
+      are NaN. So integer and boolean variables (winner, diverged, ...) become float64; float
+      variables keep their dtype. `reference` has no coordinate in the stores (its entries are a
+      sample of distances); runs are aligned by position and padded with NaN at the end.
+    - Lazy: values are dask arrays, one chunk per (run, variable), read from disk when computed.
+      Only each store's metadata and coordinates are read here (about 20 ms per run on 2 CPU cores).
+    - `load` shares its name with Dataset.load: write ds["load"], not ds.load.
+    - Per-run information: data variables `run_dir` and `git_commit` (task, ablation, k), strings,
+      "" where there is no run. attrs: `format_version`, plus each store attr that every run holds
+      with the same value (a sweep's shared config such as `learner.lr`); attrs that differ between
+      runs, and the identity attrs that became dims (task, ablation, num_candidates, ...) or that
+      are per run (git_commit, command), are dropped; see each run's config.json for those.
+
+    A run folder is a folder holding `config.json` next to `logs.zarr`; folders below a run folder,
+    hidden folders (`.versions`, ...) and `*.zarr` folders are not searched, nor symlinked folders.
+    Values are read when computed: open again after a run has moved on (resumed, rerun).
+
+    Raises FileNotFoundError when `path` does not exist or holds no run folder; RunsError (a
+    ValueError, one-line message) when the only run found cannot be read or has a log
+    format_version other than drol_diag.store.FORMAT_VERSION, when every run found is unreadable,
+    or when two run folders are the same (task, ablation, K). Among several runs an unreadable or
+    other-format run is skipped with a SkippedRunWarning naming it. Only metadata is checked here:
+    a damaged chunk file raises when its values are computed, and a deleted one reads as zarr's fill
+    value (NaN for floats, 0 for integers) without an error.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"no such folder: {root}")
+    run_dirs = find_run_dirs(root)
+    if not run_dirs:
+        raise FileNotFoundError(f"no runs under {root}: a run folder holds {CONFIG_FILE} and {LOG_STORE} "
+                                "(written by `drol-diag run`)")
+    runs: list[_Run] = []
+    for run_dir in run_dirs:
+        try:
+            runs.append(_open_run(run_dir))
+        except RunsError as err:
+            if len(run_dirs) == 1:
+                raise
+            warnings.warn(f"open_runs skipped a run: {err}", SkippedRunWarning, stacklevel=2)
+    if not runs:
+        raise RunsError(f"none of the {len(run_dirs)} runs under {root} could be opened (see the warnings)")
+    _check_distinct(runs)
+    runs = _drop_inconsistent_variables(runs)
+    combined = _combine(runs)
+    if squeeze_k and combined.sizes["k"] == 1:
+        combined = combined.squeeze("k")
+    return combined
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Run folders at or below `root` (sorted), not descending into run folders or zarr stores."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        here = Path(folder)
+        if CONFIG_FILE in files and (here / LOG_STORE).exists():
+            found.append(here)
+            subfolders.clear()
+            continue
+        subfolders[:] = [s for s in subfolders if not s.startswith(".") and not s.endswith(".zarr")]
+    return sorted(found)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or "(no message)"
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _open_run(run_dir: Path) -> _Run:
+    """Open one run's store lazily and check its format. Raises RunsError (one line).
+
+    A writing run swaps its `logs.zarr` link to a new version at each flush; metadata read across
+    a swap could mix two versions, so the open is repeated if the link moved meanwhile. Values are
+    read through the link later: chunks once written are the same in every later version.
+    """
+    store = run_dir / LOG_STORE
+    for attempt in range(3):
+        before = _link_target(store)
+        try:
+            run = _read_run(run_dir, store)
+        except Exception as err:  # a damaged store raises whatever zarr or xarray meets first
+            if _link_target(store) != before and attempt < 2:
+                continue
+            if isinstance(err, RunsError):
+                raise
+            raise RunsError(f"run {run_dir}: cannot read {store}: {_one_line(err)}") from err
+        if _link_target(store) == before:
+            break
+    return run
+
+
+def _link_target(path: Path) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:  # not a link (a plain store folder), or gone
+        return None
+
+
+def _read_run(run_dir: Path, store: Path) -> _Run:
+    logs = xr.open_dataset(store, **_OPEN_OPTIONS, **_UNDECODED)
+    if _needs_cf_decoding(logs):
+        logs = xr.open_dataset(store, **_OPEN_OPTIONS)
+    version = logs.attrs.get("format_version")
+    if version != FORMAT_VERSION:
+        raise RunsError(f"run {run_dir} has log format_version {version!r}; this drol-diag reads "
+                        f"format_version {FORMAT_VERSION} (re-run it, or open it with the drol-diag "
+                        "version that wrote it)")
+    missing = [a for a in ("task", "ablation", "num_candidates") if a not in logs.attrs]
+    if missing:
+        raise RunsError(f"run {run_dir}: {store} lacks the attrs {', '.join(missing)}")
+    variables = logs.variables
+    coords = {dim: np.asarray(variables[dim].values) if dim in variables else np.arange(size)
+              for dim, size in logs.sizes.items()}
+    return _Run(run_dir, str(logs.attrs["task"]), str(logs.attrs["ablation"]), int(logs.attrs["num_candidates"]),
+                logs, coords)
+
+
+def _needs_cf_decoding(logs: xr.Dataset) -> bool:
+    """Whether CF decoding would change any value of `logs` (opened undecoded)."""
+    for variable in logs.variables.values():
+        attrs = variable.attrs
+        fill = attrs.get("_FillValue", np.nan)
+        if not (isinstance(fill, float) and np.isnan(fill)) or "missing_value" in attrs:
+            return True
+        if {"scale_factor", "add_offset", "calendar"} & set(attrs) or " since " in str(attrs.get("units", "")):
+            return True
+    return False
+
+
+def _check_distinct(runs: list[_Run]) -> None:
+    seen: dict[tuple[str, str, int], Path] = {}
+    for run in runs:
+        key = (run.task, run.ablation, run.k)
+        if key in seen:
+            raise RunsError(f"runs {seen[key]} and {run.run_dir} are both task={run.task}, ablation={run.ablation}, "
+                            f"K={run.k}; open a folder that holds only one of them")
+        seen[key] = run.run_dir
+
+
+def _drop_inconsistent_variables(runs: list[_Run]) -> list[_Run]:
+    """Leave out (with a warning) a variable whose dims in a run differ from its dims in the first run having it."""
+    dims: dict[str, tuple[str, ...]] = {}
+    kept = []
+    for run in runs:
+        odd = []
+        for name, variable in run.logs.data_vars.items():
+            expected = dims.setdefault(str(name), variable.dims)
+            if variable.dims != expected:
+                odd.append(name)
+                warnings.warn(f"open_runs: {name} in run {run.run_dir} has dims {variable.dims}, not {expected}; "
+                              "it is left out for that run", SkippedRunWarning, stacklevel=3)
+        kept.append(dataclasses.replace(run, logs=run.logs.drop_vars(odd)) if odd else run)
+    return kept
+
+
+def _fill_for(dtypes: list[np.dtype]) -> tuple[np.dtype, Any]:
+    """The dtype that holds every run's values and a missing marker, and that marker."""
+    dtype = np.result_type(*dtypes)
+    if dtype.kind in "biu":
+        return np.dtype(np.float64), np.nan
+    if dtype.kind in "fc":
+        return dtype, np.nan
+    if dtype.kind in "mM":
+        return dtype, np.datetime64("NaT") if dtype.kind == "M" else np.timedelta64("NaT")
+    return np.dtype(object), None
+
+
+def _combine(runs: list[_Run]) -> xr.Dataset:
+    """Lay `runs` out along (task, ablation, k) with an outer join of every other dim."""
+    lead = {"task": sorted({r.task for r in runs}), "ablation": sorted({r.ablation for r in runs}),
+            "k": sorted({r.k for r in runs})}
+    lead_index = {dim: {value: i for i, value in enumerate(values)} for dim, values in lead.items()}
+    at = {(lead_index["task"][r.task], lead_index["ablation"][r.ablation], lead_index["k"][r.k]): r for r in runs}
+
+    dims = list(dict.fromkeys(d for r in runs for d in r.coords))
+    union = {d: pd.Index(np.concatenate([r.coords[d] for r in runs if d in r.coords])).unique().sort_values()
+             for d in dims}
+    # Where each run's coordinate values sit in the union, per dim.
+    positions = {key: {d: union[d].get_indexer(values) for d, values in run.coords.items()} for key, run in at.items()}
+    has_coord = {d for r in runs for d in r.coords if d in r.logs.variables}
+
+    names = list(dict.fromkeys(n for r in runs for n in r.logs.data_vars))
+    lead_shape = tuple(len(v) for v in lead.values())
+    token = tokenize(sorted(os.path.realpath(r.run_dir / LOG_STORE) for r in runs))  # store versions
+    variables = {name: _combined_variable(name, at, positions, union, lead_shape, token) for name in names}
+
+    per_run = {"run_dir": {k: str(r.run_dir) for k, r in at.items()},
+               "git_commit": {k: str(r.logs.attrs.get("git_commit", "")) for k, r in at.items()}}
+    for name, values in per_run.items():
+        table = np.full(lead_shape, "", dtype=object)
+        for key, value in values.items():
+            table[key] = value
+        variables[name] = xr.Variable(RUN_DIMS, table.astype(str))
+
+    coords = {**{dim: np.asarray(values) for dim, values in lead.items()},
+              **{d: union[d].to_numpy() for d in dims if d in has_coord}}
+    return xr.Dataset(variables, coords=coords, attrs=_shared_attrs(runs))
+
+
+def _combined_variable(name: str, at: dict[tuple[int, int, int], _Run], positions: dict[tuple[int, int, int],
+                       dict[str, np.ndarray]], union: dict[str, pd.Index], lead_shape: tuple[int, ...],
+                       token: str) -> xr.Variable:
+    """Variable `name` of every run as one dask array (task, ablation, k, *dims), a chunk per run."""
+    having = {key: run.logs.variables[name] for key, run in at.items() if name in run.logs.variables}
+    first = next(iter(having.values()))
+    dims = first.dims  # the same in every run (_drop_inconsistent_variables)
+    sources = {key: (variable, tuple(positions[key][d] for d in dims)) for key, variable in having.items()}
+    dtype, fill = _fill_for([variable.dtype for variable in having.values()])
+    inner_shape = tuple(len(union[d]) for d in dims)
+
+    def block(block_id: tuple[int, ...]) -> np.ndarray:
+        out = np.full((1, 1, 1) + inner_shape, fill, dtype)
+        source = sources.get(tuple(block_id[:3]))
+        if source is not None:
+            variable, where = source
+            out.reshape(inner_shape)[np.ix_(*where)] = variable.values  # a view of `out`
+        return out
+
+    chunks = tuple((1,) * n for n in lead_shape) + tuple((n,) for n in inner_shape)
+    data = da.map_blocks(block, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype),
+                         name=f"open_runs-{name}-{tokenize(token, chunks, dtype)}")
+    attrs = {k: v for k, v in first.attrs.items() if k != "_FillValue"}
+    return xr.Variable(RUN_DIMS + dims, data, attrs=attrs)
+
+
+def _shared_attrs(runs: list[_Run]) -> dict[str, Any]:
+    """Store attrs every run holds with the same value, minus the per-run ones; format_version always."""
+    first = runs[0].logs.attrs
+    shared = {key: value for key, value in first.items() if key not in PER_RUN_ATTRS
+              and all(key in r.logs.attrs and _same(r.logs.attrs[key], value) for r in runs[1:])}
+    return {**shared, "format_version": FORMAT_VERSION}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(a, b)) if isinstance(a, (list, np.ndarray)) else bool(a == b)
+    except Exception:  # noqa: BLE001 - values that cannot be compared count as different
+        return False
