@@ -170,7 +170,7 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
         return dict(actor_hidden=(64, 64), critic_hidden=(64, 64), steps=1000, log_interval=100,
                     eval_interval=500, eval_episodes=5, checkpoint_interval=500)
     if profile == "auto" and kind == "modes":
-        return dict(actor_hidden=(128, 128, 128), critic_hidden=(128, 128, 128), steps=3000,
+        return dict(actor_hidden=(128, 128, 128), critic_hidden=(128, 128, 128), steps=2500,
                     log_interval=500, eval_interval=500, eval_episodes=50, checkpoint_interval=1000)
     steps = 500_000 if kind == "d4rl" else 1_000_000
     if kind == "modes":
