@@ -210,8 +210,10 @@ class RunLog:
         self.pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {dim: [] for dim in ROW_DIMS}
         self.rewrite = False  # the next flush writes the store whole (a resume dropped rows)
 
-    def load(self, up_to_step: int) -> xr.Dataset | None:
-        """Resume: take what is on disk at rows <= up_to_step; returns it (None if nothing)."""
+    def load(self, up_to_step: int, step_interval: int) -> xr.Dataset | None:
+        """Resume: keep the rows on disk at or before `up_to_step`, and of the `step` rows only those
+        at multiples of `step_interval` (a final row off that grid belonged to the run that ended
+        there). Returns the kept rows as one Dataset (None if nothing is on disk)."""
         existing = read_store(self.run_dir)
         if existing is None:
             return None
@@ -219,9 +221,12 @@ class RunLog:
         for dim in ROW_DIMS:
             if dim in existing.dims:
                 names = [n for n, v in existing.data_vars.items() if dim in v.dims]
-                rows = existing[names].sel({dim: existing[dim] <= up_to_step})
+                keep = existing[dim] <= up_to_step
+                if dim == "step":
+                    keep &= existing[dim] % step_interval == 0
+                rows = existing[names].sel({dim: keep})
                 self.written[dim] = rows.drop_vars([c for c in rows.coords if c not in rows.dims or c == "seed"])
-        return existing
+        return self.dataset()
 
     def append(self, dim: str, step: int, row: dict[str, np.ndarray]) -> None:
         """Add one row {name: array (S, ...)} at `step` along `dim` ('step' or 'eval_step')."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -156,7 +157,6 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
                            f"(see {config_path}); "
                            "use the same settings, or --force to start it again")
     elif config_path.exists() and force:
-        import shutil
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     store.write_json_atomic(config_path, record)
@@ -181,10 +181,13 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
     dataset = device_dataset(task.dataset)
     states = make_init(learner)(jnp.asarray(seeds, jnp.int32))
     start = 0
+    since_log: list[tuple[int, dict[str, np.ndarray]]] = []  # (length, chunk means (S,)) since the last row
     restored = store.load_checkpoint(run_dir, states) if resume else None
     if restored is not None:
         states = jax.tree.map(jnp.asarray, restored[0])
         start = int(restored[1]["step"])
+        since_log = [(length, {k: np.asarray(v, np.float32) for k, v in means.items()})  # chunk means are float32
+                     for length, means in restored[1].get("since_log", [])]
     if start > run.steps:
         raise RunError(f"{run_dir} is already at step {start}, beyond --steps {run.steps}")
 
@@ -193,15 +196,13 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
              **store.flatten_attrs(record)}
     log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None)
     if restored is not None:
-        previous = log.load(start)
-        if recorder is not None and previous is not None and "winner" in previous:
-            kept = previous.sel(step=previous.step <= start)
+        kept = log.load(start, run.log_interval)
+        if recorder is not None and kept is not None and "winner" in kept:
             recorder.replay(kept["winner"].values, kept["nearest"].values)
 
     act_fn = jax.jit(lambda params, obs, key: act(learner, params, obs, key))
     compiled: dict[int, Any] = {}
     compile_time = train_time = 0.0
-    since_log: list[tuple[int, dict[str, np.ndarray]]] = []  # (length, chunk means) since the last row
     bar = tqdm(total=run.steps, initial=start, unit="upd", disable=not progress, dynamic_ncols=True,
                desc=f"{run.task} {run.ablation} K={learner_config.num_candidates} seeds={len(seeds)}",
                file=sys.stderr)
@@ -227,20 +228,23 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
             bar.set_postfix(train_upd_s=f"{(step - start) / train_time:.1f}", **losses)
 
             last = step == run.steps or not healthy.any()  # (every seed diverged: nothing left to train)
-            if step % run.log_interval == 0 or last:
+            on_grid = step % run.log_interval == 0
+            if on_grid or last:
                 row = {**weighted_means(since_log), "diverged": np.asarray(states.diverged)}
                 if recorder is not None:
                     row.update(recorder.row(states, step))
                 log.append("step", step, row)
-                since_log = []
+                # A final row off the log grid does not close the averaging window: a resumed run
+                # carries these chunks into its next row (and drops this row), as if never stopped.
+                since_log = [] if on_grid else since_log
             if task.evaluate is not None and (step % run.eval_interval == 0 or last):
                 log.append("eval_step", step,
                            evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
-            if step % run.log_interval == 0 or step % run.eval_interval == 0 or last:
+            if on_grid or step % run.eval_interval == 0 or last:
                 log.flush()
             if step % run.checkpoint_interval == 0 or last:
                 log.flush()
-                store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds})
+                store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds, "since_log": since_log})
             if last:
                 break
     finally:
