@@ -335,11 +335,6 @@ def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
     return Task(name=name, dataset=dataset, validation=validation, evaluate=evaluate)
 
 
-def task_names() -> list[str]:
-    """Names of the built-in tasks (OGBench single-task names are accepted as well)."""
-    return sorted(MODES_TASKS)
-
-
 def load_task(name: str, dataset_dir: str | None = None) -> Task:
     """Load a task by name; raises ValueError with a one-line message for unknown names or bad data."""
     if name in MODES_TASKS:
