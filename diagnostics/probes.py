@@ -20,11 +20,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from drol.config import ACTION_CLIP_EPS
-from drol.learner import Learner, TrainState, bank_key, seed_key
+from drol.learner import Learner, TrainState, act, bank_key, seed_key
 from drol.losses import actor_loss, candidate_actions
-from drol.prior import latent_bank, sample_ball
-from drol.routing import ROUTING_RULES, candidate_sq_dists
+from drol.prior import latent_bank
+from drol.routing import ROUTING_RULES, route_nearest
 
 PROBE_STREAM = 0x9B0BE  # probe indices: fold_in(seed_key(seed), PROBE_STREAM)
 DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key(seed), DEPLOY_STREAM), step
@@ -33,7 +32,7 @@ QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
 
 class ProbeSet(NamedTuple):
     """A seed's probe set: indices (M,) into the training data, observations (M, obs),
-    actions (M, d) (clipped as for training), and the fixed latent banks (M, K, d)."""
+    actions (M, d) as trained on, and the fixed latent banks (M, K, d)."""
 
     indices: jnp.ndarray
     observations: jnp.ndarray
@@ -45,12 +44,14 @@ def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num
                    num_candidates: int) -> ProbeSet:
     """M transitions drawn without replacement from (seed) alone, with their latent banks.
 
-    The same task and seed give the same probe transitions whatever the ablation or K.
+    `dataset` holds the arrays trained on (actions already clipped, see
+    drol_diag.train.device_dataset). The same task and seed give the same probe transitions
+    whatever the ablation or K.
     """
     n = dataset["actions"].shape[0]
     indices = jax.random.choice(jax.random.fold_in(seed_key(seed), PROBE_STREAM), n, (min(num_probes, n),),
                                 replace=False)
-    actions = jnp.clip(dataset["actions"][indices], -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
+    actions = dataset["actions"][indices]
     latents = latent_bank(bank_key(seed), indices, num_candidates, actions.shape[-1])
     return ProbeSet(indices.astype(jnp.int32), dataset["observations"][indices], actions, latents)
 
@@ -79,8 +80,7 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, dep
     num_probes, num_candidates, action_dim = latents.shape
 
     candidates = candidate_actions(actor, state.actor_params, obs, latents)  # (M, K, d)
-    sq_dists = candidate_sq_dists(candidates, actions)  # (M, K)
-    nearest = jnp.argmin(sq_dists, axis=-1).astype(jnp.int32)
+    nearest = route_nearest(candidates, actions)
     winner = ROUTING_RULES[config.routing](candidates, actions) if owners is None else owners.astype(jnp.int32)
     take = lambda per_candidate: jnp.take_along_axis(per_candidate, winner[:, None, None], axis=1)[:, 0]
     winner_actions, winner_latents = take(candidates), take(latents)  # (M, d)
@@ -96,8 +96,7 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, dep
 
     # Critic values (min over the ensemble, as the actor sees them).
     q_min = lambda a: jnp.min(critic.apply(state.critic_params, obs, a), axis=0)  # (M,)
-    deployed = jnp.clip(actor.apply(state.actor_params, obs, sample_ball(deploy_key, (num_probes,), action_dim)),
-                        -1.0, 1.0)
+    deployed = act(learner, state.actor_params, obs, deploy_key)  # (M, d), as at test time
 
     # Do BC and critic guidance pull the actor's parameters the same way?
     loss_of = lambda bc_coef, q_coef: (lambda params: actor_loss(

@@ -8,6 +8,7 @@ chunk ends; a chunk ends at every log, evaluation and checkpoint step.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import shutil
@@ -96,8 +97,8 @@ def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list
             continue
         params = jax.tree.map(lambda x: x[i], states.actor_params)
         key = jax.random.fold_in(jax.random.fold_in(seed_key(seed), EVAL_STREAM), step)
-        calls = iter(range(1 << 30))
-        policy = lambda obs, params=params, key=key: np.asarray(
+        calls = itertools.count()  # a fresh prior sample for every policy call
+        policy = lambda obs, params=params, key=key, calls=calls: np.asarray(
             act_fn(params, jnp.asarray(obs, jnp.float32), jax.random.fold_in(key, next(calls))))
         results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))})
