@@ -150,6 +150,7 @@ BAD_INPUTS = [
     (["--hidden", "64,x"], "--hidden"),
     (["--profile", "huge"], "profile"),
     (["--q-agg", "max"], "q_agg"),
+    (["--probes", "0"], "--probes"),
 ]
 
 
