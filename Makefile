@@ -27,6 +27,7 @@ test: $(TEST_INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/ablations.py
 
 clean-runs:
 	rm -rf runs/

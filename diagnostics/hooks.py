@@ -1,7 +1,8 @@
 """The recorder the training driver calls at every log interval: probe diagnostics for all seeds.
 
-Device part: `probe_diagnostics` vmapped over seeds and jitted. Host part: ownership history
-(flips, returns, ARI) and support distances (KD-tree over M points per seed).
+Device part: `probe_diagnostics` (FQL: `fql_probe_diagnostics`) vmapped over seeds and jitted.
+Host part: ownership history (flips, returns, ARI; not for FQL, which has no owners) and support
+distances (exact nearest neighbours, diagnostics.support).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diagnostics.probes import DEPLOY_STREAM, QUANTILES, ProbeSet, draw_probe_set, probe_diagnostics
+from diagnostics.probes import (DEPLOY_STREAM, QUANTILES, ProbeSet, draw_probe_set, fql_probe_diagnostics,
+                                probe_diagnostics)
 from diagnostics.stability import OwnershipTracker
 from diagnostics.support import SupportIndex
 from drol.datasets import Task
+from drol.fql import FQLLearner
 from drol.learner import Learner, TrainState, seed_key
 
 DEFAULT_PROBES = 1024  # M: probe transitions per seed
@@ -22,24 +25,26 @@ DEFAULT_PROBES = 1024  # M: probe transitions per seed
 class ProbeRecorder:
     """Probe sets, support index and ownership history of one run (all seeds)."""
 
-    def __init__(self, learner: Learner, task: Task, dataset: dict[str, jnp.ndarray], seeds: list[int],
+    def __init__(self, learner: Learner | FQLLearner, task: Task, dataset: dict[str, jnp.ndarray], seeds: list[int],
                  num_probes: int = DEFAULT_PROBES):
         self.learner, self.seeds = learner, jnp.asarray(seeds, jnp.int32)
         k = learner.config.num_candidates
         self.probes: ProbeSet = jax.jit(jax.vmap(lambda s: draw_probe_set(dataset, s, num_probes, k)))(self.seeds)
         self.probe_observations = np.asarray(self.probes.observations)  # (S, M, obs)
         self.support = SupportIndex(task.dataset, task.validation, num_reference=num_probes)
-        self.tracker = OwnershipTracker(len(seeds), self.probes.indices.shape[1], k)
-        self._diagnose = jax.jit(jax.vmap(lambda state, probes, key: probe_diagnostics(learner, state, probes, key)))
+        self.routed = learner.config.method == "drol"  # FQL has no candidates: no ownership quantities
+        self.tracker = OwnershipTracker(len(seeds), self.probes.indices.shape[1], k) if self.routed else None
+        diagnose = probe_diagnostics if self.routed else fql_probe_diagnostics
+        self._diagnose = jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
 
     def static_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """Variables fixed for the whole run: the probe transitions and the support yardstick."""
         m = self.probes.indices.shape[1]
+        candidates = {"candidate": (("candidate",), np.arange(self.learner.config.num_candidates)),
+                      "quantile": (("quantile",), np.asarray(QUANTILES))} if self.routed else {}
         return {"probe_index": (("seed", "probe"), np.asarray(self.probes.indices)),
-                "probe": (("probe",), np.arange(m)),
-                "candidate": (("candidate",), np.arange(self.learner.config.num_candidates)),
+                "probe": (("probe",), np.arange(m)), **candidates,
                 "layer": (("layer",), np.arange(len(self.learner.config.actor_hidden) + 1)),
-                "quantile": (("quantile",), np.asarray(QUANTILES)),
                 "support_dist_ref": (("reference",), self.support.reference),
                 "ood_threshold": ((), np.asarray(self.support.ood_threshold))}
 
@@ -53,7 +58,7 @@ class ProbeRecorder:
         keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(seed_key(s), DEPLOY_STREAM), step))(self.seeds)
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
-        history = self.tracker.update(values["winner"], values["nearest"])
+        history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         seeds, probes, _ = deployed.shape
         support_dist = self.support.distances(self.probe_observations.reshape(seeds * probes, -1),
                                               deployed.reshape(seeds * probes, -1)).reshape(seeds, probes)

@@ -7,7 +7,8 @@ change of winner between two log intervals means ownership really moved.
 
 `probe_diagnostics` evaluates one seed's state on its probe set; vmap it over seeds. Quantities
 that need history (flips, returns, ARI) are computed from these outputs by diagnostics.stability,
-and support distances by diagnostics.support (a KD-tree on the host).
+and support distances by diagnostics.support (an exact nearest-neighbour search).
+`fql_probe_diagnostics` gives the quantities that apply to FQL, which has no candidates.
 
 Shapes: M probes, K candidates, d action dim, L actor layers.
 """
@@ -20,13 +21,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from drol.learner import Learner, TrainState, act, bank_key, seed_key
+from drol import fql
+from drol.fql import FQLLearner, FQLState
+from drol.learner import Learner, TrainState, act, assign, bank_key, refresh_routing, seed_key
 from drol.losses import actor_loss, candidate_actions
 from drol.prior import latent_bank
-from drol.routing import ROUTING_RULES, route_nearest
+from drol.routing import route_nearest
 
 PROBE_STREAM = 0x9B0BE  # probe indices: fold_in(seed_key(seed), PROBE_STREAM)
 DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key(seed), DEPLOY_STREAM), step
+ROUTE_STREAM = 0x7A1D  # random owners (random-routing) and FQL's noises at the probes: fold_in(deploy key, ROUTE_STREAM)
 QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
 
 
@@ -66,12 +70,31 @@ def _layer_sq_norms_and_dots(a: dict, b: dict) -> tuple[jnp.ndarray, jnp.ndarray
             jnp.stack([x @ y for x, y in rows]))
 
 
-def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, deploy_key: jax.Array,
-                      owners: jnp.ndarray | None = None) -> dict[str, jnp.ndarray]:
-    """Routing, distance, gradient and usage quantities of one seed on its probe set.
+def gradient_conflict(bc_grad: dict, q_grad: dict, bc_coef: float) -> dict[str, jnp.ndarray]:
+    """Do the BC and critic terms pull the actor's parameters the same way? From the gradients
+    of the unweighted BC term and of L_q: grad_cos (overall), grad_cos_layer (L,), and
+    grad_norm_ratio = |bc_coef grad L_bc| / |grad L_q|. The cosines do not depend on bc_coef, so
+    they stay defined in the bc-only and critic-only ablations."""
+    bc_sq, q_sq, dot = _layer_sq_norms_and_dots(bc_grad, q_grad)
+    return {"grad_cos": jnp.sum(dot) / jnp.sqrt(jnp.sum(bc_sq) * jnp.sum(q_sq) + 1e-30),
+            "grad_cos_layer": dot / jnp.sqrt(bc_sq * q_sq + 1e-30),
+            "grad_norm_ratio": bc_coef * jnp.sqrt(jnp.sum(bc_sq)) / jnp.sqrt(jnp.sum(q_sq) + 1e-30)}
 
-    owners: (M,) the run's own owner of each probe when it is not decided by the routing rule
-    (a frozen assignment); None means the run's routing rule decides on the bank.
+
+def action_conflict(ascent: jnp.ndarray, pull: jnp.ndarray) -> dict[str, jnp.ndarray]:
+    """Cosine (M,) between the critic's ascent dQ/da and the imitation pull (towards the data or the
+    teacher), both (M, d), and the fraction of probes where they disagree (cosine < 0)."""
+    action_cos = jnp.sum(ascent * pull, -1) / jnp.sqrt(jnp.sum(ascent**2, -1) * jnp.sum(pull**2, -1) + 1e-30)
+    return {"action_cos": action_cos, "conflict_frac": jnp.mean(action_cos < 0)}
+
+
+def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
+                      deploy_key: jax.Array) -> dict[str, jnp.ndarray]:
+    """Routing, distance, gradient and usage quantities of one DROL seed on its probe set.
+
+    The owner of each probe is what the run's own routing decides on the probe's bank
+    (drol.learner.assign: the frozen table for static routing, the refresh snapshot for refresh-N,
+    a uniform draw for random routing, the nearest for soft and uniform routing, which train all K).
     Returns per-probe arrays (M,) / (M, d) and summaries (scalars, (K,) or (L,)); see the keys.
     """
     config = learner.config
@@ -81,9 +104,11 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, dep
 
     candidates = candidate_actions(actor, state.actor_params, obs, latents)  # (M, K, d)
     nearest = route_nearest(candidates, actions)
-    winner = ROUTING_RULES[config.routing](candidates, actions) if owners is None else owners.astype(jnp.int32)
+    routed = assign(learner, refresh_routing(learner, state), probes.indices, obs, actions, latents,
+                    jax.random.fold_in(deploy_key, ROUTE_STREAM))
+    winner = routed.winners
     take = lambda per_candidate: jnp.take_along_axis(per_candidate, winner[:, None, None], axis=1)[:, 0]
-    winner_actions, winner_latents = take(candidates), take(latents)  # (M, d)
+    winner_actions = take(candidates)  # (M, d)
     winner_data_dist = jnp.sqrt(jnp.sum(jnp.square(winner_actions - actions), -1) / action_dim)  # RMS per dim
 
     # Usage of the K candidates.
@@ -98,21 +123,14 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, dep
     q_min = lambda a: jnp.min(critic.apply(state.critic_params, obs, a), axis=0)  # (M,)
     deployed = act(learner, state.actor_params, obs, deploy_key)  # (M, d), as at test time
 
-    # Do BC and critic guidance pull the actor's parameters the same way?
+    # Gradients of the run's own actor terms (its routing's latents and weights) on the probes.
     loss_of = lambda bc_coef, q_coef: (lambda params: actor_loss(
-        params, state.critic_params, obs, actions, winner_latents, actor=actor, critic=critic,
+        params, state.critic_params, obs, actions, routed.latents, routed.weights, actor=actor, critic=critic,
         config=dataclasses.replace(config, bc_coef=bc_coef, q_coef=q_coef))[0])
-    bc_grad = jax.grad(loss_of(config.bc_coef, 0.0))(state.actor_params)
-    q_grad = jax.grad(loss_of(0.0, 1.0))(state.actor_params)
-    bc_sq, q_sq, dot = _layer_sq_norms_and_dots(bc_grad, q_grad)
-    grad_cos_layer = dot / jnp.sqrt(bc_sq * q_sq + 1e-30)
-    grad_cos = jnp.sum(dot) / jnp.sqrt(jnp.sum(bc_sq) * jnp.sum(q_sq) + 1e-30)
-    grad_norm_ratio = jnp.sqrt(jnp.sum(bc_sq)) / jnp.sqrt(jnp.sum(q_sq) + 1e-30)
-
+    gradients = gradient_conflict(jax.grad(loss_of(1.0, 0.0))(state.actor_params),
+                                  jax.grad(loss_of(0.0, 1.0))(state.actor_params), config.bc_coef)
     # ... and in action space: towards the data action versus up the critic, at the winner.
-    ascent = jax.grad(lambda a: jnp.sum(q_min(a)))(winner_actions)  # (M, d)
-    to_data = actions - winner_actions
-    action_cos = jnp.sum(ascent * to_data, -1) / jnp.sqrt(jnp.sum(ascent**2, -1) * jnp.sum(to_data**2, -1) + 1e-30)
+    conflict = action_conflict(jax.grad(lambda a: jnp.sum(q_min(a)))(winner_actions), actions - winner_actions)
 
     return {
         "winner": winner, "nearest": nearest, "owner_mismatch": jnp.mean(winner != nearest),
@@ -122,7 +140,29 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, dep
         "load": load, "load_entropy": load_entropy, "dead_candidates": jnp.sum(load == 0).astype(jnp.int32),
         "candidate_spread": candidate_spread,
         "q_winner": jnp.mean(q_min(winner_actions)), "q_data": jnp.mean(q_min(actions)),
-        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed,
-        "grad_cos": grad_cos, "grad_cos_layer": grad_cos_layer, "grad_norm_ratio": grad_norm_ratio,
-        "action_cos": action_cos, "conflict_frac": jnp.mean(action_cos < 0),
+        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed, **gradients, **conflict,
     }
+
+
+def fql_probe_diagnostics(learner: FQLLearner, state: FQLState, probes: ProbeSet,
+                          deploy_key: jax.Array) -> dict[str, jnp.ndarray]:
+    """The quantities that apply to FQL's one-step actor (no candidates, so no routing ones).
+
+    Gradient conflict between the distillation term (towards the flow's action for the same
+    noise) and L_q; in action space, the pull towards the flow action versus the critic's ascent
+    at mu(s, z); critic values; the deployed actions for the support distances.
+    """
+    config = learner.config
+    obs = probes.observations
+    noises = jax.random.normal(jax.random.fold_in(deploy_key, ROUTE_STREAM), probes.actions.shape)
+    teacher = fql.flow_actions(learner, state.flow_params, obs, noises)  # (M, d)
+    loss_of = lambda alpha, q_coef: (lambda params: fql.actor_loss(
+        params, state.critic_params, obs, noises, teacher, learner=learner, alpha=alpha, q_coef=q_coef)[0])
+    gradients = gradient_conflict(jax.grad(loss_of(1.0, 0.0))(state.actor_params),
+                                  jax.grad(loss_of(0.0, 1.0))(state.actor_params), config.alpha)
+    one_step = jnp.clip(learner.actor.apply(state.actor_params, obs, noises), -1.0, 1.0)
+    q_min = lambda a: jnp.min(learner.critic.apply(state.critic_params, obs, a), axis=0)  # (M,)
+    conflict = action_conflict(jax.grad(lambda a: jnp.sum(q_min(a)))(one_step), teacher - one_step)
+    deployed = learner.act(state.actor_params, obs, deploy_key)
+    return {"q_data": jnp.mean(q_min(probes.actions)), "q_deployed": jnp.mean(q_min(deployed)),
+            "deployed": deployed, **gradients, **conflict}

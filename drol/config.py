@@ -17,10 +17,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from drol.variants import variant
+
 ACTION_CLIP_EPS = 1e-5  # dataset actions are clipped to [-1 + eps, 1 - eps] before training
-ROUTINGS = ("nearest",)  # routing rules the learner knows; ablations add more beside `nearest`
+ROUTINGS = ("nearest", "random", "soft", "uniform")  # how data actions are given to candidates (drol.routing)
+LATENTS = ("fresh", "bank")  # where the K latents of a state come from each step
 Q_AGGS = ("mean", "min")
-ABLATIONS = ("dynamic",)  # `drol-diag run --ablation`; the ablation issue adds the controls
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,10 @@ class DROLConfig:
     q_coef: float = 1.0  # weight of the critic-guidance term
     normalize_q_loss: bool = True  # divide L_q by stop_grad(max(mean |Q_min|, 1e-6))
     q_agg: str = "mean"  # how the TD target combines the target ensemble: mean or min
-    routing: str = "nearest"  # which candidate owns a data action (drol.routing)
+    routing: str = "nearest"  # nearest (top-1), random (uniform owner), soft (softmin weights), uniform (all equal)
+    latents: str = "fresh"  # fresh: K new prior samples per state every step; bank: a fixed bank per transition
+    refresh_interval: int = 1  # updates between recomputations of the owners; 0: once at initialisation (static)
+    routing_temperature: float = 1.0  # soft routing: weights softmin(|c_k - a| / temperature)
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
@@ -65,6 +70,67 @@ class DROLConfig:
             raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {self.q_agg!r}")
         if self.routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
+        if self.latents not in LATENTS:
+            raise ValueError(f"latents must be one of {', '.join(LATENTS)}, got {self.latents!r}")
+        if self.refresh_interval < 0:
+            raise ValueError(f"refresh interval must be >= 0 (0: never), got {self.refresh_interval}")
+        if self.refresh_interval != 1 and (self.latents != "bank" or self.routing != "nearest"):
+            raise ValueError("owners can only be held between steps with fixed latent banks and nearest routing "
+                             "(latents='bank', routing='nearest')")
+        if not self.routing_temperature > 0:
+            raise ValueError(f"--routing-temperature must be > 0, got {self.routing_temperature}")
+
+    @property
+    def method(self) -> str:
+        return "drol"
+
+
+@dataclass(frozen=True)
+class FQLConfig:
+    """Hyper-parameters of the FQL baseline (spec section 2), defaults as FQL's published runs."""
+
+    actor_hidden: tuple[int, ...] = (512, 512, 512, 512)  # one-step actor and flow widths, GELU, no LayerNorm
+    critic_hidden: tuple[int, ...] = (512, 512, 512, 512)  # critic MLP widths, GELU + LayerNorm (as DROL)
+    num_critics: int = 2  # size of the Q ensemble
+    lr: float = 3e-4  # Adam learning rate (flow, actor and critic)
+    batch_size: int = 256  # transitions per gradient step
+    discount: float = 0.99  # family presets as DROL's
+    tau: float = 0.005  # Polyak rate of the target critic
+    alpha: float = 10.0  # weight of the one-step distillation term; per family (presets)
+    q_coef: float = 1.0  # weight of the critic-guidance term (0 turns it off)
+    flow_steps: int = 10  # Euler steps of the flow policy
+    normalize_q_loss: bool = False  # off for the published numbers (the authors advise it on for new tasks)
+    q_agg: str = "mean"  # TD target over the target ensemble: mean or min
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the bad field and the valid range."""
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
+        for name in ("actor_hidden", "critic_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 for w in widths):
+                raise ValueError(f"{name} must be one or more positive widths, got {widths}")
+        if self.num_critics < 1 or self.flow_steps < 1:
+            raise ValueError(f"num_critics and flow_steps must be >= 1, got {self.num_critics}, {self.flow_steps}")
+        if not self.lr >= 0 or not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
+            raise ValueError(f"need lr >= 0, discount in (0, 1], tau in (0, 1]; got {self.lr}, {self.discount}, "
+                             f"{self.tau}")
+        if self.alpha < 0 or self.q_coef < 0:
+            raise ValueError(f"alpha and q_coef must be >= 0, got {self.alpha}, {self.q_coef}")
+        if self.q_agg not in Q_AGGS:
+            raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {self.q_agg!r}")
+
+    @property
+    def method(self) -> str:
+        return "fql"
+
+    @property
+    def num_candidates(self) -> int:
+        """FQL's one-step actor is a single candidate: its runs sit at K = 1 beside DROL's."""
+        return 1
+
+
+LearnerConfig = DROLConfig | FQLConfig
 
 
 @dataclass(frozen=True)
@@ -72,7 +138,7 @@ class RunConfig:
     """Schedule of one training run (several seeds trained together)."""
 
     task: str = "modes-2d"  # task name: modes-2d, modes-5d, or an OGBench single-task name
-    ablation: str = "dynamic"  # routing variant (only `dynamic` until the ablation issue)
+    ablation: str = "dynamic"  # variant (drol.variants): dynamic is the paper's method
     seeds: tuple[int, ...] = (0, 1, 2)  # seed numbers; each seed's key is fold_in(key(0), seed)
     steps: int = 3000  # gradient updates per seed
     log_interval: int = 250  # updates between metric rows (also the length of one compiled chunk)
@@ -83,8 +149,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
-        if self.ablation not in ABLATIONS:
-            raise ValueError(f"unknown ablation {self.ablation!r}; valid: {', '.join(ABLATIONS)}")
+        variant(self.ablation)  # raises for unknown names
         if not self.seeds:
             raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
@@ -124,6 +189,14 @@ D4RL_PRESETS: dict[str, dict[str, Any]] = {
     "relocate": dict(bc_coef=10.0, num_candidates=32, q_agg="min"),
 }
 
+# FQL's alpha per family (spec section 2); the critic settings (discount, q_agg) are the family's, as DROL's.
+FQL_ALPHA: dict[str, float] = {
+    "antmaze": 10.0, "humanoidmaze": 30.0, "antsoccer": 10.0, "cube-single": 300.0, "cube-double": 300.0,
+    "scene": 300.0, "puzzle-3x3": 1000.0, "puzzle-4x4": 1000.0,
+}
+FQL_D4RL_ALPHA = {"antmaze": 10.0, "antmaze-large": 3.0}  # D4RL antmaze (large-* 3); adroit has none published here
+DROL_ONLY_FIELDS = ("bc_coef", "num_candidates")  # family-preset fields FQL has no use for
+
 PROFILES = ("auto", "smoke", "paper")
 
 
@@ -137,12 +210,23 @@ def task_kind(task: str) -> str:
     return "ogbench"
 
 
-def family_preset(task: str) -> dict[str, Any]:
-    """The published per-family DROLConfig overrides for `task` (empty when none apply).
+def family_preset(task: str, method: str = "drol") -> dict[str, Any]:
+    """The published per-family config overrides for `task` and method (empty when none apply).
 
     >>> family_preset("cube-double-play-singletask-task2-v0")["num_candidates"]
     64
+    >>> family_preset("cube-double-play-singletask-task2-v0", "fql")["alpha"]
+    300.0
     """
+    if method == "fql":
+        preset = {k: v for k, v in family_preset(task).items() if k not in DROL_ONLY_FIELDS}
+        kind, base = task_kind(task), re.sub(r"-v\d+$", "", task)
+        if kind == "ogbench":
+            alpha = [a for family, a in FQL_ALPHA.items() if base.startswith(family + "-")]
+            preset.update(alpha=alpha[0]) if alpha else None
+        elif kind == "d4rl" and base.startswith("antmaze-"):
+            preset.update(alpha=FQL_D4RL_ALPHA["antmaze-large" if base.startswith("antmaze-large") else "antmaze"])
+        return preset
     kind = task_kind(task)
     if kind == "ogbench":
         for family, preset in OGBENCH_PRESETS.items():
@@ -180,22 +264,42 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
                 checkpoint_interval=min(50_000, steps // 10))
 
 
-def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[DROLConfig, RunConfig]:
-    """Build the configs for a task: paper defaults < family preset < profile < explicit overrides.
+def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
+    """Build the configs for a task and ablation (`ablation=`, default dynamic): paper defaults <
+    family preset < profile < explicit overrides, plus the fields the ablation fixes.
 
-    `overrides` may name any field of DROLConfig or RunConfig; None values are ignored, so a
-    CLI can pass every option through. Raises ValueError for unknown fields or invalid values.
+    `overrides` may name any field of the method's config or RunConfig; None values are ignored,
+    so a CLI can pass every option through. Raises ValueError for unknown fields, invalid values,
+    and overrides of a field the ablation fixes or its method lacks (e.g. --k with fql).
     """
-    learner_fields = {f.name for f in dataclasses.fields(DROLConfig)}
+    ablation = variant(overrides.get("ablation") or "dynamic")
+    config_class = FQLConfig if ablation.method == "fql" else DROLConfig
+    learner_fields = {f.name for f in dataclasses.fields(config_class)}
     run_fields = {f.name for f in dataclasses.fields(RunConfig)}
-    merged: dict[str, Any] = {}
-    merged.update(family_preset(task))
-    merged.update(profile_settings(profile, task))
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(merged) - learner_fields - run_fields
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if ablation.method == "fql" and given.get("num_candidates") == 1:
+        given.pop("num_candidates")  # K = 1 is what FQL is
+    for name in sorted(set(given) & set(ablation.fixed)):
+        if given[name] != ablation.fixed[name]:
+            raise ValueError(f"{ablation.name} fixes {name} to {ablation.fixed[name]}; drop that option or choose "
+                             "another ablation")
+    if "routing_temperature" in given and ablation.name != "soft-routing":
+        raise ValueError(f"--routing-temperature applies to soft-routing only, not {ablation.name}")
+    unknown = set(given) - learner_fields - run_fields
+    if ablation.method == "fql" and unknown & {"bc_coef", "num_candidates"}:
+        raise ValueError("fql has no candidates and no bc_coef (its one-step actor is K = 1; its BC weight is "
+                         "--alpha); drop --k / --bc-coef")
+    fql_only = unknown & {f.name for f in dataclasses.fields(FQLConfig)}
+    if fql_only:
+        raise ValueError(f"{', '.join(sorted(fql_only))} applies to the fql ablation only, not {ablation.name}")
     if unknown:
-        raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
-    learner = DROLConfig(**{k: v for k, v in merged.items() if k in learner_fields})
+        raise ValueError(f"unknown config fields for {ablation.method}: {', '.join(sorted(unknown))}")
+    merged: dict[str, Any] = {}
+    merged.update(family_preset(task, ablation.method))
+    merged.update(profile_settings(profile, task))
+    merged.update(given)
+    merged.update(ablation.fixed)
+    learner = config_class(**{k: v for k, v in merged.items() if k in learner_fields})
     run = RunConfig(task=task, profile=profile, **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
     learner.validate()
     run.validate()

@@ -255,6 +255,21 @@ def ogbench_files(name: str, dataset_dir: str | None = None) -> tuple[str, str]:
     return os.path.join(folder, f"{stem}.npz"), os.path.join(folder, f"{stem}-val.npz")
 
 
+def _require_ogbench_files(name: str, dataset_dir: str | None) -> tuple[str, str, str]:
+    """(environment name, train path, validation path) of a single-task name, after checking that the
+    environment exists and both files are present (ogbench's loader would try to download a missing one)."""
+    env_name, stem = _ogbench_names(name)
+    _check_ogbench_env(name, env_name)
+    train_path, val_path = ogbench_files(name, dataset_dir)
+    missing = [path for path in (train_path, val_path) if not os.path.isfile(path)]
+    if missing:
+        files, them = ("files", "them") if len(missing) == 2 else ("file", "it")
+        raise ValueError(f"missing OGBench dataset {files} {' and '.join(missing)}; generate {them} with "
+                         f"`drol-diag data generate {stem}` or copy the official files ({OGBENCH_URL}) into "
+                         f"{os.path.dirname(train_path)} on a machine with network")
+    return env_name, train_path, val_path
+
+
 def _check_ogbench_file(path: str, required_keys: tuple[str, ...]) -> None:
     """Raise ValueError (one line naming the file) unless `path` is an npz archive with `required_keys`
     and its last row ends an episode (terminals[-1] == 1)."""
@@ -295,16 +310,8 @@ def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
 
     from drol.evaluation import evaluate_episodes
 
-    env_name, stem = _ogbench_names(name)
-    _check_ogbench_env(name, env_name)
-    train_path, val_path = ogbench_files(name, dataset_dir)
+    env_name, train_path, val_path = _require_ogbench_files(name, dataset_dir)
     folder = os.path.dirname(train_path)
-    missing = [path for path in (train_path, val_path) if not os.path.isfile(path)]
-    if missing:  # checked first: ogbench.make_env_and_datasets would try to download a missing file
-        files, them = ("files", "them") if len(missing) == 2 else ("file", "it")
-        raise ValueError(f"missing OGBench dataset {files} {' and '.join(missing)}; generate {them} with "
-                         f"`drol-diag data generate {stem}` or copy the official files ({OGBENCH_URL}) into "
-                         f"{folder} on a machine with network")
     required_keys = OGBENCH_FILE_KEYS + (("button_states",) if env_name.startswith(OGBENCH_BUTTON_ENVS) else ())
     for path in (train_path, val_path):
         _check_ogbench_file(path, required_keys)
@@ -335,13 +342,21 @@ def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
     return Task(name=name, dataset=dataset, validation=validation, evaluate=evaluate)
 
 
-def load_task(name: str, dataset_dir: str | None = None) -> Task:
-    """Load a task by name; raises ValueError with a one-line message for unknown names or bad data."""
+def check_task(name: str, dataset_dir: str | None = None) -> None:
+    """Raise ValueError (one line) unless `name` is a known task whose files are present; loads no data
+    (a sweep checks every task of its grid this way before it starts)."""
     if name in MODES_TASKS:
-        return modes_task(name)
+        return
     if name.startswith("modes-"):
         raise ValueError(f"unknown task {name!r}; the modes family has {', '.join(MODES_TASKS)}")
     if "-singletask-" in name:
-        return load_ogbench(name, dataset_dir)
+        _require_ogbench_files(name, dataset_dir)
+        return
     raise ValueError(f"unknown task {name!r}; valid: {', '.join(MODES_TASKS)} or an OGBench single-task name "
                      "such as cube-single-play-singletask-task2-v0")
+
+
+def load_task(name: str, dataset_dir: str | None = None) -> Task:
+    """Load a task by name; raises ValueError with a one-line message for unknown names or bad data."""
+    check_task(name, dataset_dir)
+    return modes_task(name) if name in MODES_TASKS else load_ogbench(name, dataset_dir)

@@ -5,22 +5,28 @@ through `vmap` over a leading seed axis of the state. The dataset lives on the d
 batches are drawn with `jax.random` inside the scan, so the host only sees each chunk's end.
 
 Shapes: S seeds, N transitions, B batch, K candidates, d action dim.
+
+The ablations are config fields, not separate code paths (drol.variants names them):
+`latents` (fresh prior samples, or a fixed bank per transition), `routing` (nearest, random,
+soft, uniform) and `refresh_interval` (owners from the current parameters every step, from a
+snapshot taken every N steps, or, at 0, from a table computed once at initialisation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from drol.config import DROLConfig
-from drol.losses import Batch, actor_loss, critic_loss, route
+from drol.losses import Batch, actor_loss, candidate_actions, critic_loss
 from drol.networks import Actor, CriticEnsemble
-from drol.prior import sample_ball
-from drol.routing import ROUTING_RULES
+from drol.prior import latent_bank, sample_ball
+from drol.routing import route_nearest, route_random, soft_weights
 
 BASE_KEY_SEED = 0  # every seed's key is fold_in(PRNGKey(BASE_KEY_SEED), seed)
 BANK_STREAM = 0xBA4C  # fixed latent banks: fold_in(seed_key(seed), BANK_STREAM), then (index, k)
@@ -39,17 +45,32 @@ class TrainState(NamedTuple):
     step: jnp.ndarray  # int32 updates done
     diverged: jnp.ndarray  # bool: a loss became NaN/inf; the state is frozen from then on
     diverged_step: jnp.ndarray  # int32 update at which it diverged (-1 if never)
+    bank_key: jax.Array  # key of this seed's fixed latent banks (bank_key(seed))
+    routing_params: dict  # refresh_interval > 1: the actor params owners are computed with; else {}
+    owners: jnp.ndarray  # refresh_interval 0 (static): (N,) int32 owner of every transition; else (0,)
 
 
-class Learner(NamedTuple):
-    """The static part of a learner: config, dimensions, modules and optimiser."""
+class Assignment(NamedTuple):
+    """What routing decided for a batch: owners (B,) int32 (for soft and uniform routing, the
+    nearest candidate), and the latents (B, J, d) the actor loss trains with their weights (B, J)."""
 
-    config: DROLConfig
+    winners: jnp.ndarray
+    latents: jnp.ndarray
+    weights: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class LearnerBase:
+    """The static part of a learner: config, dimensions, and the modules and optimiser DROL and FQL share."""
+
+    config: Any  # DROLConfig (drol.config.FQLConfig for drol.fql.FQLLearner)
     obs_dim: int
     action_dim: int
+    num_transitions: int = 0  # N, the training-set size (sizes static routing's owner table)
 
     @property
     def actor(self) -> Actor:
+        """f(s, z) -> raw action: DROL's candidate generator, FQL's one-step actor."""
         return Actor(tuple(self.config.actor_hidden), self.action_dim)
 
     @property
@@ -59,6 +80,24 @@ class Learner(NamedTuple):
     @property
     def optimizer(self) -> optax.GradientTransformation:
         return optax.adam(self.config.lr)
+
+
+@dataclass(frozen=True)
+class Learner(LearnerBase):
+    """DROL and its routing variants (the config's latents, routing and refresh_interval)."""
+
+    config: DROLConfig
+
+    metric_names = property(lambda self: METRIC_NAMES)
+
+    def init_state(self, seed: int | jnp.ndarray) -> TrainState:
+        return init_state(self, seed)
+
+    def update(self, state: TrainState, dataset: dict[str, jnp.ndarray]) -> tuple[TrainState, dict]:
+        return update(self, state, dataset)
+
+    def act(self, actor_params, observations: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+        return act(self, actor_params, observations, key)
 
 
 def seed_key(seed: int | jnp.ndarray) -> jax.Array:
@@ -79,6 +118,7 @@ def init_state(learner: Learner, seed: int | jnp.ndarray) -> TrainState:
     act = jnp.zeros((1, learner.action_dim))
     actor_params = learner.actor.init(actor_key, obs, act)
     critic_params = learner.critic.init(critic_key, obs, act)
+    config = learner.config
     return TrainState(
         actor_params=actor_params,
         critic_params=critic_params,
@@ -89,13 +129,71 @@ def init_state(learner: Learner, seed: int | jnp.ndarray) -> TrainState:
         step=jnp.zeros((), jnp.int32),
         diverged=jnp.zeros((), bool),
         diverged_step=jnp.full((), -1, jnp.int32),
+        bank_key=bank_key(seed),
+        routing_params=actor_params if config.refresh_interval > 1 else {},
+        owners=jnp.zeros((learner.num_transitions if config.refresh_interval == 0 else 0,), jnp.int32),
     )
 
 
-def sample_batch(dataset: dict[str, jnp.ndarray], key: jax.Array, batch_size: int) -> Batch:
-    """Uniformly sampled batch (with replacement) from the on-device dataset (arrays of length N)."""
+def sample_batch(dataset: dict[str, jnp.ndarray], key: jax.Array, batch_size: int) -> tuple[jnp.ndarray, Batch]:
+    """Uniformly sampled batch (with replacement) from the on-device dataset (arrays of length N):
+    the transition indices (B,) and the batch."""
     idx = jax.random.randint(key, (batch_size,), 0, dataset["actions"].shape[0])
-    return Batch(*(dataset[name][idx] for name in Batch._fields))
+    return idx, Batch(*(dataset[name][idx] for name in Batch._fields))
+
+
+def batch_latents(learner: Learner, state: TrainState, indices: jnp.ndarray, key: jax.Array) -> jnp.ndarray:
+    """The K latents of each transition in the batch (B, K, d): fresh prior samples, or the
+    transitions' fixed banks (drol.prior.latent_bank) when config.latents == 'bank'."""
+    config = learner.config
+    if config.latents == "bank":
+        return latent_bank(state.bank_key, indices, config.num_candidates, learner.action_dim)
+    return sample_ball(key, (indices.shape[0], config.num_candidates), learner.action_dim)
+
+
+def assign(learner: Learner, state: TrainState, indices: jnp.ndarray, observations: jnp.ndarray,
+           actions: jnp.ndarray, latents: jnp.ndarray, key: jax.Array) -> Assignment:
+    """Route the data actions (B, d) of transitions `indices` (B,) to their candidates, without gradients.
+
+    nearest: argmin_k |c_k - a|^2, with c_k from the current actor params (refresh_interval 1),
+    the snapshot taken at the last refresh (> 1), or the owner table computed at initialisation
+    (0). random: a uniform owner (key). soft / uniform: all K latents, weighted softmin(distance /
+    temperature) or 1/K. Training and the probe diagnostics both route through here.
+    """
+    config = learner.config
+    batch_size, num_candidates, _ = latents.shape
+    if config.routing == "random":
+        winners = route_random(key, batch_size, num_candidates)
+    elif config.refresh_interval == 0:
+        winners = state.owners[indices]
+    else:
+        params = state.routing_params if config.refresh_interval > 1 else state.actor_params
+        candidates = jax.lax.stop_gradient(candidate_actions(learner.actor, params, observations, latents))
+        winners = route_nearest(candidates, actions)
+        if config.routing in ("soft", "uniform"):
+            weights = (soft_weights(candidates, actions, config.routing_temperature) if config.routing == "soft"
+                       else jnp.full((batch_size, num_candidates), 1.0 / num_candidates))
+            return Assignment(winners, latents, weights)
+    winner_latents = jnp.take_along_axis(latents, winners[:, None, None], axis=1)  # (B, 1, d)
+    return Assignment(winners, winner_latents, jnp.ones((batch_size, 1)))
+
+
+def refresh_routing(learner: Learner, state: TrainState) -> TrainState:
+    """Periodic routing (refresh_interval N > 1): at every N-th step the owners' snapshot of the
+    actor params becomes the current params, before the step's routing. Other configs: unchanged."""
+    if learner.config.refresh_interval <= 1:
+        return state
+    refresh = state.step % learner.config.refresh_interval == 0
+    return state._replace(routing_params=jax.tree.map(
+        lambda current, snapshot: jnp.where(refresh, current, snapshot), state.actor_params, state.routing_params))
+
+
+def static_owners(learner: Learner, actor_params, seed_bank_key: jax.Array, indices: jnp.ndarray,
+                  observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
+    """Static routing's owner of each transition (n,) int32: the nearest of its bank's K candidates
+    under `actor_params` (the initial ones). The driver calls it over the training set in chunks."""
+    latents = latent_bank(seed_bank_key, indices, learner.config.num_candidates, learner.action_dim)
+    return route_nearest(candidate_actions(learner.actor, actor_params, observations, latents), actions)
 
 
 def update(learner: Learner, state: TrainState, dataset: dict[str, jnp.ndarray]) -> tuple[TrainState, dict]:
@@ -105,19 +203,20 @@ def update(learner: Learner, state: TrainState, dataset: dict[str, jnp.ndarray])
     is not finite, the state is frozen (parameters kept) and marked diverged at this step.
     """
     config = learner.config
-    key, batch_key, latent_key, next_key = jax.random.split(state.key, 4)
-    batch = sample_batch(dataset, batch_key, config.batch_size)
+    key, batch_key, latent_key, next_key, route_key = jax.random.split(state.key, 5)
+    indices, batch = sample_batch(dataset, batch_key, config.batch_size)
+    state = refresh_routing(learner, state)
 
+    next_latents = sample_ball(next_key, (config.batch_size,), learner.action_dim)
     (_, critic_info), critic_grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic_params, state.target_critic_params, state.actor_params, batch, next_key,
+        state.critic_params, state.target_critic_params, state.actor_params, batch, next_latents,
         actor=learner.actor, critic=learner.critic, config=config)
 
-    latents = sample_ball(latent_key, (config.batch_size, config.num_candidates), learner.action_dim)
-    _, winner_latents = route(learner.actor, state.actor_params, batch.observations, batch.actions,
-                              latents, ROUTING_RULES[config.routing])
+    latents = batch_latents(learner, state, indices, latent_key)
+    routed = assign(learner, state, indices, batch.observations, batch.actions, latents, route_key)
     (_, actor_info), actor_grads = jax.value_and_grad(actor_loss, has_aux=True)(
-        state.actor_params, state.critic_params, batch.observations, batch.actions, winner_latents,
-        actor=learner.actor, critic=learner.critic, config=config)
+        state.actor_params, state.critic_params, batch.observations, batch.actions, routed.latents,
+        routed.weights, actor=learner.actor, critic=learner.critic, config=config)
 
     critic_updates, critic_opt_state = learner.optimizer.update(critic_grads, state.critic_opt_state)
     critic_params = optax.apply_updates(state.critic_params, critic_updates)
@@ -126,26 +225,34 @@ def update(learner: Learner, state: TrainState, dataset: dict[str, jnp.ndarray])
     target_critic_params = optax.incremental_update(critic_params, state.target_critic_params, config.tau)
 
     metrics = {**critic_info, **actor_info}
-    finite = jnp.all(jnp.stack([jnp.isfinite(metrics["critic_loss"]), jnp.isfinite(metrics["actor_loss"])]))
-    newly_diverged = ~state.diverged & ~finite
-    keep_old = state.diverged | ~finite
-    stepped = TrainState(actor_params, critic_params, target_critic_params, actor_opt_state,
-                         critic_opt_state, key, state.step + 1, state.diverged | ~finite,
-                         jnp.where(newly_diverged, state.step, state.diverged_step))
-    frozen = state._replace(key=key, step=state.step + 1, diverged=stepped.diverged,
-                            diverged_step=stepped.diverged_step)
-    new_state = jax.tree.map(lambda old, new: jnp.where(keep_old, old, new), frozen, stepped)
-    return new_state, {name: metrics[name] for name in METRIC_NAMES}
+    stepped = state._replace(
+        actor_params=actor_params, critic_params=critic_params, target_critic_params=target_critic_params,
+        actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state)
+    return guard_divergence(state, stepped, key, [metrics["critic_loss"], metrics["actor_loss"]]), \
+        {name: metrics[name] for name in METRIC_NAMES}
 
 
-def train_chunk(learner: Learner, state: TrainState, dataset: dict[str, jnp.ndarray],
-                num_updates: int) -> tuple[TrainState, dict]:
-    """`num_updates` updates of one seed under `lax.scan`; metrics are the chunk's means (scalars)."""
-    state, metrics = jax.lax.scan(lambda s, _: update(learner, s, dataset), state, None, length=num_updates)
+def guard_divergence(state, stepped, key: jax.Array, losses: list[jnp.ndarray]):
+    """The state after one update: `stepped` if every loss is finite and the seed has not diverged
+    before, else `state` unchanged (frozen) and marked diverged at this step. Both carry the new
+    key and step count. Works for any state with key, step, diverged and diverged_step fields."""
+    finite = jnp.all(jnp.isfinite(jnp.stack(losses)))
+    diverged = state.diverged | ~finite
+    counters = dict(key=key, step=state.step + 1, diverged=diverged,
+                    diverged_step=jnp.where(~state.diverged & ~finite, state.step, state.diverged_step))
+    return jax.tree.map(lambda old, new: jnp.where(diverged, old, new), state._replace(**counters),
+                        stepped._replace(**counters))
+
+
+def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: int) -> tuple[Any, dict]:
+    """`num_updates` updates of one seed under `lax.scan`; metrics are the chunk's means (scalars).
+
+    Any learner with `update(state, dataset)` works: DROL's Learner and drol.fql.FQLLearner."""
+    state, metrics = jax.lax.scan(lambda s, _: learner.update(s, dataset), state, None, length=num_updates)
     return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
 
 
-def make_train_chunk(learner: Learner, num_updates: int) -> Callable[[TrainState, dict], tuple[TrainState, dict]]:
+def make_train_chunk(learner, num_updates: int) -> Callable[[Any, dict], tuple[Any, dict]]:
     """Jitted chunk of `num_updates` updates for seed-stacked states (S, ...); dataset shared.
 
     The state argument is donated: its buffers are reused for the result.
@@ -155,9 +262,9 @@ def make_train_chunk(learner: Learner, num_updates: int) -> Callable[[TrainState
     return jax.jit(chunk, donate_argnums=0)
 
 
-def make_init(learner: Learner) -> Callable[[jnp.ndarray], TrainState]:
-    """Jitted init for an array of seed numbers (S,) -> seed-stacked TrainState."""
-    return jax.jit(jax.vmap(lambda seed: init_state(learner, seed)))
+def make_init(learner) -> Callable[[jnp.ndarray], Any]:
+    """Jitted init for an array of seed numbers (S,) -> seed-stacked state (any learner)."""
+    return jax.jit(jax.vmap(learner.init_state))
 
 
 def act(learner: Learner, actor_params, observations: jnp.ndarray, key: jax.Array) -> jnp.ndarray:

@@ -1,9 +1,10 @@
 """DROL's losses (spec section 1), written for the fast path.
 
-Routing runs without gradients over the B x K candidates; the actor loss then evaluates
-f(s, z_winner) for the B winners only, with the winner's latent held fixed. Its gradient is
-the gradient of the paper's loss (which evaluates all B*K candidates and selects the winner),
-because only the winner carries gradient and the argmin is piecewise constant.
+Routing (drol.learner.assign) runs without gradients over the B x K candidates; the actor loss
+then evaluates f(s, z_winner) for the B winners only, with the winner's latent held fixed. Its
+gradient is the gradient of the paper's loss (which evaluates all B*K candidates and selects the
+winner), because only the winner carries gradient and the argmin is piecewise constant. Soft
+and uniform routing (ablations) pass all K latents with their weights instead.
 
 Shapes: B batch, K candidates, d action dim, E ensemble members.
 """
@@ -15,10 +16,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from drol.config import DROLConfig
+from drol.config import DROLConfig, FQLConfig
 from drol.networks import Actor, CriticEnsemble
-from drol.prior import sample_ball
-from drol.routing import RoutingRule
 
 
 class Batch(NamedTuple):
@@ -38,46 +37,40 @@ def candidate_actions(actor: Actor, actor_params, observations: jnp.ndarray, lat
     return jnp.clip(actor.apply(actor_params, repeated, latents), -1.0, 1.0)
 
 
-def route(actor: Actor, actor_params, observations: jnp.ndarray, actions: jnp.ndarray,
-          latents: jnp.ndarray, rule: RoutingRule) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Owners of the data actions, computed without gradients.
-
-    Returns winners (B,) int32 and the winners' latents (B, d).
-    """
-    candidates = jax.lax.stop_gradient(candidate_actions(actor, actor_params, observations, latents))
-    winners = rule(candidates, actions)
-    winner_latents = jnp.take_along_axis(latents, winners[:, None, None], axis=1)[:, 0]
-    return winners, winner_latents
-
-
 def actor_loss(actor_params, critic_params, observations: jnp.ndarray, actions: jnp.ndarray,
-               winner_latents: jnp.ndarray, *, actor: Actor, critic: CriticEnsemble,
+               latents: jnp.ndarray, weights: jnp.ndarray, *, actor: Actor, critic: CriticEnsemble,
                config: DROLConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
-    """L_actor = bc_coef * L_bc + q_coef * L_q on the winners c_{k*} = clip(f(s, z_{k*})).
+    """L_actor = bc_coef * L_bc + q_coef * L_q on the trained candidates c_j = clip(f(s, z_j)).
 
-    L_bc = mean_B |c_{k*} - a|^2 / d; L_q = -mean_B min_j Q_j(s, c_{k*}) (critic params held
-    fixed), divided by stop_grad(max(mean |Q_min|, 1e-6)) when normalize_q_loss.
+    latents (B, J, d) and weights (B, J) come from drol.learner.assign: for DROL J = 1, the winner
+    z_{k*} with weight 1 (the fast path); for soft and uniform routing J = K. With w the weights,
+    L_bc = mean_B sum_J w |c_j - a|^2 / d; L_q = -mean_B sum_J w min_e Q_e(s, c_j) (critic params
+    held fixed), divided by stop_grad(max(mean_B sum_J w |Q_min|, 1e-6)) when normalize_q_loss.
     """
-    winners = jnp.clip(actor.apply(actor_params, observations, winner_latents), -1.0, 1.0)
-    bc_loss = jnp.mean(jnp.sum(jnp.square(winners - actions), axis=-1)) / actions.shape[-1]
-    q_min = jnp.min(critic.apply(jax.lax.stop_gradient(critic_params), observations, winners), axis=0)
-    q_loss = -jnp.mean(q_min)
+    trained = candidate_actions(actor, actor_params, observations, latents)  # (B, J, d)
+    repeated = jnp.broadcast_to(observations[:, None, :], trained.shape[:2] + observations.shape[-1:])
+    weights = jax.lax.stop_gradient(weights)
+    sq_dist = jnp.sum(jnp.square(trained - actions[:, None, :]), axis=-1)  # (B, J)
+    bc_loss = jnp.mean(jnp.sum(weights * sq_dist, axis=-1)) / actions.shape[-1]
+    q_min = jnp.min(critic.apply(jax.lax.stop_gradient(critic_params), repeated, trained), axis=0)  # (B, J)
+    q_weighted = jnp.sum(weights * q_min, axis=-1)  # (B,)
+    q_loss = -jnp.mean(q_weighted)
     if config.normalize_q_loss:
-        q_loss = q_loss / jax.lax.stop_gradient(jnp.maximum(jnp.mean(jnp.abs(q_min)), 1e-6))
+        q_scale = jnp.mean(jnp.sum(weights * jnp.abs(q_min), axis=-1))
+        q_loss = q_loss / jax.lax.stop_gradient(jnp.maximum(q_scale, 1e-6))
     loss = config.bc_coef * bc_loss + config.q_coef * q_loss
-    return loss, dict(actor_loss=loss, bc_loss=bc_loss, q_loss=q_loss, q_winner=jnp.mean(q_min))
+    return loss, dict(actor_loss=loss, bc_loss=bc_loss, q_loss=q_loss, q_winner=jnp.mean(q_weighted))
 
 
-def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch, key: jax.Array, *,
+def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch, next_latents: jnp.ndarray, *,
                 actor: Actor, critic: CriticEnsemble,
-                config: DROLConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+                config: DROLConfig | FQLConfig) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     """TD regression: mean over members and batch of (Q_j(s, a) - y)^2.
 
-    y = r + discount * mask * Qbar(s', a'), a' = clip(f(s', z')) with one fresh prior sample z',
-    Qbar the mean (or min, q_agg) of the target ensemble; y carries no gradient.
+    y = r + discount * mask * Qbar(s', a'), a' = clip(f(s', z')) with one fresh prior sample z'
+    per transition (next_latents (B, d): DROL's ball prior, FQL's Gaussian), Qbar the mean (or
+    min, q_agg) of the target ensemble; y carries no gradient. DROL and FQL share it.
     """
-    action_dim = batch.actions.shape[-1]
-    next_latents = sample_ball(key, batch.actions.shape[:1], action_dim)
     next_actions = jnp.clip(actor.apply(actor_params, batch.next_observations, next_latents), -1.0, 1.0)
     next_qs = critic.apply(target_critic_params, batch.next_observations, next_actions)
     next_q = jnp.min(next_qs, axis=0) if config.q_agg == "min" else jnp.mean(next_qs, axis=0)

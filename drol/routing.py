@@ -1,18 +1,16 @@
-"""Routing: which of the K candidates of a state owns the dataset action.
+"""Routing: which of a state's K candidates the dataset action trains, and with what weight.
 
-A routing rule is a function `(candidates (B, K, d), actions (B, d)) -> winners (B,) int32`.
-The learner only asks the rule for the owner; it does not care how the owner is decided.
-The paper's rule is `nearest` (top-1, recomputed every step). The ablation runner adds its
-controls (static, random, soft, periodic) to `ROUTING_RULES` beside it.
+DROL's rule is `nearest` (top-1, recomputed every step). The ablations add `random` (a uniform
+owner), `soft` (every candidate weighted by softmin(distance / temperature)) and `uniform` (every
+candidate with weight 1/K). drol.learner.assign decides which rule and which parameters apply.
+
+Shapes: B batch, K candidates, d action dim.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
+import jax
 import jax.numpy as jnp
-
-RoutingRule = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
 
 
 def candidate_sq_dists(candidates: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
@@ -25,4 +23,15 @@ def route_nearest(candidates: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
     return jnp.argmin(candidate_sq_dists(candidates, actions), axis=-1).astype(jnp.int32)
 
 
-ROUTING_RULES: dict[str, RoutingRule] = {"nearest": route_nearest}
+def route_random(key: jax.Array, batch_size: int, num_candidates: int) -> jnp.ndarray:
+    """An owner drawn uniformly from the K candidates of each state, ignoring distance: (B,) int32."""
+    return jax.random.randint(key, (batch_size,), 0, num_candidates, jnp.int32)
+
+
+def soft_weights(candidates: jnp.ndarray, actions: jnp.ndarray, temperature: float) -> jnp.ndarray:
+    """softmin(|c_k - a| / temperature) over the K candidates: (B, K), rows sum to 1.
+
+    As temperature -> 0 it is one-hot on the nearest candidate; as it -> inf, uniform 1/K.
+    """
+    distances = jnp.sqrt(candidate_sq_dists(candidates, actions))
+    return jax.nn.softmax(-distances / temperature, axis=-1)

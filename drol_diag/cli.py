@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -65,7 +67,8 @@ def parse_widths(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
 @app.command()
 def run(
     task: str = typer.Option("modes-2d", help="modes-2d, modes-5d, or an OGBench single-task name"),
-    ablation: str = typer.Option("dynamic", help="routing variant (dynamic: the paper's method)"),
+    ablation: str = typer.Option("dynamic", help="variant: dynamic (the paper's method), static-routing, ... "
+                                 "(drol-diag list ablations)"),
     k: Optional[int] = typer.Option(None, "--k", help="K, candidates per state [preset, else 16]"),
     seeds: str = typer.Option("0,1,2", help="seeds, e.g. 0,1,2 or 0-4"),
     steps: Optional[int] = typer.Option(None, help="gradient updates per seed [profile]"),
@@ -75,6 +78,8 @@ def run(
     critic_hidden: Optional[str] = typer.Option(None, help="critic widths (overrides --hidden)"),
     bc_coef: Optional[float] = typer.Option(None, help="weight of winner-only BC [family preset]"),
     q_coef: Optional[float] = typer.Option(None, help="weight of critic guidance [1]"),
+    routing_temperature: Optional[float] = typer.Option(None, help="soft-routing: softmin temperature [1]"),
+    alpha: Optional[float] = typer.Option(None, help="fql: weight of the one-step distillation [family preset]"),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate [3e-4]"),
     discount: Optional[float] = typer.Option(None, help="discount [family preset, else 0.99]"),
     tau: Optional[float] = typer.Option(None, help="target Polyak rate [0.005]"),
@@ -98,6 +103,7 @@ def run(
     """Train DROL on a task for several seeds at once and print a summary."""
     from drol.config import resolve
     from drol.datasets import load_task
+    from drol_diag.store import EXIT_BUSY, RunBusyError
     from drol_diag.train import RunError, format_summary, train
 
     try:
@@ -107,16 +113,129 @@ def run(
             batch_size=batch_size, actor_hidden=parse_widths(actor_hidden, "--actor-hidden") or widths,
             critic_hidden=parse_widths(critic_hidden, "--critic-hidden") or widths, bc_coef=bc_coef, q_coef=q_coef,
             lr=lr, discount=discount, tau=tau, q_agg=q_agg, num_critics=num_critics,
-            normalize_q_loss=normalize_q_loss, eval_interval=eval_interval, eval_episodes=eval_episodes,
+            normalize_q_loss=normalize_q_loss, routing_temperature=routing_temperature, alpha=alpha,
+            eval_interval=eval_interval, eval_episodes=eval_episodes,
             log_interval=log_interval, checkpoint_interval=checkpoint_interval)
         if probes < 1:
             raise ValueError(f"--probes must be a positive integer, got {probes}")
         loaded = load_task(task, dataset_dir)
         summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
                         diagnostics=diagnostics, num_probes=probes)
+    except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_BUSY)
     except (ValueError, RunError) as error:
         fail(str(error))
     typer.echo(format_summary(summary))
+
+
+@app.command()
+def sweep(
+    tasks: Optional[str] = typer.Option(None, help="comma-separated tasks [modes-2d]"),
+    ablations: Optional[str] = typer.Option(None, help="comma-separated variants [dynamic] (drol-diag list ablations)"),
+    k: Optional[str] = typer.Option(None, "--k", help="comma-separated K values [each task's preset K] (fql: none)"),
+    seeds: Optional[str] = typer.Option(None, help="seeds trained together in every group, e.g. 0-7 [0,1,2]"),
+    steps: Optional[int] = typer.Option(None, help="gradient updates per seed [profile]"),
+    profile: Optional[str] = typer.Option(None, help="auto, smoke or paper [auto]"),
+    hidden: Optional[str] = typer.Option(None, help="hidden widths of actor and critic, e.g. 512,512,512,512"),
+    actor_hidden: Optional[str] = typer.Option(None, help="actor widths (overrides --hidden)"),
+    critic_hidden: Optional[str] = typer.Option(None, help="critic widths (overrides --hidden)"),
+    batch_size: Optional[int] = typer.Option(None, help="transitions per update [256]"),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate [3e-4]"),
+    bc_coef: Optional[float] = typer.Option(None, help="DROL variants: weight of winner-only BC [family preset]"),
+    alpha: Optional[float] = typer.Option(None, help="fql: weight of the one-step distillation [family preset]"),
+    routing_temperature: Optional[float] = typer.Option(None, help="soft-routing: softmin temperature [1]"),
+    eval_interval: Optional[int] = typer.Option(None, help="updates between evaluations [profile]"),
+    eval_episodes: Optional[int] = typer.Option(None, help="episodes per evaluation [50]"),
+    log_interval: Optional[int] = typer.Option(None, help="updates between metric rows [profile]"),
+    checkpoint_interval: Optional[int] = typer.Option(None, help="updates between checkpoints [profile]"),
+    dataset_dir: Optional[str] = typer.Option(None, help="OGBench dataset folder [$OGBENCH_DATA_DIR, ~/.ogbench/data]"),
+    probes: Optional[int] = typer.Option(None, help="probe transitions per seed for the diagnostics [1024]"),
+    diagnostics: Optional[bool] = typer.Option(None, "--diagnostics/--no-diagnostics", help="routing diagnostics [on]"),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it"),
+    out: Path = typer.Option(Path("runs"), help="results folder (Ray: on a filesystem every node sees, same path)"),
+    executor: str = typer.Option("local", help="local (this machine) or ray (an existing Ray cluster)"),
+    address: str = typer.Option("auto", help="ray: auto, HOST:PORT, or local (start one on this machine)"),
+    jobs: Optional[int] = typer.Option(None, help="local: groups at a time [min(groups, cores / --threads)]"),
+    threads: Optional[int] = typer.Option(None, help="cores per group [local: cores / --jobs; ray: 1]"),
+    dry_run: bool = typer.Option(False, help="print the plan and a time estimate; write nothing"),
+    force: bool = typer.Option(False, help="start again the run folders whose settings differ from the sweep's"),
+    progress: bool = typer.Option(True, help="show a progress bar over the groups"),
+) -> None:
+    """Run a grid of tasks x ablations x K, all seeds of a (task, ablation, K) in one program; finished
+    groups are skipped, unfinished ones resumed."""
+    from ablations import executors, grid, sweep as sweeps, tables
+    from ablations.estimate import estimate_groups
+
+    options = dict(tasks=tasks, ablations=ablations, k=k, seeds=seeds, steps=steps, profile=profile, hidden=hidden,
+                   actor_hidden=actor_hidden, critic_hidden=critic_hidden, batch_size=batch_size, lr=lr,
+                   bc_coef=bc_coef, alpha=alpha, routing_temperature=routing_temperature,
+                   eval_interval=eval_interval, eval_episodes=eval_episodes, log_interval=log_interval,
+                   checkpoint_interval=checkpoint_interval, dataset_dir=dataset_dir, probes=probes,
+                   diagnostics=diagnostics)
+    try:
+        spec = grid.spec_from_values(grid.read_sweep_file(from_file) if from_file else {}, options)
+        plan = sweeps.plan_sweep(spec, out, force=force)
+        workers, group_threads = executors.worker_layout(executor, len(plan.to_run), jobs, threads)
+        if executor == "ray":
+            executors.import_ray()
+    except ValueError as error:
+        fail(str(error))
+    where = (f"executor local: {workers} group(s) at a time" if executor == "local" else
+             f"executor ray (--address {address}): as many groups at a time as the cluster's CPUs allow")
+    typer.echo(tables.plan_text(plan, f"{where}, each run pinned to {group_threads} core(s)"))
+    if dry_run:
+        if plan.to_run:
+            typer.echo(tables.estimate_text(plan, estimate_groups(plan, group_threads), workers))
+        return
+    with contextlib.ExitStack() as connection:
+        try:
+            runner = connection.enter_context(sweeps.connected_runner(executor, address, workers))
+        except ValueError as error:  # Ray missing or unreachable (nothing written yet)
+            fail(str(error))
+        sweeps.start_sweep(plan, "command: " + " ".join(sys.argv))
+        with group_progress_bar(progress, len(plan.to_run)) as on_progress:
+            results = sweeps.run_sweep(plan, runner, group_threads, on_progress)
+    typer.echo(tables.results_text(results))
+    if any(r.outcome.status == executors.FAILED for r in results):
+        raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def group_progress_bar(show: bool, total: int):
+    """A progress bar over the groups (elapsed, ETA, seed-updates/s of the finished ones), on stderr;
+    yields the sweep's on_progress callback."""
+    from tqdm import tqdm
+
+    from ablations.executors import DONE
+
+    started = time.perf_counter()
+    seed_updates = 0
+    with tqdm(total=total, unit="group", disable=not show or not total, dynamic_ncols=True, file=sys.stderr,
+              desc="sweep") as bar:
+        def on_progress(ended: int, total: int, job, outcome) -> None:
+            nonlocal seed_updates
+            if outcome.status == DONE:
+                seed_updates += job.steps * len(job.expected["seeds"])
+            bar.total = total
+            bar.update(ended - bar.n)
+            bar.set_postfix_str(f"{job.name}: {outcome.status}, {seed_updates / (time.perf_counter() - started):.0f} "
+                                "seed-updates/s")
+        yield on_progress
+
+
+list_app = typer.Typer(no_args_is_help=True, help="List what drol-diag knows.")
+app.add_typer(list_app, name="list")
+
+
+@list_app.command("ablations")
+def list_ablations() -> None:
+    """Every ablation variant with one line of meaning."""
+    from drol.variants import VARIANTS
+
+    width = max(map(len, VARIANTS))
+    for variant in VARIANTS.values():
+        typer.echo(f"{variant.name:<{width}}  {variant.meaning}")
 
 
 def main() -> None:

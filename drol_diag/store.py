@@ -19,6 +19,8 @@ row per chunk (see `step_chunking`), which makes reading while a run writes safe
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -36,6 +38,42 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.msgpack"
 VERSIONS_DIR = ".versions"
+
+
+EXIT_BUSY = 3  # exit status of `drol-diag run` when another process holds the run folder's lock
+
+
+class RunBusyError(ValueError):
+    """Another process holds the run folder's lock (a one-line message naming it)."""
+
+
+def lock_path(run_dir: Path) -> Path:
+    """The lock file of a run folder: beside it, so deleting the folder (--force) keeps the lock."""
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold the run folder's exclusive lock (flock) while training it; RunBusyError if another
+    process holds it. The kernel releases the lock when the holder dies, even by SIGKILL."""
+    path = lock_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunBusyError(f"run folder {run_dir} is being trained by {holder}; wait for it or choose "
+                               "another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

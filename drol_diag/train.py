@@ -26,13 +26,15 @@ from tqdm import tqdm
 
 from diagnostics.hooks import DEFAULT_PROBES, ProbeRecorder
 
-from drol.config import ACTION_CLIP_EPS, DROLConfig, RunConfig
+from drol.config import ACTION_CLIP_EPS, LearnerConfig, RunConfig
 from drol.datasets import Task
-from drol.learner import Learner, TrainState, act, make_init, make_train_chunk, seed_key
+from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
+from drol.methods import make_learner
 from drol_diag import store
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
 LAST_EVALS_FOR_SCORE = 3  # the published protocol: a run's score is the mean of its last 3 evaluations
+OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
 
 
 class RunError(ValueError):
@@ -60,7 +62,7 @@ class RunSummary:
         return float(np.mean(finite)) if finite else float("nan")
 
 
-def run_dir_for(out: Path, run: RunConfig, learner: DROLConfig) -> Path:
+def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
     """<out>/<task>/<ablation>-k<K>."""
     return Path(out) / run.task / f"{run.ablation}-k{learner.num_candidates}"
 
@@ -85,7 +87,7 @@ def eval_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] >> 1)
 
 
-def evaluate_seeds(task: Task, learner: Learner, states: TrainState, seeds: list[int], step: int,
+def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
                    episodes: int, act_fn) -> dict[str, np.ndarray]:
     """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
     for each number the task's evaluator reports (eval_score always)."""
@@ -122,7 +124,7 @@ def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str,
     return {name: sum(length * means[name] for length, means in chunks) / total for name in chunks[0][1]}
 
 
-def config_record(learner: DROLConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:
+def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:
     """Everything config.json holds."""
     return {
         "learner": dataclasses.asdict(learner),
@@ -137,10 +139,16 @@ def config_record(learner: DROLConfig, run: RunConfig, task: Task, extra: dict[s
     }
 
 
+def diagnostics_record(enabled: bool = True, num_probes: int = DEFAULT_PROBES) -> dict[str, Any]:
+    """The diagnostics settings config.json records (a resumed run must keep them: they shape its log)."""
+    return {"enabled": enabled, "probes": num_probes}
+
+
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
     fields = {"learner settings": record["learner"], "task": record["run"]["task"],
-              "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"]}
+              "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"],
+              "diagnostics settings": record.get("diagnostics")}
     return json.loads(json.dumps(fields))  # tuples and lists compare equal after a JSON round trip
 
 
@@ -163,7 +171,29 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
     store.write_json_atomic(config_path, record)
 
 
-def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, resume: bool = False,
+def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
+    """Static routing: every transition's owner under the initial parameters, computed once over
+    the whole training set in chunks (a progress bar), stored in the states as owners (S, N)."""
+    n, k = dataset["actions"].shape[0], learner.config.num_candidates
+    rows = max(1, min(n, OWNER_CHUNK_CANDIDATES // k))
+
+    @jax.jit
+    def chunk(actor_params, bank_keys, start):
+        indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
+        observations, actions = dataset["observations"][indices], dataset["actions"][indices]
+        return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
+            actor_params, bank_keys)
+
+    owners = []
+    with tqdm(total=n, unit="transition", disable=not progress, dynamic_ncols=True, file=sys.stderr,
+              desc=f"static routing: owners under the initial parameters (K={k})") as bar:
+        for start in range(0, n, rows):
+            owners.append(np.asarray(chunk(states.actor_params, states.bank_key, start))[:, :n - start])
+            bar.update(owners[-1].shape[1])
+    return states._replace(owners=jnp.asarray(np.concatenate(owners, axis=1)))
+
+
+def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, *, resume: bool = False,
           force: bool = False, progress: bool = True, config_extra: dict[str, Any] | None = None,
           diagnostics: bool = True, num_probes: int = DEFAULT_PROBES) -> RunSummary:
     """Train every seed of `run` on `task`, logging to the run folder; returns the summary.
@@ -172,10 +202,21 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
     transitions per seed (diagnostics.hooks). Raises RunError for a conflicting run folder.
     """
     started = time.perf_counter()
-    seeds = list(run.seeds)
-    learner = Learner(learner_config, task.obs_dim, task.action_dim)
     run_dir = run_dir_for(out, run, learner_config)
-    record = config_record(learner_config, run, task, config_extra or {})
+    with store.run_lock(run_dir):
+        return _train_locked(task, learner_config, run, run_dir, started, resume=resume, force=force,
+                             progress=progress, config_extra=config_extra, diagnostics=diagnostics,
+                             num_probes=num_probes)
+
+
+def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, started: float, *,
+                  resume: bool, force: bool, progress: bool, config_extra: dict[str, Any] | None,
+                  diagnostics: bool, num_probes: int) -> RunSummary:
+    """train() while holding the run folder's lock."""
+    seeds = list(run.seeds)
+    learner = make_learner(learner_config, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
+    record = config_record(learner_config, run, task, {
+        **(config_extra or {}), "diagnostics": diagnostics_record(diagnostics, num_probes)})
     prepare_run_dir(run_dir, record, resume, force)
     store.remove_stale_versions(run_dir)
 
@@ -191,17 +232,22 @@ def train(task: Task, learner_config: DROLConfig, run: RunConfig, out: Path, *, 
                      for length, means in restored[1].get("since_log", [])]
     if start > run.steps:
         raise RunError(f"{run_dir} is already at step {start}, beyond --steps {run.steps}")
+    if restored is not None and start == run.steps and (run_dir / store.SUMMARY_FILE).exists():
+        finished = store.read_json(run_dir / store.SUMMARY_FILE)  # nothing to do: report it, rewrite nothing
+        return RunSummary(**{f.name: finished[f.name] for f in dataclasses.fields(RunSummary)})
+    if restored is None and getattr(learner_config, "refresh_interval", 1) == 0:
+        states = static_owner_table(learner, states, dataset, progress)
 
     recorder = ProbeRecorder(learner, task, dataset, seeds, num_probes) if diagnostics else None
     attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": learner_config.num_candidates,
              **store.flatten_attrs(record)}
     log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None)
-    if restored is not None:
+    if resume:  # (no checkpoint: start is 0 and rows of a run killed before its first checkpoint are dropped)
         kept = log.load(start, run.log_interval)
         if recorder is not None and kept is not None and "winner" in kept:
             recorder.replay(kept["winner"].values, kept["nearest"].values)
 
-    act_fn = jax.jit(lambda params, obs, key: act(learner, params, obs, key))
+    act_fn = jax.jit(learner.act)
     compiled: dict[int, Any] = {}
     compile_time = train_time = 0.0
     bar = tqdm(total=run.steps, initial=start, unit="upd", disable=not progress, dynamic_ncols=True,

@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from drol.config import DROLConfig
-from drol.learner import Learner, init_state, make_init, make_train_chunk, update
-from drol.losses import actor_loss, candidate_actions, route
+from drol.learner import Learner, assign, init_state, make_init, make_train_chunk, update
+from drol.losses import actor_loss, candidate_actions
 from drol.prior import ball_radius, sample_ball
 from drol.routing import route_nearest
 
@@ -51,8 +51,9 @@ def test_fast_actor_gradient_equals_reference_over_all_candidates(action_dim):
     actor_params = jax.tree.map(lambda p: 3.0 * p, state.actor_params)
     latents = sample_ball(jax.random.PRNGKey(1), (64, TINY.num_candidates), action_dim)
 
-    _, winner_latents = route(learner.actor, actor_params, obs, actions, latents, route_nearest)
-    fast = jax.jit(jax.grad(lambda p: actor_loss(p, state.critic_params, obs, actions, winner_latents,
+    routed = assign(learner, state._replace(actor_params=actor_params), jnp.arange(64), obs, actions, latents, None)
+    assert routed.latents.shape == (64, 1, action_dim)  # the fast path: winners only
+    fast = jax.jit(jax.grad(lambda p: actor_loss(p, state.critic_params, obs, actions, routed.latents, routed.weights,
                                          actor=learner.actor, critic=learner.critic, config=TINY)[0]))(actor_params)
     reference = jax.jit(jax.grad(reference_actor_loss), static_argnums=5)(
         actor_params, state.critic_params, obs, actions, latents, learner)

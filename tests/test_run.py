@@ -99,6 +99,25 @@ def test_rerun_without_resume_is_refused_and_changed_config_cannot_resume(tmp_pa
     assert again.exit_code == 2 and "--resume" in again.stderr
     changed = invoke(*args, "--bc-coef", "0.5", "--resume")
     assert changed.exit_code == 2 and "learner settings" in changed.stderr
+    fewer_probes = invoke(*args, "--probes", "32", "--resume")  # (the probe count shapes the log)
+    assert fewer_probes.exit_code == 2 and "diagnostics settings" in fewer_probes.stderr
+
+
+def test_resume_of_a_finished_run_changes_nothing_and_without_checkpoint_starts_clean(tmp_path):
+    args = ["run", "--steps", "20", "--hidden", "16", "--batch-size", "16", "--k", "2", "--seeds", "0",
+            "--log-interval", "10", "--eval-interval", "20", "--out", str(tmp_path), "--no-progress"]
+    run_dir = tmp_path / "modes-2d" / "dynamic-k2"
+    assert invoke(*args).exit_code == 0
+    files = [run_dir / store.SUMMARY_FILE, run_dir / store.CHECKPOINT_FILE]
+    before = [(f.stat().st_mtime_ns, f.read_bytes()) for f in files]
+    again = invoke(*args, "--resume")
+    assert again.exit_code == 0 and "seed 0: score" in again.stdout
+    assert [(f.stat().st_mtime_ns, f.read_bytes()) for f in files] == before
+    # A run killed before its first checkpoint left logs but nothing to resume from: it starts clean.
+    (run_dir / store.CHECKPOINT_FILE).unlink()
+    assert invoke(*args, "--resume").exit_code == 0
+    logs = xr.open_zarr((run_dir / store.LOG_STORE).resolve(), consolidated=False)
+    assert list(logs.step.values) == [10, 20] and list(logs.eval_step.values) == [20]
 
 
 def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_path):
@@ -111,7 +130,8 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     try:
         while time.time() < deadline:
             if (run_dir / "checkpoint.msgpack").exists() and (run_dir / "logs.zarr").exists():
-                metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
+                # (resolved first: the link moves to a new version at each flush while the run writes)
+                metrics = xr.open_zarr((run_dir / "logs.zarr").resolve(), consolidated=False)
                 if metrics.sizes["step"] >= 4:
                     break
             time.sleep(0.2)
@@ -151,6 +171,14 @@ BAD_INPUTS = [
     (["--profile", "huge"], "profile"),
     (["--q-agg", "max"], "q_agg"),
     (["--probes", "0"], "--probes"),
+    (["--ablation", "refresh-0"], "refresh interval must be a positive"),
+    (["--ablation", "refresh-x"], "valid: dynamic, static-routing"),
+    (["--ablation", "soft-routing", "--routing-temperature", "0"], "temperature must be > 0"),
+    (["--ablation", "soft-routing", "--routing-temperature", "-1"], "temperature must be > 0"),
+    (["--routing-temperature", "0.5"], "soft-routing only"),
+    (["--ablation", "bc-only", "--q-coef", "1"], "bc-only fixes q_coef"),
+    (["--ablation", "fql", "--k", "4"], "fql has no candidates"),
+    (["--alpha", "3"], "alpha applies to the fql ablation only"),
 ]
 
 
@@ -186,24 +214,31 @@ def test_bad_dataset_files_are_one_line_errors(tmp_path):
     assert not out.exists()
 
 
-def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path):
+@pytest.mark.parametrize("ablation, folder", [("dynamic", "dynamic-k16"), ("static-routing", "static-routing-k16"),
+                                              ("fql", "fql-k1")])
+def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path, ablation, folder):
     data = tmp_path / "data"
     write_tiny_ogbench_dataset(data, episodes=3, steps=30)
     result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(data),
-                    "--profile", "smoke", "--steps", "40", "--log-interval", "20", "--eval-interval", "20",
-                    "--eval-episodes", "2", "--seeds", "0,1", "--out", str(tmp_path / "out"), "--no-progress")
+                    "--ablation", ablation, "--profile", "smoke", "--steps", "40", "--log-interval", "20",
+                    "--eval-interval", "20", "--eval-episodes", "2", "--seeds", "0,1", "--out", str(tmp_path / "out"),
+                    "--no-progress")
     assert result.exit_code == 0, result.output
     assert "seed 1: score" in result.stdout and "updates/s" in result.stdout
-    run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / "dynamic-k16"
+    run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / folder
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["learner"]["bc_coef"] == 10.0  # the cube-single-play preset
+    if ablation == "fql":  # the cube-single-play presets
+        assert config["learner"]["alpha"] == 300.0 and "bc_coef" not in config["learner"]
+    else:
+        assert config["learner"]["bc_coef"] == 10.0
     evals = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert list(evals.eval_step.values) == [20, 40]
     assert np.all((evals["eval_score"].values >= 0) & (evals["eval_score"].values <= 1))
     np.testing.assert_array_equal(evals["eval_success"].values, evals["eval_score"].values)
     assert np.all(evals["eval_length"].values <= 200)  # cube-single's time limit
     assert "eval_return" in evals
-    assert evals["winner"].sizes["probe"] == min(1024, config["task"]["transitions"])  # M, capped at N
+    assert evals["support_dist"].sizes["probe"] == min(1024, config["task"]["transitions"])  # M, capped at N
+    assert ("winner" in evals) == (ablation != "fql")  # FQL has no candidates to route
 
 
 def test_console_script_lists_commands_and_fails_with_exit_2():

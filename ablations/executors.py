@@ -1,0 +1,280 @@
+"""Running groups: each group is one `drol-diag run` subprocess, pinned to cores of its own and
+logged to <out>/logs/<task>/<ablation>-k<K>.log, on this machine (`run_local`) or as Ray tasks
+on a cluster (`run_ray`). Both call `run_group`, which decides at launch time, from the run
+folder itself, whether the group is finished (skipped), held by another process (running
+elsewhere), resumable (--resume) or to be started again (--force).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ablations import folders
+from drol_diag import store
+
+DONE, SKIPPED, FAILED, ELSEWHERE = "done", "skipped", "failed", "running-elsewhere"  # a group's outcome
+ATTEMPT_HEADER = "=== attempt"  # starts the line a log gets before each attempt
+LOG_TAIL_BYTES = 8192  # how much of a log's end is read for its last line
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): signal the child when its parent dies
+# libc's prctl, looked up here: a forked child must not call dlsym (another thread may hold its lock)
+PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
+
+
+@dataclass(frozen=True)
+class GroupJob:
+    """What a worker needs to run one group (plain values: it travels to Ray workers)."""
+
+    name: str  # "<task> <ablation> K=<K>", for messages
+    run_dir: str  # <out>/<task>/<ablation>-k<K>
+    log_path: str  # <out>/logs/<task>/<ablation>-k<K>.log
+    arguments: tuple[str, ...]  # drol-diag run options, without --resume/--force
+    expected: dict[str, Any]  # folders.settings_record of the group's resolved configs
+    steps: int  # updates per seed the run must reach
+    threads: int  # cores the run is pinned to
+    force: bool  # restart a run folder whose settings differ (else the group fails)
+
+
+@dataclass(frozen=True)
+class GroupOutcome:
+    """How one attempt at a group ended."""
+
+    status: str  # DONE, SKIPPED, FAILED or ELSEWHERE
+    wall_s: float | None = None  # seconds the run took (None: not run)
+    error: str = ""  # FAILED: the last line of the log (or why); ELSEWHERE: who holds the lock
+    exit_status: int | None = None  # the run's exit status (None: not run)
+
+
+# An executor bound to its settings: runner(jobs, on_done) runs the jobs, calls on_done(job, outcome) as
+# each ends, and returns the outcomes in job order (run_local with its workers, run_ray with its Ray).
+Runner = Callable[[list[GroupJob], Callable[[GroupJob, GroupOutcome], None]], list[GroupOutcome]]
+
+
+# ------------------------------------------------------------------------------------------
+# One group, in whatever process runs it.
+
+
+def run_group(job: GroupJob) -> GroupOutcome:
+    """Skip, refuse or run one group (see the module docstring); never raises for a failed run."""
+    run_dir = Path(job.run_dir)
+    holder = folders.lock_holder(run_dir)
+    if holder is not None:
+        return GroupOutcome(ELSEWHERE, error=holder)
+    state = folders.folder_state(run_dir, job.expected, job.steps)
+    if state.kind == folders.FINISHED:
+        return GroupOutcome(SKIPPED)
+    if state.kind == folders.CONFLICT and not job.force:
+        return GroupOutcome(FAILED, error=f"{run_dir}: {state.detail}; pass --force to start it again")
+    flag = "--resume" if state.kind in (folders.NEW, folders.RESUMABLE) else "--force"  # (--resume of NEW: a fresh run)
+    command = [sys.executable, "-m", "drol_diag.cli", "run", *job.arguments, flag]
+    outcome = run_logged(command, Path(job.log_path), job.threads)
+    if outcome.exit_status == store.EXIT_BUSY:  # another process got the lock first, after our check
+        return GroupOutcome(ELSEWHERE, outcome.wall_s, folders.lock_holder(run_dir) or "another process")
+    return outcome
+
+
+def run_logged(command: list[str], log_path: Path, threads: int) -> GroupOutcome:
+    """Run `command` pinned to `threads` cores, its output appended to `log_path` between a header
+    and an exit line. DONE on exit status 0, else FAILED with the output's last line."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with claim_cores(threads) as cores, open(log_path, "a") as log:
+        log.write(f"{ATTEMPT_HEADER} {datetime.now().isoformat(timespec='seconds')} on {os.uname().nodename}, "
+                  f"cores {','.join(map(str, cores))}: {shlex.join(command)}\n")
+        log.flush()
+        returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    preexec_fn=lambda: pin_child(cores)).returncode
+        wall = time.perf_counter() - started
+        last = last_line(log_path)
+        log.write(f"=== exit status {returncode} after {wall:.1f} s\n")
+    return GroupOutcome(DONE if returncode == 0 else FAILED, wall, "" if returncode == 0 else last, returncode)
+
+
+def pin_child(cores: list[int]) -> None:
+    """In the forked child before exec: run on `cores` only, and die with the thread that started
+    it (a killed sweep leaves no run behind holding its folder's lock). Linux only; else a no-op."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)
+    if PRCTL is not None:
+        PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def last_line(path: Path) -> str:
+    """The last non-empty line of a text file ('' if none)."""
+    with open(path, "rb") as f:
+        f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
+    return next((line for line in reversed(lines) if line), "")
+
+
+def core_lock_folder() -> Path:
+    """Where this machine's core claims live (one lock file per core, per user)."""
+    return Path(tempfile.gettempdir()) / f"drol-diag-cores-{os.getuid()}"
+
+
+@contextlib.contextmanager
+def claim_cores(count: int) -> Iterator[list[int]]:
+    """Hold `count` cores of this process's CPU set that no other run (of any sweep on this
+    machine) holds, by a lock file per core; if too few are free, share busy ones, so a run
+    always gets exactly `count` cores (the same thread count, hence the same results)."""
+    available = sorted(os.sched_getaffinity(0))
+    count = min(count, len(available))
+    folder = core_lock_folder()
+    folder.mkdir(exist_ok=True)
+    held = []
+    try:
+        for core in available:
+            if len(held) == count:
+                break
+            handle = open(folder / f"core-{core}.lock", "a")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append((core, handle))
+            except BlockingIOError:
+                handle.close()
+        cores = [core for core, _ in held]
+        yield cores + [core for core in available if core not in cores][:count - len(cores)]
+    finally:
+        for _, handle in held:
+            handle.close()  # (closing releases the lock)
+
+
+def guarded(job: GroupJob) -> GroupOutcome:
+    """run_group, with an unexpected error (unreadable folder, no disk space) as a FAILED outcome."""
+    try:
+        return run_group(job)
+    except Exception as error:  # noqa: BLE001  (one group's problem must not stop the others)
+        return GroupOutcome(FAILED, error=f"{type(error).__name__}: {error}".splitlines()[0])
+
+
+def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | None) -> tuple[int, int]:
+    """(groups at a time, cores per group). Local: by default as many groups as there are cores
+    (at most the groups to run), the cores shared out evenly; --jobs x --threads may not exceed
+    the cores (each run gets cores of its own). Ray: the cluster schedules; one core per group
+    unless --threads. Raises ValueError (one line)."""
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown --executor {executor!r}; valid: local, ray")
+    for option, value in (("--jobs", jobs), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value}")
+    if executor == "ray":
+        if jobs is not None:
+            raise ValueError("--jobs applies to --executor local; Ray runs as many groups at once as the cluster's "
+                             "CPUs allow (each asks for --threads CPUs)")
+        return max(1, groups), threads or 1
+    cores = len(os.sched_getaffinity(0))
+    jobs = jobs or max(1, min(groups, cores // (threads or 1)))
+    threads = threads or max(1, cores // jobs)
+    if jobs * threads > cores:
+        raise ValueError(f"--jobs {jobs} x --threads {threads} needs {jobs * threads} cores and this machine has "
+                         f"{cores}: lower --jobs or --threads")
+    return jobs, threads
+
+
+# ------------------------------------------------------------------------------------------
+# Executors: run many groups, calling on_done(job, outcome) as each ends; outcomes in job order.
+
+
+def run_local(jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None],
+              workers: int) -> list[GroupOutcome]:
+    """Run the groups on this machine, `workers` at a time (each pins its run to job.threads cores)."""
+    outcomes: list[GroupOutcome | None] = [None] * len(jobs)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(guarded, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            outcomes[i] = future.result()
+            on_done(jobs[i], outcomes[i])
+    return outcomes
+
+
+class GroupFailed(Exception):
+    """Raised in a Ray task for a FAILED outcome, so that Ray retries it (max_retries)."""
+
+    def __init__(self, outcome: GroupOutcome):
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+    def __reduce__(self):
+        return GroupFailed, (self.outcome,)
+
+
+def run_group_or_raise(job: GroupJob) -> GroupOutcome:
+    """The Ray task: guarded(job), raising GroupFailed for a failed group."""
+    outcome = guarded(job)
+    if outcome.status == FAILED:
+        raise GroupFailed(outcome)
+    return outcome
+
+
+RAY_MISSING = "--executor ray needs Ray: pip install .[ray] (or pip install 'ray>=2.40')"
+RAY_RETRIES = 1  # a failed group's Ray task runs once more (resuming from its checkpoint)
+
+
+def import_ray() -> Any:
+    """The ray module; ValueError (one line) if it is not installed."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError(RAY_MISSING) from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_connection(address: str | None) -> Iterator[Any]:
+    """Ray, connected: address None uses the instance this process already initialised; 'local'
+    starts one on this machine (all its cores); 'auto' or HOST:PORT joins a running cluster.
+    Shuts down only what it started. ValueError (one line) when Ray is missing or unreachable."""
+    ray = import_ray()
+    if address is None:
+        if not ray.is_initialized():
+            raise ValueError("Ray is not initialised in this process; pass --address auto, HOST:PORT or local")
+        yield ray
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # Ray >= 2.5x may otherwise ask for an auth token
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if address == "local":
+            ray.init(num_cpus=len(os.sched_getaffinity(0)), include_dashboard=False)
+        else:
+            ray.init(address=address)
+    except Exception as error:  # noqa: BLE001  (Ray raises ConnectionError, RuntimeError, ValueError, ...)
+        raise ValueError(f"cannot start or reach Ray at --address {address}: {str(error).splitlines()[0]}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def run_ray(ray: Any, jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None]) -> list[GroupOutcome]:
+    """Run the groups as Ray tasks (each asks for job.threads CPUs; a failed one is retried once).
+    Every node must see the results folder at the same path."""
+    task = ray.remote(run_group_or_raise)
+    pending = {task.options(num_cpus=job.threads, max_retries=RAY_RETRIES, retry_exceptions=True).remote(job): i
+               for i, job in enumerate(jobs)}
+    outcomes: list[GroupOutcome | None] = [None] * len(jobs)
+    while pending:
+        (ready,), _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(ready)
+        try:
+            outcomes[i] = ray.get(ready)
+        except Exception as error:  # noqa: BLE001  (RayTaskError of GroupFailed, or a lost worker)
+            cause = getattr(error, "cause", error)
+            outcomes[i] = getattr(cause, "outcome", None) or GroupOutcome(FAILED, error=str(error).splitlines()[0])
+        on_done(jobs[i], outcomes[i])
+    return outcomes

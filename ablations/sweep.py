@@ -1,0 +1,198 @@
+"""A sweep from plan to summary: validate the whole grid before anything is written, record it,
+run the groups that are not finished (through an executor), re-check the groups another process
+held, and collect each group's outcome and score.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ablations import folders
+from ablations.executors import (ELSEWHERE, FAILED, SKIPPED, GroupJob, GroupOutcome, Runner, ray_connection,
+                                 run_local, run_ray)
+from ablations.grid import (FQL, SWEEP_FILE, Group, SweepSpec, expand, resolve_group, run_arguments,
+                            unused_options, write_sweep_file)
+from drol.config import LearnerConfig, RunConfig
+from drol.datasets import check_task
+from drol_diag import store
+from diagnostics.hooks import DEFAULT_PROBES
+from drol_diag.train import diagnostics_record, run_dir_for
+
+LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
+NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "
+              "at the same path")
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """A group with its resolved configs, where it goes, and what its folder holds now."""
+
+    group: Group
+    learner: LearnerConfig
+    run: RunConfig
+    run_dir: Path  # <out>/<task>/<ablation>-k<K>
+    log_path: Path  # <out>/logs/<task>/<ablation>-k<K>.log
+    settings: dict[str, Any]  # folders.settings_record: what its config.json must hold to be skipped or resumed
+    state: folders.FolderState  # at planning time; run_group looks again at launch
+
+    @property
+    def name(self) -> str:
+        return f"{self.run.task} {self.run.ablation} K={self.learner.num_candidates}"
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: its groups (distinct run folders, grid order) and notes for the user."""
+
+    spec: SweepSpec
+    out: Path
+    force: bool  # restart folders whose settings differ
+    groups: tuple[PlannedGroup, ...]
+    notes: tuple[str, ...]  # one line each, e.g. that fql runs once per task
+
+    @property
+    def to_run(self) -> list[PlannedGroup]:
+        """The groups not finished at planning time."""
+        return [p for p in self.groups if p.state.kind != folders.FINISHED]
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """A group at the end of the sweep."""
+
+    planned: PlannedGroup
+    outcome: GroupOutcome
+    summary: dict[str, Any] | None  # its summary.json (None: not there)
+
+
+# ------------------------------------------------------------------------------------------
+# Planning: everything is checked here, before the sweep writes anything.
+
+
+def group_diagnostics(spec: SweepSpec) -> dict[str, Any]:
+    """The diagnostics settings every group's config.json records (train.diagnostics_record)."""
+    return diagnostics_record(True if spec.diagnostics is None else spec.diagnostics,
+                              DEFAULT_PROBES if spec.probes is None else spec.probes)
+
+
+def log_path_for(out: Path, run_dir: Path) -> Path:
+    """<out>/logs/<task>/<ablation>-k<K>.log for the run folder <out>/<task>/<ablation>-k<K>."""
+    return Path(out) / LOGS_DIR / run_dir.parent.name / f"{run_dir.name}.log"
+
+
+def plan_group(spec: SweepSpec, group: Group, out: Path, force: bool) -> PlannedGroup:
+    """Resolve a group and look at its folder. Raises ValueError for bad settings, or for a folder
+    holding a run with other settings (unless `force`)."""
+    learner, run = resolve_group(spec, group)
+    run_dir = run_dir_for(out, run, learner)
+    settings = folders.settings_record(learner, run, group_diagnostics(spec))
+    state = folders.folder_state(run_dir, settings, run.steps)
+    if state.kind == folders.CONFLICT and not force:
+        raise ValueError(f"{run_dir} holds a run with other settings: {state.detail}; use the same settings, "
+                         "another --out, or --force to start it again")
+    return PlannedGroup(group, learner, run, run_dir, log_path_for(out, run_dir), settings, state)
+
+
+def plan_sweep(spec: SweepSpec, out: Path, force: bool = False) -> SweepPlan:
+    """Validate the whole grid and look at every run folder; writes nothing. Raises ValueError
+    (one line) for bad settings, unknown tasks or ablations, missing datasets, conflicting folders."""
+    out = Path(out).absolute()  # (Ray workers on other nodes, and in other folders, get the same paths)
+    groups = expand(spec)
+    unused = unused_options(spec, groups)
+    if unused:
+        raise ValueError(f"{', '.join(unused)} applies to no group of this grid "
+                         "(--bc-coef: DROL variants, --alpha: fql, --routing-temperature: soft-routing)")
+    for task in spec.tasks:
+        check_task(task, spec.dataset_dir)
+    planned: dict[Path, PlannedGroup] = {}
+    for group in groups:
+        plan = plan_group(spec, group, out, force)
+        planned.setdefault(plan.run_dir, plan)  # (K left to the preset may name a folder an explicit K names)
+    notes = []
+    if FQL in spec.ablations and spec.k:
+        notes.append("fql has no K: it runs once per task (folder fql-k1), whatever --k lists")
+    return SweepPlan(spec, out, force, tuple(planned.values()), tuple(notes))
+
+
+def action(state: folders.FolderState) -> str:
+    """What the sweep will do with a folder in `state`, for the plan."""
+    return {folders.NEW: "run", folders.FINISHED: f"skip (finished, {state.steps_done} steps)",
+            folders.RESUMABLE: "resume from its checkpoint", folders.UNSTARTED: "start again (no checkpoint yet)",
+            folders.CONFLICT: f"start again (--force): {state.detail}"}[state.kind]
+
+
+# ------------------------------------------------------------------------------------------
+# Running.
+
+
+def start_sweep(plan: SweepPlan, command: str = "") -> None:
+    """Record the grid as <out>/sweep.toml (atomically) and make the logs folder."""
+    plan.out.mkdir(parents=True, exist_ok=True)
+    write_sweep_file(plan.out / SWEEP_FILE, plan.spec, command)
+    (plan.out / LOGS_DIR).mkdir(exist_ok=True)
+
+
+def job_for(plan: SweepPlan, planned: PlannedGroup, threads: int) -> GroupJob:
+    """The executor's job for a planned group, its run pinned to `threads` cores."""
+    return GroupJob(name=planned.name, run_dir=str(planned.run_dir), log_path=str(planned.log_path),
+                    arguments=tuple(run_arguments(plan.spec, planned.group, plan.out)),
+                    expected=planned.settings, steps=planned.run.steps,
+                    threads=threads, force=plan.force)
+
+
+Progress = Callable[[int, int, GroupJob, GroupOutcome], None]  # (groups ended, groups to run, job, outcome)
+
+
+def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
+              on_progress: Progress = lambda *_: None) -> list[GroupResult]:
+    """Run every group not finished at planning time, then once more those another process held
+    if it has let go (it finished them: skipped; it died: they run now). Returns every group's
+    result in plan order; a done group whose summary.json is not visible here is FAILED."""
+    jobs = [job_for(plan, planned, threads) for planned in plan.to_run]
+    counts = {"ended": 0, "total": len(jobs)}
+
+    def on_done(job: GroupJob, outcome: GroupOutcome) -> None:
+        counts["ended"] += 1
+        on_progress(counts["ended"], counts["total"], job, outcome)
+
+    outcomes = dict(zip((job.run_dir for job in jobs), runner(jobs, on_done)))
+    released = [job for job in jobs if outcomes[job.run_dir].status == ELSEWHERE
+                and folders.lock_holder(Path(job.run_dir)) is None]
+    if released:
+        counts["total"] += len(released)
+        outcomes.update(zip((job.run_dir for job in released), runner(released, on_done)))
+    return [group_result(planned, outcomes.get(str(planned.run_dir), GroupOutcome(SKIPPED))) for planned in plan.groups]
+
+
+@contextlib.contextmanager
+def connected_runner(executor: str = "local", address: str | None = None, workers: int = 1) -> Iterator[Runner]:
+    """The executor's runner: local (`workers` groups at a time) or Ray (connected for the block;
+    address: see executors.ray_connection). ValueError (one line) when Ray is missing or unreachable."""
+    if executor == "local":
+        yield functools.partial(run_local, workers=workers)
+        return
+    with ray_connection(address) as ray:
+        yield functools.partial(run_ray, ray)
+
+
+def execute(plan: SweepPlan, executor: str = "local", address: str | None = None, workers: int = 1,
+            threads: int = 1, on_progress: Progress = lambda *_: None, note: str = "") -> list[GroupResult]:
+    """Run a planned sweep: connect the executor (connected_runner), record the grid (start_sweep,
+    `note` as a comment) and run the groups, each pinned to `threads` cores (run_sweep)."""
+    with connected_runner(executor, address, workers) as runner:
+        start_sweep(plan, note)
+        return run_sweep(plan, runner, threads, on_progress)
+
+
+def group_result(planned: PlannedGroup, outcome: GroupOutcome) -> GroupResult:
+    """The group's result with its summary.json; a finished outcome without one here is FAILED."""
+    path = planned.run_dir / store.SUMMARY_FILE
+    summary = folders.read_record(path)
+    if summary is None and outcome.status not in (FAILED, ELSEWHERE):
+        outcome = replace(outcome, status=FAILED, error=NOT_SHARED.format(path=path))
+    return GroupResult(planned, outcome, summary)
