@@ -1,6 +1,6 @@
 """Time estimates for `drol-diag sweep --dry-run`, from a short warm-up measured in this process.
 
-One warm-up per distinct program cost (task, method, network widths, batch size, K): compile a
+One warm-up per distinct program cost (task, method, network widths, batch size, K, routing): compile a
 chunk of WARMUP_UPDATES updates for all the sweep's seeds (vmapped, as the run will) and time one
 call of it, on the number of cores each group will get. A group's estimate is then
 
@@ -35,8 +35,10 @@ class Estimate:
 def cost_key(planned: PlannedGroup) -> tuple:
     """What a group's speed depends on: groups with equal keys share one warm-up."""
     learner = planned.learner
+    routing = (getattr(learner, "routing", None), getattr(learner, "latents", None),
+               min(getattr(learner, "refresh_interval", 1), 2))  # (static: no routing pass; refresh-N: a snapshot)
     return (planned.run.task, learner.method, tuple(learner.actor_hidden), tuple(learner.critic_hidden),
-            learner.batch_size, learner.num_candidates)
+            learner.batch_size, learner.num_candidates, routing)
 
 
 def time_warmup(planned: PlannedGroup, dataset_dir: str | None) -> tuple[float, float]:

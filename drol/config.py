@@ -25,6 +25,26 @@ LATENTS = ("fresh", "bank")  # where the K latents of a state come from each ste
 Q_AGGS = ("mean", "min")
 
 
+def validate_shared(config: DROLConfig | FQLConfig) -> None:
+    """Checks of the fields DROL and FQL share (networks, optimiser, critic); one-line ValueErrors."""
+    if config.batch_size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {config.batch_size}")
+    for name in ("actor_hidden", "critic_hidden"):
+        widths = getattr(config, name)
+        if not widths or any(w < 1 for w in widths):
+            raise ValueError(f"{name} must be one or more positive widths, got {widths}")
+    if config.num_critics < 1:
+        raise ValueError(f"num_critics must be >= 1, got {config.num_critics}")
+    if not config.lr >= 0:  # 0 is a control: parameters never change
+        raise ValueError(f"learning rate must be >= 0, got {config.lr}")
+    if not 0 < config.discount <= 1:
+        raise ValueError(f"discount must be in (0, 1], got {config.discount}")
+    if not 0 < config.tau <= 1:
+        raise ValueError(f"tau must be in (0, 1], got {config.tau}")
+    if config.q_agg not in Q_AGGS:
+        raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {config.q_agg!r}")
+
+
 @dataclass(frozen=True)
 class DROLConfig:
     """Hyper-parameters of DROL (spec section 1). Defaults are the paper's."""
@@ -50,24 +70,9 @@ class DROLConfig:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
         if self.num_candidates < 1:
             raise ValueError(f"K (num_candidates) must be >= 1, got {self.num_candidates}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
-        for name in ("actor_hidden", "critic_hidden"):
-            widths = getattr(self, name)
-            if not widths or any(w < 1 for w in widths):
-                raise ValueError(f"{name} must be one or more positive widths, got {widths}")
-        if self.num_critics < 1:
-            raise ValueError(f"num_critics must be >= 1, got {self.num_critics}")
-        if not self.lr >= 0:  # 0 is a control: parameters never change
-            raise ValueError(f"learning rate must be >= 0, got {self.lr}")
-        if not 0 < self.discount <= 1:
-            raise ValueError(f"discount must be in (0, 1], got {self.discount}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        validate_shared(self)
         if self.bc_coef < 0 or self.q_coef < 0:
             raise ValueError(f"bc_coef and q_coef must be >= 0, got {self.bc_coef}, {self.q_coef}")
-        if self.q_agg not in Q_AGGS:
-            raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {self.q_agg!r}")
         if self.routing not in ROUTINGS:
             raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
         if self.latents not in LATENTS:
@@ -104,21 +109,11 @@ class FQLConfig:
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {self.batch_size}")
-        for name in ("actor_hidden", "critic_hidden"):
-            widths = getattr(self, name)
-            if not widths or any(w < 1 for w in widths):
-                raise ValueError(f"{name} must be one or more positive widths, got {widths}")
-        if self.num_critics < 1 or self.flow_steps < 1:
-            raise ValueError(f"num_critics and flow_steps must be >= 1, got {self.num_critics}, {self.flow_steps}")
-        if not self.lr >= 0 or not 0 < self.discount <= 1 or not 0 < self.tau <= 1:
-            raise ValueError(f"need lr >= 0, discount in (0, 1], tau in (0, 1]; got {self.lr}, {self.discount}, "
-                             f"{self.tau}")
+        validate_shared(self)
+        if self.flow_steps < 1:
+            raise ValueError(f"flow_steps must be >= 1, got {self.flow_steps}")
         if self.alpha < 0 or self.q_coef < 0:
             raise ValueError(f"alpha and q_coef must be >= 0, got {self.alpha}, {self.q_coef}")
-        if self.q_agg not in Q_AGGS:
-            raise ValueError(f"q_agg must be one of {', '.join(Q_AGGS)}, got {self.q_agg!r}")
 
     @property
     def method(self) -> str:
