@@ -24,14 +24,12 @@ try:
 except ImportError:  # Python 3.10: the same parser as a package
     import tomli as tomllib
 
-from drol.config import LearnerConfig, RunConfig, resolve
-from drol.variants import variant
+from drol.config import LearnerConfig, RunConfig, option_applies, resolve
 from drol_diag import store
 from drol_diag.cli import parse_seeds, parse_widths
 
 SWEEP_FILE = "sweep.toml"  # the grid a sweep ran, written into its results folder
 FQL = "fql"  # the one ablation without K: it runs once per task, in folder fql-k1
-SOFT_ROUTING = "soft-routing"  # the one ablation --routing-temperature applies to
 
 
 @dataclass(frozen=True)
@@ -204,11 +202,9 @@ def expand(spec: SweepSpec) -> list[Group]:
 
 
 def applies(option: str, ablation: str) -> bool:
-    """Whether a learner option reaches a group of `ablation`: --bc-coef not fql, --alpha fql
-    only, --routing-temperature soft-routing only; every other option every group."""
-    method = variant(ablation).method
-    return {"bc_coef": method != FQL, "alpha": method == FQL,
-            "routing_temperature": ablation == SOFT_ROUTING}.get(option, True)
+    """Whether a learner option reaches a group of `ablation` (drol.config.option_applies): --bc-coef
+    not fql, --alpha fql only, --routing-temperature soft-routing only, --k not fql."""
+    return option_applies(ablation, option)
 
 
 def run_settings(spec: SweepSpec, group: Group) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from drol.variants import variant
+from drol.variants import VARIANT_OPTIONS, VARIANTS, variant
 
 ACTION_CLIP_EPS = 1e-5  # dataset actions are clipped to [-1 + eps, 1 - eps] before training
 ROUTINGS = ("nearest", "random", "soft", "uniform")  # how data actions are given to candidates (drol.routing)
@@ -259,6 +259,22 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
                 checkpoint_interval=min(50_000, steps // 10))
 
 
+def option_applies(ablation: str, name: str) -> bool:
+    """Whether setting `name` means anything for `ablation`: a RunConfig field, or a field of the
+    ablation's method's config that, if only some variants take it (VARIANT_OPTIONS), this one does.
+
+    >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef"), option_applies("dynamic", "routing_temperature")
+    (True, False, False)
+    """
+    chosen = variant(ablation)
+    config_class = FQLConfig if chosen.method == "fql" else DROLConfig
+    if name in {f.name for f in dataclasses.fields(RunConfig)}:
+        return True
+    if name not in {f.name for f in dataclasses.fields(config_class)}:
+        return False
+    return name not in VARIANT_OPTIONS or name in chosen.options
+
+
 def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
     """Build the configs for a task and ablation (`ablation=`, default dynamic): paper defaults <
     family preset < profile < explicit overrides, plus the fields the ablation fixes.
@@ -278,8 +294,10 @@ def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[Learner
         if given[name] != ablation.fixed[name]:
             raise ValueError(f"{ablation.name} fixes {name} to {ablation.fixed[name]}; drop that option or choose "
                              "another ablation")
-    if "routing_temperature" in given and ablation.name != "soft-routing":
-        raise ValueError(f"--routing-temperature applies to soft-routing only, not {ablation.name}")
+    for name in sorted(set(given) & VARIANT_OPTIONS):
+        if not option_applies(ablation.name, name):
+            takers = [v.name for v in VARIANTS.values() if name in v.options]
+            raise ValueError(f"--{name.replace('_', '-')} applies to {', '.join(takers)} only, not {ablation.name}")
     unknown = set(given) - learner_fields - run_fields
     if ablation.method == "fql" and unknown & {"bc_coef", "num_candidates"}:
         raise ValueError("fql has no candidates and no bc_coef (its one-step actor is K = 1; its BC weight is "

@@ -4,7 +4,7 @@ A flow BC policy v(s, x_t, t) learns the data by flow matching; a one-step actor
 z ~ N(0, I), is distilled from the flow's 10-step Euler actions (weight alpha) while climbing
 the critic. The critic, its TD target, the data path, acting and evaluation are DROL's (drol.losses,
 drol.learner): only the actor side differs. FQLLearner has the same interface as drol.learner.Learner
-(init_state, update, act, metric_names), so the training driver runs either.
+(init_state, update, act), so the training driver runs either.
 
 Shapes: B batch, d action dim, E ensemble members.
 """
@@ -54,7 +54,6 @@ class FQLLearner(LearnerBase):
         """The velocity field v(s, x_t, t): the same MLP over concat(s, x_t, t)."""
         return Actor(tuple(self.config.actor_hidden), self.action_dim)
 
-    metric_names = property(lambda self: METRIC_NAMES)
 
     def init_state(self, seed: int | jnp.ndarray) -> FQLState:
         return init_state(self, seed)

@@ -88,7 +88,6 @@ class Learner(LearnerBase):
 
     config: DROLConfig
 
-    metric_names = property(lambda self: METRIC_NAMES)
 
     def init_state(self, seed: int | jnp.ndarray) -> TrainState:
         return init_state(self, seed)

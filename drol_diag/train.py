@@ -178,17 +178,18 @@ def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray]
     rows = max(1, min(n, OWNER_CHUNK_CANDIDATES // k))
 
     @jax.jit
-    def chunk(actor_params, bank_keys, start):
+    def chunk(actor_params, bank_keys, all_observations, all_actions, start):
         indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
-        observations, actions = dataset["observations"][indices], dataset["actions"][indices]
+        observations, actions = all_observations[indices], all_actions[indices]
         return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
             actor_params, bank_keys)
 
     owners = []
     with tqdm(total=n, unit="transition", disable=not progress, dynamic_ncols=True, file=sys.stderr,
               desc=f"static routing: owners under the initial parameters (K={k})") as bar:
-        for start in range(0, n, rows):
-            owners.append(np.asarray(chunk(states.actor_params, states.bank_key, start))[:, :n - start])
+        for start in range(0, n, rows):  # (the dataset is an argument, not a closed-over constant of the program)
+            table = chunk(states.actor_params, states.bank_key, dataset["observations"], dataset["actions"], start)
+            owners.append(np.asarray(table)[:, :n - start])
             bar.update(owners[-1].shape[1])
     return states._replace(owners=jnp.asarray(np.concatenate(owners, axis=1)))
 
