@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: demo test bench clean-runs
+.PHONY: demo test test-tools bench clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,15 @@ $(TEST_INSTALLED): $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/drol-diag run --task modes-2d --seeds 0,1,2 --out runs/demo --force
 
-test: $(TEST_INSTALLED)
+test: $(TEST_INSTALLED) test-tools
 	$(BIN)/python -m pytest -q
+
+# The report tests open the HTML in headless Chromium and read the PDF back with poppler-utils
+# (pdftoppm, pdfinfo, pdftotext); install them from Debian's registry when either is missing.
+test-tools:
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { \
+		echo "make: installing chromium and poppler-utils with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils >/dev/null; }
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/throughput.py

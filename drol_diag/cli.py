@@ -201,6 +201,30 @@ def sweep(
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    folder: Path = typer.Argument(Path("runs"), help="results folder (runs of `drol-diag run` / `drol-diag sweep`)"),
+    html: Optional[Path] = typer.Option(None, help="HTML report path [FOLDER/report.html]"),
+    pdf: Optional[Path] = typer.Option(None, help="PDF report path [FOLDER/report.pdf]"),
+    reps: int = typer.Option(2000, help="bootstrap repetitions per interval"),
+    seed: int = typer.Option(0, help="numpy seed set before each bootstrap (same inputs, same intervals)"),
+) -> None:
+    """Statistics (rliable) and the referee-response report: FOLDER/report.html, report.pdf, scores.csv
+    (one score per task, ablation, K and seed) and report.json (every statistic shown)."""
+    from reports.build import ReportError, make_report
+
+    started = time.perf_counter()
+    typer.echo(f"reading runs under {folder} ...", err=True)
+    try:
+        outputs, summary = make_report(folder, html=html, pdf=pdf, reps=reps, seed=seed)
+    except ReportError as error:
+        fail(str(error))
+    typer.echo(f"wrote {outputs.html}, {outputs.pdf}, {outputs.scores_csv}, {outputs.report_json} "
+               f"({time.perf_counter() - started:.1f} s)")
+    for line in summary:
+        typer.echo(f"  {line}")
+
+
 @contextlib.contextmanager
 def group_progress_bar(show: bool, total: int):
     """A progress bar over the groups (elapsed, ETA, seed-updates/s of the finished ones), on stderr;

@@ -33,7 +33,6 @@ from drol.methods import make_learner
 from drol_diag import store
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
-LAST_EVALS_FOR_SCORE = 3  # the published protocol: a run's score is the mean of its last 3 evaluations
 OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
 
 
@@ -107,15 +106,11 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
     return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
 
 
-def final_scores(logged: xr.Dataset, num_seeds: int) -> list[float]:
-    """Per seed, the mean of the last three evaluation scores (NaN where there are none)."""
+def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> list[float]:
+    """Per seed, the protocol score (drol_diag.store.run_scores) of the logged evaluations."""
     if "eval_score" not in logged:
-        return [float("nan")] * num_seeds
-    out = []
-    for row in logged["eval_score"].values:  # (S, E)
-        finite = row[np.isfinite(row)]
-        out.append(float(np.mean(finite[-LAST_EVALS_FOR_SCORE:])) if finite.size else float("nan"))
-    return out
+        return [float("nan")] * len(diverged)
+    return [float(s) for s in store.run_scores(logged["eval_score"].values, diverged)]
 
 
 def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
@@ -301,7 +296,8 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
 
     wall = time.perf_counter() - started
     rate = (step - start) / train_time if train_time > 0 else float("nan")
-    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=final_scores(log.dataset(), len(seeds)),
+    scores = final_scores(log.dataset(), np.asarray(states.diverged))
+    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=scores,
                          diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
                          wall_time_s=wall, compile_time_s=compile_time, train_time_s=train_time,
                          updates_per_s=rate, seed_updates_per_s=rate * len(seeds))
@@ -318,7 +314,7 @@ def format_summary(summary: RunSummary) -> str:
     finite = [s for s in summary.scores if math.isfinite(s)]
     std = float(np.std(finite)) if finite else float("nan")
     lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
-                 f"mean of the last {LAST_EVALS_FOR_SCORE} evaluations per seed)")
+                 f"mean of the last {store.LAST_EVALS_FOR_SCORE} evaluations per seed)")
     diverged = [s for s, d in zip(summary.seeds, summary.diverged_steps) if d >= 0]
     if diverged:
         lines.append(f"  diverged seeds (losses became NaN/inf, stopped): {', '.join(map(str, diverged))}")

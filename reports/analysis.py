@@ -1,0 +1,275 @@
+"""Every number the report shows, computed once from a results folder (reports.runs.Results).
+
+Scores: per (ablation, K) the (runs, tasks) matrix of protocol scores; its IQM, mean, median and
+optimality gap, performance profile and sample-efficiency curve, each with a 95% stratified
+bootstrap interval; the probability that `dynamic` improves on each other variant at the same K
+(and on `fql`, which has no K); per task, mean, standard deviation and interval over seeds.
+Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds against training
+step with a bootstrap band, and its early (first logged value) and late (mean of the last third
+of training) values with intervals. Diverged seeds are left out of both and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from reports import stats
+from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
+
+REFERENCE_ABLATION = "dynamic"  # the paper's method: probabilities of improvement are of it over the others
+BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at every K
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A logged per-step quantity: its label and unit for axes and tables."""
+
+    name: str
+    label: str
+    unit: str
+
+
+DIAGNOSTICS = {d.name: d for d in (
+    Diagnostic("flip_rate", "flip rate", "fraction of probes per log interval"),
+    Diagnostic("return_rate", "return rate (A->B->A)", "fraction of probes per log interval"),
+    Diagnostic("nearest_flip_rate", "nearest flip rate", "fraction of probes per log interval"),
+    Diagnostic("owner_mismatch", "owner not nearest", "fraction of probes"),
+    Diagnostic("winner_ari", "owner partition ARI", "adjusted Rand index vs previous log"),
+    Diagnostic("winner_data_dist_mean", "winner-to-data distance", "RMS per action dim"),
+    Diagnostic("support_dist_mean", "distance to support", "deployed action to nearest training pair"),
+    Diagnostic("ood_frac", "out of support", "fraction of deployed actions"),
+    Diagnostic("q_gap", "Q(winner) - Q(data action)", "Q units"),
+    Diagnostic("grad_cos", "cos(grad BC, grad critic)", "cosine"),
+    Diagnostic("grad_norm_ratio", "|grad BC| / |grad critic|", "ratio (bc_coef included)"),
+    Diagnostic("conflict_frac", "BC opposes critic", "fraction of probes"),
+    Diagnostic("load_entropy", "load entropy", "entropy / log K"),
+    Diagnostic("dead_candidates", "dead candidates", "candidates owning no probe"),
+)}
+PER_PROBE = {"flips_per_probe": "flips per probe over training", "never_flipped": "probes never reassigned"}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A quantity against a step axis: steps (T,), and its Interval over seeds or runs."""
+
+    steps: np.ndarray
+    estimate: stats.Interval
+
+
+@dataclass(frozen=True)
+class DiagnosticSummary:
+    """One quantity of one run (task, ablation, K): its curve and early/late values over seeds."""
+
+    curve: Curve
+    early: stats.Interval  # (1,) the first logged value
+    late: stats.Interval  # (1,) mean over the last third of logged rows
+    seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class GroupScores:
+    """Score statistics of one (ablation, K) over its tasks."""
+
+    matrix: ScoreMatrix
+    aggregates: stats.Interval  # (4,) in stats.AGGREGATES order
+    profile: stats.Interval  # (len(PROFILE_TAUS),)
+    sample_efficiency: Curve | None  # None without shared evaluation steps
+
+
+@dataclass(frozen=True)
+class TaskScores:
+    """One (task, ablation, K) over seeds: mean with interval, standard deviation, seeds, diverged."""
+
+    mean: stats.Interval  # (1,)
+    std: float
+    seeds: tuple[int, ...]  # seeds with a score
+    not_scored: tuple[int, ...]  # diverged or never evaluated
+
+
+@dataclass(frozen=True)
+class Analysis:
+    reps: int
+    seed: int
+    groups: dict[tuple[str, int], GroupScores] = field(default_factory=dict)
+    improvement: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # (x, kx, y, ky)
+    per_task: dict[tuple[str, str, int], TaskScores] = field(default_factory=dict)
+    diagnostics: dict[tuple[str, str, str, int], DiagnosticSummary] = field(default_factory=dict)  # var, task, a, k
+
+
+def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> Analysis:
+    """Compute every statistic of the report (see the module docstring)."""
+    analysis = Analysis(reps=reps, seed=seed)
+    table = results.scores
+    for ablation, k in results.groups:
+        tasks = [t for t in results.tasks if results.run(t, ablation, k) is not None]
+        for task in tasks:
+            analysis.per_task[(task, ablation, k)] = task_scores(table, task, ablation, k, reps, seed)
+        matrix = score_matrix(table, ablation, k, tasks)
+        if matrix.num_runs == 0:
+            continue
+        analysis.groups[(ablation, k)] = group_scores(results, matrix, reps, seed)
+    for (x, kx, y, ky) in comparisons(results):
+        tasks = [t for t in results.tasks if results.run(t, x, kx) and results.run(t, y, ky)]
+        mx, my = score_matrix(table, x, kx, tasks), score_matrix(table, y, ky, tasks)
+        if tasks and mx.num_runs and my.num_runs:
+            analysis.improvement[(x, kx, y, ky)] = stats.batched_bootstrap(
+                (mx.scores, my.scores), stats.probability_of_improvement_batched, reps, seed)
+    for run in results.runs:
+        logged = run_diagnostics(results, run.task, run.ablation, run.k)
+        for name in [*DIAGNOSTICS, *PER_PROBE]:
+            summary = diagnostic_summary(logged, name, reps, seed)
+            if summary is not None:
+                analysis.diagnostics[(name, run.task, run.ablation, run.k)] = summary
+    return analysis
+
+
+def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
+    """(dynamic, K, other, K') pairs to compare: every other variant at the same K, fql at its K=1."""
+    pairs = []
+    for k in results.ks(REFERENCE_ABLATION):
+        for other, other_k in results.groups:
+            if other == REFERENCE_ABLATION:
+                continue
+            if other_k == k or other == BASELINE_WITHOUT_K:
+                pairs.append((REFERENCE_ABLATION, k, other, other_k))
+    return pairs
+
+
+def group_scores(results: Results, matrix: ScoreMatrix, reps: int, seed: int) -> GroupScores:
+    aggregates = stats.bootstrap(matrix.scores, stats.aggregate_scores, reps, seed)
+    profile = stats.batched_bootstrap(matrix.scores, stats.score_distribution_batched, reps, seed)
+    steps, curves = eval_curves(results.logs, matrix)
+    efficiency = Curve(steps, stats.batched_bootstrap(curves, stats.iqm_per_step_batched, reps, seed)) if steps.size else None
+    return GroupScores(matrix, aggregates, profile, efficiency)
+
+
+def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -> TaskScores:
+    rows = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+    scored = rows[np.isfinite(rows.score)]
+    values = scored.score.to_numpy(np.float64)
+    mean = stats.seed_interval(values[:, None], reps, seed) if values.size else \
+        stats.Interval(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), 0)
+    std = float(np.std(values, ddof=1)) if values.size > 1 else float("nan")
+    return TaskScores(mean, std, tuple(int(s) for s in scored.seed),
+                      tuple(int(s) for s in rows[~np.isfinite(rows.score)].seed))
+
+
+def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Dataset:
+    """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
+    table = results.scores
+    healthy = table[(table.task == task) & (table.ablation == ablation) & (table.k == k) & ~table.diverged].seed
+    names = [n for n in [*DIAGNOSTICS, "q_winner", "q_data", "flips_total"] if n in results.logs]
+    return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=healthy.tolist()).compute()
+
+
+def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """steps (T,) and values (seeds, T) of one quantity of a run (run_diagnostics), at the steps where
+    every seed logged it. Empty when the run does not log it (FQL has no routing quantities)."""
+    empty = np.zeros(0, int), np.zeros((logged.sizes["seed"], 0))
+    if name == "q_gap":
+        if "q_winner" not in logged or "q_data" not in logged:
+            return empty
+        values = np.asarray(logged["q_winner"].values - logged["q_data"].values, np.float64)
+    elif name in PER_PROBE:
+        if "flips_total" not in logged:
+            return empty
+        flips = np.asarray(logged["flips_total"].values, np.float64)  # (seeds, steps, probes)
+        values = flips.mean(-1) if name == "flips_per_probe" else (flips == 0).mean(-1)
+        values = np.where(np.isnan(flips).any(-1), np.nan, values)
+    elif name in logged:
+        values = np.asarray(logged[name].values, np.float64)
+    else:
+        return empty
+    keep = np.isfinite(values).all(axis=0) if values.shape[0] else np.zeros(values.shape[1], bool)
+    return logged["step"].values[keep].astype(int), values[:, keep]
+
+
+def diagnostic_summary(logged: xr.Dataset, name: str, reps: int, seed: int) -> DiagnosticSummary | None:
+    steps, values = diagnostic_values(logged, name)
+    if steps.size == 0:
+        return None
+    late_rows = max(1, len(steps) // 3)
+    early = values[:, :1]
+    late = values[:, -late_rows:].mean(axis=1, keepdims=True)
+    return DiagnosticSummary(Curve(steps, stats.seed_interval(values, reps, seed)),
+                             stats.seed_interval(early, reps, seed), stats.seed_interval(late, reps, seed),
+                             tuple(int(s) for s in logged["seed"].values))
+
+
+# ------------------------------------------------------------------------------------------------
+# report.json
+
+
+def _interval_json(interval: stats.Interval, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]
+    if names is None:
+        return {"point": as_list(interval.point), "low": as_list(interval.low), "high": as_list(interval.high),
+                "runs": interval.runs}
+    return {name: {"point": as_list(interval.point)[i], "low": as_list(interval.low)[i],
+                   "high": as_list(interval.high)[i], "runs": interval.runs} for i, name in enumerate(names)}
+
+
+def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
+    """Every statistic as plain JSON, keyed by metric, ablation, K and task (None where no interval)."""
+    aggregates: dict[str, Any] = {name: {} for name in stats.AGGREGATES}
+    profiles: dict[str, Any] = {}
+    efficiency: dict[str, Any] = {}
+    for (ablation, k), group in analysis.groups.items():
+        m = group.matrix
+        described = {"tasks": list(m.tasks), "seeds": list(m.seeds), "runs": m.num_runs,
+                     "excluded": [{"task": t, "seed": s} for t, s in m.excluded]}
+        for name, value in _interval_json(group.aggregates, stats.AGGREGATES).items():
+            aggregates[name].setdefault(ablation, {})[str(k)] = {**value, **described}
+        profiles.setdefault(ablation, {})[str(k)] = {"tau": stats.PROFILE_TAUS.tolist(),
+                                                     **_interval_json(group.profile), **described}
+        if group.sample_efficiency is not None:
+            efficiency.setdefault(ablation, {})[str(k)] = {"step": group.sample_efficiency.steps.tolist(),
+                                                           **_interval_json(group.sample_efficiency.estimate),
+                                                           **described}
+    improvement: dict[str, Any] = {}
+    for (x, kx, y, ky), interval in analysis.improvement.items():
+        improvement.setdefault(f"{x}>{y}", {})[str(kx)] = {**_interval_json(interval, ("P",))["P"],
+                                                            "k_x": kx, "k_y": ky}
+    per_task: dict[str, Any] = {}
+    for (task, ablation, k), scores in analysis.per_task.items():
+        point, low, high = scores.mean.at(0)
+        per_task.setdefault(task, {}).setdefault(ablation, {})[str(k)] = {
+            "mean": _finite(point), "low": _finite(low), "high": _finite(high), "std": _finite(scores.std),
+            "seeds": list(scores.seeds), "not_scored": list(scores.not_scored)}
+    diagnostics: dict[str, Any] = {}
+    for (name, task, ablation, k), summary in analysis.diagnostics.items():
+        diagnostics.setdefault(name, {}).setdefault(task, {}).setdefault(ablation, {})[str(k)] = {
+            "step": summary.curve.steps.tolist(), "curve": _interval_json(summary.curve.estimate),
+            "early": _interval_json(summary.early, ("value",))["value"],
+            "late": _interval_json(summary.late, ("value",))["value"], "seeds": list(summary.seeds)}
+    return {
+        "bootstrap": {"reps": analysis.reps, "seed": analysis.seed, "confidence": stats.CONFIDENCE,
+                      "method": "95% percentile stratified bootstrap as rliable.library.get_interval_estimates "
+                                "computes it: one call per quantity with a single-key score dict, "
+                                "numpy.random.seed(seed) before each call (reports.stats)",
+                      "functions": {"aggregates": "reports.stats.aggregate_scores on (runs, tasks)",
+                                    "performance_profile": "reports.stats.score_distribution on (runs, tasks)",
+                                    "probability_of_improvement": "reports.stats.probability_of_improvement on "
+                                                                  "[(runs_x, tasks), (runs_y, tasks)]",
+                                    "sample_efficiency": "reports.stats.iqm_per_step on (runs, tasks, steps)",
+                                    "per_task": "reports.stats.seed_mean on (seeds, 1, 1)",
+                                    "diagnostics": "reports.stats.seed_mean on (seeds, 1, steps)"},
+                      "optimality_gap_threshold": stats.OPTIMALITY_THRESHOLD},
+        "score": "mean of the last 3 evaluations of each seed (drol-spec section 3); NaN for a diverged seed, "
+                 "which is left out of the statistics and listed",
+        "tasks": results.tasks,
+        "aggregates": aggregates,
+        "probability_of_improvement": improvement,
+        "performance_profile": profiles,
+        "sample_efficiency": efficiency,
+        "per_task": per_task,
+        "diagnostics": diagnostics,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,112 @@
+"""`drol-diag report DIR`: read the runs, compute, render, and write the four outputs.
+
+    results folder -> reports.runs.read_results -> reports.analysis.analyse -> reports.sections
+    -> reports.document.Report -> report.html (reports.html), report.pdf (reports.pdf),
+       scores.csv (the per-seed scores), report.json (every statistic)
+
+Every output is written under a temporary name and renamed, so an interrupted report leaves the
+previous outputs (or none) in place, never a half-written file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from drol_diag import store
+from reports import stats
+from reports.analysis import analyse, analysis_json
+from reports.document import Report
+from reports.runs import Results, read_results
+from reports.sections import all_sections, summary_lines
+
+
+class ReportError(ValueError):
+    """The folder cannot be reported on; the message is one line saying why and what to do."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    html: Path
+    pdf: Path
+    scores_csv: Path
+    report_json: Path
+
+
+def default_outputs(root: Path, html: Path | None = None, pdf: Path | None = None) -> Outputs:
+    return Outputs(html or root / "report.html", pdf or root / "report.pdf", root / "scores.csv",
+                   root / "report.json")
+
+
+def load(root: Path) -> Results:
+    """Read a results folder, turning every way it can be unreadable into a one-line ReportError."""
+    from diagnostics.runs import RunsError
+
+    if not root.is_dir():
+        raise ReportError(f"no such folder: {root} (give a results folder written by `drol-diag run` or "
+                          "`drol-diag sweep`, e.g. runs/)")
+    try:
+        results = read_results(root)
+    except FileNotFoundError:
+        raise ReportError(f"no runs under {root}: a run folder holds {store.CONFIG_FILE} and logs.zarr; make some "
+                          f"with e.g. `drol-diag sweep --ablations dynamic,static-routing --out {root}`") from None
+    except RunsError as error:
+        raise ReportError(str(error)) from None
+    return results
+
+
+def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> tuple[Report, dict]:
+    """The report and report.json's content."""
+    if reps < 10:
+        raise ReportError(f"--reps must be at least 10 (got {reps}); the default is {stats.DEFAULT_REPS}")
+    analysis = analyse(results, reps=reps, seed=seed)
+    summary = summary_lines(results, analysis)
+    when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    report = Report(title="drol-diag report: does dynamic routing work, and why?",
+                    subtitle=f"runs under {results.root.resolve()}; made {when}", summary=summary,
+                    sections=all_sections(results, analysis))
+    record = {"summary": list(summary), "root": str(results.root.resolve()), **analysis_json(analysis, results),
+              "answers": {s.anchor: [b.text for b in s.blocks if type(b).__name__ == "Paragraph"]
+                          for s in report.sections}}
+    return report, record
+
+
+def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
+    """Write the four files, each atomically."""
+    from reports.html import render_html
+    from reports.pdf import render_pdf
+
+    for path in (outputs.html, outputs.pdf, outputs.scores_csv, outputs.report_json):
+        if path.parent and not path.parent.is_dir():
+            raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+    store.write_bytes_atomic(outputs.scores_csv, results.scores.to_csv(index=False).encode())
+    store.write_bytes_atomic(outputs.report_json, json.dumps(_json_safe(record), indent=1, allow_nan=False).encode())
+    store.write_bytes_atomic(outputs.html, render_html(report).encode("utf-8"))
+    render_pdf(report, outputs.pdf)
+
+
+def _json_safe(value):
+    """NaN and infinities as null (report.json is strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def make_report(root: Path, html: Path | None = None, pdf: Path | None = None, reps: int = stats.DEFAULT_REPS,
+                seed: int = stats.DEFAULT_SEED) -> tuple[Outputs, tuple[str, ...]]:
+    """Everything `drol-diag report` does; returns where it wrote and the three summary lines."""
+    results = load(root)
+    report, record = build(results, reps, seed)
+    outputs = default_outputs(root, html, pdf)
+    write(report, record, results, outputs)
+    return outputs, report.summary

@@ -1,0 +1,296 @@
+"""`drol-diag report` on a real small sweep (modes-2d, dynamic and static-routing, K 2 and 4, 3 seeds,
+tiny networks): scores.csv against the logs, report.json against rliable run directly, the
+referee answers, the HTML in headless Chromium, the PDF through poppler, and bad input."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from rliable import library as rly
+from rliable import metrics
+from html import escape as html_escape
+from html import unescape as html_unescape
+from typer.testing import CliRunner
+
+import typer
+
+from ablations import grid
+from ablations.sweep import plan_sweep
+
+from chromium import chromium_available, render_page
+from drol_diag import store
+from drol_diag.cli import app
+from reports import stats
+from test_sweep import shared_xla_cache_env
+
+REPS = 300  # bootstrap repetitions in these tests (the default is 2000)
+TINY = ["--hidden", "16,16", "--log-interval", "100", "--eval-interval", "100", "--checkpoint-interval", "300",
+        "--eval-episodes", "1", "--probes", "64"]
+GRID = ["--tasks", "modes-2d", "--ablations", "dynamic,static-routing", "--k", "2,4", "--seeds", "0-2",
+        "--steps", "400", *TINY]
+
+
+def drol_diag(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "drol_diag.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **shared_xla_cache_env()})
+
+
+def report(*args: str):
+    return CliRunner().invoke(app, ["report", *args])
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """The small sweep, reported once with REPS repetitions."""
+    out = tmp_path_factory.mktemp("report") / "runs"
+    trained = drol_diag("sweep", *GRID, "--out", str(out), "--no-progress", "--jobs", "2")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    made = report(str(out), "--reps", str(REPS))
+    assert made.exit_code == 0, made.output
+    return out
+
+
+def report_json(folder: Path) -> dict:
+    return json.loads((folder / "report.json").read_text())
+
+
+def test_report_writes_its_four_outputs_and_a_three_line_summary(sweep):
+    made = report(str(sweep), "--reps", str(REPS), "--html", str(sweep / "other.html"))
+    assert made.exit_code == 0, made.output
+    lines = made.output.strip().splitlines()
+    assert str(sweep / "other.html") in lines[-4] and str(sweep / "report.pdf") in lines[-4]
+    assert len(lines[-3:]) == 3 and "12 runs" not in lines[-3] and "4 runs" in lines[-3]
+    assert "P(dynamic > static-routing)" in lines[-2]
+    for name in ("other.html", "report.html", "report.pdf", "scores.csv", "report.json"):
+        assert (sweep / name).stat().st_size > 0, name
+    assert not list(sweep.glob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_scores_csv_is_the_mean_of_the_last_three_evaluations_in_each_runs_log(sweep):
+    scores = pd.read_csv(sweep / "scores.csv")
+    assert len(scores) == 2 * 2 * 3 and list(scores.columns[:5]) == ["task", "ablation", "k", "seed", "score"]
+    for (ablation, k), rows in scores.groupby(["ablation", "k"]):
+        run_dir = sweep / "modes-2d" / f"{ablation}-k{k}"
+        with xr.open_zarr(run_dir / store.LOG_STORE, consolidated=False) as logs:
+            evals = logs["eval_score"].values  # (seeds, evaluations) as the run logged them
+            seeds = logs["seed"].values.tolist()
+        assert evals.shape[1] >= 3
+        for row in rows.itertuples():
+            expected = evals[seeds.index(row.seed), -3:].mean()
+            assert row.score == pytest.approx(expected, rel=1e-9), (ablation, k, row.seed)
+        trainer = store.read_json(run_dir / store.SUMMARY_FILE)["scores"]  # what `drol-diag run` printed
+        assert rows.sort_values("seed").score.tolist() == pytest.approx(trainer, rel=1e-9)
+
+
+def matrices(sweep: Path) -> dict[tuple[str, int], np.ndarray]:
+    """(ablation, K) -> (runs, tasks) matrix rebuilt from scores.csv."""
+    scores = pd.read_csv(sweep / "scores.csv")
+    return {(a, int(k)): rows.pivot(index="seed", columns="task", values="score").to_numpy()
+            for (a, k), rows in scores.groupby(["ablation", "k"])}
+
+
+def assert_interval(entry: dict, point: float, low: float, high: float) -> None:
+    assert entry["point"] == pytest.approx(point, rel=1e-12, abs=1e-15)
+    assert entry["low"] == pytest.approx(low, rel=1e-12, abs=1e-15)
+    assert entry["high"] == pytest.approx(high, rel=1e-12, abs=1e-15)
+
+
+def test_every_aggregate_and_interval_equals_rliable_run_directly_with_the_same_seed(sweep):
+    record = report_json(sweep)
+    reps, seed = record["bootstrap"]["reps"], record["bootstrap"]["seed"]
+    assert reps == REPS
+    by_group = matrices(sweep)
+    for (ablation, k), matrix in by_group.items():
+        np.random.seed(seed)
+        points, intervals = rly.get_interval_estimates({"x": matrix}, stats.aggregate_scores, reps=reps)
+        for i, name in enumerate(stats.AGGREGATES):
+            entry = record["aggregates"][name][ablation][str(k)]
+            assert entry["runs"] == 3 and entry["seeds"] == [0, 1, 2]
+            assert_interval(entry, points["x"][i], intervals["x"][0][i], intervals["x"][1][i])
+
+        np.random.seed(seed)
+        profile, bands = rly.create_performance_profile({"x": matrix}, stats.PROFILE_TAUS, reps=reps)
+        entry = record["performance_profile"][ablation][str(k)]
+        np.testing.assert_array_equal(entry["point"], profile["x"])
+        np.testing.assert_array_equal([entry["low"], entry["high"]], bands["x"])
+
+    for k in (2, 4):
+        np.random.seed(seed)
+        pair = [by_group[("dynamic", k)], by_group[("static-routing", k)]]
+        points, intervals = rly.get_interval_estimates(
+            {"x": pair}, lambda x, y: np.array([metrics.probability_of_improvement(x, y)]), reps=reps)
+        assert_interval(record["probability_of_improvement"]["dynamic>static-routing"][str(k)],
+                        points["x"][0], intervals["x"][0][0], intervals["x"][1][0])
+
+    # Sample efficiency: IQM per evaluation step over the (runs, tasks, steps) evaluation scores.
+    with xr.open_zarr(sweep / "modes-2d" / "dynamic-k4" / store.LOG_STORE, consolidated=False) as logs:
+        curves = logs["eval_score"].values[:, None, :]
+    np.random.seed(seed)
+    points, intervals = rly.get_interval_estimates({"x": curves}, stats.iqm_per_step, reps=reps)
+    entry = record["sample_efficiency"]["dynamic"]["4"]
+    np.testing.assert_allclose(entry["point"], points["x"], rtol=1e-12)
+    np.testing.assert_allclose([entry["low"], entry["high"]], intervals["x"], rtol=1e-12)
+
+    # Per task: mean over seeds with its interval.
+    values = by_group[("static-routing", 2)]
+    np.random.seed(seed)
+    points, intervals = rly.get_interval_estimates({"x": values[:, :, None]}, stats.seed_mean, reps=reps)
+    entry = record["per_task"]["modes-2d"]["static-routing"]["2"]
+    assert_interval({"point": entry["mean"], "low": entry["low"], "high": entry["high"]}, points["x"][0],
+                    intervals["x"][0][0], intervals["x"][1][0])
+    assert entry["std"] == pytest.approx(np.std(values, ddof=1))
+
+
+def test_the_same_inputs_give_the_same_intervals_and_another_seed_other_ones(sweep, tmp_path):
+    first = report_json(sweep)
+    again = report(str(sweep), "--reps", str(REPS), "--html", str(tmp_path / "a.html"), "--pdf", str(tmp_path / "a.pdf"))
+    assert again.exit_code == 0, again.output
+    assert report_json(sweep) == first
+    other = report(str(sweep), "--reps", str(REPS), "--seed", "1", "--html", str(tmp_path / "b.html"),
+                   "--pdf", str(tmp_path / "b.pdf"))
+    assert other.exit_code == 0, other.output
+    changed = report_json(sweep)["sample_efficiency"]["dynamic"]["4"]
+    assert changed["point"] == first["sample_efficiency"]["dynamic"]["4"]["point"]  # no randomness in estimates
+    assert changed["low"] != first["sample_efficiency"]["dynamic"]["4"]["low"]  # the seed reaches the resampling
+    report(str(sweep), "--reps", str(REPS))  # leave the module's outputs as they were
+
+
+def test_question_one_answer_says_static_routing_never_reassigns_and_dynamic_does(sweep):
+    answers = " ".join(report_json(sweep)["answers"]["q1-ownership"])
+    assert "static-routing (K=2) never reassigns" in answers and "static-routing (K=4) never reassigns" in answers
+    flips = report_json(sweep)["diagnostics"]["flip_rate"]["modes-2d"]
+    assert max(flips["static-routing"]["4"]["curve"]["point"]) == 0
+    assert max(flips["dynamic"]["4"]["curve"]["point"]) > 0  # dynamic routing does reassign on this task
+    assert "Under dynamic routing with K=4 (3 seeds)" in answers
+
+
+def test_every_referee_section_has_an_answer_or_a_command(sweep):
+    record = report_json(sweep)
+    html = (sweep / "report.html").read_text()
+    for anchor in ("q1-ownership", "q2-support", "q3-conflict", "q4-dynamic-vs-static", "q5-k", "q6-error-bars"):
+        assert f'id="{anchor}"' in html and f'href="#{anchor}"' in html, anchor
+        assert record["answers"][anchor], f"section {anchor} has no paragraph"
+    recorded = (sweep / "sweep.toml").read_text().splitlines()[1].removeprefix("# command: ")
+    assert html_escape(recorded) in html  # the inventory shows the command that made the runs
+
+
+def test_html_opens_in_chromium_with_every_figure_rendered_and_no_console_errors(sweep, tmp_path):
+    if not chromium_available():
+        pytest.skip("Chromium is missing: apt-get install chromium (make test installs it)")
+    html = (sweep / "report.html").read_text()
+    assert "http://" not in html and "https://" not in html  # self-contained
+    check = render_page(sweep / "report.html", tmp_path / "report.png")
+    assert len(check.images) == html.count("<img") >= 6
+    assert check.broken_images == [] and check.console_errors == []
+    from matplotlib.image import imread
+    pixels = imread(check.screenshot)
+    assert pixels.shape[1] == 1280 and pixels.std() > 0.05
+
+
+def test_pdf_has_a_page_per_section_none_blank(sweep, tmp_path):
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("poppler-utils is missing: apt-get install poppler-utils (make test installs it)")
+    info = subprocess.run(["pdfinfo", str(sweep / "report.pdf")], capture_output=True, text=True, check=True).stdout
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert pages >= 1 + 9  # a title page, then every section starts a page
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(sweep / "report.pdf"), str(tmp_path / "page")], check=True)
+    from matplotlib.image import imread
+    images = sorted(tmp_path.glob("page-*.png"))
+    assert len(images) == pages
+    for image in images:
+        assert imread(image).std() > 0.01, f"{image.name} is blank"
+    text = subprocess.run(["pdftotext", str(sweep / "report.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Does ownership move" in text and "never reassigns" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input
+
+
+def test_an_empty_or_missing_folder_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    for folder in (tmp_path, tmp_path / "missing"):
+        made = report(str(folder))
+        assert made.exit_code == 2 and made.output.count("\n") <= 2, made.output
+        assert "error:" in made.output and ("no runs under" in made.output or "no such folder" in made.output)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_options_are_one_line_exit_2(sweep, tmp_path):
+    made = report(str(sweep), "--reps", "3")
+    assert made.exit_code == 2 and "--reps must be at least 10" in made.output
+    made = report(str(sweep), "--html", str(tmp_path / "no" / "such" / "r.html"))
+    assert made.exit_code == 2 and "does not exist" in made.output
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.fixture(scope="module")
+def odd_runs(sweep, tmp_path_factory) -> Path:
+    """One seed of dynamic K=2 (healthy), one of static-routing K=2 that diverges at once (lr 1e30)."""
+    out = tmp_path_factory.mktemp("odd")
+    for ablation, extra in (("dynamic", []), ("static-routing", ["--lr", "1e30"])):
+        ran = drol_diag("run", "--task", "modes-2d", "--ablation", ablation, "--k", "2", "--seeds", "0",
+                        "--steps", "200", *TINY, *extra, "--out", str(out), "--no-progress")
+        assert ran.returncode == 0, ran.stderr[-2000:]
+    return out
+
+
+def test_single_seeds_and_diverged_seeds_are_said_not_plotted_as_zero_width(odd_runs):
+    made = report(str(odd_runs), "--reps", "50")
+    assert made.exit_code == 0, made.output
+    record = report_json(odd_runs)
+    iqm = record["aggregates"]["IQM"]["dynamic"]["2"]
+    assert iqm["runs"] == 1 and iqm["point"] is not None and iqm["low"] is None and iqm["high"] is None
+    assert "static-routing" not in record["aggregates"]["IQM"]  # its only seed diverged: no score
+    scores = pd.read_csv(odd_runs / "scores.csv")
+    diverged = scores[scores.ablation == "static-routing"]
+    assert diverged.diverged.all() and diverged.score.isna().all()
+    html = (odd_runs / "report.html").read_text()
+    assert "Single seed for dynamic K=2" in html and "no interval: 1 seed" in html
+    assert "1 seed run(s) diverged" in html
+    assert "--seeds 0-4 --force" in html  # what to run to get intervals
+
+
+def test_runs_without_evaluations_get_a_section_that_says_what_to_run(odd_runs, tmp_path):
+    """A run stopped before its first evaluation: the logs of a real run without its evaluation rows."""
+    run_dir = tmp_path / "runs" / "modes-2d" / "dynamic-k2"
+    shutil.copytree(odd_runs / "modes-2d" / "dynamic-k2", run_dir, symlinks=True)
+    with xr.open_zarr(run_dir / store.LOG_STORE, consolidated=False) as logs:
+        kept = logs.drop_dims("eval_step").load()
+    (run_dir / store.LOG_STORE).unlink()
+    shutil.rmtree(run_dir / ".versions")
+    kept.to_zarr(run_dir / store.LOG_STORE, consolidated=False)
+    made = report(str(tmp_path / "runs"), "--reps", "50")
+    assert made.exit_code == 0, made.output
+    assert "no evaluation scores" in made.output
+    html = (tmp_path / "runs" / "report.html").read_text()
+    assert "No run has evaluation scores" in html and "drol-diag sweep --tasks modes-2d" in html
+    assert pd.read_csv(tmp_path / "runs" / "scores.csv").score.isna().all()
+
+
+def test_one_ablation_one_k_sections_print_the_sweep_command_that_fills_them(odd_runs, tmp_path):
+    folder = tmp_path / "runs"
+    shutil.copytree(odd_runs / "modes-2d" / "dynamic-k2", folder / "modes-2d" / "dynamic-k2", symlinks=True)
+    made = report(str(folder), "--reps", "50")
+    assert made.exit_code == 0, made.output
+    html = (folder / "report.html").read_text()
+    assert "missing: static-routing" in html and "--ablations dynamic,static-routing" in html
+    assert "Only K=2 was run" in html and "--k 1,2,4,16" in html
+    # The printed command is one the sweep accepts as it stands: it plans the new groups, keeps the run.
+    command = next(line for line in html.splitlines() if "drol-diag sweep" in line and "--k 1,2,4,16" in line)
+    words = shlex.split(html_unescape(command[command.index("drol-diag sweep"):].split("<")[0]))
+    params = typer.main.get_command(app).commands["sweep"].make_context("sweep", words[2:]).params  # parsed, not run
+    out = params.pop("out")
+    not_grid = ("from_file", "executor", "address", "jobs", "threads", "dry_run", "force", "progress")
+    spec = grid.spec_from_values({}, {key: value for key, value in params.items() if key not in not_grid})
+    plan = plan_sweep(spec, out)
+    assert out == folder and {(p.group.ablation, p.group.k) for p in plan.groups} == {("dynamic", k) for k in (1, 2, 4, 16)}
+    finished = [p for p in plan.groups if p not in plan.to_run]
+    assert [(p.group.ablation, p.group.k) for p in finished] == [("dynamic", 2)]  # its settings match the run's
