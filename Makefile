@@ -21,6 +21,7 @@ $(TEST_INSTALLED): $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/drol-diag run --task modes-2d --seeds 0,1,2 --out runs/demo --force
+	$(BIN)/drol-diag report runs/demo
 
 test: $(TEST_INSTALLED) test-tools
 	$(BIN)/python -m pytest -q

@@ -46,9 +46,7 @@ def load(root: Path) -> Results:
     """Read a results folder, turning every way it can be unreadable into a one-line ReportError."""
     from diagnostics.runs import RunsError
 
-    if not root.is_dir():
-        raise ReportError(f"no such folder: {root} (give a results folder written by `drol-diag run` or "
-                          "`drol-diag sweep`, e.g. runs/)")
+    check_root(root)
     try:
         results = read_results(root)
     except FileNotFoundError:
@@ -61,8 +59,7 @@ def load(root: Path) -> Results:
 
 def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> tuple[Report, dict]:
     """The report and report.json's content."""
-    if reps < 10:
-        raise ReportError(f"--reps must be at least 10 (got {reps}); the default is {stats.DEFAULT_REPS}")
+    check_options(None, reps)
     analysis = analyse(results, reps=reps, seed=seed)
     summary = summary_lines(results, analysis)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -75,14 +72,27 @@ def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DE
     return report, record
 
 
+def check_root(root: Path) -> None:
+    if not root.is_dir():
+        raise ReportError(f"no such folder: {root} (give a results folder written by `drol-diag run` or "
+                          "`drol-diag sweep`, e.g. runs/)")
+
+
+def check_options(outputs: Outputs | None, reps: int) -> None:
+    """ReportError for a repetition count below 10 or an output whose folder does not exist."""
+    if reps < 10:
+        raise ReportError(f"--reps must be at least 10 (got {reps}); the default is {stats.DEFAULT_REPS}")
+    for path in (outputs.html, outputs.pdf) if outputs else ():
+        if not path.parent.is_dir():
+            raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+
+
 def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
     """Write the four files, each atomically."""
     from reports.html import render_html
     from reports.pdf import render_pdf
 
-    for path in (outputs.html, outputs.pdf, outputs.scores_csv, outputs.report_json):
-        if path.parent and not path.parent.is_dir():
-            raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_options(outputs, stats.DEFAULT_REPS)
     store.write_bytes_atomic(outputs.scores_csv, results.scores.to_csv(index=False).encode())
     store.write_bytes_atomic(outputs.report_json, json.dumps(_json_safe(record), indent=1, allow_nan=False).encode())
     store.write_bytes_atomic(outputs.html, render_html(report).encode("utf-8"))
@@ -104,9 +114,12 @@ def _json_safe(value):
 
 def make_report(root: Path, html: Path | None = None, pdf: Path | None = None, reps: int = stats.DEFAULT_REPS,
                 seed: int = stats.DEFAULT_SEED) -> tuple[Outputs, tuple[str, ...]]:
-    """Everything `drol-diag report` does; returns where it wrote and the three summary lines."""
+    """Everything `drol-diag report` does; returns where it wrote and the three summary lines.
+    Options are checked before anything is read."""
+    outputs = default_outputs(root, html, pdf)
+    check_root(root)
+    check_options(outputs, reps)
     results = load(root)
     report, record = build(results, reps, seed)
-    outputs = default_outputs(root, html, pdf)
     write(report, record, results, outputs)
     return outputs, report.summary

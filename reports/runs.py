@@ -86,7 +86,8 @@ def read_results(root: Path) -> Results:
     from diagnostics import open_runs
 
     logs = open_runs(root, squeeze_k=False)
-    runs = tuple(run_info(logs, str(path)) for path in np.unique(logs.run_dir.values) if path)
+    runs = tuple(sorted((run_info(logs, str(path)) for path in np.unique(logs.run_dir.values) if path),
+                        key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
     return Results(root=root, logs=logs, runs=runs, scores=score_table(logs, runs))
 
 

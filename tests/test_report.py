@@ -31,11 +31,11 @@ from drol_diag.cli import app
 from reports import stats
 from test_sweep import shared_xla_cache_env
 
-REPS = 300  # bootstrap repetitions in these tests (the default is 2000)
+REPS = 200  # bootstrap repetitions in these tests (the default is 2000)
 TINY = ["--hidden", "16,16", "--log-interval", "100", "--eval-interval", "100", "--checkpoint-interval", "300",
         "--eval-episodes", "1", "--probes", "64"]
 GRID = ["--tasks", "modes-2d", "--ablations", "dynamic,static-routing", "--k", "2,4", "--seeds", "0-2",
-        "--steps", "400", *TINY]
+        "--steps", "300", *TINY]
 
 
 def drol_diag(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -48,28 +48,32 @@ def report(*args: str):
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    """The small sweep, reported once with REPS repetitions."""
+def reported(tmp_path_factory) -> tuple[Path, str]:
+    """The small sweep, reported once with REPS repetitions: (its folder, what the report printed)."""
     out = tmp_path_factory.mktemp("report") / "runs"
     trained = drol_diag("sweep", *GRID, "--out", str(out), "--no-progress", "--jobs", "2")
     assert trained.returncode == 0, trained.stderr[-2000:]
     made = report(str(out), "--reps", str(REPS))
     assert made.exit_code == 0, made.output
-    return out
+    return out, made.output
+
+
+@pytest.fixture(scope="module")
+def sweep(reported) -> Path:
+    return reported[0]
 
 
 def report_json(folder: Path) -> dict:
     return json.loads((folder / "report.json").read_text())
 
 
-def test_report_writes_its_four_outputs_and_a_three_line_summary(sweep):
-    made = report(str(sweep), "--reps", str(REPS), "--html", str(sweep / "other.html"))
-    assert made.exit_code == 0, made.output
-    lines = made.output.strip().splitlines()
-    assert str(sweep / "other.html") in lines[-4] and str(sweep / "report.pdf") in lines[-4]
-    assert len(lines[-3:]) == 3 and "12 runs" not in lines[-3] and "4 runs" in lines[-3]
-    assert "P(dynamic > static-routing)" in lines[-2]
-    for name in ("other.html", "report.html", "report.pdf", "scores.csv", "report.json"):
+def test_report_writes_its_four_outputs_and_a_three_line_summary(reported):
+    sweep, output = reported
+    lines = output.strip().splitlines()
+    assert str(sweep / "report.html") in lines[-4] and str(sweep / "report.pdf") in lines[-4]
+    assert "4 runs: 1 task(s), ablations dynamic, static-routing, K 2,4, 3 seeds each" in lines[-3]
+    assert "P(dynamic > static-routing)" in lines[-2] and "highest IQM" in lines[-1]
+    for name in ("report.html", "report.pdf", "scores.csv", "report.json"):
         assert (sweep / name).stat().st_size > 0, name
     assert not list(sweep.glob("*.tmp*")), "a temporary file was left behind"
 
@@ -154,13 +158,13 @@ def test_the_same_inputs_give_the_same_intervals_and_another_seed_other_ones(swe
     again = report(str(sweep), "--reps", str(REPS), "--html", str(tmp_path / "a.html"), "--pdf", str(tmp_path / "a.pdf"))
     assert again.exit_code == 0, again.output
     assert report_json(sweep) == first
+    assert (tmp_path / "a.html").stat().st_size > 0 and (tmp_path / "a.pdf").stat().st_size > 0  # --html, --pdf
     other = report(str(sweep), "--reps", str(REPS), "--seed", "1", "--html", str(tmp_path / "b.html"),
                    "--pdf", str(tmp_path / "b.pdf"))
     assert other.exit_code == 0, other.output
     changed = report_json(sweep)["sample_efficiency"]["dynamic"]["4"]
     assert changed["point"] == first["sample_efficiency"]["dynamic"]["4"]["point"]  # no randomness in estimates
     assert changed["low"] != first["sample_efficiency"]["dynamic"]["4"]["low"]  # the seed reaches the resampling
-    report(str(sweep), "--reps", str(REPS))  # leave the module's outputs as they were
 
 
 def test_question_one_answer_says_static_routing_never_reassigns_and_dynamic_does(sweep):
@@ -235,10 +239,14 @@ def test_bad_options_are_one_line_exit_2(sweep, tmp_path):
 def odd_runs(sweep, tmp_path_factory) -> Path:
     """One seed of dynamic K=2 (healthy), one of static-routing K=2 that diverges at once (lr 1e30)."""
     out = tmp_path_factory.mktemp("odd")
-    for ablation, extra in (("dynamic", []), ("static-routing", ["--lr", "1e30"])):
-        ran = drol_diag("run", "--task", "modes-2d", "--ablation", ablation, "--k", "2", "--seeds", "0",
-                        "--steps", "200", *TINY, *extra, "--out", str(out), "--no-progress")
-        assert ran.returncode == 0, ran.stderr[-2000:]
+    runs = [subprocess.Popen([sys.executable, "-m", "drol_diag.cli", "run", "--task", "modes-2d", "--ablation", ablation,
+                              "--k", "2", "--seeds", "0", "--steps", "200", *TINY, *extra, "--out", str(out),
+                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, **shared_xla_cache_env()})
+            for ablation, extra in (("dynamic", []), ("static-routing", ["--lr", "1e30"]))]
+    for run in runs:
+        _, stderr = run.communicate(timeout=300)
+        assert run.returncode == 0, stderr[-2000:]
     return out
 
 
