@@ -227,10 +227,10 @@ def test_an_empty_or_missing_folder_is_one_line_exit_2_and_writes_nothing(tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_options_are_one_line_exit_2(sweep, tmp_path):
-    made = report(str(sweep), "--reps", "3")
+def test_bad_options_are_one_line_exit_2(tmp_path):
+    made = report(str(tmp_path), "--reps", "3")
     assert made.exit_code == 2 and "--reps must be at least 10" in made.output
-    made = report(str(sweep), "--html", str(tmp_path / "no" / "such" / "r.html"))
+    made = report(str(tmp_path), "--html", str(tmp_path / "no" / "such" / "r.html"))
     assert made.exit_code == 2 and "does not exist" in made.output
     assert not (tmp_path / "no").exists()
 
