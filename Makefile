@@ -36,6 +36,7 @@ test-tools:
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/ablations.py
+	$(BIN)/python benchmarks/report.py
 
 clean-runs:
 	rm -rf runs/

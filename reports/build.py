@@ -20,7 +20,7 @@ import numpy as np
 from drol_diag import store
 from reports import stats
 from reports.analysis import analyse, analysis_json
-from reports.document import Report
+from reports.document import Paragraph, Report
 from reports.runs import Results, read_results
 from reports.sections import all_sections, summary_lines
 
@@ -59,7 +59,6 @@ def load(root: Path) -> Results:
 
 def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> tuple[Report, dict]:
     """The report and report.json's content."""
-    check_options(None, reps)
     analysis = analyse(results, reps=reps, seed=seed)
     summary = summary_lines(results, analysis)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -67,7 +66,7 @@ def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DE
                     subtitle=f"runs under {results.root.resolve()}; made {when}", summary=summary,
                     sections=all_sections(results, analysis))
     record = {"summary": list(summary), "root": str(results.root.resolve()), **analysis_json(analysis, results),
-              "answers": {s.anchor: [b.text for b in s.blocks if type(b).__name__ == "Paragraph"]
+              "answers": {s.anchor: [b.text for b in s.blocks if isinstance(b, Paragraph)]
                           for s in report.sections}}
     return report, record
 
@@ -88,11 +87,10 @@ def check_options(outputs: Outputs | None, reps: int) -> None:
 
 
 def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
-    """Write the four files, each atomically."""
+    """Write the four files, each atomically (folders checked by check_options beforehand)."""
     from reports.html import render_html
     from reports.pdf import render_pdf
 
-    check_options(outputs, stats.DEFAULT_REPS)
     store.write_bytes_atomic(outputs.scores_csv, results.scores.to_csv(index=False).encode())
     store.write_bytes_atomic(outputs.report_json, json.dumps(_json_safe(record), indent=1, allow_nan=False).encode())
     store.write_bytes_atomic(outputs.html, render_html(report).encode("utf-8"))

@@ -10,11 +10,9 @@ do not show it.
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
 
 import numpy as np
 
-from drol_diag import store
 from reports import stats
 from reports.analysis import (BASELINE_WITHOUT_K, DIAGNOSTICS, PER_PROBE, REFERENCE_ABLATION, Analysis,
                               DiagnosticSummary)
@@ -128,17 +126,11 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
     """Per (ablation, K): each quantity early -> late, with intervals over seeds."""
     rows = []
     for ablation, k in results.groups:
-        cells, any_value = [], False
-        for variable in names:
-            summary = analysis.diagnostics.get((variable, task, ablation, k))
-            if summary is None:
-                cells.append("-")
-                continue
-            any_value = True
-            cells.append(f"{fmt_interval(summary.early)} -> {fmt_interval(summary.late)}")
-        if any_value:
-            seeds = next(s.seeds for (v, t, a, kk), s in analysis.diagnostics.items() if (t, a, kk) == (task, ablation, k))
-            rows.append((group_label(ablation, k), *cells, str(len(seeds))))
+        summaries = [analysis.diagnostics.get((variable, task, ablation, k)) for variable in names]
+        present = [s for s in summaries if s is not None]
+        if present:
+            cells = [f"{fmt_interval(s.early)} -> {fmt_interval(s.late)}" if s else "-" for s in summaries]
+            rows.append((group_label(ablation, k), *cells, str(len(present[0].seeds))))
     if not rows:
         return None
     columns = ("run", *[DIAGNOSTICS[n].label if n in DIAGNOSTICS else PER_PROBE[n] for n in names], "seeds")
@@ -148,6 +140,17 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
 
 def get(analysis: Analysis, variable: str, task: str, ablation: str, k: int) -> DiagnosticSummary | None:
     return analysis.diagnostics.get((variable, task, ablation, k))
+
+
+def dynamic_vs_static(analysis: Analysis, variable: str, task: str, k: int) -> str | None:
+    """How the late values of dynamic and static-routing at K compare: None (one is missing),
+    "overlap", "dynamic higher" or "dynamic lower" (intervals apart)."""
+    dyn, sta = get(analysis, variable, task, REFERENCE_ABLATION, k), get(analysis, variable, task, STATIC, k)
+    if dyn is None or sta is None:
+        return None
+    if overlaps(dyn.late, sta.late):
+        return "overlap"
+    return "dynamic higher" if dyn.late.point[0] > sta.late.point[0] else "dynamic lower"
 
 
 def dynamic_ks(results: Results) -> list[int]:
@@ -287,16 +290,14 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
         if parts:
             sentences.append(f"{label}: " + "; ".join(parts) + ".")
     for k in dynamic_ks(results):
-        dyn, sta = get(analysis, "ood_frac", task, REFERENCE_ABLATION, k), get(analysis, "ood_frac", task, STATIC, k)
-        if dyn is not None and sta is not None:
-            if overlaps(dyn.late, sta.late):
-                sentences.append(f"At K={k} the out-of-support fractions of dynamic and static-routing overlap: "
-                                 "these runs do not show dynamic routing pulling actions off the data more than a "
-                                 "static assignment does.")
-            else:
-                more = "dynamic" if dyn.late.point[0] > sta.late.point[0] else "static-routing"
-                sentences.append(f"At K={k}, {more} deploys more out-of-support actions (the intervals do not "
-                                 "overlap).")
+        comparison = dynamic_vs_static(analysis, "ood_frac", task, k)
+        if comparison == "overlap":
+            sentences.append(f"At K={k} the out-of-support fractions of dynamic and static-routing overlap: these "
+                             "runs do not show dynamic routing pulling actions off the data more than a static "
+                             "assignment does.")
+        elif comparison is not None:
+            more = "dynamic" if comparison == "dynamic higher" else "static-routing"
+            sentences.append(f"At K={k}, {more} deploys more out-of-support actions (the intervals do not overlap).")
     return sentences
 
 
@@ -346,18 +347,15 @@ def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str
                          f"{fmt_interval(cos.late)} late ({verdict}); the BC pull opposes the critic's ascent on "
                          f"{fmt_interval(frac.early)} of probes at first and {fmt_interval(frac.late)} late.")
     for k in dynamic_ks(results):
-        dyn, sta = get(analysis, "conflict_frac", task, REFERENCE_ABLATION, k), get(analysis, "conflict_frac", task,
-                                                                                    STATIC, k)
-        if dyn is None or sta is None:
-            continue
-        if overlaps(dyn.late, sta.late):
+        comparison = dynamic_vs_static(analysis, "conflict_frac", task, k)
+        if comparison == "overlap":
             sentences.append(f"At K={k} dynamic and static-routing conflict on overlapping fractions of probes: no "
                              "evidence that routing resolves the conflict.")
-        elif dyn.late.point[0] < sta.late.point[0]:
+        elif comparison == "dynamic lower":
             sentences.append(f"At K={k} dynamic routing conflicts on fewer probes than static-routing (intervals do "
                              "not overlap): re-routing lets a candidate closer to the critic's direction take the "
                              "data point.")
-        else:
+        elif comparison == "dynamic higher":
             sentences.append(f"At K={k} dynamic routing conflicts on more probes than static-routing (intervals do "
                              "not overlap): routing does not resolve the conflict here.")
     return sentences
