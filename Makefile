@@ -23,8 +23,10 @@ demo: $(INSTALLED)
 	$(BIN)/drol-diag run --task modes-2d --seeds 0,1,2 --out runs/demo --force
 	$(BIN)/drol-diag report runs/demo
 
+# One pytest worker per core (at most 4); --dist loadfile keeps each file's tests, and its
+# module-scoped fixtures, in one worker, in file order.
 test: $(TEST_INSTALLED) test-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile
 
 # The report tests open the HTML in headless Chromium and read the PDF back with poppler-utils
 # (pdftoppm, pdfinfo, pdftotext); install them from Debian's registry when either is missing.
@@ -37,6 +39,8 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/ablations.py
 	$(BIN)/python benchmarks/report.py
+	$(BIN)/python benchmarks/datagen.py
+	$(BIN)/python benchmarks/evaluation.py
 
 clean-runs:
 	rm -rf runs/

@@ -132,7 +132,7 @@ LearnerConfig = DROLConfig | FQLConfig
 class RunConfig:
     """Schedule of one training run (several seeds trained together)."""
 
-    task: str = "modes-2d"  # task name: modes-2d, modes-5d, or an OGBench single-task name
+    task: str = "modes-2d"  # task name: modes-2d/5d, OGBench single-task, D4RL name, Minari id, npz:PATH, module:factory
     ablation: str = "dynamic"  # variant (drol.variants): dynamic is the paper's method
     seeds: tuple[int, ...] = (0, 1, 2)  # seed numbers; each seed's key is fold_in(key(0), seed)
     steps: int = 3000  # gradient updates per seed
@@ -195,13 +195,35 @@ DROL_ONLY_FIELDS = ("bc_coef", "num_candidates")  # family-preset fields FQL has
 PROFILES = ("auto", "smoke", "paper")
 
 
+D4RL_MINARI_ID_RE = re.compile(r"^D4RL/(?P<env>[-\w]+)/(?P<dataset>[-\w]+?)-v\d+$")  # D4RL/antmaze/umaze-v1
+
+
+def d4rl_base(task: str) -> str | None:
+    """The D4RL dataset name without version that `task` trains on, for D4RL names and the Minari ids
+    of D4RL datasets (D4RL/antmaze/umaze-v1 -> antmaze-umaze, D4RL/pen/human-v2 -> pen-human); else None.
+
+    >>> d4rl_base("antmaze-large-play-v2"), d4rl_base("D4RL/door/cloned-v2"), d4rl_base("modes-2d")
+    ('antmaze-large-play', 'door-cloned', None)
+    """
+    match = D4RL_MINARI_ID_RE.fullmatch(task)
+    base = f"{match['env']}-{match['dataset']}" if match else re.sub(r"-v\d+$", "", task)
+    if "/" not in base and (base in D4RL_PRESETS or base.split("-")[0] in D4RL_PRESETS):
+        return base
+    return None
+
+
 def task_kind(task: str) -> str:
-    """'modes' for the embedded synthetic family, 'd4rl' for D4RL names, else 'ogbench'."""
+    """'modes' (the embedded family), 'd4rl' (D4RL names and the Minari ids of D4RL datasets),
+    'minari' (other Minari ids: a '/' in the name), 'custom' (npz:PATH and package.module:factory),
+    else 'ogbench'."""
     if task.startswith("modes-"):
         return "modes"
-    base = re.sub(r"-v\d+$", "", task)
-    if base in D4RL_PRESETS or base.split("-")[0] in ("pen", "door", "hammer", "relocate"):
+    if d4rl_base(task) is not None:
         return "d4rl"
+    if ":" in task:
+        return "custom"
+    if "/" in task:
+        return "minari"
     return "ogbench"
 
 
@@ -215,7 +237,7 @@ def family_preset(task: str, method: str = "drol") -> dict[str, Any]:
     """
     if method == "fql":
         preset = {k: v for k, v in family_preset(task).items() if k not in DROL_ONLY_FIELDS}
-        kind, base = task_kind(task), re.sub(r"-v\d+$", "", task)
+        kind, base = task_kind(task), d4rl_base(task) or re.sub(r"-v\d+$", "", task)
         if kind == "ogbench":
             alpha = [a for family, a in FQL_ALPHA.items() if base.startswith(family + "-")]
             preset.update(alpha=alpha[0]) if alpha else None
@@ -228,7 +250,7 @@ def family_preset(task: str, method: str = "drol") -> dict[str, Any]:
             if task.startswith(family + "-"):
                 return dict(preset)
     elif kind == "d4rl":
-        base = re.sub(r"-v\d+$", "", task)
+        base = d4rl_base(task)
         name = base if base.startswith("antmaze-") else base.split("-")[0]
         return dict(D4RL_PRESETS.get(name, {}))
     return {}
@@ -240,7 +262,9 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
     `paper`: the published sizes and schedule (4x512, 1M updates on OGBench, 500k on D4RL,
     evaluation every 100k updates with 50 episodes). `smoke`: small networks and few updates,
     so any task runs end to end in a couple of minutes on a CPU. `auto`: `paper` for benchmark
-    tasks, and for the embedded `modes` family the sizing of the one-minute demo.
+    tasks, and for the embedded `modes` family the sizing of the one-minute demo. Tasks with no
+    published schedule (other Minari datasets, npz:PATH, package.module:factory) get the paper's
+    sizes with D4RL's schedule (500k updates) under `paper` and `auto`.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -251,7 +275,7 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
     if profile == "auto" and kind == "modes":
         return dict(actor_hidden=(128, 128, 128), critic_hidden=(128, 128, 128), steps=2500,
                     log_interval=500, eval_interval=500, eval_episodes=50, checkpoint_interval=1000)
-    steps = 500_000 if kind == "d4rl" else 1_000_000
+    steps = 500_000 if kind in ("d4rl", "minari", "custom") else 1_000_000
     if kind == "modes":
         steps = 20_000
     return dict(actor_hidden=(512,) * 4, critic_hidden=(512,) * 4, steps=steps,

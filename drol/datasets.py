@@ -297,18 +297,22 @@ def _ogbench_arrays(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.asarray(raw[key], np.float32) for key in DATASET_KEYS}
 
 
-def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
+def load_ogbench(name: str, dataset_dir: str | None = None, eval_workers: int | None = None) -> Task:
     """An OGBench single-task dataset (e.g. cube-single-play-singletask-task2-v0) from local files.
 
     Reads <dir>/<stem>.npz and <dir>/<stem>-val.npz (see `ogbench_files`; never downloads) with ogbench's
     loader, which drops each episode's last row and computes the task's rewards (N,) and masks (N,) from the
     stored qpos (FQL's convention). Observations (N, obs_dim) and actions (N, action_dim) are float32 and
-    left unclipped. `evaluate` runs real episodes (see drol.evaluation.evaluate_episodes); the environments
-    are built as needed and reused by later calls.
+    left unclipped. `evaluate` runs real episodes (a drol.evaluation.EpisodeEvaluator): up to 50 environments
+    step together, in `eval_workers` worker processes (None: drol.evaluation.default_workers(), i.e. one per
+    core up to 4, 0 on a single core: in this process); they are built at the first evaluation and reused by
+    later ones, and the workers stop when the Task is garbage-collected or the interpreter exits.
     """
+    import functools
+
     import ogbench
 
-    from drol.evaluation import evaluate_episodes
+    from drol.evaluation import EpisodeEvaluator, default_workers
 
     env_name, train_path, val_path = _require_ogbench_files(name, dataset_dir)
     folder = os.path.dirname(train_path)
@@ -316,7 +320,7 @@ def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
     for path in (train_path, val_path):
         _check_ogbench_file(path, required_keys)
     try:
-        env, train_raw, val_raw = ogbench.make_env_and_datasets(name, dataset_dir=folder, compact_dataset=False)
+        _, train_raw, val_raw = ogbench.make_env_and_datasets(name, dataset_dir=folder, compact_dataset=False)
     except Exception as error:
         problem = str(error).replace("\n", " ") or type(error).__name__
         raise ValueError(f"ogbench could not load {train_path} or {val_path}: {problem}") from error
@@ -324,39 +328,64 @@ def load_ogbench(name: str, dataset_dir: str | None = None) -> Task:
     validate_dataset(dataset, what=f"OGBench dataset {train_path}")
     validate_dataset(validation, what=f"OGBench dataset {val_path}")
 
-    envs = [env]  # the loader's env, then more as evaluations need; reused (every episode starts with a seeded reset)
-
-    def evaluate(policy: Policy, num_episodes: int, seed: int) -> dict:
-        """Mean success ("score"), return and length of `num_episodes` episodes (see evaluate_episodes)."""
-        handed_out = 0
-
-        def reuse_or_make_env():
-            nonlocal handed_out
-            if handed_out == len(envs):
-                envs.append(ogbench.make_env_and_datasets(name, env_only=True))
-            handed_out += 1
-            return envs[handed_out - 1]
-
-        return evaluate_episodes(reuse_or_make_env, policy, num_episodes, seed)
-
+    make_env = functools.partial(ogbench.make_env_and_datasets, name, env_only=True)  # picklable, for the workers
+    evaluate = EpisodeEvaluator(make_env, workers=default_workers() if eval_workers is None else eval_workers)
     return Task(name=name, dataset=dataset, validation=validation, evaluate=evaluate)
 
 
 def check_task(name: str, dataset_dir: str | None = None) -> None:
     """Raise ValueError (one line) unless `name` is a known task whose files are present; loads no data
-    (a sweep checks every task of its grid this way before it starts)."""
+    (a sweep checks every task of its grid this way before it starts). Task names, in the order tried:
+    modes-2d / modes-5d; npz:PATH and package.module:factory (drol.custom_tasks); a D4RL name or a Minari
+    id present locally (drol.minari_tasks); an OGBench single-task name."""
+    from drol import custom_tasks, minari_tasks
+
     if name in MODES_TASKS:
         return
     if name.startswith("modes-"):
         raise ValueError(f"unknown task {name!r}; the modes family has {', '.join(MODES_TASKS)}")
-    if "-singletask-" in name:
+    if custom_tasks.is_npz_task(name):
+        custom_tasks.check_npz(name)
+        return
+    if custom_tasks.is_factory_task(name):
+        custom_tasks.check_factory(name)
+        return
+    if "-singletask-" in name and "/" not in name:
         _require_ogbench_files(name, dataset_dir)
         return
-    raise ValueError(f"unknown task {name!r}; valid: {', '.join(MODES_TASKS)} or an OGBench single-task name "
-                     "such as cube-single-play-singletask-task2-v0")
+    if minari_tasks.minari_id(name) is not None:
+        minari_tasks.check_minari(name)
+        return
+    raise ValueError(f"unknown task {name!r}; valid: {', '.join(MODES_TASKS)}, an OGBench single-task name such as "
+                     f"cube-single-play-singletask-task2-v0, a D4RL name ({minari_tasks.D4RL_NAMES_TEXT}), a Minari "
+                     "dataset id such as D4RL/antmaze/umaze-v1, npz:PATH, or package.module:factory")
 
 
 def load_task(name: str, dataset_dir: str | None = None) -> Task:
-    """Load a task by name; raises ValueError with a one-line message for unknown names or bad data."""
+    """Load a task by name (see check_task); raises ValueError with a one-line message for unknown names
+    or bad data."""
+    from drol import custom_tasks, minari_tasks
+
     check_task(name, dataset_dir)
-    return modes_task(name) if name in MODES_TASKS else load_ogbench(name, dataset_dir)
+    if name in MODES_TASKS:
+        return modes_task(name)
+    if custom_tasks.is_npz_task(name):
+        return custom_tasks.load_npz(name)
+    if custom_tasks.is_factory_task(name):
+        return custom_tasks.load_factory(name)
+    if "-singletask-" in name and "/" not in name:
+        return load_ogbench(name, dataset_dir)
+    return minari_tasks.load_minari(name)
+
+
+def task_folder_name(name: str) -> str:
+    """The run folder name of a task (<out>/<folder>/<ablation>-k<K>; config.json keeps the real name):
+    the name itself when folder-safe (modes, OGBench, D4RL names); a Minari id with '/' -> '-'
+    (D4RL/antmaze/umaze-v1 -> D4RL-antmaze-umaze-v1); npz:PATH -> npz-<file stem>-<hash of the absolute
+    path>; package.module:factory -> py-package.module-factory. A folder holding another task's run is
+    refused as a conflict (its config.json names the task), never mixed."""
+    from drol import custom_tasks
+
+    if custom_tasks.is_npz_task(name) or custom_tasks.is_factory_task(name):
+        return custom_tasks.folder_name(name)
+    return name.replace("/", "-")

@@ -1,16 +1,35 @@
 """Evaluation by real episodes: several environments step together, so a batched policy is called
 once per step for all running episodes (FQL's protocol: success = info['success'] at the last step).
+
+`EpisodeEvaluator` keeps its environments between evaluations, in this process or spread over a
+pool of worker processes that step them in parallel (environments such as OGBench's manipulation
+tasks cost about a millisecond a step and most of a second to create). The policy always gets the
+same batch shape, (num_envs, obs_dim), so a jitted policy compiles once; the rows of finished
+episodes are filled in and their actions dropped. Results are the same in both modes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 
 import gymnasium
 import numpy as np
 
 Policy = Callable[[np.ndarray], np.ndarray]
+EnvFactory = Callable[[], gymnasium.Env]
 MAX_PARALLEL_ENVS = 50  # default number of environments stepping together
+MAX_DEFAULT_WORKERS = 4  # default_workers() uses at most this many processes
+WORKER_START_METHOD = "spawn"  # JAX is loaded in the parent: never fork it
+WORKER_EXIT_TIMEOUT_S = 5.0  # close(): wait this long for a worker to exit before terminating it
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -18,60 +37,379 @@ def episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; every core where that is unknown)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_workers() -> int:
+    """Worker processes for expensive environments: one per usable core, at most MAX_DEFAULT_WORKERS;
+    0 (step in this process) with a single core, or inside a daemonic process (which cannot have any)."""
+    cores = usable_cores()
+    if cores < 2 or multiprocessing.current_process().daemon:
+        return 0
+    return min(cores, MAX_DEFAULT_WORKERS)
+
+
+@dataclass(frozen=True)
+class EpisodeResults:
+    """Per-episode outcomes of one evaluation (episode i was reset with episode_seed(seed, i))."""
+
+    successes: np.ndarray  # (num_episodes,) float64: info['success'] at the episode's last step (0 if absent)
+    returns: np.ndarray  # (num_episodes,) float64: sum of rewards
+    lengths: np.ndarray  # (num_episodes,) int64: steps taken
+
+    def summary(self) -> dict[str, float]:
+        """{"score" and "success": mean success in [0, 1], "return": mean return, "length": mean length,
+        "episodes": number of episodes}."""
+        success = float(self.successes.mean())
+        return {"score": success, "success": success, "return": float(self.returns.mean()),
+                "length": float(self.lengths.mean()), "episodes": len(self.successes)}
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """What stepping n environments returned, row i for the i-th slot stepped."""
+
+    observations: np.ndarray  # (n, obs_dim)
+    rewards: np.ndarray  # (n,) float64
+    terminated: np.ndarray  # (n,) bool
+    truncated: np.ndarray  # (n,) bool
+    successes: np.ndarray  # (n,) float64: info['success'] (0 if absent)
+
+
+class EnvWorkerError(RuntimeError):
+    """An environment worker process raised or died; its pool has been shut down."""
+
+
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process (shown as the cause)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class _EnvSlots:
+    """Environments in this process, keyed by slot (the row of the policy's batch they fill)."""
+
+    closed = False  # (the worker pool's flag; in-process environments are never shut down)
+
+    def __init__(self, make_env: EnvFactory):
+        self.make_env = make_env
+        self.envs: dict[int, gymnasium.Env] = {}
+
+    def make(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Create the environments of `slots` that do not exist yet (in slot order); returns the action
+        space bounds (low, high), each (action_dim,)."""
+        for slot in slots:
+            if slot not in self.envs:
+                self.envs[slot] = self.make_env()
+        space = self.envs[slots[0]].action_space
+        return np.asarray(space.low), np.asarray(space.high)
+
+    def reset(self, slots: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+        """Reset each slot's environment with its seed; observations (n, obs_dim)."""
+        return np.stack([self.envs[slot].reset(seed=int(seed))[0] for slot, seed in zip(slots, seeds)])
+
+    def step(self, slots: Sequence[int], actions: np.ndarray) -> StepBatch:
+        """Step each slot's environment with its row of `actions` (n, action_dim)."""
+        outcomes = [self.envs[slot].step(action) for slot, action in zip(slots, actions)]
+        return StepBatch(observations=np.stack([o[0] for o in outcomes]),
+                         rewards=np.array([float(o[1]) for o in outcomes]),
+                         terminated=np.array([bool(o[2]) for o in outcomes]),
+                         truncated=np.array([bool(o[3]) for o in outcomes]),
+                         successes=np.array([float(o[4].get("success", 0.0)) for o in outcomes]))
+
+    def close(self) -> None:
+        """Forget the environments (they are not closed: a `make_env` may hand out shared ones)."""
+        self.envs = {}
+
+
+def _env_worker(connection: Connection, make_env: EnvFactory) -> None:
+    """A worker process: holds the environments of its slots and answers ("make", slots),
+    ("reset", slots, seeds) and ("step", slots, actions) with ("ok", result) until ("close",) or
+    until the parent's end of the pipe closes. An exception is sent back as ("error", line, traceback)
+    and ends the worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    slots = _EnvSlots(make_env)
+    try:
+        while True:
+            try:
+                command, *arguments = connection.recv()
+            except (EOFError, OSError):  # the parent is gone
+                return
+            if command == "close":
+                return
+            try:
+                answer = ("ok", getattr(slots, command)(*arguments))
+            except Exception as error:  # noqa: BLE001  (reported to the parent, which raises EnvWorkerError)
+                answer = ("error", f"{type(error).__name__}: {error}".splitlines()[0], traceback.format_exc())
+            try:
+                connection.send(answer)
+            except OSError:  # the parent stopped listening (it is shutting the pool down)
+                return
+            if answer[0] == "error":
+                return
+    finally:
+        for env in slots.envs.values():
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001  (exiting anyway)
+                pass
+        connection.close()
+
+
+def _shutdown_workers(processes: list, connections: list[Connection]) -> None:
+    """Ask every worker to exit, wait for it (terminate it after WORKER_EXIT_TIMEOUT_S), close the pipes.
+    Used by close(), by garbage collection of the pool and at interpreter exit (weakref.finalize)."""
+    for connection in connections:
+        try:
+            connection.send(("close",))
+        except (OSError, ValueError):  # already gone or closed
+            pass
+        connection.close()  # a worker blocked on the pipe sees EOF and exits
+    for process in processes:
+        process.join(WORKER_EXIT_TIMEOUT_S)
+        if process.is_alive():
+            process.terminate()
+            process.join(WORKER_EXIT_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    processes.clear()
+    connections.clear()
+
+
+class _EnvWorkerPool:
+    """The same interface as _EnvSlots, with slot s living in worker s % len(workers). Workers start at
+    the first make() (at most one per slot) and live until close(), garbage collection or exit."""
+
+    def __init__(self, make_env: EnvFactory, max_workers: int):
+        self.make_env = make_env
+        self.max_workers = max_workers
+        self.processes: list = []
+        self.connections: list[Connection] = []
+        self.closed = False
+        self._finalizer = weakref.finalize(self, _shutdown_workers, self.processes, self.connections)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (empty before the first make() and after close())."""
+        return [process.pid for process in self.processes]
+
+    def _start(self, count: int) -> None:
+        context = multiprocessing.get_context(WORKER_START_METHOD)
+        try:
+            for index in range(count):
+                parent_end, child_end = context.Pipe()
+                process = context.Process(target=_env_worker, args=(child_end, self.make_env), daemon=True,
+                                          name=f"drol-env-worker-{index}")
+                self.connections.append(parent_end)
+                process.start()
+                self.processes.append(process)
+                child_end.close()  # only the worker holds it now: its death shows as EOF here
+        except BaseException:
+            self.close()
+            raise
+
+    def _ask(self, requests: dict[int, tuple]) -> dict[int, Any]:
+        """Send each worker its request, then collect every answer. Any failure (a worker error or
+        death, Ctrl-C while waiting) shuts the pool down, since answers may be left in flight."""
+        try:
+            for worker, request in requests.items():
+                try:
+                    self.connections[worker].send(request)
+                except OSError:
+                    raise self._died(worker, request[0]) from None
+            answers = {}
+            for worker, request in requests.items():
+                try:
+                    answer = self.connections[worker].recv()
+                except (EOFError, OSError):
+                    raise self._died(worker, request[0]) from None
+                if answer[0] == "error":
+                    raise EnvWorkerError(f"environment worker {worker} (pid {self.processes[worker].pid}) raised "
+                                         f"{answer[1]} during {request[0]}; the worker pool is shut down"
+                                         ) from _RemoteTraceback(answer[2])
+                answers[worker] = answer[1]
+            return answers
+        except BaseException:
+            self.close()
+            raise
+
+    def _died(self, worker: int, command: str) -> EnvWorkerError:
+        process = self.processes[worker]
+        process.join(1.0)  # (its exit code, if it has exited)
+        return EnvWorkerError(f"environment worker {worker} (pid {process.pid}) exited with code {process.exitcode} "
+                              f"during {command}; the worker pool is shut down")
+
+    def _by_worker(self, slots: np.ndarray) -> dict[int, np.ndarray]:
+        """Positions in `slots` of each worker's slots (workers without any are left out)."""
+        owners = slots % len(self.processes)
+        return {worker: np.flatnonzero(owners == worker) for worker in range(len(self.processes))
+                if (owners == worker).any()}
+
+    def make(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        if self.closed:
+            raise EnvWorkerError("the environment worker pool is shut down")
+        if not self.processes:
+            self._start(min(self.max_workers, len(slots)))
+        slots = np.asarray(slots)
+        parts = self._by_worker(slots)
+        answers = self._ask({worker: ("make", slots[at].tolist()) for worker, at in parts.items()})
+        return answers[next(iter(parts))]
+
+    def reset(self, slots: Sequence[int], seeds: Sequence[int]) -> np.ndarray:
+        slots, seeds = np.asarray(slots), np.asarray(seeds)
+        parts = self._by_worker(slots)
+        answers = self._ask({worker: ("reset", slots[at].tolist(), seeds[at].tolist()) for worker, at in parts.items()})
+        observations = np.empty((len(slots), *answers[next(iter(parts))].shape[1:]), answers[next(iter(parts))].dtype)
+        for worker, at in parts.items():
+            observations[at] = answers[worker]
+        return observations
+
+    def step(self, slots: Sequence[int], actions: np.ndarray) -> StepBatch:
+        slots = np.asarray(slots)
+        parts = self._by_worker(slots)
+        answers = self._ask({worker: ("step", slots[at].tolist(), actions[at]) for worker, at in parts.items()})
+        first = answers[next(iter(parts))]
+        merged = {name: np.empty((len(slots), *getattr(first, name).shape[1:]), getattr(first, name).dtype)
+                  for name in ("observations", "rewards", "terminated", "truncated", "successes")}
+        for worker, at in parts.items():
+            for name, array in merged.items():
+                array[at] = getattr(answers[worker], name)
+        return StepBatch(**merged)
+
+    def close(self) -> None:
+        """Stop the workers (idempotent)."""
+        self.closed = True
+        self._finalizer()
+
+
+class EpisodeEvaluator:
+    """Runs evaluation episodes on environments it keeps for later evaluations.
+
+    `make_env()` builds one environment. With `workers` > 0 the environments live in up to that
+    many worker processes (started at the first evaluation with the 'spawn' method, so `make_env`
+    must be picklable, e.g. functools.partial of a module-level function) that step in parallel;
+    with 0 they step in this process. Both give the same numbers. Calling the evaluator runs one
+    evaluation and returns its summary (the Task.evaluate interface); `run` returns per-episode results.
+    `close()` (or leaving a `with` block, or garbage collection, or interpreter exit) stops the
+    workers. A worker that raises or dies raises EnvWorkerError and shuts its pool down; the next
+    evaluation starts a fresh one.
+    """
+
+    def __init__(self, make_env: EnvFactory, workers: int = 0, num_envs: int | None = None):
+        if workers < 0:
+            raise ValueError(f"workers is {workers}; use 0 (step in this process) or a positive number of processes")
+        if num_envs is not None and num_envs < 1:
+            raise ValueError(f"num_envs is {num_envs}; at least 1 environment is needed")
+        if workers > 0:
+            try:
+                pickle.dumps(make_env)
+            except Exception as error:
+                raise ValueError(f"make_env must be picklable to build environments in worker processes ({error}); "
+                                 "pass functools.partial of a module-level function, or workers=0") from error
+        self.make_env = make_env
+        self.workers = workers
+        self.num_envs = num_envs or MAX_PARALLEL_ENVS  # environments stepping together (at most)
+        self._envs: _EnvSlots | _EnvWorkerPool | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled or copied without its environments or workers: the copy builds its own."""
+        return {**self.__dict__, "_envs": None}
+
+    def __enter__(self) -> EpisodeEvaluator:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes (in-process environments are forgotten, not closed)."""
+        if self._envs is not None:
+            self._envs.close()
+            self._envs = None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running workers (empty in-process, before the first evaluation and after close)."""
+        return self._envs.pids if isinstance(self._envs, _EnvWorkerPool) else []
+
+    def envs_for(self, num_episodes: int) -> int:
+        """How many environments step together for `num_episodes` episodes: the policy's batch size."""
+        return min(num_episodes, self.num_envs)
+
+    def prepare(self, num_envs: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start the workers and create environments for slots 0..num_envs-1 now, rather than during the
+        next evaluation. Returns the action space bounds (low, high), each (action_dim,)."""
+        if self._envs is None or self._envs.closed:
+            self._envs = _EnvWorkerPool(self.make_env, self.workers) if self.workers else _EnvSlots(self.make_env)
+        return self._envs.make(range(num_envs))
+
+    def __call__(self, policy: Policy, num_episodes: int, seed: int) -> dict[str, float]:
+        """Run the episodes (see `run`) and return EpisodeResults.summary()."""
+        return self.run(policy, num_episodes, seed).summary()
+
+    def run(self, policy: Policy, num_episodes: int, seed: int) -> EpisodeResults:
+        """Run `num_episodes` episodes, `envs_for(num_episodes)` at a time (waves).
+
+        At every step of a wave the policy gets one float32 batch (num_envs, obs_dim), row s holding the
+        observation of the environment in slot s, and returns actions (num_envs, action_dim), clipped to
+        the action space before stepping. Rows of episodes that have ended (or of slots unused in the
+        last wave) hold their slot's last observation and their actions are dropped: the batch shape
+        never changes. Episode i runs in slot i % num_envs, reset with `episode_seed(seed, i)`; for a
+        policy that treats rows independently results depend on `seed` only. An episode ends at
+        `terminated or truncated` (the TimeLimit truncates at the time limit; OGBench single-task
+        environments terminate at success).
+        """
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes is {num_episodes}; at least 1 episode is needed")
+        num_envs = self.envs_for(num_episodes)
+        action_low, action_high = self.prepare(num_envs)
+        successes = np.zeros(num_episodes)  # (num_episodes,)
+        returns = np.zeros(num_episodes)
+        lengths = np.zeros(num_episodes, dtype=np.int64)
+        observations: np.ndarray | None = None  # (num_envs, obs_dim), the policy's input
+
+        for wave_start in range(0, num_episodes, num_envs):
+            episodes = np.arange(wave_start, min(wave_start + num_envs, num_episodes))  # slot s runs episodes[s]
+            running = np.arange(len(episodes))  # slots whose episode is still running
+            first = self._envs.reset(running, [episode_seed(seed, int(e)) for e in episodes])
+            if observations is None:
+                observations = np.zeros((num_envs, *first.shape[1:]), np.float32)
+            observations[running] = first
+            while running.size:
+                actions = np.asarray(policy(observations.copy()), dtype=np.float32)
+                if actions.shape != (num_envs, *action_low.shape):
+                    raise ValueError(f"policy returned actions of shape {actions.shape} for {num_envs} observations; "
+                                     f"expected {(num_envs, *action_low.shape)}")
+                stepped = self._envs.step(running, np.clip(actions[running], action_low, action_high))
+                observations[running] = stepped.observations
+                returns[episodes[running]] += stepped.rewards
+                lengths[episodes[running]] += 1
+                ended = stepped.terminated | stepped.truncated
+                successes[episodes[running[ended]]] = stepped.successes[ended]
+                running = running[~ended]
+
+        return EpisodeResults(successes=successes, returns=returns, lengths=lengths)
+
+
 def evaluate_episodes(
-    make_env: Callable[[], gymnasium.Env],
+    make_env: EnvFactory,
     policy: Policy,
     num_episodes: int,
     seed: int,
     num_envs: int | None = None,
+    workers: int = 0,
 ) -> dict[str, float]:
-    """Run `num_episodes` episodes and return their mean success, return and length.
-
-    Up to `num_envs` environments (default min(num_episodes, 50)) come from `make_env`; episodes run
-    in waves of that many. Within a wave the policy gets the observations of all running episodes
-    at once, float32 (n, obs_dim), and returns actions (n, action_dim), which are clipped to the
-    action space before stepping. Episode i is reset with `episode_seed(seed, i)`, so results depend
-    on `seed` only (not on `num_envs`). An episode ends at `terminated or truncated` (the TimeLimit
-    truncates at the time limit; OGBench single-task environments terminate at success); its success
-    is info['success'] of its last step (0 if the env reports none). The environments are not
-    closed, so a `make_env` that hands out cached environments can reuse them across calls.
+    """One evaluation on fresh environments: `EpisodeEvaluator(make_env, workers, num_envs)` run once,
+    its workers then stopped. `num_envs` environments (default min(num_episodes, 50)) step together.
 
     Returns {"score" and "success": mean success in [0, 1], "return": mean episode return,
              "length": mean episode length, "episodes": num_episodes}.
+    In-process environments are not closed, so a `make_env` that hands out cached environments can
+    reuse them across calls.
     """
-    if num_episodes < 1:
-        raise ValueError(f"num_episodes is {num_episodes}; at least 1 episode is needed")
-    num_envs = min(num_episodes, num_envs or MAX_PARALLEL_ENVS)
-    if num_envs < 1:
-        raise ValueError(f"num_envs is {num_envs}; at least 1 environment is needed")
-    envs = [make_env() for _ in range(num_envs)]
-    action_low, action_high = envs[0].action_space.low, envs[0].action_space.high
-    successes = np.zeros(num_episodes)  # (num_episodes,)
-    returns = np.zeros(num_episodes)
-    lengths = np.zeros(num_episodes, dtype=np.int64)
-
-    for wave_start in range(0, num_episodes, num_envs):
-        episodes = list(range(wave_start, min(wave_start + num_envs, num_episodes)))  # this wave's episodes
-        observations = [env.reset(seed=episode_seed(seed, episode))[0] for env, episode in zip(envs, episodes)]
-        running = list(range(len(episodes)))  # slots (env index within the wave) still running
-        while running:
-            batch = np.stack([observations[slot] for slot in running]).astype(np.float32)  # (n, obs_dim)
-            actions = np.asarray(policy(batch), dtype=np.float32)  # (n, action_dim)
-            if actions.shape != (len(running), *action_low.shape):
-                raise ValueError(f"policy returned actions of shape {actions.shape} for {len(running)} observations; "
-                                 f"expected {(len(running), *action_low.shape)}")
-            actions = np.clip(actions, action_low, action_high)
-            still_running = []
-            for slot, action in zip(running, actions):
-                episode = episodes[slot]
-                observations[slot], reward, terminated, truncated, info = envs[slot].step(action)
-                returns[episode] += float(reward)
-                lengths[episode] += 1
-                if terminated or truncated:
-                    successes[episode] = float(info.get("success", 0.0))
-                else:
-                    still_running.append(slot)
-            running = still_running
-
-    return {"score": float(successes.mean()), "success": float(successes.mean()), "return": float(returns.mean()),
-            "length": float(lengths.mean()), "episodes": num_episodes}
+    with EpisodeEvaluator(make_env, workers=workers, num_envs=num_envs) as evaluator:
+        return evaluator(policy, num_episodes, seed)

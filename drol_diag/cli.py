@@ -66,7 +66,8 @@ def parse_widths(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
 
 @app.command()
 def run(
-    task: str = typer.Option("modes-2d", help="modes-2d, modes-5d, or an OGBench single-task name"),
+    task: str = typer.Option("modes-2d", help="modes-2d, modes-5d, an OGBench single-task name, a D4RL name "
+                              "or Minari id, npz:PATH, or package.module:factory"),
     ablation: str = typer.Option("dynamic", help="variant: dynamic (the paper's method), static-routing, ... "
                                  "(drol-diag list ablations)"),
     k: Optional[int] = typer.Option(None, "--k", help="K, candidates per state [preset, else 16]"),
@@ -131,7 +132,7 @@ def run(
 
 @app.command()
 def sweep(
-    tasks: Optional[str] = typer.Option(None, help="comma-separated tasks [modes-2d]"),
+    tasks: Optional[str] = typer.Option(None, help="comma-separated tasks [modes-2d] (any --task of drol-diag run)"),
     ablations: Optional[str] = typer.Option(None, help="comma-separated variants [dynamic] (drol-diag list ablations)"),
     k: Optional[str] = typer.Option(None, "--k", help="comma-separated K values [each task's preset K] (fql: none)"),
     seeds: Optional[str] = typer.Option(None, help="seeds trained together in every group, e.g. 0-7 [0,1,2]"),
@@ -260,6 +261,100 @@ def list_ablations() -> None:
     width = max(map(len, VARIANTS))
     for variant in VARIANTS.values():
         typer.echo(f"{variant.name:<{width}}  {variant.meaning}")
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate OGBench datasets offline, list, describe.")
+app.add_typer(data_app, name="data")
+
+DATASET_DIR_HELP = "OGBench dataset folder (default: $OGBENCH_DATA_DIR, else ~/.ogbench/data)"
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived (raised from the signal handler so that clean-up code runs)."""
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Within the block, SIGTERM raises Interrupted (like Ctrl-C raises KeyboardInterrupt)."""
+    import signal
+
+    def raise_interrupted(signum, frame):
+        raise Interrupted()
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@data_app.command("generate")
+def data_generate(
+    name: str = typer.Argument(..., help="dataset, e.g. cube-single-play-v0 (drol-diag data list)"),
+    dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP),
+    episodes: Optional[int] = typer.Option(None, help="training episodes (default: the official count); "
+                                           "validation gets a tenth as many (at least 1)"),
+    episode_steps: Optional[int] = typer.Option(None, help="rows per episode (default: the official length)"),
+    seed: int = typer.Option(0, help="the same seed gives the same bytes, whatever --workers"),
+    workers: Optional[int] = typer.Option(None, help="parallel worker processes (default: the cores)"),
+    force: bool = typer.Option(False, help="replace existing files"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Generate <NAME>.npz and <NAME>-val.npz with ogbench's environments and oracles (no download)."""
+    from tqdm import tqdm
+
+    from drol.datasets import ogbench_dataset_dir
+    from drol_diag.datagen import Progress, generate_dataset, plan_generation
+
+    folder = ogbench_dataset_dir(dataset_dir)
+    try:
+        plan = plan_generation(name, episodes, episode_steps, seed)
+    except ValueError as error:
+        fail(str(error))
+    with tqdm(total=plan.total_episodes, unit="ep", desc=name, disable=not progress, dynamic_ncols=True,
+              delay=0.5, file=sys.stderr) as bar:  # (delay: no bar for a run that fails its checks)
+        def on_progress(state: Progress) -> None:
+            bar.update(state.episodes_done - bar.n)
+            bar.set_postfix_str(f"{state.rows_done / max(state.seconds, 1e-9):,.0f} transitions/s")
+
+        try:
+            with sigterm_raises():
+                result = generate_dataset(name, folder, episodes, episode_steps, seed, workers, force, on_progress)
+        except ValueError as error:
+            fail(str(error))
+        except (KeyboardInterrupt, Interrupted) as error:
+            bar.close()
+            typer.echo(f"interrupted: nothing written to {folder}", err=True)
+            raise typer.Exit(130 if isinstance(error, KeyboardInterrupt) else 143)
+    for line in result.summary():
+        typer.echo(line)
+
+
+@data_app.command("list")
+def data_list(dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP)) -> None:
+    """Every dataset drol-diag knows, whether it is in the folder (and its size), and the command that makes or
+    fetches a missing one."""
+    from drol.datasets import ogbench_dataset_dir
+    from drol_diag.catalog import format_catalog
+
+    for line in format_catalog(ogbench_dataset_dir(dataset_dir)):
+        typer.echo(line)
+
+
+@data_app.command("info")
+def data_info(
+    name: str = typer.Argument(..., help="dataset, e.g. cube-single-play-v0"),
+    dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP),
+) -> None:
+    """Shapes, episodes, transitions, action range and per-dimension statistics of a dataset's files."""
+    from drol.datasets import ogbench_dataset_dir
+    from drol_diag.catalog import dataset_info, format_info
+
+    try:
+        info = dataset_info(name, ogbench_dataset_dir(dataset_dir))
+    except ValueError as error:
+        fail(str(error))
+    for line in format_info(info):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from diagnostics.hooks import DEFAULT_PROBES, ProbeRecorder
 
 from drol.config import ACTION_CLIP_EPS, LearnerConfig, RunConfig
-from drol.datasets import Task
+from drol.datasets import Task, task_folder_name
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
 from drol_diag import store
@@ -62,8 +62,9 @@ class RunSummary:
 
 
 def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
-    """<out>/<task>/<ablation>-k<K>."""
-    return Path(out) / run.task / f"{run.ablation}-k{learner.num_candidates}"
+    """<out>/<task folder>/<ablation>-k<K>; the task folder is drol.datasets.task_folder_name(task)
+    (the task name itself unless it has '/' or ':')."""
+    return Path(out) / task_folder_name(run.task) / f"{run.ablation}-k{learner.num_candidates}"
 
 
 def device_dataset(dataset: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
@@ -89,7 +90,12 @@ def eval_seed(seed: int, step: int) -> int:
 def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
                    episodes: int, act_fn) -> dict[str, np.ndarray]:
     """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
-    for each number the task's evaluator reports (eval_score always)."""
+    for each number the task's evaluator reports (eval_score always).
+
+    `act_fn` is the jitted `learner.act`: it compiles once per batch shape, and the evaluators give
+    the policy a single one (OGBench: the number of environments, see drol.evaluation; modes: its
+    evaluation states), so a run compiles it once. The policy is deterministic: each call draws its
+    prior sample from fold_in(key of (seed, step), call number)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     for i, seed in enumerate(seeds):
