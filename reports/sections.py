@@ -212,6 +212,12 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
     return sentences
 
 
+def task_blocks(task: str, sentences: list[str], figure: Figure | None, table: Table | None) -> list:
+    """A diagnostic question's blocks for one task: its answer paragraphs, then its figure and its table
+    where the data give them."""
+    return [Paragraph(f"{task}: {sentence}") for sentence in sentences] + [b for b in (figure, table) if b]
+
+
 def question_ownership(results: Results, analysis: Analysis) -> Section:
     blocks: list = [Paragraph(
         "Each run routes a fixed set of probe transitions, each with its own fixed latent bank, at every log. "
@@ -222,7 +228,6 @@ def question_ownership(results: Results, analysis: Analysis) -> Section:
                               fill_command(results, ablations=[REFERENCE_ABLATION, STATIC])))
     names = ["flip_rate", "return_rate", "nearest_flip_rate", "owner_mismatch", "winner_ari"]
     for task in results.tasks:
-        blocks += [Paragraph(f"{task}: {sentence}") for sentence in ownership_answer(results, analysis, task)]
         figure = diagnostic_figure(results, analysis, task, ["flip_rate", "return_rate", "owner_mismatch",
                                                             "winner_ari"], f"ownership-{task}",
                                    f"{task}: ownership over training. Flip and return rates per log interval, the "
@@ -230,12 +235,9 @@ def question_ownership(results: Results, analysis: Analysis) -> Section:
                                    "Rand index of the owner partition against the previous log; mean over seeds, "
                                    "bands 95% bootstrap intervals. K=1 (one candidate) is left out.",
                                    routing_only=True)
-        if figure:
-            blocks.append(figure)
         table = diagnostic_table(results, analysis, task, names + ["flips_per_probe", "never_flipped"],
                                  f"{task}: ownership quantities, early -> late")
-        if table:
-            blocks.append(table)
+        blocks += task_blocks(task, ownership_answer(results, analysis, task), figure, table)
     if STATIC not in results.ablations and REFERENCE_ABLATION in results.ablations:
         blocks.append(missing("No static-routing runs: the zero line (a frozen assignment) is missing.",
                               fill_command(results, ablations=results.ablations + [STATIC])))
@@ -310,7 +312,6 @@ def question_support(results: Results, analysis: Analysis) -> Section:
         "percentile, so held-out data score 5% there by construction.")]
     for task in results.tasks:
         reference = support_reference(results, task)
-        blocks += [Paragraph(f"{task}: {sentence}") for sentence in support_answer(results, analysis, task, reference)]
         references = {"ood_frac": (HELD_OUT_OOD, "held-out data (5%)")}
         if reference:
             references["support_dist_mean"] = (reference, "held-out data: median distance")
@@ -319,12 +320,9 @@ def question_support(results: Results, analysis: Analysis) -> Section:
                                    f"{task}: distance of winners and deployed actions from the data, and the "
                                    "critic's preference for winners over data actions; mean over seeds, bands 95% "
                                    "bootstrap intervals.", references)
-        if figure:
-            blocks.append(figure)
         table = diagnostic_table(results, analysis, task, ["winner_data_dist_mean", "support_dist_mean", "ood_frac",
                                                            "q_gap"], f"{task}: support quantities, early -> late")
-        if table:
-            blocks.append(table)
+        blocks += task_blocks(task, support_answer(results, analysis, task, reference), figure, table)
     return Section("q2-support", "2. Do critic-driven moves pull winners off the data?", tuple(blocks))
 
 
@@ -368,15 +366,11 @@ def question_conflict(results: Results, analysis: Analysis) -> Section:
         "where the pull towards the data action points against the critic's ascent dQ/da at the winner.")]
     names = ["grad_cos", "grad_norm_ratio", "conflict_frac"]
     for task in results.tasks:
-        blocks += [Paragraph(f"{task}: {sentence}") for sentence in conflict_answer(results, analysis, task)]
         figure = diagnostic_figure(results, analysis, task, names, f"conflict-{task}",
                                    f"{task}: agreement of the BC and critic terms over training; mean over seeds, "
                                    "bands 95% bootstrap intervals.", {"grad_cos": (0.0, "no agreement (cosine 0)")})
-        if figure:
-            blocks.append(figure)
         table = diagnostic_table(results, analysis, task, names, f"{task}: gradient conflict, early -> late")
-        if table:
-            blocks.append(table)
+        blocks += task_blocks(task, conflict_answer(results, analysis, task), figure, table)
     if STATIC not in results.ablations:
         blocks.append(missing("Without static-routing runs there is nothing to tell whether routing resolves the "
                               "conflict.", fill_command(results, ablations=results.ablations + [STATIC])))
