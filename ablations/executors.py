@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ablations import folders
-from drol_diag import store
+from drol_diag.runfolder import store
 
 DONE, SKIPPED, FAILED, ELSEWHERE = "done", "skipped", "failed", "running-elsewhere"  # a group's outcome
 ATTEMPT_HEADER = "=== attempt"  # starts the line a log gets before each attempt

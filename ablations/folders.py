@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drol.config import LearnerConfig, RunConfig
-from drol_diag import store
-from drol_diag.train import comparable
+from drol.config import LearnerConfig
+
+from drol_diag.settings import RunConfig
+from drol_diag.runfolder import store
+from drol_diag.runfolder.record import comparable
 
 NEW = "new"  # no config.json: never started
 FINISHED = "finished"  # summary.json at the sweep's steps (or every seed diverged)

@@ -24,9 +24,11 @@ try:
 except ImportError:  # Python 3.10: the same parser as a package
     import tomli as tomllib
 
-from drol.config import LearnerConfig, RunConfig, option_applies, resolve
-from drol_diag import store
-from drol_diag.cli import parse_seeds, parse_widths
+from drol.config import LearnerConfig
+
+from drol_diag.settings import RunConfig, option_applies, resolve
+from drol_diag.runfolder import store
+from drol_diag.settings.parsing import parse_seeds, parse_widths
 
 SWEEP_FILE = "sweep.toml"  # the grid a sweep ran, written into its results folder
 FQL = "fql"  # the one ablation without K: it runs once per task, in folder fql-k1

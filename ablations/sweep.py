@@ -17,11 +17,12 @@ from ablations.executors import (ELSEWHERE, FAILED, SKIPPED, GroupJob, GroupOutc
                                  run_local, run_ray)
 from ablations.grid import (FQL, SWEEP_FILE, Group, SweepSpec, expand, resolve_group, run_arguments,
                             unused_options, write_sweep_file)
-from drol.config import LearnerConfig, RunConfig
-from drol.datasets import check_task
-from drol_diag import store
-from diagnostics.hooks import DEFAULT_PROBES
-from drol_diag.train import diagnostics_record, run_dir_for
+from drol.config import LearnerConfig
+from drol_diag.settings import RunConfig
+from drol_diag.tasks import check_task
+from drol_diag.runfolder import store
+from drol_diag.settings.options import DEFAULT_PROBES
+from drol_diag.runfolder.record import diagnostics_record, run_dir_for
 
 LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
 NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "

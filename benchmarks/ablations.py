@@ -25,14 +25,16 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import drol  # noqa: F401,E402  (sets the XLA:CPU flags before JAX starts)
+from drol_diag.platform import start_process  # noqa: E402
+
+start_process()  # XLA:CPU flags and MUJOCO_GL before JAX and MuJoCo start
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.throughput import ACTION_DIM, OBS_DIM, synthetic_dataset  # noqa: E402
-from drol.config import resolve  # noqa: E402
+from drol_diag.settings import resolve  # noqa: E402
 from drol.learner import Learner, make_init, make_train_chunk  # noqa: E402
-from drol_diag.train import static_owner_table  # noqa: E402
+from drol_diag.training.driver import static_owner_table  # noqa: E402
 
 TARGETS = {"group_speedup": 2.0, "static_init_fraction": 0.10}
 SMALL = "64,64,64,64"

@@ -4,10 +4,10 @@
 
 Evaluates a DROL actor at the paper size (cube-single-play-singletask-task1-v0 preset, 4x512,
 freshly initialised) on 50 cube-single-singletask-task1-v0 episodes (time limit 200) through
-the trainer's own code path (drol_diag.train.evaluate_seeds with the jitted `learner.act`, as a
+the trainer's own code path (drol_diag.training.driver.evaluate_seeds with the jitted `learner.act`, as a
 run evaluates), and times:
 
-(a) the evaluation: environments stepping in the default worker pool (drol.evaluation.default_workers),
+(a) the evaluation: environments stepping in the default worker pool (drol_diag.tasks.episodes.default_workers),
     and, for comparison, in this process;
 (b) stepping the same environments alone, in this process, for the same episodes: the same resets and,
     step by step, the actions the evaluation took (recorded, replayed without any policy).
@@ -29,18 +29,20 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import drol  # noqa: F401,E402  (sets the XLA:CPU flags and MUJOCO_GL before JAX and MuJoCo start)
+from drol_diag.platform import start_process  # noqa: E402
+
+start_process()  # XLA:CPU flags and MUJOCO_GL before JAX and MuJoCo start
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import ogbench  # noqa: E402
 
-from drol.config import resolve  # noqa: E402
-from drol.datasets import Task  # noqa: E402
-from drol.evaluation import EpisodeEvaluator, EpisodeResults, default_workers, episode_seed  # noqa: E402
+from drol_diag.settings import resolve  # noqa: E402
+from drol_diag.tasks import Task  # noqa: E402
+from drol_diag.tasks.episodes import EpisodeEvaluator, EpisodeResults, default_workers, episode_seed  # noqa: E402
 from drol.learner import make_init  # noqa: E402
 from drol.methods import make_learner  # noqa: E402
-from drol_diag.train import evaluate_seeds  # noqa: E402
+from drol_diag.training.driver import evaluate_seeds  # noqa: E402
 
 TASK = "cube-single-play-singletask-task1-v0"  # the dataset name ogbench builds cube-single-singletask-task1-v0 from
 OBS_DIM, ACTION_DIM = 28, 5  # cube-single
@@ -120,7 +122,7 @@ def main() -> None:
     config, _ = resolve(TASK, "paper")
     learner = make_learner(config, OBS_DIM, ACTION_DIM)
     states = make_init(learner)(jnp.asarray([0]))
-    act_fn = jax.jit(learner.act)  # as drol_diag.train does
+    act_fn = jax.jit(learner.act)  # as drol_diag.training.driver does
 
     def warm_up(policy, num_episodes: int, seed: int) -> dict:  # one policy call at the evaluation's batch shape
         policy(np.zeros((min(num_episodes, 50), OBS_DIM), np.float32))
@@ -130,7 +132,7 @@ def main() -> None:
     evaluate_seeds(Task("warm-up", {}, evaluate=warm_up), learner, states, [0], EVAL_STEP, episodes, act_fn)
     compile_s = time.perf_counter() - start
 
-    make_env = functools.partial(ogbench.make_env_and_datasets, TASK, env_only=True)  # as drol.datasets does
+    make_env = functools.partial(ogbench.make_env_and_datasets, TASK, env_only=True)  # as drol_diag.tasks does
     start = time.perf_counter()
     envs = [make_env() for _ in range(episodes)]
     create_in_process_s = time.perf_counter() - start

@@ -24,7 +24,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-import drol  # noqa: F401,E402  (sets the XLA:CPU flags before JAX starts)
+from drol_diag.platform import start_process  # noqa: E402
+
+start_process()  # XLA:CPU flags and MUJOCO_GL before JAX and MuJoCo start
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -109,7 +111,7 @@ def measure_diagnostics(hidden: tuple[int, ...], num_seeds: int, transitions: in
     """Seconds for one diagnostics row (1024 probes per seed, support search over `transitions`
     pairs) and the throughput it leaves at `log_interval` updates between rows."""
     from diagnostics.hooks import ProbeRecorder
-    from drol.datasets import Task
+    from drol_diag.tasks import Task
 
     rng = np.random.default_rng(1)
     host = lambda n: dict(observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),

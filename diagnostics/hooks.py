@@ -15,11 +15,11 @@ from diagnostics.probes import (DEPLOY_STREAM, QUANTILES, ProbeSet, draw_probe_s
                                 probe_diagnostics)
 from diagnostics.stability import OwnershipTracker
 from diagnostics.support import SupportIndex
-from drol.datasets import Task
+from drol_diag.tasks import Task
 from drol.fql import FQLLearner
 from drol.learner import Learner, TrainState, seed_key
+from drol_diag.settings.options import DEFAULT_PROBES
 
-DEFAULT_PROBES = 1024  # M: probe transitions per seed
 
 
 class ProbeRecorder:

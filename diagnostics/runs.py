@@ -3,7 +3,7 @@
     ds = open_runs("runs/")
     ds.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
 
-A run folder (`<out>/<task>/<ablation>-k<K>/`, see drol_diag.store) holds `config.json` and
+A run folder (`<out>/<task>/<ablation>-k<K>/`, see drol_diag.runfolder.store) holds `config.json` and
 `logs.zarr`, one Dataset per run. `open_runs` finds every run folder under a path, reads each
 store's metadata (no values), and lays the runs side by side along new leading dims `task`,
 `ablation` and `k`; every value stays on disk until it is computed (dask, one chunk per run and
@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from drol_diag.store import CONFIG_FILE, FORMAT_VERSION, LOG_STORE
+from drol_diag.runfolder.store import CONFIG_FILE, FORMAT_VERSION, LOG_STORE
 
 RUN_DIMS = ("task", "ablation", "k")
 # Store attrs that identify or describe one run; they become dims or per-run variables, never combined attrs.
@@ -94,7 +94,7 @@ def open_runs(path: str | Path, *, squeeze_k: bool = True) -> xr.Dataset:
 
     Raises FileNotFoundError when `path` does not exist or holds no run folder; RunsError (a
     ValueError, one-line message) when the only run found cannot be read or has a log
-    format_version other than drol_diag.store.FORMAT_VERSION, when every run found is unreadable,
+    format_version other than drol_diag.runfolder.store.FORMAT_VERSION, when every run found is unreadable,
     or when two run folders are the same (task, ablation, K). Among several runs an unreadable or
     other-format run is skipped with a SkippedRunWarning naming it. Only metadata is checked here:
     a damaged chunk file raises when its values are computed, and a deleted one reads as zarr's fill

@@ -1,4 +1,4 @@
-"""FQL, the one-step baseline DROL is compared against (spec section 2), as pure functions.
+"""FQL, the one-step baseline DROL is compared against (docs/drol-spec.md section 2), as pure functions.
 
 A flow BC policy v(s, x_t, t) learns the data by flow matching; a one-step actor mu(s, z),
 z ~ N(0, I), is distilled from the flow's 10-step Euler actions (weight alpha) while climbing

@@ -1,4 +1,4 @@
-"""DROL's losses (spec section 1), written for the fast path.
+"""DROL's losses (docs/drol-spec.md section 1), written for the fast path.
 
 Routing (drol.learner.assign) runs without gradients over the B x K candidates; the actor loss
 then evaluates f(s, z_winner) for the B winners only, with the winner's latent held fixed. Its

@@ -1,4 +1,4 @@
-"""Networks of DROL: an MLP actor f(s, z) and a LayerNorm Q ensemble (spec section 1).
+"""Networks of DROL: an MLP actor f(s, z) and a LayerNorm Q ensemble (docs/drol-spec.md section 1).
 
 All MLPs use GELU. Initialisation follows FQL's networks (variance scaling 1.0, fan_avg,
 uniform). Shapes: observations (..., obs_dim), latents and actions (..., action_dim).

@@ -259,7 +259,7 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
                                     "per_task": "reports.stats.seed_mean on (seeds, 1, 1)",
                                     "diagnostics": "reports.stats.seed_mean on (seeds, 1, steps)"},
                       "optimality_gap_threshold": stats.OPTIMALITY_THRESHOLD},
-        "score": "mean of the last 3 evaluations of each seed (drol-spec section 3); NaN for a diverged seed, "
+        "score": "mean of the last 3 evaluations of each seed (docs/drol-spec.md section 3); NaN for a diverged seed, "
                  "which is left out of the statistics and listed",
         "tasks": results.tasks,
         "aggregates": aggregates,

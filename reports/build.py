@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drol_diag import store
+from drol_diag.runfolder import store
 from reports import stats
 from reports.analysis import analyse, analysis_json
 from reports.document import Paragraph, Report

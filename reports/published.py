@@ -1,4 +1,4 @@
-"""The paper's published OGBench success rates (../shared/drol-spec.md section 1), to set beside a sweep's.
+"""The paper's published OGBench success rates (docs/drol-spec.md section 1), to set beside a sweep's.
 
 Each family's numbers are over its 5 tasks (task1..task5) and 8 seeds, after 1M updates, scored as
 the mean of the evaluations at 800k, 900k and 1M updates; mean +- standard deviation in percent.
@@ -6,7 +6,7 @@ the mean of the evaluations at 800k, 900k and 1M updates; mean +- standard devia
 
 from __future__ import annotations
 
-from drol.config import OGBENCH_PRESETS
+from drol_diag.settings.presets import OGBENCH_PRESETS
 
 PAPER_UPDATES = 1_000_000  # OGBench training budget of the published numbers
 PAPER_SEEDS = 8

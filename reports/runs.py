@@ -2,7 +2,7 @@
 
 Reads every run under a folder through `diagnostics.open_runs` (plus each run's config.json for
 what it was asked to do) and turns evaluations into the published protocol's per-seed scores
-(drol_diag.store.run_scores: mean of the last three evaluations, NaN for a diverged seed).
+(drol_diag.runfolder.scoring.run_scores: mean of the last three evaluations, NaN for a diverged seed).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from drol.variants import VARIANTS
-from drol_diag import store
+from drol_diag.runfolder import scoring, store
 
 SCORE_COLUMNS = ("task", "ablation", "k", "seed", "score", "diverged", "evaluations", "last_eval_step")
 
@@ -146,7 +146,7 @@ def score_table(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> pd.DataFrame:
         evals = one["eval_score"].values if "eval_score" in one else np.full((len(run.seeds), 0), np.nan)
         diverged = (np.nan_to_num(one["diverged"].values, nan=0.0) > 0).any(axis=1) if "diverged" in one \
             else np.zeros(len(run.seeds), bool)
-        scores = store.run_scores(evals, diverged)
+        scores = scoring.run_scores(evals, diverged)
         eval_steps = one["eval_step"].values if "eval_step" in one.coords else np.zeros(0, int)
         for i, seed in enumerate(run.seeds):
             finite = np.isfinite(evals[i])

@@ -5,10 +5,11 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, os.path.dirname(__file__))
 
-import drol  # noqa: E402,F401  (sets XLA flags before JAX starts)
+from drol_diag.platform import start_process  # noqa: E402
+
+start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags before JAX starts
 import jax  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-"))

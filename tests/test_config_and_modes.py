@@ -4,8 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from drol.config import DROLConfig, resolve
-from drol.datasets import MODES_TASKS, ModesGeometry, load_task, modes_task, validate_dataset
+from drol.config import DROLConfig
+
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task, validate_dataset
+from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry, modes_task
 
 
 @pytest.mark.parametrize("task, expected", [

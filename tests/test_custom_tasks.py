@@ -1,4 +1,4 @@
-"""Your own data and tasks (drol.custom_tasks): `--task npz:PATH` and `--task package.module:factory`
+"""Your own data and tasks (drol_diag.tasks.custom): `--task npz:PATH` and `--task package.module:factory`
 train through the CLI (with every diagnostic, and evaluation where the task has one); the npz rules
 that derive next observations and masks; run folder names; every malformed input is one line, exit 2."""
 
@@ -16,9 +16,11 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from drol.config import resolve, task_kind
-from drol.custom_tasks import task_from_factory_result
-from drol.datasets import Task, load_task, task_folder_name
+from drol_diag.settings import resolve
+
+from drol_diag.tasks import task_kind
+from drol_diag.tasks.custom import task_from_factory_result
+from drol_diag.tasks import Task, load_task, task_folder_name
 from drol_diag.cli import app
 
 ENV_ID = "InvertedDoublePendulum-v5"  # actions in [-1, 1], episodes end when the pendulum falls
@@ -211,7 +213,7 @@ def bad_inputs(folder: Path) -> dict[str, tuple[str, str]]:
         "attribute missing": (f"{module}:absent", f"module {module} ("),
         "not callable": (f"{module}:not_callable", "is a int, not a function"),
         "factory raises": (f"{module}:raises", "the factory raised RuntimeError: no data today"),
-        "wrong return": (f"{module}:wrong", "the factory returned int; expected a drol.datasets.Task"),
+        "wrong return": (f"{module}:wrong", "the factory returned int; expected a drol_diag.tasks.Task"),
         "factory lacks keys": (f"{module}:lacks", "lacks rewards, terminals"),
         "unknown name": ("cheetah-medium", "unknown task 'cheetah-medium'; valid: modes-2d"),
     }

@@ -1,4 +1,4 @@
-"""Episode evaluation in worker processes (drol.evaluation.EpisodeEvaluator): the same per-episode results
+"""Episode evaluation in worker processes (drol_diag.tasks.episodes.EpisodeEvaluator): the same per-episode results
 as in-process stepping, one batch shape for the policy, clear errors, and no worker left behind."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-from drol.evaluation import EnvWorkerError, EpisodeEvaluator, episode_seed, evaluate_episodes
+from drol_diag.tasks.episodes import EnvWorkerError, EpisodeEvaluator, episode_seed, evaluate_episodes
 
 NUM_EPISODES, NUM_ENVS = 10, 4  # three waves (4, 4, 2) of toy episodes
 CRASH_ACTION = 0.95  # a ToyEnv stepped with an action above this fails (how, set by its `crash`)
@@ -187,7 +187,7 @@ def test_bad_arguments_are_rejected():
 
 
 def test_workers_stop_on_close_and_when_the_task_is_collected():
-    from drol.datasets import Task  # (imports JAX: not at module level, which the workers import for ToyEnv)
+    from drol_diag.tasks import Task  # (imports JAX: not at module level, which the workers import for ToyEnv)
 
     evaluator = EpisodeEvaluator(make_toy_env, workers=2, num_envs=NUM_ENVS)
     evaluator.run(row_dependent_policy, NUM_EPISODES, 0)
@@ -208,7 +208,7 @@ def test_workers_stop_on_close_and_when_the_task_is_collected():
 EXIT_SCRIPT = textwrap.dedent("""
     import functools, os, signal, sys, threading, time
     import gymnasium, numpy as np
-    from drol.evaluation import EpisodeEvaluator
+    from drol_diag.tasks.episodes import EpisodeEvaluator
 
     how = sys.argv[1]
     evaluator = EpisodeEvaluator(functools.partial(gymnasium.make, "Pendulum-v1"), workers=2)

@@ -1,4 +1,4 @@
-"""Minari datasets as tasks (drol.minari_tasks): real Minari datasets written by this test into a
+"""Minari datasets as tasks (drol_diag.tasks.minari): real Minari datasets written by this test into a
 temporary MINARI_DATASETS_PATH (a DataCollector around InvertedPendulum-v5, and datasets built from
 episode buffers), loaded, trained on through the CLI, evaluated in the recovered environment; missing
 datasets fail fast without touching the network; D4RL names, presets and the antmaze conventions.
@@ -25,9 +25,11 @@ import xarray as xr
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from typer.testing import CliRunner
 
-from drol.config import family_preset, resolve, task_kind
-from drol.datasets import load_task, task_folder_name
-from drol.minari_tasks import D4RL_NAMES, minari_dataset_path, minari_id
+from drol_diag.settings import family_preset, resolve
+
+from drol_diag.tasks import task_kind
+from drol_diag.tasks import load_task, task_folder_name
+from drol_diag.tasks.minari import D4RL_NAMES, minari_dataset_path, minari_id
 from drol_diag.cli import app
 
 PENDULUM_ID = "drol-test/pendulum/random-v0"

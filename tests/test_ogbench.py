@@ -13,8 +13,10 @@ import ogbench
 import pytest
 from ogbench_fixture import write_tiny_ogbench_dataset
 
-from drol.datasets import load_task, ogbench_files
-from drol.evaluation import episode_seed, evaluate_episodes
+from drol_diag.tasks import load_task
+
+from drol_diag.tasks.ogbench import ogbench_files
+from drol_diag.tasks.episodes import episode_seed, evaluate_episodes
 
 TASK_NAME = "cube-single-play-singletask-task1-v0"
 DATASET_NAME = "cube-single-play-v0"

@@ -18,10 +18,10 @@ import zarr
 
 from diagnostics import open_runs
 from diagnostics.runs import RunsError, SkippedRunWarning
-from drol.config import resolve
-from drol.datasets import load_task
-from drol_diag import store
-from drol_diag.train import train
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task
+from drol_diag.runfolder import store
+from drol_diag.training.driver import train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -26,7 +26,7 @@ from ablations import grid
 from ablations.sweep import plan_sweep
 
 from chromium import chromium_available, render_page
-from drol_diag import store
+from drol_diag.runfolder import store
 from drol_diag.cli import app
 from reports import stats
 from test_sweep import shared_xla_cache_env

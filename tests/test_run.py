@@ -15,11 +15,12 @@ import xarray as xr
 from flax import serialization
 from typer.testing import CliRunner
 
-from drol.config import resolve
-from drol.datasets import MODES_TASKS, ModesGeometry, load_task
-from drol_diag import store
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task
+from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
+from drol_diag.runfolder import store
 from drol_diag.cli import app
-from drol_diag.train import train
+from drol_diag.training.driver import train
 from ogbench_fixture import write_tiny_ogbench_dataset
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)

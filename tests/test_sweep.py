@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ablations import executors, folders, grid
 from ablations.grid import Group, SweepSpec
 from ablations.sweep import execute, job_for, plan_sweep
-from drol_diag import store
+from drol_diag.runfolder import store
 from drol_diag.cli import app
 
 # Two groups (dynamic K=2, fql) of two seeds, tiny networks, a checkpoint every 100 of 300 updates.

@@ -11,15 +11,17 @@ import xarray as xr
 from scipy import stats
 from test_learner import TINY, random_dataset
 
-from drol.config import FQLConfig, resolve
-from drol.datasets import load_task
+from drol.config import FQLConfig
+
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task
 from drol.fql import FQLLearner, flow_actions
 from drol.learner import Learner, assign, make_init, make_train_chunk, static_owners
 from drol.losses import actor_loss
 from drol.prior import sample_ball
 from drol.variants import VARIANTS
-from drol_diag import store
-from drol_diag.train import train
+from drol_diag.runfolder import store
+from drol_diag.training.driver import train
 
 ALL_VARIANTS = [name for name in VARIANTS if name != "refresh-N"] + ["refresh-50"]
 TINY_RUN = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), seeds=(0, 1), steps=300, log_interval=100,

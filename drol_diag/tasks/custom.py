@@ -33,7 +33,7 @@ when the file has both, with `normalized_score` (x 100) and `return` beside it.
 ## package.module:factory
 
 `factory()` (no arguments) is imported from sys.path plus the current directory and returns one of:
-- a `drol.datasets.Task` (its name replaced by the task name, its arrays made float32);
+- a `drol_diag.tasks.Task` (its name replaced by the task name, its arrays made float32);
 - a dict of arrays: the Task layout (observations, actions, rewards, masks, next_observations) or
   the npz layout above (terminals, ...), no evaluation;
 - a dict with "dataset" (either layout), optional "validation" (either layout) and "evaluate";
@@ -58,13 +58,15 @@ from typing import Any
 
 import numpy as np
 
-from drol.datasets import DATASET_KEYS, Evaluator, Policy, Task, validate_dataset
+from drol_diag.tasks.base import DATASET_KEYS, Evaluator, Policy, Task, validate_dataset
+from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers
+from drol_diag.tasks.minari import EpisodeScorer, check_eval_env, make_flat_env, observation_layout, reference_scores
 
 NPZ_PREFIX = "npz:"
 NPZ_REQUIRED = ("observations", "actions", "rewards", "terminals")
 NPZ_OPTIONAL = ("timeouts", "next_observations", "masks", "env_id", "ref_min_score", "ref_max_score")
 FACTORY_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*)$")
-FACTORY_FORMS = ("a drol.datasets.Task, a dict of arrays, a dict with 'dataset' (optional 'validation', "
+FACTORY_FORMS = ("a drol_diag.tasks.Task, a dict of arrays, a dict with 'dataset' (optional 'validation', "
                  "'evaluate'), or a (dataset, evaluate) pair")
 FOLDER_HASH_CHARS = 8  # hex digits of the path hash in an npz task's folder name
 
@@ -210,8 +212,7 @@ def make_gym_env(env_id: str) -> Any:
 
 
 def make_flat_gym_env(env_id: str, layout: tuple) -> Any:
-    """gymnasium.make(env_id) with observations flattened by `layout` (drol.minari_tasks)."""
-    from drol.minari_tasks import make_flat_env
+    """gymnasium.make(env_id) with observations flattened by `layout` (drol_diag.tasks.minari)."""
 
     return make_flat_env(functools.partial(make_gym_env, env_id), layout)
 
@@ -221,8 +222,6 @@ def _env_evaluator(env_id: str, low: float | None, high: float | None, obs_dim: 
     """An EpisodeScorer in gymnasium.make(env_id), after checking the environment matches the data."""
     import gymnasium
 
-    from drol.evaluation import EpisodeEvaluator, default_workers
-    from drol.minari_tasks import EpisodeScorer, check_eval_env, observation_layout
 
     try:
         space = gymnasium.make(env_id).observation_space
@@ -238,7 +237,6 @@ def _env_evaluator(env_id: str, low: float | None, high: float | None, obs_dim: 
 def load_npz(name: str) -> Task:
     """An npz:PATH task (module docstring). Raises ValueError (one line) for a missing, corrupt or
     truncated file, missing keys, mismatched rows or non-finite values."""
-    from drol.minari_tasks import reference_scores
 
     path = npz_path(name)
     check_npz(name)
@@ -387,3 +385,13 @@ def load_factory(name: str) -> Task:
         problem = " ".join(str(error).split()) or type(error).__name__
         raise ValueError(f"task {name}: the factory raised {type(error).__name__}: {problem}") from error
     return task_from_factory_result(result, name)
+
+
+def check_custom(name: str) -> None:
+    """Raise ValueError (one line) unless an npz task's file or a factory task's callable is there."""
+    check_npz(name) if is_npz_task(name) else check_factory(name)
+
+
+def load_custom(name: str) -> Task:
+    """An npz:PATH or package.module:factory task."""
+    return load_npz(name) if is_npz_task(name) else load_factory(name)

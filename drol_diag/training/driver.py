@@ -1,7 +1,7 @@
 """Run a DROL training job: several seeds in one compiled program, logged to a run folder.
 
 Data flows one way: task dataset -> learner state (drol.learner, pure JAX) -> per-chunk
-metrics and evaluations -> the run folder (drol_diag.store). The host sees the state only at
+metrics and evaluations -> the run folder (drol_diag.runfolder.store). The host sees the state only at
 chunk ends; a chunk ends at every log, evaluation and checkpoint step.
 """
 
@@ -24,13 +24,16 @@ import numpy as np
 import xarray as xr
 from tqdm import tqdm
 
-from diagnostics.hooks import DEFAULT_PROBES, ProbeRecorder
+from diagnostics.hooks import ProbeRecorder
+from drol.config import ACTION_CLIP_EPS, LearnerConfig
 
-from drol.config import ACTION_CLIP_EPS, LearnerConfig, RunConfig
-from drol.datasets import Task, task_folder_name
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
-from drol_diag import store
+from drol_diag.runfolder import scoring, store
+from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for
+from drol_diag.settings import RunConfig
+from drol_diag.settings.options import DEFAULT_PROBES
+from drol_diag.tasks import Task
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
 OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
@@ -61,14 +64,8 @@ class RunSummary:
         return float(np.mean(finite)) if finite else float("nan")
 
 
-def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
-    """<out>/<task folder>/<ablation>-k<K>; the task folder is drol.datasets.task_folder_name(task)
-    (the task name itself unless it has '/' or ':')."""
-    return Path(out) / task_folder_name(run.task) / f"{run.ablation}-k{learner.num_candidates}"
-
-
 def device_dataset(dataset: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
-    """The training arrays on the device, actions clipped to [-1 + eps, 1 - eps] (spec section 1)."""
+    """The training arrays on the device, actions clipped to [-1 + eps, 1 - eps] (docs/drol-spec.md section 1)."""
     arrays = {k: jnp.asarray(dataset[k], jnp.float32) for k in ("observations", "rewards", "masks", "next_observations")}
     arrays["actions"] = jnp.clip(jnp.asarray(dataset["actions"], jnp.float32), -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
     return arrays
@@ -93,7 +90,7 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
     for each number the task's evaluator reports (eval_score always).
 
     `act_fn` is the jitted `learner.act`: it compiles once per batch shape, and the evaluators give
-    the policy a single one (OGBench: the number of environments, see drol.evaluation; modes: its
+    the policy a single one (OGBench: the number of environments, see drol_diag.tasks.episodes; modes: its
     evaluation states), so a run compiles it once. The policy is deterministic: each call draws its
     prior sample from fold_in(key of (seed, step), call number)."""
     results: list[dict[str, float]] = []
@@ -113,44 +110,16 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
 
 
 def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> list[float]:
-    """Per seed, the protocol score (drol_diag.store.run_scores) of the logged evaluations."""
+    """Per seed, the protocol score (drol_diag.runfolder.scoring.run_scores) of the logged evaluations."""
     if "eval_score" not in logged:
         return [float("nan")] * len(diverged)
-    return [float(s) for s in store.run_scores(logged["eval_score"].values, diverged)]
+    return [float(s) for s in scoring.run_scores(logged["eval_score"].values, diverged)]
 
 
 def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
     """Means over all updates of several chunks, from each chunk's length and means {name: (S,)}."""
     total = sum(length for length, _ in chunks)
     return {name: sum(length * means[name] for length, means in chunks) / total for name in chunks[0][1]}
-
-
-def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:
-    """Everything config.json holds."""
-    return {
-        "learner": dataclasses.asdict(learner),
-        "run": dataclasses.asdict(run),
-        "task": {"name": task.name, "obs_dim": task.obs_dim, "action_dim": task.action_dim,
-                 "transitions": int(len(task.dataset["actions"]))},
-        "versions": store.package_versions(),
-        "git_commit": store.git_commit(),
-        "command": " ".join(sys.argv),
-        "backend": jax.default_backend(),
-        **extra,
-    }
-
-
-def diagnostics_record(enabled: bool = True, num_probes: int = DEFAULT_PROBES) -> dict[str, Any]:
-    """The diagnostics settings config.json records (a resumed run must keep them: they shape its log)."""
-    return {"enabled": enabled, "probes": num_probes}
-
-
-def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
-    fields = {"learner settings": record["learner"], "task": record["run"]["task"],
-              "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"],
-              "diagnostics settings": record.get("diagnostics")}
-    return json.loads(json.dumps(fields))  # tuples and lists compare equal after a JSON round trip
 
 
 def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: bool) -> None:
@@ -320,7 +289,7 @@ def format_summary(summary: RunSummary) -> str:
     finite = [s for s in summary.scores if math.isfinite(s)]
     std = float(np.std(finite)) if finite else float("nan")
     lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
-                 f"mean of the last {store.LAST_EVALS_FOR_SCORE} evaluations per seed)")
+                 f"mean of the last {scoring.LAST_EVALS_FOR_SCORE} evaluations per seed)")
     diverged = [s for s, d in zip(summary.seeds, summary.diverged_steps) if d >= 0]
     if diverged:
         lines.append(f"  diverged seeds (losses became NaN/inf, stopped): {', '.join(map(str, diverged))}")

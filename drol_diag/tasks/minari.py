@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from drol.datasets import DATASET_KEYS, Policy, Task, validate_dataset
-from drol.evaluation import EpisodeEvaluator, default_workers
+from drol_diag.tasks.base import DATASET_KEYS, Policy, Task, validate_dataset
+from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers
 
 D4RL_ANTMAZE_MAZES = ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")
 D4RL_ADROIT_ENVS = ("pen", "door", "hammer", "relocate")
@@ -102,6 +102,25 @@ def d4rl_name(dataset_id: str) -> str | None:
     """D4RL's name (with D4RL's version) for a D4RL Minari id, e.g. D4RL/antmaze/umaze-v1 ->
     antmaze-umaze-v2; None for other ids."""
     return next((name for name, mapped in D4RL_NAMES.items() if mapped == dataset_id), None)
+
+
+D4RL_MINARI_ID_RE = re.compile(r"^D4RL/(?P<env>[-\w]+)/(?P<dataset>[-\w]+?)-v\d+$")  # D4RL/antmaze/umaze-v1
+
+
+def d4rl_base(task: str) -> str | None:
+    """The D4RL dataset name without version that `task` trains on, for D4RL names and the Minari ids
+    of D4RL datasets (D4RL/antmaze/umaze-v1 -> antmaze-umaze, D4RL/pen/human-v2 -> pen-human); else None.
+
+    >>> d4rl_base("antmaze-large-play-v2"), d4rl_base("D4RL/door/cloned-v2"), d4rl_base("modes-2d")
+    ('antmaze-large-play', 'door-cloned', None)
+    """
+    match = D4RL_MINARI_ID_RE.fullmatch(task)
+    base = f"{match['env']}-{match['dataset']}" if match else re.sub(r"-v\d+$", "", task)
+    if "/" in base:
+        return None
+    if base in {f"antmaze-{maze}" for maze in D4RL_ANTMAZE_MAZES} or base.split("-")[0] in D4RL_ADROIT_ENVS:
+        return base
+    return None
 
 
 def is_d4rl_antmaze(dataset_id: str) -> bool:

@@ -24,7 +24,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-Policy = Callable[[np.ndarray], np.ndarray]
+from drol_diag.tasks.base import Policy
+
 EnvFactory = Callable[[], gymnasium.Env]
 MAX_PARALLEL_ENVS = 50  # default number of environments stepping together
 MAX_DEFAULT_WORKERS = 4  # default_workers() uses at most this many processes

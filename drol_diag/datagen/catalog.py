@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drol.datasets import OGBENCH_URL
-from drol_diag.datagen import RECIPES, dataset_paths
+from drol_diag.tasks.ogbench import OGBENCH_URL
+from drol_diag.datagen.generate import RECIPES, dataset_paths
 
 # The other official OGBench state-based datasets. They cannot be generated here: the locomotion ones need
 # OGBench's trained expert policies (not shipped in the pip package); puzzle-4x5/4x6 and pointmaze-teleport
@@ -72,9 +72,9 @@ def _folder_bytes(path: str) -> int:
 
 
 def minari_entries() -> tuple[list[CatalogEntry], str | None]:
-    """(the Minari D4RL datasets, Minari's data folder); ([], None) without drol.minari_tasks."""
+    """(the Minari D4RL datasets, Minari's data folder); ([], None) without drol_diag.tasks.minari."""
     try:
-        from drol.minari_tasks import D4RL_NAMES, minari_dataset_path, minari_root
+        from drol_diag.tasks.minari import D4RL_NAMES, minari_dataset_path, minari_root
     except ImportError:
         return [], None
     entries = []
@@ -111,7 +111,7 @@ def format_catalog(folder: str) -> list[str]:
                  "then copy into the folder):")
     lines += [row(entry) for entry in entries if entry.source == OFFICIAL]
     if minari_folder is None:
-        lines.append("Minari D4RL datasets: not available (drol.minari_tasks is missing)")
+        lines.append("Minari D4RL datasets: not available (drol_diag.tasks.minari is missing)")
     else:
         lines.append(f"Minari D4RL datasets in {minari_folder} (D4RL name -> Minari id):")
         for entry in minari:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from drol_diag.platform import start_process
+from drol_diag.settings.parsing import parse_seeds, parse_widths
 
 try:  # typer vendors click from 0.20 on; its UsageError is what option parsing raises
     from typer._click.exceptions import UsageError
@@ -32,36 +34,6 @@ def fail(message: str) -> None:
     """Print a one-line error and exit with status 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
-
-
-def parse_seeds(text: str) -> tuple[int, ...]:
-    """'0,1,2' or '0-4' or '0-2,7' -> (0, 1, 2, ...). Raises ValueError with the valid forms."""
-    seeds: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not match:
-            raise ValueError(f"malformed --seeds {text!r}; use non-negative integers like 0,1,2 or a range 0-4")
-        lo, hi = int(match[1]), int(match[2] or match[1])
-        if hi < lo:
-            raise ValueError(f"malformed --seeds {text!r}: range {part} is empty; write ranges low-high like 0-4")
-        seeds.extend(range(lo, hi + 1))
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"malformed --seeds {text!r}: a seed is repeated")
-    return tuple(seeds)
-
-
-def parse_widths(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
-    """'512,512,512,512' -> (512, 512, 512, 512)."""
-    if text is None:
-        return None
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise ValueError(f"malformed {option} {text!r}; use comma-separated positive widths like 512,512,512,512")
-    if not widths or min(widths) < 1:
-        raise ValueError(f"malformed {option} {text!r}; widths must be positive integers")
-    return widths
 
 
 @app.command()
@@ -102,10 +74,10 @@ def run(
     probes: int = typer.Option(1024, help="probe transitions per seed for the diagnostics"),
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
-    from drol.config import resolve
-    from drol.datasets import load_task
-    from drol_diag.store import EXIT_BUSY, RunBusyError
-    from drol_diag.train import RunError, format_summary, train
+    from drol_diag.settings import resolve
+    from drol_diag.tasks import load_task
+    from drol_diag.runfolder.store import EXIT_BUSY, RunBusyError
+    from drol_diag.training.driver import RunError, format_summary, train
 
     try:
         widths = parse_widths(hidden, "--hidden")
@@ -302,7 +274,7 @@ def data_generate(
     """Generate <NAME>.npz and <NAME>-val.npz with ogbench's environments and oracles (no download)."""
     from tqdm import tqdm
 
-    from drol.datasets import ogbench_dataset_dir
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
     from drol_diag.datagen import Progress, generate_dataset, plan_generation
 
     folder = ogbench_dataset_dir(dataset_dir)
@@ -333,8 +305,8 @@ def data_generate(
 def data_list(dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP)) -> None:
     """Every dataset drol-diag knows, whether it is in the folder (and its size), and the command that makes or
     fetches a missing one."""
-    from drol.datasets import ogbench_dataset_dir
-    from drol_diag.catalog import format_catalog
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
+    from drol_diag.datagen import format_catalog
 
     for line in format_catalog(ogbench_dataset_dir(dataset_dir)):
         typer.echo(line)
@@ -346,8 +318,8 @@ def data_info(
     dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP),
 ) -> None:
     """Shapes, episodes, transitions, action range and per-dimension statistics of a dataset's files."""
-    from drol.datasets import ogbench_dataset_dir
-    from drol_diag.catalog import dataset_info, format_info
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
+    from drol_diag.datagen import dataset_info, format_info
 
     try:
         info = dataset_info(name, ogbench_dataset_dir(dataset_dir))
@@ -359,7 +331,7 @@ def data_info(
 
 def main() -> None:
     """Console entry point: option-parsing errors, like our own, are one line with exit status 2."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    start_process()
     try:
         code = app(prog_name="drol-diag", standalone_mode=False)
     except UsageError as error:

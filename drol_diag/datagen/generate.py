@@ -42,11 +42,10 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless: no GLFW errors when mujoco is imported
 
 import numpy as np
 
-from drol.evaluation import usable_cores
+from drol_diag.tasks.episodes import usable_cores
 
 NOISE_PLAY = 0.1  # plan oracles' noise scale (OGBench's default flag)
 NOISE_SMOOTHING = 0.5  # plan oracles' temporal noise smoothing (Gaussian filter sigma, in steps)
@@ -128,7 +127,7 @@ def recipe_for(name: str) -> Recipe:
     """The recipe of a generatable dataset; ValueError (one line, the valid names) otherwise."""
     if name in RECIPES:
         return RECIPES[name]
-    from drol_diag.catalog import OFFICIAL_ONLY, OGBENCH_URL
+    from drol_diag.datagen.catalog import OFFICIAL_ONLY, OGBENCH_URL
 
     if name in OFFICIAL_ONLY:
         raise ValueError(f"cannot generate {name!r} here (OGBench's expert policies or its recipe are not shipped); "

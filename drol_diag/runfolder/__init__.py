@@ -1,0 +1,3 @@
+"""The run folder format (layer 1): `store` (config.json, the growing xarray/zarr log, checkpoints,
+atomic writes and the folder lock), `record` (what config.json records, the folder's path) and
+`scoring` (the published protocol that turns evaluations into a score)."""

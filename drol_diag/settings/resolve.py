@@ -1,0 +1,104 @@
+"""A run's settings: the schedule (`RunConfig`) and the resolution of options into configs.
+
+Settings resolve in this order, later winning: the paper's defaults (drol.config), the per-family
+preset (presets.family_preset), the profile (presets.profile_settings), the user's options, and
+the fields the ablation fixes (drol.variants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from drol.config import DROLConfig, FQLConfig, LearnerConfig, learner_config_class
+from drol.variants import VARIANT_OPTIONS, VARIANTS, variant
+from drol_diag.settings.presets import family_preset, profile_settings
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Schedule of one training run (several seeds trained together)."""
+
+    task: str = "modes-2d"  # task name: modes-2d/5d, OGBench single-task, D4RL name, Minari id, npz:PATH, module:factory
+    ablation: str = "dynamic"  # variant (drol.variants): dynamic is the paper's method
+    seeds: tuple[int, ...] = (0, 1, 2)  # seed numbers; each seed's key is fold_in(key(0), seed)
+    steps: int = 3000  # gradient updates per seed
+    log_interval: int = 250  # updates between metric rows (also the length of one compiled chunk)
+    eval_interval: int = 1000  # updates between evaluations
+    eval_episodes: int = 50  # episodes per evaluation (OGBench); fresh states scale for `modes`
+    checkpoint_interval: int = 1000  # updates between checkpoints of the whole training state
+    profile: str = "auto"  # sizing profile the run was resolved from
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the bad field and the valid range."""
+        variant(self.ablation)  # raises for unknown names
+        if not self.seeds:
+            raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
+        if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        for name in ("steps", "log_interval", "eval_interval", "eval_episodes", "checkpoint_interval"):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")
+
+
+
+def option_applies(ablation: str, name: str) -> bool:
+    """Whether setting `name` means anything for `ablation`: a RunConfig field, or a field of the
+    ablation's method's config that, if only some variants take it (VARIANT_OPTIONS), this one does.
+
+    >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef"), option_applies("dynamic", "routing_temperature")
+    (True, False, False)
+    """
+    chosen = variant(ablation)
+    config_class = learner_config_class(chosen.method)
+    if name in {f.name for f in dataclasses.fields(RunConfig)}:
+        return True
+    if name not in {f.name for f in dataclasses.fields(config_class)}:
+        return False
+    return name not in VARIANT_OPTIONS or name in chosen.options
+
+
+def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
+    """Build the configs for a task and ablation (`ablation=`, default dynamic): paper defaults <
+    family preset < profile < explicit overrides, plus the fields the ablation fixes.
+
+    `overrides` may name any field of the method's config or RunConfig; None values are ignored,
+    so a CLI can pass every option through. Raises ValueError for unknown fields, invalid values,
+    and overrides of a field the ablation fixes or its method lacks (e.g. --k with fql).
+    """
+    ablation = variant(overrides.get("ablation") or "dynamic")
+    config_class = learner_config_class(ablation.method)
+    learner_fields = {f.name for f in dataclasses.fields(config_class)}
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if ablation.method == "fql" and given.get("num_candidates") == 1:
+        given.pop("num_candidates")  # K = 1 is what FQL is
+    for name in sorted(set(given) & set(ablation.fixed)):
+        if given[name] != ablation.fixed[name]:
+            raise ValueError(f"{ablation.name} fixes {name} to {ablation.fixed[name]}; drop that option or choose "
+                             "another ablation")
+    for name in sorted(set(given) & VARIANT_OPTIONS):
+        if not option_applies(ablation.name, name):
+            takers = [v.name for v in VARIANTS.values() if name in v.options]
+            raise ValueError(f"--{name.replace('_', '-')} applies to {', '.join(takers)} only, not {ablation.name}")
+    unknown = set(given) - learner_fields - run_fields
+    if ablation.method == "fql" and unknown & {"bc_coef", "num_candidates"}:
+        raise ValueError("fql has no candidates and no bc_coef (its one-step actor is K = 1; its BC weight is "
+                         "--alpha); drop --k / --bc-coef")
+    fql_only = unknown & {f.name for f in dataclasses.fields(FQLConfig)}
+    if fql_only:
+        raise ValueError(f"{', '.join(sorted(fql_only))} applies to the fql ablation only, not {ablation.name}")
+    if unknown:
+        raise ValueError(f"unknown config fields for {ablation.method}: {', '.join(sorted(unknown))}")
+    merged: dict[str, Any] = {}
+    merged.update(family_preset(task, ablation.method))
+    merged.update(profile_settings(profile, task))
+    merged.update(given)
+    merged.update(ablation.fixed)
+    learner = config_class(**{k: v for k, v in merged.items() if k in learner_fields})
+    run = RunConfig(task=task, profile=profile, **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
+    learner.validate()
+    run.validate()
+    return learner, run

@@ -1,0 +1,1 @@
+"""The training driver (layer 3, above the diagnostics it records): drol_diag.training.driver."""
