@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 try:
     import tomllib
@@ -25,40 +25,28 @@ except ImportError:  # Python 3.10: the same parser as a package
     import tomli as tomllib
 
 from drol.config import LearnerConfig
-
-from drol_diag.settings import RunConfig, option_applies, resolve
 from drol_diag.runfolder import store
-from drol_diag.settings.parsing import parse_seeds, parse_widths
+from drol_diag.settings import RunConfig, option_applies, resolve
+from drol_diag.settings.options import OPTIONS, Option, read_grid, read_value, resolve_keywords
 
 SWEEP_FILE = "sweep.toml"  # the grid a sweep ran, written into its results folder
 FQL = "fql"  # the one ablation without K: it runs once per task, in folder fql-k1
 
 
-@dataclass(frozen=True)
-class SweepSpec:
-    """A sweep: the grid and the options passed to every group's run (None: the run's default)."""
+def _spec_field(option: Option) -> tuple[str, Any, Any]:
+    """The SweepSpec field of an option: a grid axis (a tuple of values) or one value for every group."""
+    if option.grid:
+        default = () if option.default is None else (option.default,)
+        return option.grid, tuple, dataclasses.field(default=default)
+    return option.name, Any, dataclasses.field(default=option.default)
 
-    tasks: tuple[str, ...] = ("modes-2d",)  # task names
-    ablations: tuple[str, ...] = ("dynamic",)  # variants (drol-diag list ablations)
-    k: tuple[int, ...] = ()  # K values; empty: each task's preset K (16 where none)
-    seeds: tuple[int, ...] = (0, 1, 2)  # trained together in every group
-    steps: int | None = None  # updates per seed [profile]
-    profile: str = "auto"  # sizing profile: auto, smoke or paper
-    hidden: tuple[int, ...] | None = None  # actor and critic widths [profile]
-    actor_hidden: tuple[int, ...] | None = None  # overrides hidden for the actor
-    critic_hidden: tuple[int, ...] | None = None  # overrides hidden for the critic
-    batch_size: int | None = None  # transitions per update [256]
-    lr: float | None = None  # Adam learning rate [3e-4]
-    bc_coef: float | None = None  # DROL variants only [family preset]
-    alpha: float | None = None  # fql only [family preset]
-    routing_temperature: float | None = None  # soft-routing only [1]
-    eval_interval: int | None = None  # updates between evaluations [profile]
-    eval_episodes: int | None = None  # episodes per evaluation [50]
-    log_interval: int | None = None  # updates between log rows [profile]
-    checkpoint_interval: int | None = None  # updates between checkpoints [profile]
-    dataset_dir: str | None = None  # OGBench dataset folder [$OGBENCH_DATA_DIR or ~/.ogbench/data]
-    probes: int | None = None  # probe transitions per seed for the diagnostics [1024]
-    diagnostics: bool | None = None  # record routing diagnostics [on]
+
+# A sweep: the grid (tasks x ablations x K; empty k: each task's preset K) and every other run option,
+# passed to every group's run (None: the run's default). Its fields are drol_diag.settings.options.OPTIONS.
+SweepSpec = dataclasses.make_dataclass("SweepSpec", [_spec_field(option) for option in OPTIONS.values()],
+                                       frozen=True)
+SweepSpec.__module__ = __name__
+SPEC_OPTIONS: dict[str, Option] = {option.grid or option.name: option for option in OPTIONS.values()}
 
 
 @dataclass(frozen=True)
@@ -71,65 +59,6 @@ class Group:
     seeds: tuple[int, ...]
 
 
-# ------------------------------------------------------------------------------------------
-# Reading option values (command-line strings, or TOML strings, numbers, arrays) into a SweepSpec.
-
-
-def _names(value: Any, key: str) -> tuple[str, ...]:
-    """'a,b' or ['a', 'b'] -> ('a', 'b'), blanks dropped."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-        raise ValueError(f"{key} must be comma-separated names or a list of names, got {value!r}")
-    return tuple(item.strip() for item in items if item.strip())
-
-
-def _as_text(value: Any, key: str) -> str:
-    """A list of integers as the command line's comma-separated text (strings pass through)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return ",".join(map(str, value))
-    if isinstance(value, str):
-        return value
-    raise ValueError(f"{key} must be integers (a list, or comma-separated text), got {value!r}")
-
-
-def _ks(value: Any, key: str) -> tuple[int, ...]:
-    """'1,4,16' or [1, 4, 16] -> (1, 4, 16); every K >= 1."""
-    text = _as_text(value, key)
-    try:
-        ks = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"malformed --k {text!r}; use comma-separated integers like 1,4,16,64") from None
-    if any(k < 1 for k in ks):
-        raise ValueError(f"K must be >= 1 (candidates per state), got --k {text}")
-    return ks
-
-
-def _scalar(kind: type) -> Callable[[Any, str], Any]:
-    """A reader of one value of `kind` (int, float, str or bool), with a one-line error naming the key."""
-    def read(value: Any, key: str) -> Any:
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ValueError(f"{key} must be {'an' if kind is int else 'a'} {kind.__name__}, got {value!r}")
-        return value
-    return read
-
-
-READERS: dict[str, Callable[[Any, str], Any]] = {
-    "tasks": _names, "ablations": _names, "k": _ks,
-    "seeds": lambda value, key: parse_seeds(_as_text(value, key)),
-    "hidden": lambda value, key: parse_widths(_as_text(value, key), "--hidden"),
-    "actor_hidden": lambda value, key: parse_widths(_as_text(value, key), "--actor-hidden"),
-    "critic_hidden": lambda value, key: parse_widths(_as_text(value, key), "--critic-hidden"),
-    **{name: _scalar(int) for name in ("steps", "batch_size", "eval_interval", "eval_episodes", "log_interval",
-                                       "checkpoint_interval", "probes")},
-    **{name: _scalar(float) for name in ("lr", "bc_coef", "alpha", "routing_temperature")},
-    "profile": _scalar(str), "dataset_dir": _scalar(str), "diagnostics": _scalar(bool),
-}
-
-
 def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any]) -> SweepSpec:
     """The sweep from a sweep file's values and the command line's (None: not given; these win).
     Keys are SweepSpec fields (dashes or underscores). Raises ValueError (one line) for bad values."""
@@ -137,11 +66,10 @@ def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any])
     values = {}
     for key, value in given.items():
         field = key.replace("-", "_")
-        if field not in READERS:
-            raise ValueError(f"unknown sweep setting {key!r}; valid: {', '.join(READERS)}")
-        values[field] = READERS[field](value, key)
-    if values.get("probes", 1) < 1:
-        raise ValueError(f"--probes must be a positive integer, got {values['probes']}")
+        if field not in SPEC_OPTIONS:
+            raise ValueError(f"unknown sweep setting {key!r}; valid: {', '.join(SPEC_OPTIONS)}")
+        option = SPEC_OPTIONS[field]
+        values[field] = read_grid(option, value) if option.grid == field else read_value(option, value)
     return SweepSpec(**values)
 
 
@@ -203,23 +131,12 @@ def expand(spec: SweepSpec) -> list[Group]:
     return groups
 
 
-def applies(option: str, ablation: str) -> bool:
-    """Whether a learner option reaches a group of `ablation` (drol.config.option_applies): --bc-coef
-    not fql, --alpha fql only, --routing-temperature soft-routing only, --k not fql."""
-    return option_applies(ablation, option)
-
-
 def run_settings(spec: SweepSpec, group: Group) -> dict[str, Any]:
-    """The group's settings as drol.config.resolve keywords (None: not given, the default applies)."""
-    settings = {
-        "ablation": group.ablation, "num_candidates": group.k, "seeds": group.seeds, "steps": spec.steps,
-        "batch_size": spec.batch_size, "actor_hidden": spec.actor_hidden or spec.hidden,
-        "critic_hidden": spec.critic_hidden or spec.hidden, "lr": spec.lr, "bc_coef": spec.bc_coef,
-        "alpha": spec.alpha, "routing_temperature": spec.routing_temperature,
-        "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
-        "log_interval": spec.log_interval, "checkpoint_interval": spec.checkpoint_interval,
-    }
-    return {name: value if applies(name, group.ablation) else None for name, value in settings.items()}
+    """The group's settings as drol_diag.settings.resolve keywords (None: not given, or not for this
+    group's ablation, so the default applies)."""
+    values = {name: getattr(spec, name) for name, option in OPTIONS.items() if not option.grid}
+    keywords = {**resolve_keywords(values), "ablation": group.ablation, "num_candidates": group.k}
+    return {name: value if option_applies(group.ablation, name) else None for name, value in keywords.items()}
 
 
 def resolve_group(spec: SweepSpec, group: Group) -> tuple[LearnerConfig, RunConfig]:
@@ -227,7 +144,9 @@ def resolve_group(spec: SweepSpec, group: Group) -> tuple[LearnerConfig, RunConf
     return resolve(group.task, spec.profile, **run_settings(spec, group))
 
 
-RUN_OPTION_NAMES = {"num_candidates": "--k"}  # resolve keywords whose run option is not --<name-with-dashes>
+def option_text(value: Any) -> str:
+    """A value as its command-line text (tuples comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
@@ -235,18 +154,20 @@ def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
     args = ["--task", group.task, "--profile", spec.profile, "--out", str(out), "--no-progress"]
     for name, value in run_settings(spec, group).items():
         if value is not None:
-            text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-            args += [RUN_OPTION_NAMES.get(name, "--" + name.replace("_", "-")), text]
-    if spec.dataset_dir is not None:
-        args += ["--dataset-dir", os.path.abspath(spec.dataset_dir)]  # (a Ray worker may run elsewhere)
-    if spec.probes is not None:
-        args += ["--probes", str(spec.probes)]
-    if spec.diagnostics is not None:
-        args += ["--diagnostics" if spec.diagnostics else "--no-diagnostics"]
+            args += [OPTIONS[name].cli_flag, option_text(value)]
+    for name in ("dataset_dir", "probes", "diagnostics"):
+        value = getattr(spec, name)
+        if name == "dataset_dir" and value is not None:
+            value = os.path.abspath(value)  # (a Ray worker may run elsewhere)
+        if isinstance(value, bool):
+            args += [OPTIONS[name].cli_flag if value else "--no-" + OPTIONS[name].cli_flag[2:]]
+        elif value is not None:
+            args += [OPTIONS[name].cli_flag, option_text(value)]
     return args
 
 
 def unused_options(spec: SweepSpec, groups: list[Group]) -> list[str]:
     """Options given that reach no group of the grid (e.g. --alpha without fql), as option names."""
-    return ["--" + name.replace("_", "-") for name in ("bc_coef", "alpha", "routing_temperature")
-            if getattr(spec, name) is not None and not any(applies(name, g.ablation) for g in groups)]
+    return [OPTIONS[name].cli_flag for name, value in resolve_keywords(dataclasses.asdict(spec)).items()
+            if value is not None and name not in ("ablation", "num_candidates")
+            and not any(option_applies(g.ablation, name) for g in groups)]

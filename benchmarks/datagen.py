@@ -28,8 +28,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 
+from drol_diag import datagen
 from drol_diag.tasks.episodes import usable_cores
-from drol_diag.datagen import generate as datagen
 
 DATASET = "cube-single-play-v0"
 STEPS = 1001  # rows per episode, as the official data

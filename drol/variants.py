@@ -20,7 +20,6 @@ class Variant:
     meaning: str
     method: str = "drol"  # "drol" (drol.learner) or "fql" (drol.fql)
     fixed: dict[str, Any] = field(default_factory=dict)  # config fields the variant sets; users may not override them
-    options: tuple[str, ...] = ()  # config fields only this variant lets users set (VARIANT_OPTIONS)
 
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
@@ -35,8 +34,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("random-routing", "fresh latents, owner drawn uniformly at random instead of the nearest (winner-only "
             "without nearest)", fixed=dict(latents="fresh", routing="random", refresh_interval=1)),
     Variant("soft-routing", "fresh latents, every candidate weighted by softmin(distance / --routing-temperature) "
-            "instead of winner-only", fixed=dict(latents="fresh", routing="soft", refresh_interval=1),
-            options=("routing_temperature",)),
+            "instead of winner-only", fixed=dict(latents="fresh", routing="soft", refresh_interval=1)),
     Variant("all-candidates", "fresh latents, BC and critic guidance on every candidate with equal weight (no "
             "routing)", fixed=dict(latents="fresh", routing="uniform", refresh_interval=1)),
     Variant("bc-only", "DROL without the critic term (q_coef 0)",
@@ -47,7 +45,6 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "alpha, same critic (no candidates)", method="fql"),
 )}
 
-VARIANT_OPTIONS = frozenset(name for v in VARIANTS.values() for name in v.options)  # e.g. routing_temperature
 REFRESH = re.compile(r"refresh-(\d+)")
 
 

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from drol_diag.datagen.generate import generate_dataset
+from drol_diag.datagen import generate_dataset
 
 
 def write_tiny_ogbench_dataset(folder: str | os.PathLike, dataset_name: str = "cube-single-play-v0",

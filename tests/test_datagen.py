@@ -18,7 +18,7 @@ import ogbench
 import pytest
 from typer.testing import CliRunner
 
-from drol_diag.datagen import generate as datagen
+from drol_diag import datagen
 from drol_diag.cli import app
 
 DROL_DIAG = str(Path(sys.executable).with_name("drol-diag"))

@@ -12,7 +12,8 @@ from typing import Optional
 import typer
 
 from drol_diag.platform import start_process
-from drol_diag.settings.parsing import parse_seeds, parse_widths
+from drol_diag.cli.declared import declared_options
+from drol_diag.settings.options import OPTIONS, read_value, resolve_keywords
 
 try:  # typer vendors click from 0.20 on; its UsageError is what option parsing raises
     from typer._click.exceptions import UsageError
@@ -37,63 +38,27 @@ def fail(message: str) -> None:
 
 
 @app.command()
+@declared_options()
 def run(
-    task: str = typer.Option("modes-2d", help="modes-2d, modes-5d, an OGBench single-task name, a D4RL name "
-                              "or Minari id, npz:PATH, or package.module:factory"),
-    ablation: str = typer.Option("dynamic", help="variant: dynamic (the paper's method), static-routing, ... "
-                                 "(drol-diag list ablations)"),
-    k: Optional[int] = typer.Option(None, "--k", help="K, candidates per state [preset, else 16]"),
-    seeds: str = typer.Option("0,1,2", help="seeds, e.g. 0,1,2 or 0-4"),
-    steps: Optional[int] = typer.Option(None, help="gradient updates per seed [profile]"),
-    batch_size: Optional[int] = typer.Option(None, help="transitions per update [256]"),
-    hidden: Optional[str] = typer.Option(None, help="hidden widths of actor and critic, e.g. 512,512,512,512"),
-    actor_hidden: Optional[str] = typer.Option(None, help="actor widths (overrides --hidden)"),
-    critic_hidden: Optional[str] = typer.Option(None, help="critic widths (overrides --hidden)"),
-    bc_coef: Optional[float] = typer.Option(None, help="weight of winner-only BC [family preset]"),
-    q_coef: Optional[float] = typer.Option(None, help="weight of critic guidance [1]"),
-    routing_temperature: Optional[float] = typer.Option(None, help="soft-routing: softmin temperature [1]"),
-    alpha: Optional[float] = typer.Option(None, help="fql: weight of the one-step distillation [family preset]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [3e-4]"),
-    discount: Optional[float] = typer.Option(None, help="discount [family preset, else 0.99]"),
-    tau: Optional[float] = typer.Option(None, help="target Polyak rate [0.005]"),
-    q_agg: Optional[str] = typer.Option(None, help="TD target over the ensemble: mean or min [preset]"),
-    num_critics: Optional[int] = typer.Option(None, help="critic ensemble size [2]"),
-    normalize_q_loss: Optional[bool] = typer.Option(None, "--normalize-q-loss/--no-normalize-q-loss",
-                                                    help="divide L_q by mean |Q| [on]"),
-    eval_interval: Optional[int] = typer.Option(None, help="updates between evaluations [profile]"),
-    eval_episodes: Optional[int] = typer.Option(None, help="episodes per evaluation [50]"),
-    log_interval: Optional[int] = typer.Option(None, help="updates between metric rows [profile]"),
-    checkpoint_interval: Optional[int] = typer.Option(None, help="updates between checkpoints [profile]"),
-    profile: str = typer.Option("auto", help="auto, smoke (tiny, fast) or paper (published sizes)"),
-    out: Path = typer.Option(Path("runs"), help="results folder"),
-    dataset_dir: Optional[str] = typer.Option(None, help="OGBench dataset folder [$OGBENCH_DATA_DIR or ~/.ogbench/data]"),
+    settings: dict,
+    out: Path = typer.Option(Path("runs"), help="results folder (default: runs)"),
     resume: bool = typer.Option(False, help="continue the run folder from its last checkpoint"),
     force: bool = typer.Option(False, help="delete an existing run folder and start again"),
     progress: bool = typer.Option(True, help="show a progress bar"),
-    diagnostics: bool = typer.Option(True, help="record routing diagnostics on probe transitions at each log"),
-    probes: int = typer.Option(1024, help="probe transitions per seed for the diagnostics"),
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
+    from drol_diag.runfolder.store import EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
     from drol_diag.tasks import load_task
-    from drol_diag.runfolder.store import EXIT_BUSY, RunBusyError
     from drol_diag.training.driver import RunError, format_summary, train
 
     try:
-        widths = parse_widths(hidden, "--hidden")
-        learner_config, run_config = resolve(
-            task, profile, ablation=ablation, num_candidates=k, seeds=parse_seeds(seeds), steps=steps,
-            batch_size=batch_size, actor_hidden=parse_widths(actor_hidden, "--actor-hidden") or widths,
-            critic_hidden=parse_widths(critic_hidden, "--critic-hidden") or widths, bc_coef=bc_coef, q_coef=q_coef,
-            lr=lr, discount=discount, tau=tau, q_agg=q_agg, num_critics=num_critics,
-            normalize_q_loss=normalize_q_loss, routing_temperature=routing_temperature, alpha=alpha,
-            eval_interval=eval_interval, eval_episodes=eval_episodes,
-            log_interval=log_interval, checkpoint_interval=checkpoint_interval)
-        if probes < 1:
-            raise ValueError(f"--probes must be a positive integer, got {probes}")
-        loaded = load_task(task, dataset_dir)
+        values = {name: read_value(OPTIONS[name], value) for name, value in settings.items()}
+        values = {name: OPTIONS[name].default if value is None else value for name, value in values.items()}
+        learner_config, run_config = resolve(values["task"], values["profile"], **resolve_keywords(values))
+        loaded = load_task(values["task"], values["dataset_dir"])
         summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
-                        diagnostics=diagnostics, num_probes=probes)
+                        diagnostics=values["diagnostics"], num_probes=values["probes"])
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BUSY)
@@ -103,34 +68,15 @@ def run(
 
 
 @app.command()
+@declared_options(for_sweep=True)
 def sweep(
-    tasks: Optional[str] = typer.Option(None, help="comma-separated tasks [modes-2d] (any --task of drol-diag run)"),
-    ablations: Optional[str] = typer.Option(None, help="comma-separated variants [dynamic] (drol-diag list ablations)"),
-    k: Optional[str] = typer.Option(None, "--k", help="comma-separated K values [each task's preset K] (fql: none)"),
-    seeds: Optional[str] = typer.Option(None, help="seeds trained together in every group, e.g. 0-7 [0,1,2]"),
-    steps: Optional[int] = typer.Option(None, help="gradient updates per seed [profile]"),
-    profile: Optional[str] = typer.Option(None, help="auto, smoke or paper [auto]"),
-    hidden: Optional[str] = typer.Option(None, help="hidden widths of actor and critic, e.g. 512,512,512,512"),
-    actor_hidden: Optional[str] = typer.Option(None, help="actor widths (overrides --hidden)"),
-    critic_hidden: Optional[str] = typer.Option(None, help="critic widths (overrides --hidden)"),
-    batch_size: Optional[int] = typer.Option(None, help="transitions per update [256]"),
-    lr: Optional[float] = typer.Option(None, help="Adam learning rate [3e-4]"),
-    bc_coef: Optional[float] = typer.Option(None, help="DROL variants: weight of winner-only BC [family preset]"),
-    alpha: Optional[float] = typer.Option(None, help="fql: weight of the one-step distillation [family preset]"),
-    routing_temperature: Optional[float] = typer.Option(None, help="soft-routing: softmin temperature [1]"),
-    eval_interval: Optional[int] = typer.Option(None, help="updates between evaluations [profile]"),
-    eval_episodes: Optional[int] = typer.Option(None, help="episodes per evaluation [50]"),
-    log_interval: Optional[int] = typer.Option(None, help="updates between metric rows [profile]"),
-    checkpoint_interval: Optional[int] = typer.Option(None, help="updates between checkpoints [profile]"),
-    dataset_dir: Optional[str] = typer.Option(None, help="OGBench dataset folder [$OGBENCH_DATA_DIR, ~/.ogbench/data]"),
-    probes: Optional[int] = typer.Option(None, help="probe transitions per seed for the diagnostics [1024]"),
-    diagnostics: Optional[bool] = typer.Option(None, "--diagnostics/--no-diagnostics", help="routing diagnostics [on]"),
+    settings: dict,
     from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it"),
     out: Path = typer.Option(Path("runs"), help="results folder (Ray: on a filesystem every node sees, same path)"),
     executor: str = typer.Option("local", help="local (this machine) or ray (an existing Ray cluster)"),
     address: str = typer.Option("auto", help="ray: auto, HOST:PORT, or local (start one on this machine)"),
-    jobs: Optional[int] = typer.Option(None, help="local: groups at a time [min(groups, cores / --threads)]"),
-    threads: Optional[int] = typer.Option(None, help="cores per group [local: cores / --jobs; ray: 1]"),
+    jobs: Optional[int] = typer.Option(None, help="local: groups at a time (default: min(groups, cores / --threads))"),
+    threads: Optional[int] = typer.Option(None, help="cores per group (default: local: cores / --jobs; ray: 1)"),
     dry_run: bool = typer.Option(False, help="print the plan and a time estimate; write nothing"),
     force: bool = typer.Option(False, help="start again the run folders whose settings differ from the sweep's"),
     progress: bool = typer.Option(True, help="show a progress bar over the groups"),
@@ -140,14 +86,8 @@ def sweep(
     from ablations import executors, grid, sweep as sweeps, tables
     from ablations.estimate import estimate_groups
 
-    options = dict(tasks=tasks, ablations=ablations, k=k, seeds=seeds, steps=steps, profile=profile, hidden=hidden,
-                   actor_hidden=actor_hidden, critic_hidden=critic_hidden, batch_size=batch_size, lr=lr,
-                   bc_coef=bc_coef, alpha=alpha, routing_temperature=routing_temperature,
-                   eval_interval=eval_interval, eval_episodes=eval_episodes, log_interval=log_interval,
-                   checkpoint_interval=checkpoint_interval, dataset_dir=dataset_dir, probes=probes,
-                   diagnostics=diagnostics)
     try:
-        spec = grid.spec_from_values(grid.read_sweep_file(from_file) if from_file else {}, options)
+        spec = grid.spec_from_values(grid.read_sweep_file(from_file) if from_file else {}, settings)
         plan = sweeps.plan_sweep(spec, out, force=force)
         workers, group_threads = executors.worker_layout(executor, len(plan.to_run), jobs, threads)
         if executor == "ray":

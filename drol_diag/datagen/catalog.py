@@ -9,21 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drol_diag.datagen.files import dataset_paths
+from drol_diag.datagen.recipes import OFFICIAL_ONLY, RECIPES
 from drol_diag.tasks.ogbench import OGBENCH_URL
-from drol_diag.datagen.generate import RECIPES, dataset_paths
-
-# The other official OGBench state-based datasets. They cannot be generated here: the locomotion ones need
-# OGBench's trained expert policies (not shipped in the pip package); puzzle-4x5/4x6 and pointmaze-teleport
-# have no published recipe sizes this generator follows. Their files can be copied from OGBENCH_URL.
-OFFICIAL_ONLY: tuple[str, ...] = (
-    *(f"pointmaze-teleport-{kind}-v0" for kind in ("navigate", "stitch")),
-    *(f"antmaze-{size}-{kind}-v0" for kind in ("navigate", "stitch")
-      for size in ("medium", "large", "giant", "teleport")),
-    *(f"antmaze-{size}-explore-v0" for size in ("medium", "large", "teleport")),
-    *(f"humanoidmaze-{size}-{kind}-v0" for kind in ("navigate", "stitch") for size in ("medium", "large", "giant")),
-    *(f"antsoccer-{size}-{kind}-v0" for kind in ("navigate", "stitch") for size in ("arena", "medium")),
-    *(f"puzzle-{size}-{kind}-v0" for size in ("4x5", "4x6") for kind in ("play", "noisy")),
-)
 
 GENERATE, OFFICIAL, MINARI = "generate", "official", "minari"  # where a dataset comes from
 
@@ -209,11 +197,11 @@ def format_info(info: DatasetInfo) -> list[str]:
     length = f"{shortest} rows" if shortest == longest else f"{shortest}-{longest} rows"
     lines = [
         f"{info.name}",
-        f"  train: {info.train_path} ({info.train_bytes / 1e6:.1f} MB): "
+        (f"  train: {info.train_path} ({info.train_bytes / 1e6:.1f} MB): "
         f"{_plural(info.episodes, 'episode')} of {length}, "
-        f"{info.transitions:,} transitions (the loader drops each episode's last row)",
-        f"  validation: {info.val_path} ({info.val_bytes / 1e6:.1f} MB): {_plural(info.val_episodes, 'episode')}, "
-        f"{info.val_rows:,} rows",
+        f"{info.transitions:,} transitions (the loader drops each episode's last row)"),
+        (f"  validation: {info.val_path} ({info.val_bytes / 1e6:.1f} MB): {_plural(info.val_episodes, 'episode')}, "
+        f"{info.val_rows:,} rows"),
         "  arrays: " + ", ".join(f"{key} {shape} {dtype}" for key, (shape, dtype) in info.shapes.items()),
         f"  action range: [{info.actions.minimum.min():.3f}, {info.actions.maximum.max():.3f}]",
         "  actions per dimension:     min      max     mean      std",

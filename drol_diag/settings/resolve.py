@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from drol.config import DROLConfig, FQLConfig, LearnerConfig, learner_config_class
-from drol.variants import VARIANT_OPTIONS, VARIANTS, variant
+from drol.variants import variant
+from drol_diag.settings.options import RESTRICTED, applies_to
 from drol_diag.settings.presets import family_preset, profile_settings
 
 
@@ -46,7 +47,7 @@ class RunConfig:
 
 def option_applies(ablation: str, name: str) -> bool:
     """Whether setting `name` means anything for `ablation`: a RunConfig field, or a field of the
-    ablation's method's config that, if only some variants take it (VARIANT_OPTIONS), this one does.
+    ablation's method's config that, if only some variants take it (its Option's `variants`), this one does.
 
     >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef"), option_applies("dynamic", "routing_temperature")
     (True, False, False)
@@ -57,7 +58,7 @@ def option_applies(ablation: str, name: str) -> bool:
         return True
     if name not in {f.name for f in dataclasses.fields(config_class)}:
         return False
-    return name not in VARIANT_OPTIONS or name in chosen.options
+    return name not in RESTRICTED or chosen.name in applies_to(name)
 
 
 def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
@@ -79,9 +80,9 @@ def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[Learner
         if given[name] != ablation.fixed[name]:
             raise ValueError(f"{ablation.name} fixes {name} to {ablation.fixed[name]}; drop that option or choose "
                              "another ablation")
-    for name in sorted(set(given) & VARIANT_OPTIONS):
+    for name in sorted(set(given) & RESTRICTED):
         if not option_applies(ablation.name, name):
-            takers = [v.name for v in VARIANTS.values() if name in v.options]
+            takers = applies_to(name)
             raise ValueError(f"--{name.replace('_', '-')} applies to {', '.join(takers)} only, not {ablation.name}")
     unknown = set(given) - learner_fields - run_fields
     if ablation.method == "fql" and unknown & {"bc_coef", "num_candidates"}:

@@ -1,0 +1,51 @@
+"""Typer options made from the declaration of every run setting (drol_diag.settings.options.OPTIONS).
+
+`declared_options(kind)` decorates a command function `f(settings: dict, **own)`: the command
+gets one typer option per declared setting (for `sweep`, the grid axes take lists) beside the
+function's own parameters, and receives the declared ones as one dict {name: value or None}.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, Optional
+
+import typer
+
+from drol_diag.settings.options import OPTIONS, Option
+
+PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "widths": str, "seeds": str}
+
+
+def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
+    """The typer parameter of one option; every default is None (not given), shown in the help text."""
+    if for_sweep and option.grid:
+        flag, kind = "--" + option.grid, str
+        help_text = f"comma-separated: {option.help} (default: {option.shown_default})"
+        name = option.grid
+    else:
+        flag, kind, name = option.cli_flag, PYTHON_TYPES[option.kind], option.name
+        help_text = f"{option.help} (default: {option.shown_default})"
+    declarations = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[kind],
+                             default=typer.Option(None, *declarations, help=help_text))
+
+
+def declared_options(for_sweep: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command every declared run option (see the module docstring)."""
+    names = {(option.grid if for_sweep and option.grid else option.name) for option in OPTIONS.values()}
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for name, p in inspect.signature(command, eval_str=True).parameters.items() if name != "settings"]
+
+        def wrapper(**values: Any) -> Any:
+            settings = {name: values.pop(name) for name in names}
+            return command(settings, **values)
+
+        wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
+        declared = [_parameter(option, for_sweep) for option in OPTIONS.values()]
+        wrapper.__signature__ = inspect.Signature(declared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                                                               for p in own])
+        return wrapper
+    return decorate
