@@ -13,6 +13,7 @@ import numpy as np
 
 from diagnostics.probes import (DEPLOY_STREAM, QUANTILES, ProbeSet, draw_probe_set, fql_probe_diagnostics,
                                 probe_diagnostics)
+from diagnostics.quantities import QUANTITIES
 from diagnostics.stability import OwnershipTracker
 from diagnostics.support import SupportIndex
 from drol_diag.tasks import Task
@@ -45,8 +46,8 @@ class ProbeRecorder:
         return {"probe_index": (("seed", "probe"), np.asarray(self.probes.indices)),
                 "probe": (("probe",), np.arange(m)), **candidates,
                 "layer": (("layer",), np.arange(len(self.learner.config.actor_hidden) + 1)),
-                "support_dist_ref": (("reference",), self.support.reference),
-                "ood_threshold": ((), np.asarray(self.support.ood_threshold))}
+                "support_dist_ref": (QUANTITIES["support_dist_ref"].dims, self.support.reference),
+                "ood_threshold": (QUANTITIES["ood_threshold"].dims, np.asarray(self.support.ood_threshold))}
 
     def replay(self, winners: np.ndarray, nearests: np.ndarray) -> None:
         """Resume: feed the logged winners and nearest candidates (S, T, M) back into the history."""

@@ -16,6 +16,8 @@ Shapes: M probes, K candidates, d action dim, L actor layers.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -60,12 +62,26 @@ def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num
     return ProbeSet(indices.astype(jnp.int32), dataset["observations"][indices], actions, latents)
 
 
-def _layer_sq_norms_and_dots(a: dict, b: dict) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+def dense_layers(params: Mapping) -> list[Mapping]:
+    """The Dense layers of a network's parameter tree in call order: every sub-tree holding a `kernel`,
+    sorted by its module path with numbers compared as numbers (flax names them Dense_0, Dense_1, ...)."""
+    found: list[tuple[tuple, Mapping]] = []
+
+    def walk(tree: Mapping, path: tuple) -> None:
+        if "kernel" in tree:
+            found.append((path, tree))
+            return
+        for name, sub in tree.items():
+            if isinstance(sub, Mapping):
+                walk(sub, (*path, tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))))
+    walk(params, ())
+    return [layer for _, layer in sorted(found, key=lambda item: item[0])]
+
+
+def _layer_sq_norms_and_dots(a: Mapping, b: Mapping) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
     """Per Dense layer of the actor: |a|^2, |b|^2 and a.b over its kernel and bias; each (L,)."""
-    layers = a["params"]["MLP_0"]
-    names = sorted(layers, key=lambda name: int(name.split("_")[-1]))
     flat = lambda tree: jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(tree)])
-    rows = [(flat(layers[n]), flat(b["params"]["MLP_0"][n])) for n in names]
+    rows = [(flat(x), flat(y)) for x, y in zip(dense_layers(a), dense_layers(b))]
     return (jnp.stack([x @ x for x, _ in rows]), jnp.stack([y @ y for _, y in rows]),
             jnp.stack([x @ y for x, y in rows]))
 

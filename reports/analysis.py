@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from diagnostics.quantities import reported
 from reports import stats
 from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
@@ -24,32 +25,8 @@ REFERENCE_ABLATION = "dynamic"  # the paper's method: probabilities of improveme
 BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at every K
 
 
-@dataclass(frozen=True)
-class Diagnostic:
-    """A logged per-step quantity: its label and unit for axes and tables."""
-
-    name: str
-    label: str
-    unit: str
-
-
-DIAGNOSTICS = {d.name: d for d in (
-    Diagnostic("flip_rate", "flip rate", "fraction of probes per log interval"),
-    Diagnostic("return_rate", "return rate (A->B->A)", "fraction of probes per log interval"),
-    Diagnostic("nearest_flip_rate", "nearest flip rate", "fraction of probes per log interval"),
-    Diagnostic("owner_mismatch", "owner not nearest", "fraction of probes"),
-    Diagnostic("winner_ari", "owner partition ARI", "adjusted Rand index vs previous log"),
-    Diagnostic("winner_data_dist_mean", "winner-to-data distance", "RMS per action dim"),
-    Diagnostic("support_dist_mean", "distance to support", "deployed action to nearest training pair"),
-    Diagnostic("ood_frac", "out of support", "fraction of deployed actions"),
-    Diagnostic("q_gap", "Q(winner) - Q(data action)", "Q units"),
-    Diagnostic("grad_cos", "cos(grad BC, grad critic)", "cosine"),
-    Diagnostic("grad_norm_ratio", "|grad BC| / |grad critic|", "ratio (bc_coef included)"),
-    Diagnostic("conflict_frac", "BC opposes critic", "fraction of probes"),
-    Diagnostic("load_entropy", "load entropy", "entropy / log K"),
-    Diagnostic("dead_candidates", "dead candidates", "candidates owning no probe"),
-)}
-PER_PROBE = {"flips_per_probe": "flips per probe over training", "never_flipped": "probes never reassigned"}
+DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
+PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
 
 
 @dataclass(frozen=True)

@@ -139,12 +139,6 @@ def package_versions() -> dict[str, str]:
 LOG_STORE = "logs.zarr"
 FORMAT_VERSION = 1  # attrs["format_version"] of the run log; readers refuse other versions
 ROW_DIMS = ("step", "eval_step")
-# Trailing dims of per-row variables beyond (seed, row dim); other variables are (seed, row dim).
-EXTRA_DIMS: dict[str, tuple[str, ...]] = {
-    "winner": ("probe",), "nearest": ("probe",), "winner_data_dist": ("probe",), "flips_total": ("probe",),
-    "support_dist": ("probe",), "action_cos": ("probe",),
-    "load": ("candidate",), "grad_cos_layer": ("layer",), "winner_data_dist_quantiles": ("quantile",),
-}
 
 
 FLAT_CHUNK_KEYS = {"name": "v2", "separator": "."}  # chunk files side by side (a/0.3), not nested folders
@@ -235,12 +229,16 @@ def flatten_attrs(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 class RunLog:
     """The run's log: static variables plus rows along `step` and `eval_step`, flushed whole.
 
-    A row is {name: array (S, ...)} at one step; its dims are (seed, row dim, *EXTRA_DIMS[name]).
+    A row is {name: array (S, ...)} at one step; its dims are (seed, row dim, *row_dims[name]):
+    `row_dims` names the trailing dims of every variable that has them (the training driver passes
+    diagnostics.quantities.row_dims(), the registry of diagnostic quantities).
     """
 
     def __init__(self, run_dir: Path, seeds: list[int], attrs: dict[str, Any],
-                 static: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None):
+                 static: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
+                 row_dims: dict[str, tuple[str, ...]] | None = None):
         self.run_dir, self.seeds = run_dir, list(seeds)
+        self.row_dims = dict(row_dims or {})
         self.attrs = {**attrs, "format_version": FORMAT_VERSION}
         self.static = xr.Dataset({name: (dims, np.asarray(value)) for name, (dims, value) in (static or {}).items()},
                                  coords={"seed": np.asarray(self.seeds)})
@@ -275,10 +273,17 @@ class RunLog:
         rows = self.pending[dim]
         if not rows:
             return None
-        names = list(rows[0][1])
-        data = {name: (("seed", dim, *EXTRA_DIMS.get(name, ())), np.stack([np.asarray(r[name]) for _, r in rows], 1))
-                for name in names}
+        data = {name: (("seed", dim, *self._trailing_dims(name, rows[0][1][name])),
+                       np.stack([np.asarray(r[name]) for _, r in rows], 1)) for name in rows[0][1]}
         return xr.Dataset(data, coords={dim: np.asarray([s for s, _ in rows], np.int64)})
+
+    def _trailing_dims(self, name: str, value: np.ndarray) -> tuple[str, ...]:
+        """The dims of `name` beyond (seed, row dim); ValueError naming the registry for an undeclared one."""
+        dims = self.row_dims.get(name, ())
+        if np.ndim(value) != 1 + len(dims):
+            raise ValueError(f"logged variable {name!r} has shape {np.shape(value)} (seed first) but its declared "
+                             f"trailing dims are {dims}; declare them in diagnostics.quantities.QUANTITIES")
+        return dims
 
     def _rows(self, dim: str) -> xr.Dataset | None:
         """All rows along `dim`, written and pending."""

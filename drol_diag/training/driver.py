@@ -25,6 +25,7 @@ import xarray as xr
 from tqdm import tqdm
 
 from diagnostics.hooks import ProbeRecorder
+from diagnostics.quantities import row_dims
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
 
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
@@ -212,7 +213,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     recorder = ProbeRecorder(learner, task, dataset, seeds, num_probes) if diagnostics else None
     attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": learner_config.num_candidates,
              **store.flatten_attrs(record)}
-    log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None)
+    log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None, row_dims())
     if resume:  # (no checkpoint: start is 0 and rows of a run killed before its first checkpoint are dropped)
         kept = log.load(start, run.log_interval)
         if recorder is not None and kept is not None and "winner" in kept:

@@ -1,0 +1,144 @@
+"""The codebase's shape: layers whose imports go one way, no import circles, a method layer without
+I/O, and the registry of diagnostic quantities held against the README and against real logs."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from diagnostics.quantities import DERIVED, QUANTITIES, ROW, markdown_table
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("drol", "drol_diag", "diagnostics", "ablations", "reports")
+# Layer of each package (a module belongs to the longest prefix listed); imports may only go to the same
+# layer or below. The command line alone sits on top of ablations and reports.
+LAYERS = {
+    "drol": 0,
+    "drol_diag.platform": 1, "drol_diag.settings": 1, "drol_diag.tasks": 1, "drol_diag.runfolder": 1,
+    "drol_diag.datagen": 1,
+    "diagnostics": 2,
+    "drol_diag.training": 3,
+    "ablations": 4, "reports": 4,
+    "drol_diag.cli": 5,
+}
+FORBIDDEN_IN_METHOD = ("open(", "os.environ", "np.load", "print(", "subprocess", "multiprocessing", "sys.path")
+
+
+def module_files() -> dict[str, Path]:
+    """{dotted module name: file} of every module of the project's packages."""
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def imported_modules(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """The project modules `path` imports anywhere in it (inside functions too): `from a.b import c`
+    counts as a.b.c when that is a module, else as a.b."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {m for m in found if m in modules and m != name}
+
+
+def layer(module: str) -> int:
+    prefix = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+    assert prefix is not None, f"{module} has no layer: add its package to LAYERS"
+    return LAYERS[prefix]
+
+
+@pytest.fixture(scope="module")
+def import_graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: imported_modules(path, name, modules) for name, path in modules.items()}
+
+
+def test_imports_go_down_the_layers_only(import_graph):
+    upward = [f"{module} (layer {layer(module)}) imports {target} (layer {layer(target)})"
+              for module, targets in import_graph.items() for target in targets if layer(target) > layer(module)]
+    assert not upward, "\n".join(upward)
+
+
+def test_only_the_command_line_imports_ablations_and_reports(import_graph):
+    importers = {module for module, targets in import_graph.items()
+                 if any(t.split(".")[0] in ("ablations", "reports") for t in targets)
+                 and module.split(".")[0] not in ("ablations", "reports")}
+    assert importers <= {m for m in import_graph if m.startswith("drol_diag.cli")}, importers
+
+
+def test_there_are_no_import_circles(import_graph):
+    """Depth-first search for a cycle among modules (a package's __init__ is a module of its own)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(import_graph[module]):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join(path[path.index(target):] + [module, target]) if target in path
+                              else f"{module} -> {target}")
+            elif target not in state:
+                visit(target, path + [module])
+        state[module] = 2
+    for module in sorted(import_graph):
+        if module not in state:
+            visit(module, [])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_the_method_layer_does_no_io():
+    offences = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+                for path in sorted((ROOT / "drol").rglob("*.py"))
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                for word in FORBIDDEN_IN_METHOD if word in line]
+    assert not offences, "\n".join(offences)
+
+
+def test_the_code_cites_the_spec_inside_the_repository():
+    assert (ROOT / "docs" / "drol-spec.md").is_file()
+    outside = [str(path.relative_to(ROOT)) for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+               if "shared/drol-spec" in path.read_text()]
+    assert not outside, outside
+
+
+def test_the_readme_table_of_quantities_is_the_registry():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's table of quantities differs from diagnostics.quantities; paste " \
+                                       "diagnostics.quantities.markdown_table() into the README"
+
+
+@pytest.mark.parametrize("ablation", ["dynamic", "fql"])
+def test_every_registered_quantity_is_logged_with_its_dims_and_every_logged_one_is_registered(tmp_path, ablation):
+    from drol_diag.settings import resolve
+    from drol_diag.tasks import load_task
+    from drol_diag.training.driver import train
+
+    learner, run = resolve("modes-2d", "auto", ablation=ablation, seeds=(0,), steps=20, log_interval=10,
+                           eval_interval=20, checkpoint_interval=20, actor_hidden=(8,), critic_hidden=(8,))
+    summary = train(load_task("modes-2d"), learner, run, tmp_path, progress=False, num_probes=16)
+    logs = xr.open_zarr(Path(summary.run_dir, "logs.zarr").resolve(), consolidated=False)
+    for quantity in QUANTITIES.values():
+        if quantity.kind == DERIVED:
+            continue
+        if learner.method not in quantity.methods:
+            assert quantity.name not in logs, f"{quantity.name} is logged by {learner.method}, not registered for it"
+            continue
+        expected = ("seed", "step", *quantity.dims) if quantity.kind == ROW else quantity.dims
+        assert logs[quantity.name].dims == expected, quantity.name
+    # Everything else in the log is a training metric (seed, step), an evaluation (seed, eval_step) or the probes.
+    unregistered = {name for name, var in logs.data_vars.items() if name not in QUANTITIES and name != "probe_index"
+                    and var.dims not in (("seed", "step"), ("seed", "eval_step"))}
+    assert not unregistered, f"logged but not in diagnostics.quantities: {unregistered}"
