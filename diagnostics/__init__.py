@@ -1,6 +1,7 @@
-"""Instrumented routing hooks and xarray stability logs (ownership flips, winner-to-data
-distances, critic/BC gradient conflicts, candidate usage): probes (device), stability (ownership
-history), support (nearest training pairs), hooks (what training calls), runs (reading results).
+"""The diagnostics layer: routing hooks and xarray stability logs (ownership flips, winner-to-data
+distances, critic/BC gradient conflicts, candidate usage). Modules: quantities (the registry of
+every logged quantity), probes (device), stability (ownership history), support (nearest training
+pairs), hooks (what training calls), runs (reading results).
 
 Reading results: `open_runs(path)` (diagnostics.runs) opens every run folder under `path` as one
 lazy xarray Dataset with leading dims (task, ablation, k), e.g.
