@@ -1,0 +1,63 @@
+"""Question 3: do the critic and BC directions disagree, and does routing resolve it?
+
+Shows, per task and run, the cosine between the BC and critic gradients on the actor, their relative sizes, the
+fraction of probes where the pull towards the data action opposes the critic's ascent, and whether dynamic routing
+conflicts on fewer probes than static-routing.
+"""
+
+from __future__ import annotations
+
+from reports.analysis import Analysis
+from reports.document import Block, Paragraph, Section
+from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, fill_static_command,
+                                      get, late_comparison, task_blocks)
+from reports.runs import Results
+from reports.text import fmt_interval, group_label, missing
+
+
+def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
+    sentences = []
+    for ablation, k in results.groups:
+        cos = get(analysis, "grad_cos", task, ablation, k)
+        frac = get(analysis, "conflict_frac", task, ablation, k)
+        if cos is None or frac is None:
+            continue
+        disagree = cos.late.has_interval and cos.late.high[0] < 0
+        agree = cos.late.has_interval and cos.late.low[0] > 0
+        verdict = ("the two gradients oppose each other" if disagree else "the two gradients point the same way"
+                   if agree else "the sign of their agreement is not settled by these seeds")
+        sentences.append(f"{group_label(ablation, k)}: cosine between the BC and critic gradients "
+                         f"{fmt_interval(cos.late)} late ({verdict}); the BC pull opposes the critic's ascent on "
+                         f"{fmt_interval(frac.early)} of probes at first and {fmt_interval(frac.late)} late.")
+    for k in dynamic_ks(results):
+        comparison = late_comparison(analysis, "conflict_frac", task, k)
+        if comparison == "overlap":
+            sentences.append(f"At K={k} dynamic and static-routing conflict on overlapping fractions of probes: no "
+                             "evidence that routing resolves the conflict.")
+        elif comparison == "dynamic lower":
+            sentences.append(f"At K={k} dynamic routing conflicts on fewer probes than static-routing (intervals do "
+                             "not overlap): re-routing lets a candidate closer to the critic's direction take the "
+                             "data point.")
+        elif comparison == "dynamic higher":
+            sentences.append(f"At K={k} dynamic routing conflicts on more probes than static-routing (intervals do "
+                             "not overlap): routing does not resolve the conflict here.")
+    return sentences
+
+
+def question_conflict(results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = [Paragraph(
+        "grad_cos is the cosine between the actor-parameter gradients of the BC term and of the critic term on the "
+        "probes; grad_norm_ratio compares their sizes (bc_coef included); conflict_frac is the fraction of probes "
+        "where the pull towards the data action points against the critic's ascent dQ/da at the winner.")]
+    names = ["grad_cos", "grad_norm_ratio", "conflict_frac"]
+    for task in results.tasks:
+        figure = diagnostic_figure(results, analysis, task, names, f"conflict-{task}",
+                                   f"{task}: agreement of the BC and critic terms over training; mean over seeds, "
+                                   "bands 95% bootstrap intervals.", {"grad_cos": (0.0, "no agreement (cosine 0)")})
+        table = diagnostic_table(results, analysis, task, names, f"{task}: gradient conflict, early -> late")
+        blocks += task_blocks(task, conflict_answer(results, analysis, task), figure, table)
+    if STATIC not in results.ablations:
+        blocks.append(missing("Without static-routing runs there is nothing to tell whether routing resolves the "
+                              "conflict.", fill_static_command(results)))
+    return Section("q3-conflict", "3. Do the critic and BC directions disagree, and does routing resolve it?",
+                   tuple(blocks))

@@ -1,0 +1,49 @@
+"""Question 6: error bars, what every interval rests on.
+
+Shows how the report's intervals are computed (stratified bootstrap, repetitions, numpy seed, the scoring
+protocol), warns about single-seed runs (no interval, with the command that adds seeds) and diverged seeds, and
+tabulates the seeds behind each run: scored, diverged, not evaluated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reports.analysis import Analysis
+from reports.document import Block, Notice, Paragraph, Section, Table
+from reports.runs import Results
+from reports.text import fill_command, group_label, seeds_text
+
+
+def question_error_bars(results: Results, analysis: Analysis) -> Section:
+    table = results.scores
+    rows = []
+    for task in results.tasks:
+        for ablation, k in results.groups:
+            part = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+            if part.empty:
+                continue
+            rows.append((task, group_label(ablation, k), str(len(part)), str(int(np.isfinite(part.score).sum())),
+                         seeds_text(part[part.diverged].seed.tolist()),
+                         seeds_text(part[~part.diverged & ~np.isfinite(part.score)].seed.tolist())))
+    diverged = int(table.diverged.sum())
+    single = [group_label(a, k) for (a, k), g in analysis.groups.items() if g.matrix.num_runs < 2]
+    blocks: list[Block] = [Paragraph(
+        f"Every number in this report is given with a 95% percentile stratified bootstrap interval "
+        f"({analysis.reps} repetitions; numpy's global generator seeded with {analysis.seed} before each "
+        "interval, since rliable resamples with it) and the number of seeds behind it. Aggregates resample runs "
+        "within each task (rliable's stratified bootstrap); diagnostics resample seeds. Scores follow the published "
+        "protocol: the mean of a seed's last three evaluations. "
+        + (f"{diverged} seed run(s) diverged (losses became NaN or infinite); they have no score, are left out of "
+           "every statistic and are listed below." if diverged else "No seed diverged."))]
+    if single:
+        blocks.append(Notice("warning", f"Single seed for {', '.join(single)}: a bootstrap over one run repeats the "
+                             "same value, so these have no intervals (shown as 'no interval', drawn without bands), "
+                             "not zero-width ones. Run more seeds:",
+                             fill_command(results, seeds="0-4")))
+    if diverged:
+        blocks.append(Notice("warning", f"{diverged} seed run(s) diverged and are excluded from the statistics "
+                             "(see the table); excluding them flatters the variants they belong to."))
+    blocks.append(Table("Seeds behind each run", ("task", "run", "seeds", "scored", "diverged", "not evaluated"),
+                        tuple(rows)))
+    return Section("q6-error-bars", "6. Error bars: what every interval rests on", tuple(blocks))

@@ -1,0 +1,96 @@
+"""Question 1: does ownership move, and does it settle?
+
+Shows, per task, how often probe transitions change owner under dynamic routing early and late in training,
+whether late flips go back and forth or migrate, how many probes were never reassigned, and static-routing as the
+zero line (a frozen owner table never reassigns; how often its frozen owner is no longer the nearest candidate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reports.analysis import REFERENCE_ABLATION, Analysis
+from reports.document import Block, Paragraph, Section
+from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, fill_static_command,
+                                      get, task_blocks)
+from reports.runs import Results
+from reports.text import fill_command, fmt_interval, missing
+
+
+def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
+    sentences = []
+    for k in dynamic_ks(results):
+        if k == 1:
+            sentences.append("With K=1 there is one candidate per state, so nothing is routed and nothing can flip.")
+            continue
+        flips = get(analysis, "flip_rate", task, REFERENCE_ABLATION, k)
+        if flips is None:
+            continue
+        seeds = len(flips.seeds)
+        text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
+                f"changed owner between the first two logs and {fmt_interval(flips.late)} per log interval late in "
+                "training")
+        if flips.early.point[0] == 0 and flips.late.point[0] == 0:
+            text += ": ownership did not move."
+        elif flips.late.has_interval and flips.early.has_interval and flips.late.high[0] < flips.early.low[0]:
+            text += ": ownership moves, and it settles (the late interval lies below the early one)"
+            text += ", but it has not stopped." if flips.late.low[0] > 0 else "."
+        elif flips.late.has_interval and flips.late.low[0] > 0:
+            text += ": ownership keeps moving; these runs do not show it settling."
+        else:
+            text += ": the data do not show whether it settles."
+        returns = get(analysis, "return_rate", task, REFERENCE_ABLATION, k)
+        if returns is not None and flips.late.point[0] > 0:
+            share = returns.late.point[0] / flips.late.point[0]
+            kind = ("most late flips go back to an owner the probe had before (back and forth)" if share >= 0.5
+                    else "most late flips hand a probe to a candidate that never owned it (migration, not "
+                         "back and forth)")
+            text += (f" Returns to a former owner are {fmt_interval(returns.late)} per interval, {share:.0%} of "
+                     f"flips: {kind}.")
+        per_probe = get(analysis, "never_flipped", task, REFERENCE_ABLATION, k)
+        if per_probe is not None:
+            text += f" By the end, {fmt_interval(per_probe.curve.estimate, -1)} of probes were never reassigned."
+        sentences.append(text)
+    for k in results.ks(STATIC):
+        flips = get(analysis, "flip_rate", task, STATIC, k)
+        if flips is None:
+            continue
+        largest = float(np.max(flips.curve.estimate.point))
+        if largest == 0.0:
+            text = (f"static-routing (K={k}) never reassigns: its flip rate is 0 at every logged step in all "
+                    f"{len(flips.seeds)} seeds, as a frozen owner table must give.")
+        else:
+            text = (f"static-routing (K={k}) reassigned owners (largest flip rate "
+                    f"{largest:.3g}): its owner table is not frozen, which is a bug.")
+        mismatch = get(analysis, "owner_mismatch", task, STATIC, k)
+        if mismatch is not None:
+            text += (f" Its frozen owner is no longer the nearest candidate for {fmt_interval(mismatch.late)} of "
+                     "probes late in training (owners overtaken by other candidates).")
+        sentences.append(text)
+    return sentences
+
+
+def question_ownership(results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = [Paragraph(
+        "Each run routes a fixed set of probe transitions, each with its own fixed latent bank, at every log. "
+        "A flip is a probe whose owner changed since the previous log; a return is a flip back to an owner the "
+        "probe had before and lost (A -> B -> A). static-routing, with its frozen owner table, is the zero line.")]
+    if REFERENCE_ABLATION not in results.ablations:
+        blocks.append(missing("No dynamic runs: this question is about dynamic routing.",
+                              fill_command(results, ablations=[REFERENCE_ABLATION, STATIC])))
+    names = ["flip_rate", "return_rate", "nearest_flip_rate", "owner_mismatch", "winner_ari"]
+    for task in results.tasks:
+        figure = diagnostic_figure(results, analysis, task, ["flip_rate", "return_rate", "owner_mismatch",
+                                                            "winner_ari"], f"ownership-{task}",
+                                   f"{task}: ownership over training. Flip and return rates per log interval, the "
+                                   "fraction of probes whose owner is not the nearest candidate, and the adjusted "
+                                   "Rand index of the owner partition against the previous log; mean over seeds, "
+                                   "bands 95% bootstrap intervals. K=1 (one candidate) is left out.",
+                                   routing_only=True)
+        table = diagnostic_table(results, analysis, task, names + ["flips_per_probe", "never_flipped"],
+                                 f"{task}: ownership quantities, early -> late")
+        blocks += task_blocks(task, ownership_answer(results, analysis, task), figure, table)
+    if STATIC not in results.ablations and REFERENCE_ABLATION in results.ablations:
+        blocks.append(missing("No static-routing runs: the zero line (a frozen assignment) is missing.",
+                              fill_static_command(results)))
+    return Section("q1-ownership", "1. Does ownership move, and does it settle?", tuple(blocks))

@@ -1,0 +1,97 @@
+"""Question 2: do critic-driven moves pull winners off the data?
+
+Shows, per task and run, how far winning candidates sit from their data actions early and late, how often deployed
+actions leave the data's support (against held-out data's 5% by construction), how far they are from the nearest
+training pair relative to the data's own nearest-neighbour distances, the critic's preference for winners over data
+actions, and whether dynamic routing leaves the support more often than static-routing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
+from reports.document import Block, Paragraph, Section
+from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, get, late_comparison,
+                                      task_blocks)
+from reports.runs import Results
+from reports.text import fmt_interval, group_label
+
+HELD_OUT_OOD = 0.05  # held-out data exceed the out-of-support threshold (their own 95th percentile) 5% of the time
+
+
+def support_reference(results: Results, task: str) -> float | None:
+    """Median of the data's own nearest-neighbour distances (held-out pairs) for a task."""
+    if "support_dist_ref" not in results.logs:
+        return None
+    values = np.asarray(results.logs["support_dist_ref"].sel(task=task).values, np.float64)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if values.size else None
+
+
+def support_answer(results: Results, analysis: Analysis, task: str, reference: float | None) -> list[str]:
+    sentences = []
+    for ablation, k in results.groups:
+        if ablation not in (REFERENCE_ABLATION, STATIC, BASELINE_WITHOUT_K):
+            continue
+        label = group_label(ablation, k)
+        dist = get(analysis, "winner_data_dist_mean", task, ablation, k)
+        ood = get(analysis, "ood_frac", task, ablation, k)
+        support = get(analysis, "support_dist_mean", task, ablation, k)
+        gap = get(analysis, "q_gap", task, ablation, k)
+        parts = []
+        if dist is not None:
+            drift = dist.late.has_interval and dist.early.has_interval and dist.late.low[0] > dist.early.high[0]
+            closer = dist.late.has_interval and dist.early.has_interval and dist.late.high[0] < dist.early.low[0]
+            parts.append(f"the winner's distance to its data action goes from {fmt_interval(dist.early)} to "
+                         f"{fmt_interval(dist.late)} (RMS per action dimension): "
+                         + ("winners drift away from the data over training" if drift else
+                            "winners move closer to the data over training" if closer else
+                            "no drift away from the data is detectable"))
+        if ood is not None:
+            above = ood.late.has_interval and ood.late.low[0] > HELD_OUT_OOD
+            parts.append(f"{fmt_interval(ood.late)} of deployed actions lie outside the data's support late in "
+                         f"training, against {HELD_OUT_OOD:.0%} for held-out data by construction: "
+                         + ("the policy leaves the support more often than the data themselves do" if above else
+                            "no more often than held-out data, within the interval" if ood.late.has_interval else
+                            "with one seed this cannot be told apart from the data's own rate"))
+        if support is not None and reference:
+            parts.append(f"their distance to the nearest training pair is {fmt_interval(support.late)}, "
+                         f"{support.late.point[0] / reference:.2g} times the data's own nearest-neighbour median "
+                         f"({reference:.3g})")
+        if gap is not None:
+            parts.append(f"Q(winner) - Q(data action) = {fmt_interval(gap.late)}")
+        if parts:
+            sentences.append(f"{label}: " + "; ".join(parts) + ".")
+    for k in dynamic_ks(results):
+        comparison = late_comparison(analysis, "ood_frac", task, k)
+        if comparison == "overlap":
+            sentences.append(f"At K={k} the out-of-support fractions of dynamic and static-routing overlap: these "
+                             "runs do not show dynamic routing pulling actions off the data more than a static "
+                             "assignment does.")
+        elif comparison is not None:
+            more = "dynamic" if comparison == "dynamic higher" else "static-routing"
+            sentences.append(f"At K={k}, {more} deploys more out-of-support actions (the intervals do not overlap).")
+    return sentences
+
+
+def question_support(results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = [Paragraph(
+        "winner_data_dist is the RMS-per-dimension distance between each probe's winning candidate and its data "
+        "action. support_dist is the distance from the deployed action (one prior sample, as at test time) to the "
+        "nearest training (state, action) pair in standardised joint space; the yardstick is the same distance for "
+        "held-out pairs (the dotted line: its median), and an action is out of support beyond the held-out 95th "
+        "percentile, so held-out data score 5% there by construction.")]
+    names = ["winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap"]
+    for task in results.tasks:
+        reference = support_reference(results, task)
+        references = {"ood_frac": (HELD_OUT_OOD, "held-out data (5%)")}
+        if reference:
+            references["support_dist_mean"] = (reference, "held-out data: median distance")
+        figure = diagnostic_figure(results, analysis, task, names, f"support-{task}",
+                                   f"{task}: distance of winners and deployed actions from the data, and the "
+                                   "critic's preference for winners over data actions; mean over seeds, bands 95% "
+                                   "bootstrap intervals.", references)
+        table = diagnostic_table(results, analysis, task, names, f"{task}: support quantities, early -> late")
+        blocks += task_blocks(task, support_answer(results, analysis, task, reference), figure, table)
+    return Section("q2-support", "2. Do critic-driven moves pull winners off the data?", tuple(blocks))
