@@ -46,9 +46,9 @@ def time_warmup(planned: PlannedGroup, dataset_dir: str | None) -> tuple[float, 
     import jax
     import jax.numpy as jnp
 
-    from drol_diag.tasks import load_task
     from drol.learner import make_init, make_train_chunk
     from drol.methods import make_learner
+    from drol_diag.tasks import load_task
     from drol_diag.training.driver import device_dataset
 
     task = load_task(planned.run.task, dataset_dir)

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from drol.config import LearnerConfig
-
-from drol_diag.settings import RunConfig
 from drol_diag.runfolder import store
 from drol_diag.runfolder.record import comparable
+from drol_diag.settings import RunConfig
 
 NEW = "new"  # no config.json: never started
 FINISHED = "finished"  # summary.json at the sweep's steps (or every seed diverged)

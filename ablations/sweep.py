@@ -13,16 +13,34 @@ from pathlib import Path
 from typing import Any
 
 from ablations import folders
-from ablations.executors import (ELSEWHERE, FAILED, SKIPPED, GroupJob, GroupOutcome, Runner, ray_connection,
-                                 run_local, run_ray)
-from ablations.grid import (FQL, SWEEP_FILE, Group, SweepSpec, expand, resolve_group, run_arguments,
-                            unused_options, write_sweep_file)
+from ablations.executors import (
+    ELSEWHERE,
+    FAILED,
+    SKIPPED,
+    GroupJob,
+    GroupOutcome,
+    Runner,
+    ray_connection,
+    run_local,
+    run_ray,
+)
+from ablations.grid import (
+    FQL,
+    SWEEP_FILE,
+    Group,
+    SweepSpec,
+    expand,
+    resolve_group,
+    run_arguments,
+    unused_options,
+    write_sweep_file,
+)
 from drol.config import LearnerConfig
-from drol_diag.settings import RunConfig
-from drol_diag.tasks import check_task
 from drol_diag.runfolder import store
-from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.runfolder.record import diagnostics_record, run_dir_for
+from drol_diag.settings import RunConfig
+from drol_diag.settings.options import DEFAULT_PROBES
+from drol_diag.tasks import check_task
 
 LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
 NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "

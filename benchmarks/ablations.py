@@ -32,8 +32,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 from benchmarks.throughput import ACTION_DIM, OBS_DIM, synthetic_dataset  # noqa: E402
-from drol_diag.settings import resolve  # noqa: E402
 from drol.learner import Learner, make_init, make_train_chunk  # noqa: E402
+from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.training.driver import static_owner_table  # noqa: E402
 
 TARGETS = {"group_speedup": 2.0, "static_init_fraction": 0.10}

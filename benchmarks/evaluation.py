@@ -37,11 +37,11 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import ogbench  # noqa: E402
 
+from drol.learner import make_init  # noqa: E402
+from drol.methods import make_learner  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.tasks import Task  # noqa: E402
 from drol_diag.tasks.episodes import EpisodeEvaluator, EpisodeResults, default_workers, episode_seed  # noqa: E402
-from drol.learner import make_init  # noqa: E402
-from drol.methods import make_learner  # noqa: E402
 from drol_diag.training.driver import evaluate_seeds  # noqa: E402
 
 TASK = "cube-single-play-singletask-task1-v0"  # the dataset name ogbench builds cube-single-singletask-task1-v0 from
@@ -146,7 +146,8 @@ def main() -> None:
     with pooled.evaluator:
         worker_cpu = [-cpu_seconds(pid) for pid in pooled.evaluator.worker_pids]
         parent_cpu = -time.process_time()
-        pooled_scores = evaluate_seeds(Task(TASK, {}, evaluate=pooled), learner, states, [0], EVAL_STEP, episodes, act_fn)
+        pooled_scores = evaluate_seeds(Task(TASK, {}, evaluate=pooled), learner, states, [0], EVAL_STEP, episodes,
+                                       act_fn)
         parent_cpu += time.process_time()
         worker_cpu = [used + cpu_seconds(pid) for used, pid in zip(worker_cpu, pooled.evaluator.worker_pids)]
     evaluate_seeds(Task(TASK, {}, evaluate=in_process), learner, states, [0], EVAL_STEP, episodes, act_fn)

@@ -153,7 +153,8 @@ def main() -> None:
     for row in rows:
         row["peak_fraction"] = row["gflops"] / peak
         print(f"{row['hidden']:>8} {row['seeds']:>5} {row['updates_per_s']:>10.2f} {row['seed_updates_per_s']:>10.2f} "
-              f"{row['gflop_per_update']:>9.3f} {row['gflops']:>8.1f} {row['peak_fraction']:>7.0%} {row['compile_s']:>9.1f}")
+              f"{row['gflop_per_update']:>9.3f} {row['gflops']:>8.1f} {row['peak_fraction']:>7.0%} "
+              f"{row['compile_s']:>9.1f}")
 
     paper, small = rows[0], rows[2]
     ceiling = peak / paper["gflop_per_update"]

@@ -11,16 +11,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diagnostics.probes import (DEPLOY_STREAM, QUANTILES, ProbeSet, draw_probe_set, fql_probe_diagnostics,
-                                probe_diagnostics)
+from diagnostics.probes import (
+    DEPLOY_STREAM,
+    QUANTILES,
+    ProbeSet,
+    draw_probe_set,
+    fql_probe_diagnostics,
+    probe_diagnostics,
+)
 from diagnostics.quantities import QUANTITIES
 from diagnostics.stability import OwnershipTracker
 from diagnostics.support import SupportIndex
-from drol_diag.tasks import Task
 from drol.fql import FQLLearner
 from drol.learner import Learner, TrainState, seed_key
 from drol_diag.settings.options import DEFAULT_PROBES
-
+from drol_diag.tasks import Task
 
 
 class ProbeRecorder:

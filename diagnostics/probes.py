@@ -32,7 +32,8 @@ from drol.routing import route_nearest
 
 PROBE_STREAM = 0x9B0BE  # probe indices: fold_in(seed_key(seed), PROBE_STREAM)
 DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key(seed), DEPLOY_STREAM), step
-ROUTE_STREAM = 0x7A1D  # random owners (random-routing) and FQL's noises at the probes: fold_in(deploy key, ROUTE_STREAM)
+# random owners (random-routing) and FQL's noises at the probes: fold_in(deploy key, ROUTE_STREAM)
+ROUTE_STREAM = 0x7A1D
 QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
 
 

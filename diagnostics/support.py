@@ -14,7 +14,6 @@ second there (benchmarks/throughput.py).
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -120,7 +120,8 @@ def group_scores(results: Results, matrix: ScoreMatrix, reps: int, seed: int) ->
     aggregates = stats.bootstrap(matrix.scores, stats.aggregate_scores, reps, seed)
     profile = stats.batched_bootstrap(matrix.scores, stats.score_distribution_batched, reps, seed)
     steps, curves = eval_curves(results.logs, matrix)
-    efficiency = Curve(steps, stats.batched_bootstrap(curves, stats.iqm_per_step_batched, reps, seed)) if steps.size else None
+    efficiency = (Curve(steps, stats.batched_bootstrap(curves, stats.iqm_per_step_batched, reps, seed))
+                  if steps.size else None)
     return GroupScores(matrix, aggregates, profile, efficiency)
 
 

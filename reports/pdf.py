@@ -13,7 +13,7 @@ import io
 import os
 import pathlib
 import re
-from typing import Callable
+from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -34,10 +34,10 @@ from reportlab.platypus import (
     Paragraph,
     SimpleDocTemplate,
     Spacer,
+    TableStyle,
     XPreformatted,
 )
 from reportlab.platypus import Table as LayoutTable
-from reportlab.platypus import TableStyle
 from reportlab.platypus.tableofcontents import TableOfContents
 
 from reports import document

@@ -17,6 +17,7 @@ import xarray as xr
 
 from drol.variants import VARIANTS
 from drol_diag.runfolder import scoring, store
+from drol_diag.settings.options import DEFAULT_PROBES, OPTIONS
 
 SCORE_COLUMNS = ("task", "ablation", "k", "seed", "score", "diverged", "evaluations", "last_eval_step")
 
@@ -113,19 +114,21 @@ def sweep_options(config: dict) -> tuple[str, ...]:
     schedule, widths, batch, learning rate and diagnostics. Family presets (bc_coef, discount, ...)
     follow from the task."""
     run, learner, diagnostics = config["run"], config["learner"], config.get("diagnostics", {})
+    flag = lambda name: OPTIONS[name].cli_flag
     widths = lambda w: ",".join(map(str, w))
-    options = ["--profile", str(run.get("profile", "auto")), "--steps", str(run["steps"])]
+    options = [flag("profile"), str(run.get("profile", "auto")), flag("steps"), str(run["steps"])]
     if learner.get("actor_hidden") == learner.get("critic_hidden"):
-        options += ["--hidden", widths(learner["actor_hidden"])]
+        options += [flag("hidden"), widths(learner["actor_hidden"])]
     else:
-        options += ["--actor-hidden", widths(learner["actor_hidden"]), "--critic-hidden", widths(learner["critic_hidden"])]
-    options += ["--batch-size", str(learner["batch_size"]), "--lr", f"{learner['lr']:g}"]
+        options += [flag("actor_hidden"), widths(learner["actor_hidden"]),
+                    flag("critic_hidden"), widths(learner["critic_hidden"])]
+    options += [flag("batch_size"), str(learner["batch_size"]), flag("lr"), f"{learner['lr']:g}"]
     for name in ("eval_interval", "eval_episodes", "log_interval", "checkpoint_interval"):
-        options += ["--" + name.replace("_", "-"), str(run[name])]
+        options += [flag(name), str(run[name])]
     if diagnostics.get("enabled", True):
-        options += ["--probes", str(diagnostics.get("probes", 1024))]
+        options += [flag("probes"), str(diagnostics.get("probes", DEFAULT_PROBES))]
     else:
-        options += ["--no-diagnostics"]
+        options += ["--no-" + flag("diagnostics")[2:]]
     return tuple(options)
 
 

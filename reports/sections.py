@@ -12,8 +12,14 @@ import numpy as np
 from reports.analysis import Analysis
 from reports.document import Block, Command, Notice, Paragraph, Section, Table
 from reports.published import PAPER_UPDATES, PUBLISHED, published_column, published_family
-from reports.questions import (question_conflict, question_dynamic_vs_static, question_error_bars, question_k,
-                               question_ownership, question_support)
+from reports.questions import (
+    question_conflict,
+    question_dynamic_vs_static,
+    question_error_bars,
+    question_k,
+    question_ownership,
+    question_support,
+)
 from reports.questions.common import STATIC
 from reports.questions.dynamic_vs_static import improvement_verdict
 from reports.runs import Results

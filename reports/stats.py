@@ -16,8 +16,8 @@ repeat the one value, so intervals are left out (NaN) rather than drawn with zer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import scipy.stats

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from drol_diag.platform import start_process
 from drol_diag.cli.declared import declared_options
+from drol_diag.platform import start_process
 from drol_diag.settings.options import OPTIONS, read_value, resolve_keywords
 
 try:  # typer vendors click from 0.20 on; its UsageError is what option parsing raises
@@ -61,7 +60,7 @@ def run(
                         diagnostics=values["diagnostics"], num_probes=values["probes"])
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
         typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BUSY)
+        raise typer.Exit(EXIT_BUSY) from None
     except (ValueError, RunError) as error:
         fail(str(error))
     typer.echo(format_summary(summary))
@@ -83,7 +82,8 @@ def sweep(
 ) -> None:
     """Run a grid of tasks x ablations x K, all seeds of a (task, ablation, K) in one program; finished
     groups are skipped, unfinished ones resumed."""
-    from ablations import executors, grid, sweep as sweeps, tables
+    from ablations import executors, grid, tables
+    from ablations import sweep as sweeps
     from ablations.estimate import estimate_groups
 
     try:
@@ -214,8 +214,8 @@ def data_generate(
     """Generate <NAME>.npz and <NAME>-val.npz with ogbench's environments and oracles (no download)."""
     from tqdm import tqdm
 
-    from drol_diag.tasks.ogbench import ogbench_dataset_dir
     from drol_diag.datagen import Progress, generate_dataset, plan_generation
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
 
     folder = ogbench_dataset_dir(dataset_dir)
     try:
@@ -236,7 +236,7 @@ def data_generate(
         except (KeyboardInterrupt, Interrupted) as error:
             bar.close()
             typer.echo(f"interrupted: nothing written to {folder}", err=True)
-            raise typer.Exit(130 if isinstance(error, KeyboardInterrupt) else 143)
+            raise typer.Exit(130 if isinstance(error, KeyboardInterrupt) else 143) from None
     for line in result.summary():
         typer.echo(line)
 
@@ -245,8 +245,8 @@ def data_generate(
 def data_list(dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP)) -> None:
     """Every dataset drol-diag knows, whether it is in the folder (and its size), and the command that makes or
     fetches a missing one."""
-    from drol_diag.tasks.ogbench import ogbench_dataset_dir
     from drol_diag.datagen import format_catalog
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
 
     for line in format_catalog(ogbench_dataset_dir(dataset_dir)):
         typer.echo(line)
@@ -258,8 +258,8 @@ def data_info(
     dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP),
 ) -> None:
     """Shapes, episodes, transitions, action range and per-dimension statistics of a dataset's files."""
-    from drol_diag.tasks.ogbench import ogbench_dataset_dir
     from drol_diag.datagen import dataset_info, format_info
+    from drol_diag.tasks.ogbench import ogbench_dataset_dir
 
     try:
         info = dataset_info(name, ogbench_dataset_dir(dataset_dir))

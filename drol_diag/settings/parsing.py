@@ -30,7 +30,8 @@ def parse_widths(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise ValueError(f"malformed {option} {text!r}; use comma-separated positive widths like 512,512,512,512")
+        raise ValueError(f"malformed {option} {text!r}; use comma-separated positive widths like 512,512,512,512") \
+            from None
     if not widths or min(widths) < 1:
         raise ValueError(f"malformed {option} {text!r}; widths must be positive integers")
     return widths

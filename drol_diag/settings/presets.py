@@ -43,7 +43,8 @@ D4RL_PRESETS: dict[str, dict[str, Any]] = {
     "relocate": dict(bc_coef=10.0, num_candidates=32, q_agg="min"),
 }
 
-# FQL's alpha per family (docs/drol-spec.md section 2); the critic settings (discount, q_agg) are the family's, as DROL's.
+# FQL's alpha per family (docs/drol-spec.md section 2); the critic settings (discount, q_agg) are the family's,
+# as DROL's.
 FQL_ALPHA: dict[str, float] = {
     "antmaze": 10.0, "humanoidmaze": 30.0, "antsoccer": 10.0, "cube-single": 300.0, "cube-double": 300.0,
     "scene": 300.0, "puzzle-3x3": 1000.0, "puzzle-4x4": 1000.0,

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from drol.config import DROLConfig, FQLConfig, LearnerConfig, learner_config_class
+from drol.config import FQLConfig, LearnerConfig, learner_config_class
 from drol.variants import variant
 from drol_diag.settings.options import RESTRICTED, applies_to
 from drol_diag.settings.presets import family_preset, profile_settings
@@ -21,7 +21,7 @@ from drol_diag.settings.presets import family_preset, profile_settings
 class RunConfig:
     """Schedule of one training run (several seeds trained together)."""
 
-    task: str = "modes-2d"  # task name: modes-2d/5d, OGBench single-task, D4RL name, Minari id, npz:PATH, module:factory
+    task: str = "modes-2d"  # modes-2d/5d, OGBench single-task, D4RL name, Minari id, npz:PATH, module:factory
     ablation: str = "dynamic"  # variant (drol.variants): dynamic is the paper's method
     seeds: tuple[int, ...] = (0, 1, 2)  # seed numbers; each seed's key is fold_in(key(0), seed)
     steps: int = 3000  # gradient updates per seed
@@ -49,8 +49,10 @@ def option_applies(ablation: str, name: str) -> bool:
     """Whether setting `name` means anything for `ablation`: a RunConfig field, or a field of the
     ablation's method's config that, if only some variants take it (its Option's `variants`), this one does.
 
-    >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef"), option_applies("dynamic", "routing_temperature")
-    (True, False, False)
+    >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef")
+    (True, False)
+    >>> option_applies("dynamic", "routing_temperature"), option_applies("soft-routing", "routing_temperature")
+    (False, True)
     """
     chosen = variant(ablation)
     config_class = learner_config_class(chosen.method)
@@ -99,7 +101,8 @@ def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[Learner
     merged.update(given)
     merged.update(ablation.fixed)
     learner = config_class(**{k: v for k, v in merged.items() if k in learner_fields})
-    run = RunConfig(task=task, profile=profile, **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
+    run = RunConfig(task=task, profile=profile,
+                    **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
     learner.validate()
     run.validate()
     return learner, run

@@ -403,5 +403,6 @@ def load_minari(name: str) -> Task:
             dataset.recover_environment, eval_env=True, **env_kwargs), layout),  # shows minari's warnings once
             arrays["observations"].shape[1], arrays["actions"].shape[1], f"Minari dataset {dataset_id}")
         low, high = reference_scores(metadata, f"Minari dataset {dataset_id}")
-        evaluate = EpisodeScorer(EpisodeEvaluator(make_env, workers=default_workers()), low, high, success_score=antmaze)
+        evaluator = EpisodeEvaluator(make_env, workers=default_workers())
+        evaluate = EpisodeScorer(evaluator, low, high, success_score=antmaze)
     return Task(name=name, dataset=arrays, validation=None, evaluate=evaluate)

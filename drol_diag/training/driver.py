@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import shutil
 import sys
@@ -27,7 +26,6 @@ from tqdm import tqdm
 from diagnostics.hooks import ProbeRecorder
 from diagnostics.quantities import row_dims
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
-
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
 from drol_diag.runfolder import scoring, store
@@ -67,8 +65,10 @@ class RunSummary:
 
 def device_dataset(dataset: dict[str, np.ndarray]) -> dict[str, jnp.ndarray]:
     """The training arrays on the device, actions clipped to [-1 + eps, 1 - eps] (docs/drol-spec.md section 1)."""
-    arrays = {k: jnp.asarray(dataset[k], jnp.float32) for k in ("observations", "rewards", "masks", "next_observations")}
-    arrays["actions"] = jnp.clip(jnp.asarray(dataset["actions"], jnp.float32), -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
+    names = ("observations", "rewards", "masks", "next_observations")
+    arrays = {k: jnp.asarray(dataset[k], jnp.float32) for k in names}
+    actions = jnp.asarray(dataset["actions"], jnp.float32)
+    arrays["actions"] = jnp.clip(actions, -1 + ACTION_CLIP_EPS, 1 - ACTION_CLIP_EPS)
     return arrays
 
 
@@ -100,7 +100,7 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
         if diverged[i]:
             results.append({})
             continue
-        params = jax.tree.map(lambda x: x[i], states.actor_params)
+        params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
         key = jax.random.fold_in(jax.random.fold_in(seed_key(seed), EVAL_STREAM), step)
         calls = itertools.count()  # a fresh prior sample for every policy call
         policy = lambda obs, params=params, key=key, calls=calls: np.asarray(
@@ -277,7 +277,8 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
                          diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
                          wall_time_s=wall, compile_time_s=compile_time, train_time_s=train_time,
                          updates_per_s=rate, seed_updates_per_s=rate * len(seeds))
-    store.write_json_atomic(run_dir / store.SUMMARY_FILE, {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
+    store.write_json_atomic(run_dir / store.SUMMARY_FILE,
+                            {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
     return summary
 
 

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from reports.analysis import Analysis
 from reports.document import Block, Paragraph, Section
-from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, fill_static_command,
-                                      get, late_comparison, task_blocks)
+from reports.questions.common import (
+    STATIC,
+    diagnostic_figure,
+    diagnostic_table,
+    dynamic_ks,
+    fill_static_command,
+    get,
+    late_comparison,
+    task_blocks,
+)
 from reports.runs import Results
 from reports.text import fmt_interval, group_label, missing
 

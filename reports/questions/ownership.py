@@ -11,8 +11,15 @@ import numpy as np
 
 from reports.analysis import REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section
-from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, fill_static_command,
-                                      get, task_blocks)
+from reports.questions.common import (
+    STATIC,
+    diagnostic_figure,
+    diagnostic_table,
+    dynamic_ks,
+    fill_static_command,
+    get,
+    task_blocks,
+)
 from reports.runs import Results
 from reports.text import fill_command, fmt_interval, missing
 

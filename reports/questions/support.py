@@ -12,8 +12,15 @@ import numpy as np
 
 from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section
-from reports.questions.common import (STATIC, diagnostic_figure, diagnostic_table, dynamic_ks, get, late_comparison,
-                                      task_blocks)
+from reports.questions.common import (
+    STATIC,
+    diagnostic_figure,
+    diagnostic_table,
+    dynamic_ks,
+    get,
+    late_comparison,
+    task_blocks,
+)
 from reports.runs import Results
 from reports.text import fmt_interval, group_label
 
