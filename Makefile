@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 TEST_INSTALLED := $(VENV)/.installed-test
 
-.PHONY: demo test test-tools bench clean-runs
+.PHONY: demo test lint test-tools bench clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ demo: $(INSTALLED)
 	$(BIN)/drol-diag report runs/demo
 
 # One pytest worker per core (at most 4); --dist loadfile keeps each file's tests, and its
-# module-scoped fixtures, in one worker, in file order.
+# module-scoped fixtures, in one worker, in file order; the 15 slowest tests are listed.
 test: $(TEST_INSTALLED) test-tools
-	$(BIN)/python -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile
+	$(BIN)/python -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile --durations=15
+
+# ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it beside the tests.
+lint: $(TEST_INSTALLED)
+	$(BIN)/ruff check .
 
 # The report tests open the HTML in headless Chromium and read the PDF back with poppler-utils
 # (pdftoppm, pdfinfo, pdftotext); install them from Debian's registry when either is missing.

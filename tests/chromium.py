@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 CHROMIUM = "/usr/bin/chromium"
 INSTALL_HINT = "apt-get install chromium"
-TIMEOUT_S = 30.0
+TIMEOUT_S = 120.0  # for the whole check: start, load, screenshot (about 2 s on an idle machine; generous under load)
 WINDOW_WIDTH, WINDOW_HEIGHT = 1280, 2000
 
 # In the page: every <img> as [complete, naturalWidth] once the load event has fired.

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from drol.config import DROLConfig
-
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task, validate_dataset
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry, modes_task

@@ -14,23 +14,16 @@ import gymnasium
 import numpy as np
 import pytest
 import xarray as xr
-from typer.testing import CliRunner
 
 from drol_diag.settings import resolve
-
-from drol_diag.tasks import task_kind
+from drol_diag.tasks import Task, load_task, task_folder_name, task_kind
 from drol_diag.tasks.custom import task_from_factory_result
-from drol_diag.tasks import Task, load_task, task_folder_name
-from drol_diag.cli import app
+from tests.helpers import invoke
 
 ENV_ID = "InvertedDoublePendulum-v5"  # actions in [-1, 1], episodes end when the pendulum falls
 FACTORY_MODULE = "drol_test_factory_task"  # written into the test's working directory
 SMALL_RUN = ("--profile", "smoke", "--steps", "20", "--seeds", "0", "--log-interval", "10", "--eval-interval", "10",
              "--eval-episodes", "2", "--checkpoint-interval", "20", "--no-progress")
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def pendulum_npz(path: Path, rows: int = 300) -> dict[str, np.ndarray]:

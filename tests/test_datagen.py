@@ -8,20 +8,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import ogbench
 import pytest
-from typer.testing import CliRunner
 
 from drol_diag import datagen
-from drol_diag.cli import app
+from tests.helpers import DROL_DIAG, WAIT_S, StreamWatch, invoke, wait_until, wait_until_gone
 
-DROL_DIAG = str(Path(sys.executable).with_name("drol-diag"))
 # name: (episodes, steps per episode, observation width, action width); steps chosen so that the oracles
 # finish (and achieve) targets within them for seed 0
 TINY = {
@@ -31,18 +26,6 @@ TINY = {
     "pointmaze-medium-navigate-v0": (2, 200, 2, 2),
 }
 BUTTON_FAMILIES = ("scene", "puzzle")
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any download attempt fails the test (ogbench's downloader fetches with urllib.request.urlopen)."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("tried to use the network")
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -148,38 +131,35 @@ def child_pids(pid: int) -> set[int]:
     return children
 
 
-def is_running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("sig, workers, code", [(signal.SIGTERM, 2, 143), (signal.SIGINT, 1, 130)])
 def test_an_interrupted_run_leaves_no_file(tmp_path, sig, workers, code):
     folder = tmp_path / "data"
+    total = 1000 + 100  # training and validation episodes: the run would take minutes
     process = subprocess.Popen([DROL_DIAG, "data", "generate", "cube-single-play-v0", "--dataset-dir", str(folder),
                                 "--episodes", "1000", "--episode-steps", "200", "--workers", str(workers)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not folder.is_dir() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)  # the folder exists once the checks passed
-    workers_seen: set[int] = set()
-    while len(workers_seen) < (workers if workers > 1 else 0) and time.monotonic() < deadline:
-        workers_seen = child_pids(process.pid)  # the pool's workers (and multiprocessing's resource tracker)
-        time.sleep(0.1)
-    time.sleep(2.0)  # into the episodes (the run would take minutes)
-    assert process.poll() is None, process.communicate()
-    process.send_signal(sig)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == code, stderr
-    assert "interrupted: nothing written" in stderr and "Traceback" not in stderr
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr = StreamWatch(process.stderr)
+    try:
+        # Into the episodes: the progress bar has counted a finished chunk (the folder exists by then).
+        assert stderr.wait_for(rf"\b[1-9]\d*/{total}\b", WAIT_S), (process.poll(), stderr.text)
+        workers_seen: set[int] = set()  # the pool's workers (and multiprocessing's resource tracker)
+
+        def all_workers_seen() -> bool:
+            workers_seen.update(child_pids(process.pid))
+            return len(workers_seen) >= (workers if workers > 1 else 0)
+
+        assert wait_until(all_workers_seen), workers_seen
+        assert folder.is_dir() and process.poll() is None, stderr.text
+        process.send_signal(sig)
+        process.wait(WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = stderr.finish()
+    assert process.returncode == code, output
+    assert "interrupted: nothing written" in output and "Traceback" not in output
     assert not folder.exists() or list(folder.iterdir()) == []  # no final file, no temporary file
-    deadline = time.monotonic() + 10
-    while any(map(is_running, workers_seen)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(map(is_running, workers_seen))  # worker processes end with the parent
+    assert wait_until_gone(workers_seen) == []  # worker processes end with the parent
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,12 +10,12 @@ import pytest
 from diagnostics.probes import ProbeSet, draw_probe_set, probe_diagnostics
 from diagnostics.stability import OwnershipTracker, adjusted_rand_index
 from drol.config import DROLConfig
-from drol_diag.settings import resolve
-from drol_diag.tasks import load_task
 from drol.learner import Learner, bank_key, init_state
 from drol.losses import candidate_actions
 from drol.prior import latent_bank
 from drol_diag.runfolder import store
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task
 from drol_diag.training.driver import device_dataset, train
 
 TINY = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, num_candidates=4, seeds=(0, 1),

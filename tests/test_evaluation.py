@@ -10,13 +10,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import gymnasium
 import numpy as np
 import pytest
 
 from drol_diag.tasks.episodes import EnvWorkerError, EpisodeEvaluator, episode_seed, evaluate_episodes
+from tests.helpers import WAIT_S, StreamWatch, alive, wait_until_gone
 
 NUM_EPISODES, NUM_ENVS = 10, 4  # three waves (4, 4, 2) of toy episodes
 CRASH_ACTION = 0.95  # a ToyEnv stepped with an action above this fails (how, set by its `crash`)
@@ -55,23 +55,6 @@ def row_dependent_policy(observations: np.ndarray) -> np.ndarray:
     """Actions in (-0.9, 0.9) that depend on the observation and on the row (a slot mix-up changes them)."""
     rows = np.arange(len(observations))[:, None]
     return 0.9 * np.tanh(observations[:, :1] * 0.3 + observations[:, 2:3] + 0.1 * rows)
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (Linux /proc)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_until_gone(pids: list[int], timeout_s: float = 15.0) -> list[int]:
-    """The pids still alive after `timeout_s` (polling)."""
-    deadline = time.monotonic() + timeout_s
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [pid for pid in pids if alive(pid)]
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +203,8 @@ EXIT_SCRIPT = textwrap.dedent("""
         global calls
         calls += 1
         if how == "kill" and calls == 20:
-            time.sleep(60)  # the test kills this process while the workers wait for actions
+            print("in the policy", flush=True)
+            time.sleep(600)  # the test kills this process while the workers wait for actions
         return np.zeros((len(observations), 1))
 
     if how == "interrupt":  # Ctrl-C (the whole process group, workers included) while evaluating
@@ -235,19 +219,22 @@ EXIT_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("how", ["exit", "interrupt", "kill"])
 def test_no_worker_outlives_its_parent(how):
     process = subprocess.Popen([sys.executable, "-c", EXIT_SCRIPT, how], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)  # (its own process group, for the Ctrl-C)
+                               start_new_session=True)  # (its own process group, for the Ctrl-C)
+    stdout, stderr = StreamWatch(process.stdout), StreamWatch(process.stderr)
     try:
-        pids = [int(pid) for pid in process.stdout.readline().split()]
-        assert len(pids) == 2, process.stderr.read()
+        printed = stdout.wait_for(r"^(\d+) (\d+)\n")  # the workers' pids, once they are ready
+        assert printed, (process.poll(), stderr.text)
+        pids = [int(pid) for pid in printed.groups()]
         if how == "kill":
-            time.sleep(1.0)  # (inside the policy's sleep by now, or soon)
+            assert stdout.wait_for("in the policy"), stderr.text  # the workers wait for actions
             process.kill()
-        _, stderr = process.communicate(timeout=60)
+        process.wait(WAIT_S)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
+    errors = stderr.finish()
     if how == "exit":
-        assert process.returncode == 0, stderr
+        assert process.returncode == 0 and "finished" in stdout.finish(), errors
     if how == "interrupt":
-        assert "KeyboardInterrupt" in stderr and stderr.count("Traceback") == 1  # the parent's only
+        assert "KeyboardInterrupt" in errors and errors.count("Traceback") == 1  # the parent's only
     assert wait_until_gone(pids) == []

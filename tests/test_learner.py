@@ -6,22 +6,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from drol.config import DROLConfig
 from drol.learner import Learner, assign, init_state, make_init, make_train_chunk, update
 from drol.losses import actor_loss, candidate_actions
 from drol.prior import ball_radius, sample_ball
 from drol.routing import route_nearest
-
-TINY = DROLConfig(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=8, bc_coef=0.7)
-
-
-def random_dataset(n=512, obs_dim=3, action_dim=2, seed=0):
-    rng = np.random.default_rng(seed)
-    return dict(observations=jnp.asarray(rng.normal(size=(n, obs_dim)), jnp.float32),
-                actions=jnp.asarray(rng.uniform(-0.99, 0.99, (n, action_dim)), jnp.float32),
-                rewards=jnp.asarray(rng.normal(size=n), jnp.float32),
-                masks=jnp.asarray(rng.integers(0, 2, n), jnp.float32),
-                next_observations=jnp.asarray(rng.normal(size=(n, obs_dim)), jnp.float32))
+from tests.helpers import TINY_LEARNER, random_dataset
 
 
 def reference_actor_loss(actor_params, critic_params, observations, actions, latents, learner):
@@ -43,18 +32,18 @@ def reference_actor_loss(actor_params, critic_params, observations, actions, lat
 
 @pytest.mark.parametrize("action_dim", [2, 5])
 def test_fast_actor_gradient_equals_reference_over_all_candidates(action_dim):
-    learner = Learner(TINY, obs_dim=3, action_dim=action_dim)
+    learner = Learner(TINY_LEARNER, obs_dim=3, action_dim=action_dim)
     state = jax.jit(init_state, static_argnums=0)(learner, 0)
     data = random_dataset(action_dim=action_dim)
     obs, actions = data["observations"][:64], data["actions"][:64]
     # Push some candidates beyond [-1, 1] so the clip's zero gradient is exercised too.
     actor_params = jax.tree.map(lambda p: 3.0 * p, state.actor_params)
-    latents = sample_ball(jax.random.PRNGKey(1), (64, TINY.num_candidates), action_dim)
+    latents = sample_ball(jax.random.PRNGKey(1), (64, TINY_LEARNER.num_candidates), action_dim)
 
     routed = assign(learner, state._replace(actor_params=actor_params), jnp.arange(64), obs, actions, latents, None)
     assert routed.latents.shape == (64, 1, action_dim)  # the fast path: winners only
     fast = jax.jit(jax.grad(lambda p: actor_loss(p, state.critic_params, obs, actions, routed.latents, routed.weights,
-                                         actor=learner.actor, critic=learner.critic, config=TINY)[0]))(actor_params)
+                                         actor=learner.actor, critic=learner.critic, config=TINY_LEARNER)[0]))(actor_params)
     reference = jax.jit(jax.grad(reference_actor_loss), static_argnums=5)(
         actor_params, state.critic_params, obs, actions, latents, learner)
 
@@ -88,7 +77,7 @@ def test_prior_fills_ball_uniformly(action_dim):
 
 
 def test_seed_result_independent_of_companions():
-    learner = Learner(TINY, obs_dim=3, action_dim=2)
+    learner = Learner(TINY_LEARNER, obs_dim=3, action_dim=2)
     data = random_dataset()
     chunk = make_train_chunk(learner, 20)
     together, _ = chunk(make_init(learner)(jnp.arange(4)), data)
@@ -101,7 +90,7 @@ def test_seed_result_independent_of_companions():
 
 
 def test_non_finite_loss_freezes_only_that_seed():
-    learner = Learner(TINY, obs_dim=3, action_dim=2)
+    learner = Learner(TINY_LEARNER, obs_dim=3, action_dim=2)
     data = random_dataset()
     states = make_init(learner)(jnp.arange(2))
     poisoned = states._replace(critic_params=jax.tree.map(lambda p: p.at[1].set(jnp.nan), states.critic_params))

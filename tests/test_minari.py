@@ -14,7 +14,6 @@ import copy
 import importlib.util
 import json
 import os
-import socket
 import warnings
 
 import gymnasium
@@ -23,14 +22,11 @@ import numpy as np
 import pytest
 import xarray as xr
 from minari.data_collector.episode_buffer import EpisodeBuffer
-from typer.testing import CliRunner
 
 from drol_diag.settings import family_preset, resolve
-
-from drol_diag.tasks import task_kind
-from drol_diag.tasks import load_task, task_folder_name
+from drol_diag.tasks import load_task, task_folder_name, task_kind
 from drol_diag.tasks.minari import D4RL_NAMES, minari_dataset_path, minari_id
-from drol_diag.cli import app
+from tests.helpers import invoke
 
 PENDULUM_ID = "drol-test/pendulum/random-v0"
 ANTMAZE_ID = "D4RL/antmaze/umaze-v1"
@@ -89,28 +85,6 @@ def minari_root(tmp_path_factory):
             write_buffer_dataset(ANTMAZE_ID)
             write_buffer_dataset(DICT_ID)
         yield root
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Record (and refuse) every attempt to resolve a host or open a connection."""
-    attempts = []
-
-    def refuse(name):
-        def call(*args, **kwargs):
-            attempts.append((name, args))
-            raise OSError(f"test: network use refused ({name})")
-        return call
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
-    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
-    monkeypatch.setattr(socket.socket, "connect", refuse("connect"))
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse("connect_ex"))
-    return attempts
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def test_episodes_become_transitions(minari_root):

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import urllib.request
 
 import gymnasium
 import numpy as np
 import ogbench
 import pytest
-from ogbench_fixture import write_tiny_ogbench_dataset
 
 from drol_diag.tasks import load_task
-
-from drol_diag.tasks.ogbench import ogbench_files
 from drol_diag.tasks.episodes import episode_seed, evaluate_episodes
+from drol_diag.tasks.ogbench import ogbench_files
+from tests.helpers import write_tiny_ogbench_dataset
 
 TASK_NAME = "cube-single-play-singletask-task1-v0"
 DATASET_NAME = "cube-single-play-v0"
@@ -34,14 +32,6 @@ def dataset_folder(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def task(dataset_folder):
     return load_task(TASK_NAME, dataset_dir=dataset_folder)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any download attempt fails the test (ogbench's downloader fetches with urllib.request.urlopen)."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("tried to use the network")
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
 def copy_dataset(source: str, target: str, which: tuple[str, ...] = ("train", "val")) -> tuple[str, str]:

@@ -4,8 +4,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,15 +16,15 @@ import zarr
 
 from diagnostics import open_runs
 from diagnostics.runs import RunsError, SkippedRunWarning
+from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
-from drol_diag.runfolder import store
 from drol_diag.training.driver import train
+from tests.helpers import DROL_DIAG, WAIT_S, wait_until
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-DROL_DIAG = str(Path(sys.executable).with_name("drol-diag"))
 # Two runs of modes-2d with two K values, two seed sets, two probe counts and different lengths:
 # K=2 (seeds 0, 1; 32 probes) is a `drol-diag run` killed with SIGKILL after a few log rows, and
 # K=4 (seeds 1, 2; 64 probes; steps 100, 200) is trained in this process meanwhile.
@@ -60,16 +58,19 @@ def sweep(tmp_path_factory) -> Sweep:
     return Sweep(out, opened)
 
 
-def wait_for_rows(run_dir: Path, rows: int, timeout_s: float = 120) -> xr.Dataset:
+def wait_for_rows(run_dir: Path, rows: int, timeout_s: float = WAIT_S) -> xr.Dataset:
     """open_runs(run_dir) once its store has at least `rows` steps."""
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
+    opened = []
+
+    def enough_rows() -> bool:
         if (run_dir / store.LOG_STORE).exists():
-            opened = open_runs(run_dir)
-            if opened.sizes["step"] >= rows:
-                return opened
-        time.sleep(0.1)
-    pytest.fail(f"{run_dir} logged fewer than {rows} rows in {timeout_s} s")
+            opened[:] = [open_runs(run_dir)]
+            return opened[0].sizes["step"] >= rows
+        return False
+
+    if not wait_until(enough_rows, timeout_s):
+        pytest.fail(f"{run_dir} logged fewer than {rows} rows in {timeout_s} s")
+    return opened[0]
 
 
 def copy_run(source: Path, target: Path, **attrs) -> Path:

@@ -1,58 +1,49 @@
-"""`drol-diag report` on a real small sweep (modes-2d, dynamic and static-routing, K 2 and 4, 3 seeds,
-tiny networks): scores.csv against the logs, report.json against rliable run directly, the
-referee answers, the HTML in headless Chromium, the PDF through poppler, and bad input."""
+"""`drol-diag report` on a real small sweep (the session's, tests/conftest.py: modes-2d, dynamic and
+static-routing, K 2 and 4, 3 seeds, tiny networks): scores.csv against the logs, report.json against
+rliable run directly, the referee answers, the HTML in headless Chromium, the PDF through poppler,
+and bad input."""
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
-import sys
+from html import escape as html_escape
+from html import unescape as html_unescape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import typer
 import xarray as xr
 from rliable import library as rly
 from rliable import metrics
-from html import escape as html_escape
-from html import unescape as html_unescape
-from typer.testing import CliRunner
-
-import typer
 
 from ablations import grid
 from ablations.sweep import plan_sweep
-
-from chromium import chromium_available, render_page
-from drol_diag.runfolder import store
 from drol_diag.cli import app
+from drol_diag.runfolder import store
 from reports import stats
-from test_sweep import shared_xla_cache_env
+from tests.chromium import chromium_available, render_page
+from tests.helpers import invoke
 
 REPS = 200  # bootstrap repetitions in these tests (the default is 2000)
-TINY = ["--hidden", "16,16", "--log-interval", "100", "--eval-interval", "100", "--checkpoint-interval", "300",
+# The single-seed runs of odd_runs: tiny networks, 200 updates.
+TINY = ["--hidden", "8", "--log-interval", "100", "--eval-interval", "100", "--checkpoint-interval", "300",
         "--eval-episodes", "1", "--probes", "64"]
-GRID = ["--tasks", "modes-2d", "--ablations", "dynamic,static-routing", "--k", "2,4", "--seeds", "0-2",
-        "--steps", "300", *TINY]
 
-
-def drol_diag(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "drol_diag.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **shared_xla_cache_env()})
 
 
 def report(*args: str):
-    return CliRunner().invoke(app, ["report", *args])
+    return invoke("report", *args)
 
 
 @pytest.fixture(scope="module")
-def reported(tmp_path_factory) -> tuple[Path, str]:
-    """The small sweep, reported once with REPS repetitions: (its folder, what the report printed)."""
+def reported(small_sweep, tmp_path_factory) -> tuple[Path, str]:
+    """The small sweep (a copy: the report writes into its folder), reported once with REPS repetitions:
+    (its folder, what the report printed)."""
     out = tmp_path_factory.mktemp("report") / "runs"
-    trained = drol_diag("sweep", *GRID, "--out", str(out), "--no-progress", "--jobs", "2")
-    assert trained.returncode == 0, trained.stderr[-2000:]
+    shutil.copytree(small_sweep, out, symlinks=True)
     made = report(str(out), "--reps", str(REPS))
     assert made.exit_code == 0, made.output
     return out, made.output
@@ -236,17 +227,13 @@ def test_bad_options_are_one_line_exit_2(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def odd_runs(sweep, tmp_path_factory) -> Path:
+def odd_runs(tmp_path_factory) -> Path:
     """One seed of dynamic K=2 (healthy), one of static-routing K=2 that diverges at once (lr 1e30)."""
     out = tmp_path_factory.mktemp("odd")
-    runs = [subprocess.Popen([sys.executable, "-m", "drol_diag.cli", "run", "--task", "modes-2d", "--ablation", ablation,
-                              "--k", "2", "--seeds", "0", "--steps", "200", *TINY, *extra, "--out", str(out),
-                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, **shared_xla_cache_env()})
-            for ablation, extra in (("dynamic", []), ("static-routing", ["--lr", "1e30"]))]
-    for run in runs:
-        _, stderr = run.communicate(timeout=300)
-        assert run.returncode == 0, stderr[-2000:]
+    for ablation, extra in (("dynamic", []), ("static-routing", ["--lr", "1e30"])):
+        run = invoke("run", "--task", "modes-2d", "--ablation", ablation, "--k", "2", "--seeds", "0", "--steps", "200",
+                     *TINY, *extra, "--out", str(out), "--no-progress")
+        assert run.exit_code == 0, run.output[-2000:]
     return out
 
 

@@ -20,11 +20,12 @@ import pytest
 from matplotlib.figure import Figure as MatplotlibFigure
 from PIL import Image
 
-import chromium
 import reports.pdf
 from reports.document import Command, Figure, Notice, Paragraph, Report, Section, Table
 from reports.html import render_html
 from reports.pdf import render_pdf
+from tests import chromium
+from tests.helpers import WAIT_S
 
 POPPLER_HINT = "apt-get install poppler-utils"
 MARKUP_LOOKALIKE = "Literal <b>& stays as typed"
@@ -159,7 +160,7 @@ def _pixels(png_path: pathlib.Path) -> np.ndarray:
 
 
 def _run(*command: str) -> str:
-    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=60).stdout
+    return subprocess.run(command, check=True, capture_output=True, text=True, timeout=WAIT_S).stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +325,7 @@ def test_pdf_write_leaves_no_temporary_file(report: Report, tmp_path: pathlib.Pa
 def test_pdf_failure_leaves_neither_target_nor_temporary_file(tmp_path: pathlib.Path) -> None:
     bad_figure = Figure(name="bad", caption="not a png", png=b"not a png", width_in=4, height_in=3, dpi=100)
     target = tmp_path / "report.pdf"
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (whatever reportlab raises for a bad image)
         render_pdf(_report((Section(anchor="bad", title="Bad", blocks=(bad_figure,)),)), target)
     assert list(tmp_path.iterdir()) == []
 

@@ -2,10 +2,9 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -13,22 +12,23 @@ import numpy as np
 import pytest
 import xarray as xr
 from flax import serialization
-from typer.testing import CliRunner
 
+from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
-from drol_diag.runfolder import store
-from drol_diag.cli import app
 from drol_diag.training.driver import train
-from ogbench_fixture import write_tiny_ogbench_dataset
+from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until, write_tiny_ogbench_dataset
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
-DROL_DIAG = str(Path(sys.executable).with_name("drol-diag"))
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, list(args))
+@pytest.fixture(scope="module")
+def tiny_ogbench(tmp_path_factory) -> Path:
+    """A folder with a tiny cube-single-play-v0 dataset (3 episodes of 30 rows) in the official format."""
+    data = tmp_path_factory.mktemp("ogbench") / "data"
+    write_tiny_ogbench_dataset(data, episodes=3, steps=30)
+    return data
 
 
 def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
@@ -75,14 +75,16 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
 def test_resume_is_exact(tmp_path):
     task = load_task("modes-2d")
     # The checkpoint at 100 falls between log rows (every 40), so the resumed run must carry the
-    # training metrics of updates 81-100 over into its row at 120.
-    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=100, checkpoint_interval=100)
+    # training metrics of updates 81-100 over into its row at 120. (A checkpoint every 20 updates makes
+    # every chunk 20 updates long: one training program to compile.)
+    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=100, checkpoint_interval=20)
     learner, first_half = resolve("modes-2d", "auto", steps=100, **common)
     _, full = resolve("modes-2d", "auto", steps=200, **common)
 
-    train(task, learner, first_half, tmp_path / "resumed", progress=False)
-    resumed = train(task, learner, full, tmp_path / "resumed", resume=True, progress=False)
-    straight = train(task, learner, full, tmp_path / "straight", progress=False)
+    probes = dict(progress=False, num_probes=64)  # (the diagnostics are resumed too; their size does not matter)
+    train(task, learner, first_half, tmp_path / "resumed", **probes)
+    resumed = train(task, learner, full, tmp_path / "resumed", resume=True, **probes)
+    straight = train(task, learner, full, tmp_path / "straight", **probes)
 
     for a, b in zip(checkpoint_leaves(Path(resumed.run_dir)), checkpoint_leaves(Path(straight.run_dir))):
         np.testing.assert_array_equal(a, b)
@@ -127,17 +129,16 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
             "--out", str(tmp_path), "--no-progress"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
-    deadline = time.time() + 120
+
+    def checkpointed_and_four_rows() -> bool:
+        if not ((run_dir / "checkpoint.msgpack").exists() and (run_dir / "logs.zarr").exists()):
+            return False
+        # (resolved first: the link moves to a new version at each flush while the run writes)
+        return xr.open_zarr((run_dir / "logs.zarr").resolve(), consolidated=False).sizes["step"] >= 4
+
     try:
-        while time.time() < deadline:
-            if (run_dir / "checkpoint.msgpack").exists() and (run_dir / "logs.zarr").exists():
-                # (resolved first: the link moves to a new version at each flush while the run writes)
-                metrics = xr.open_zarr((run_dir / "logs.zarr").resolve(), consolidated=False)
-                if metrics.sizes["step"] >= 4:
-                    break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the run wrote no checkpoint in time")
+        if not wait_until(checkpointed_and_four_rows, WAIT_S, 0.2):
+            pytest.fail(f"the run wrote no checkpoint and 4 log rows in {WAIT_S} s")
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -150,7 +151,8 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     assert saved_step >= 400 and saved_step % 400 == 0
     # Resume to a nearby step: the rows after the checkpoint are replaced, none duplicated.
     target = saved_step + 400
-    result = subprocess.run([*args[:3], str(target), *args[4:], "--resume"], capture_output=True, text=True)
+    result = subprocess.run([*args[:3], str(target), *args[4:], "--resume"], capture_output=True, text=True,
+                            timeout=COMMAND_TIMEOUT_S)
     assert result.returncode == 0, result.stderr
     metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False).load()
     assert list(metrics.step.values) == list(range(200, target + 1, 200))
@@ -193,7 +195,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2_and_writes_nothing(tmp_path, 
     assert not out.exists()
 
 
-def test_bad_dataset_files_are_one_line_errors(tmp_path):
+def test_bad_dataset_files_are_one_line_errors(tiny_ogbench, tmp_path):
     name = "cube-single-play-singletask-task1-v0"
     data = tmp_path / "data"
     out = tmp_path / "out"
@@ -205,7 +207,8 @@ def test_bad_dataset_files_are_one_line_errors(tmp_path):
     corrupt = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
     assert corrupt.exit_code == 2 and "bad OGBench dataset file" in corrupt.stderr
     assert len(corrupt.stderr.strip().splitlines()) == 1
-    write_tiny_ogbench_dataset(data, episodes=2, steps=12)
+    for file in ("cube-single-play-v0.npz", "cube-single-play-v0-val.npz"):  # a valid dataset, then one NaN
+        shutil.copy(tiny_ogbench / file, data / file)
     with np.load(data / "cube-single-play-v0.npz") as f:
         arrays = dict(f)
     arrays["observations"][3, 2] = np.nan
@@ -217,10 +220,8 @@ def test_bad_dataset_files_are_one_line_errors(tmp_path):
 
 @pytest.mark.parametrize("ablation, folder", [("dynamic", "dynamic-k16"), ("static-routing", "static-routing-k16"),
                                               ("fql", "fql-k1")])
-def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path, ablation, folder):
-    data = tmp_path / "data"
-    write_tiny_ogbench_dataset(data, episodes=3, steps=30)
-    result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(data),
+def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tiny_ogbench, tmp_path, ablation, folder):
+    result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(tiny_ogbench),
                     "--ablation", ablation, "--profile", "smoke", "--steps", "40", "--log-interval", "20",
                     "--eval-interval", "20", "--eval-episodes", "2", "--seeds", "0,1", "--out", str(tmp_path / "out"),
                     "--no-progress")
@@ -243,10 +244,10 @@ def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tmp_path, abla
 
 
 def test_console_script_lists_commands_and_fails_with_exit_2():
-    listing = subprocess.run([DROL_DIAG, "--help"], capture_output=True, text=True)
+    listing = subprocess.run([DROL_DIAG, "--help"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     assert listing.returncode == 0 and "run" in listing.stdout
     for bad_args in (["run", "--k", "0"], ["run", "--k", "abc"], ["run", "--no-such-option"], ["nope"]):
-        bad = subprocess.run([DROL_DIAG, *bad_args], capture_output=True, text=True)
+        bad = subprocess.run([DROL_DIAG, *bad_args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
         assert bad.returncode == 2 and bad.stderr.startswith("error: "), (bad_args, bad.stderr)
         assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 

@@ -1,59 +1,53 @@
 """`drol-diag sweep`: grid expansion, skip and resume, kill safety, concurrent sweeps on one folder,
-the Ray executor against the local one, bad input."""
+the Ray executor against the local one, bad input.
+
+The finished sweep these tests compare with is the session's small sweep (tests/conftest.py, shared
+with the report tests) extended by an fql group; the sweeps they run themselves are two of its groups."""
 
 import filecmp
-import os
+import shutil
 import signal
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
-import jax
 import pytest
 import xarray as xr
-from typer.testing import CliRunner
 
 from ablations import executors, folders, grid
 from ablations.grid import Group, SweepSpec
 from ablations.sweep import execute, job_for, plan_sweep
 from drol_diag.runfolder import store
-from drol_diag.cli import app
+from tests.helpers import SMALL_SWEEP, SMALL_SWEEP_GROUPS, WAIT_S, invoke, run_cli, start_cli, wait_until
 
-# Two groups (dynamic K=2, fql) of two seeds, tiny networks, a checkpoint every 100 of 300 updates.
-GRID = ["--tasks", "modes-2d", "--ablations", "dynamic,fql", "--k", "2", "--seeds", "0,1", "--steps", "300",
-        "--hidden", "16,16", "--log-interval", "100", "--eval-interval", "100", "--checkpoint-interval", "100",
-        "--eval-episodes", "1", "--probes", "64"]
-SPEC = SweepSpec(tasks=("modes-2d",), ablations=("dynamic", "fql"), k=(2,), seeds=(0, 1), steps=300, hidden=(16, 16),
-                 log_interval=100, eval_interval=100, checkpoint_interval=100, eval_episodes=1, probes=64)
+
+def replace_option(option: str, value: str, grid_args: list[str] = SMALL_SWEEP) -> list[str]:
+    """`grid_args` with `option` set to `value`."""
+    args = list(grid_args)
+    args[args.index(option) + 1] = value
+    return args
+
+
+# The small sweep and an fql group: 5 groups of three seeds, 300 updates, a checkpoint every 100.
+GRID = replace_option("--ablations", "dynamic,static-routing,fql")
+SPEC = SweepSpec(tasks=("modes-2d",), ablations=("dynamic", "static-routing", "fql"), k=(2, 4), seeds=(0, 1, 2),
+                 steps=300, hidden=(8,), log_interval=100, eval_interval=100, checkpoint_interval=100,
+                 eval_episodes=1, probes=64)
+FINISHED_GROUPS = (*SMALL_SWEEP_GROUPS, "modes-2d/fql-k1")
+# What the tests sweep again: two of those groups (dynamic K=2, fql).
+PAIR = replace_option("--k", "2", replace_option("--ablations", "dynamic,fql"))
+PAIR_SPEC = replace(SPEC, ablations=("dynamic", "fql"), k=(2,))
 GROUP_DIRS = ("modes-2d/dynamic-k2", "modes-2d/fql-k1")
-TIMEOUT_S = 240  # for one sweep command
 
 
-def shared_xla_cache_env() -> dict[str, str]:
-    """Environment for subprocesses: the session's compilation cache (conftest), so that the runs
-    of every sweep here compile each program once."""
-    return {"JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+def sweep(out: Path, *extra: str, grid_args: list[str] = PAIR):
+    """`drol-diag sweep` of `grid_args` into `out` in a subprocess, to its end."""
+    return run_cli("sweep", *grid_args, "--out", str(out), "--no-progress", *extra)
 
 
-def sweep_command(out: Path, *extra: str, grid_args: list[str] = GRID) -> list[str]:
-    return [sys.executable, "-m", "drol_diag.cli", "sweep", *grid_args, "--out", str(out), "--no-progress", *extra]
-
-
-def run_sweep_command(out: Path, *extra: str, grid_args: list[str] = GRID) -> subprocess.CompletedProcess:
-    return subprocess.run(sweep_command(out, *extra, grid_args=grid_args), capture_output=True, text=True,
-                          timeout=TIMEOUT_S, env={**os.environ, **shared_xla_cache_env()})
-
-
-def start_sweep_command(out: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(sweep_command(out, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **shared_xla_cache_env()})
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, ["sweep", *args])
+def start_sweep(out: Path, *extra: str):
+    return start_cli("sweep", *PAIR, "--out", str(out), "--no-progress", *extra)
 
 
 def assert_same_results(out: Path, reference: Path) -> None:
@@ -74,11 +68,14 @@ def trainings_in_log(out: Path, group: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A finished sweep of GRID (two groups at a time, one core each)."""
+def finished(small_sweep, tmp_path_factory) -> Path:
+    """A finished sweep of GRID: the small sweep's folder (copied), swept again with fql added (the 4 finished
+    groups are skipped, fql trains)."""
     out = tmp_path_factory.mktemp("sweep") / "out"
-    result = run_sweep_command(out, "--jobs", "2", "--threads", "1")
+    shutil.copytree(small_sweep, out, symlinks=True)
+    result = sweep(out, "--jobs", "2", "--threads", "1", grid_args=GRID)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("skipped") == len(SMALL_SWEEP_GROUPS) and result.stdout.count(" done ") == 1
     return out
 
 
@@ -113,9 +110,9 @@ def test_rerun_skips_every_finished_group_and_modifies_nothing(finished):
                 if path.is_file() and path.name != grid.SWEEP_FILE}
 
     before = mtimes()
-    result = run_sweep_command(finished)
+    result = sweep(finished, grid_args=GRID)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("skipped") == 2 and "done" not in result.stdout
+    assert result.stdout.count("skipped") == len(FINISHED_GROUPS) and "done" not in result.stdout
     assert mtimes() == before
     assert grid.spec_from_values(grid.read_sweep_file(finished / grid.SWEEP_FILE), {}) == SPEC
 
@@ -123,17 +120,15 @@ def test_rerun_skips_every_finished_group_and_modifies_nothing(finished):
 def test_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one(finished, tmp_path):
     out = tmp_path / "out"
     first = out / GROUP_DIRS[0]
-    process = start_sweep_command(out, "--jobs", "1", "--threads", "1")
-    deadline = time.time() + TIMEOUT_S
-    while not (first / store.CHECKPOINT_FILE).exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
+    process = start_sweep(out, "--jobs", "1", "--threads", "1")
+    wait_until(lambda: (first / store.CHECKPOINT_FILE).exists() or process.poll() is not None, WAIT_S, 0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate()
+    assert (first / store.CHECKPOINT_FILE).exists(), f"no checkpoint of {first} in {WAIT_S} s"
     assert not (first / store.SUMMARY_FILE).exists(), "the sweep finished its first group before the kill"
-    while folders.lock_holder(first) is not None and time.time() < deadline:  # its run dies with it
-        time.sleep(0.1)
+    assert wait_until(lambda: folders.lock_holder(first) is None), "its run outlived it"  # it dies with the sweep
 
-    result = run_sweep_command(out, "--jobs", "2", "--threads", "1")
+    result = sweep(out, "--jobs", "2", "--threads", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resume from its checkpoint" in result.stdout
     assert_same_results(out, finished)
@@ -144,10 +139,10 @@ def test_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one(finished, t
 
 def test_two_sweeps_on_one_folder_train_each_group_once(finished, tmp_path):
     out = tmp_path / "out"
-    sweeps = [start_sweep_command(out, "--jobs", "1", "--threads", "1") for _ in range(2)]
-    outputs = [sweep.communicate(timeout=TIMEOUT_S) for sweep in sweeps]
-    for sweep, (stdout, stderr) in zip(sweeps, outputs):
-        assert sweep.returncode == 0, stdout + stderr
+    sweeps = [start_sweep(out, "--jobs", "1", "--threads", "1") for _ in range(2)]
+    outputs = [process.communicate(timeout=WAIT_S) for process in sweeps]
+    for process, (stdout, stderr) in zip(sweeps, outputs):
+        assert process.returncode == 0, stdout + stderr
     assert all(trainings_in_log(out, group) == 1 for group in GROUP_DIRS)
     statuses = " ".join(stdout for stdout, _ in outputs)
     assert statuses.count(" done ") == 2 and "failed" not in statuses
@@ -159,10 +154,8 @@ def test_a_failed_group_does_not_stop_the_others_and_is_listed_with_its_log(tmp_
     data.mkdir()
     for name in ("cube-single-play-v0.npz", "cube-single-play-v0-val.npz"):
         (data / name).write_bytes(b"not an npz archive")  # there (the sweep starts), but unreadable (the run fails)
-    grid_args = replace_option("--tasks", f"modes-2d,{task}")
-    grid_args[grid_args.index("--ablations") + 1] = "dynamic"
-    result = run_sweep_command(tmp_path / "out", "--dataset-dir", str(data), "--jobs", "2", "--threads", "1",
-                               grid_args=grid_args)
+    grid_args = replace_option("--tasks", f"modes-2d,{task}", replace_option("--ablations", "dynamic", PAIR))
+    result = sweep(tmp_path / "out", "--dataset-dir", str(data), "--jobs", "2", "--threads", "1", grid_args=grid_args)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = {line.split()[0]: line.split()[4] for line in result.stdout.splitlines()
             if line.startswith(("modes", "cube"))}  # task -> status in the final table
@@ -174,11 +167,11 @@ def test_a_failed_group_does_not_stop_the_others_and_is_listed_with_its_log(tmp_
 
 def test_ray_executor_gives_the_results_of_the_local_one(finished, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
-    for name, value in {**shared_xla_cache_env(), "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
+    for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
         monkeypatch.setenv(name, value)  # (Ray's workers, and the runs they start, inherit them)
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        results = execute(plan_sweep(SPEC, tmp_path / "out"), executor="ray", address=None, threads=1)
+        results = execute(plan_sweep(PAIR_SPEC, tmp_path / "out"), executor="ray", address=None, threads=1)
     finally:
         ray.shutdown()
     assert [r.outcome.status for r in results] == ["done", "done"], [r.outcome for r in results]
@@ -187,7 +180,7 @@ def test_ray_executor_gives_the_results_of_the_local_one(finished, tmp_path, mon
 
 def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    result = invoke(*replace_option("--ablations", "dynamic"), "--out", str(out), "--dry-run")
+    result = invoke("sweep", *replace_option("--ablations", "dynamic", PAIR), "--out", str(out), "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dynamic" in result.stdout and "estimate" in result.stdout and "wall with" in result.stdout
     assert not out.exists()
@@ -195,14 +188,14 @@ def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):
 
 def test_changed_settings_of_finished_runs_are_refused_unless_forced(finished):
     before = store.read_json(finished / GROUP_DIRS[0] / store.CONFIG_FILE)
-    refused = invoke(*GRID, "--lr", "0.001", "--out", str(finished))
+    refused = invoke("sweep", *GRID, "--lr", "0.001", "--out", str(finished))
     assert refused.exit_code == 2 and "other settings" in refused.stderr and "--force" in refused.stderr
     assert store.read_json(finished / GROUP_DIRS[0] / store.CONFIG_FILE) == before
     forced = plan_sweep(replace(SPEC, lr=0.001), finished, force=True)
-    assert [p.state.kind for p in forced.groups] == [folders.CONFLICT] * 2
+    assert [p.state.kind for p in forced.groups] == [folders.CONFLICT] * len(FINISHED_GROUPS)
     assert all(job_for(forced, p, 1).force for p in forced.to_run)
     longer = plan_sweep(replace(SPEC, steps=400), finished)  # more steps: finished runs are extended
-    assert [p.state.kind for p in longer.to_run] == [folders.RESUMABLE] * 2
+    assert [p.state.kind for p in longer.to_run] == [folders.RESUMABLE] * len(FINISHED_GROUPS)
 
 
 def test_each_group_is_skipped_resumed_or_restarted_by_what_its_folder_holds(finished, monkeypatch):
@@ -223,13 +216,6 @@ def test_each_group_is_skipped_resumed_or_restarted_by_what_its_folder_holds(fin
     assert failed.status == executors.FAILED and "--force" in failed.error and len(launched) == 2
 
 
-def replace_option(option: str, value: str) -> list[str]:
-    """GRID with `option` set to `value`."""
-    args = list(GRID)
-    args[args.index(option) + 1] = value
-    return args
-
-
 @pytest.mark.parametrize("args, phrase", [
     (replace_option("--ablations", "dynamic,static"), "unknown ablation 'static'; valid: dynamic, static-routing"),
     (replace_option("--tasks", "modes-3d"), "unknown task 'modes-3d'"),
@@ -245,7 +231,7 @@ def replace_option(option: str, value: str) -> list[str]:
     (GRID + ["--executor", "ray", "--jobs", "2"], "--jobs applies to --executor local"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, phrase):
-    result = invoke(*args, "--out", str(tmp_path / "out"))
+    result = invoke("sweep", *args, "--out", str(tmp_path / "out"))
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
@@ -259,13 +245,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, phrase)
 ])
 def test_bad_sweep_file_is_one_line_exit_2(tmp_path, text, phrase):
     (tmp_path / "sweep.toml").write_text(text)
-    result = invoke("--from", str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"))
+    result = invoke("sweep", "--from", str(tmp_path / "sweep.toml"), "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and phrase in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
 def test_ray_executor_without_ray_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
-    result = invoke(*GRID, "--executor", "ray", "--out", str(tmp_path / "out"))
+    result = invoke("sweep", *GRID, "--executor", "ray", "--out", str(tmp_path / "out"))
     assert result.exit_code == 2 and "pip install .[ray]" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
