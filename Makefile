@@ -24,9 +24,10 @@ demo: $(INSTALLED)
 	$(BIN)/drol-diag report runs/demo
 
 # One pytest worker per core (at most 4); --dist loadfile keeps each file's tests, and its
-# module-scoped fixtures, in one worker, in file order; the 15 slowest tests are listed.
+# module-scoped fixtures, in one worker, in file order; the files go to the workers longest first
+# (tests/conftest.py orders them; --no-loadscope-reorder keeps that order); the 15 slowest tests are listed.
 test: $(TEST_INSTALLED) test-tools
-	$(BIN)/python -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q --numprocesses=auto --maxprocesses=4 --dist loadfile --no-loadscope-reorder --durations=15
 
 # ruff, configured in pyproject.toml ([tool.ruff]); .ci/run runs it beside the tests.
 lint: $(TEST_INSTALLED)

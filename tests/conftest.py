@@ -7,26 +7,32 @@ workers and every process the tests start (CLI runs, sweeps, Ray workers) compil
 once between them. The starting process removes the folder at the end.
 """
 
+import contextlib
 import fcntl
 import os
 import shutil
 import socket
 import tempfile
 import urllib.request
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from drol_diag.platform import start_process
 
-# Most of the suite's time is XLA compiling many small programs, not running them. LLVM at -O1 instead
-# of XLA's default -O2 compiles them about a third faster and runs these tiny networks as fast (the
-# numbers may differ from the default's in the last bits; every comparison in the tests is between
-# processes of this session, which all get the flag). Through the environment, so that the xdist workers
-# and every process the tests start use it too.
-LLVM_O1 = "--xla_backend_optimization_level=1"
-if LLVM_O1 not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {LLVM_O1}".strip()
+# Most of the suite's time is XLA compiling many small programs, not running them. Two XLA:CPU settings
+# cut the compile time by about a quarter (measured on the 2-core CI machine: the suite's CPU time
+# 722 s -> 651 s with the second, 10 min -> under 6 with both and the changes of tests/): LLVM at -O1
+# instead of -O2, and the older loop emitters instead of the MLIR fusion emitters. The tiny networks
+# here run about as fast. Numbers may differ from the defaults' in the last bits; every comparison in
+# the tests is between results of this session, which all get the flags: they go through the
+# environment to the xdist workers and to every process the tests start. Only for the jaxlib line known
+# to have them (an unknown XLA flag aborts the process), as drol_diag.platform does for its own.
+FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
+if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10):
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = " ".join([flags, *(flag for flag in FAST_COMPILE_FLAGS if flag not in flags)]).strip()
 start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags before JAX starts
 
 CACHE_OWNER_ENV = "DROL_DIAG_TESTS_XLA_CACHE_OWNER"  # the pid of the process that made the cache folder
@@ -38,11 +44,28 @@ os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402  (after the environment above: JAX reads it when first imported)
 
-from tests.helpers import SMALL_SWEEP, run_cli  # noqa: E402
+from tests.helpers import SMALL_SWEEP, TINY_CUBE, run_cli, write_tiny_ogbench_dataset  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+# pytest-xdist hands whole modules to its workers (--dist loadfile) in the order of the collection
+# (--no-loadscope-reorder: not by their number of tests, a poor guide to their length here). The
+# longest first, so that no long module starts last on one worker while the other has finished: the
+# seconds each took in `make test` on the 2-core machine (only the order matters; modules not listed
+# follow in file order).
+MODULE_SECONDS = {
+    "test_sweep.py": 130, "test_run.py": 120, "test_variants.py": 70, "test_run_ogbench.py": 60,
+    "test_report.py": 45, "test_variant_maths.py": 33, "test_datagen.py": 31, "test_evaluation.py": 29,
+    "test_diagnostics.py": 23, "test_learner.py": 22, "test_open_runs.py": 17, "test_ogbench.py": 17,
+    "test_custom_tasks.py": 16, "test_structure.py": 13,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: -MODULE_SECONDS.get(item.path.name, 0))  # (a stable sort: tests stay in order)
 
 
 def pytest_unconfigure(config):
@@ -74,10 +97,9 @@ def no_network(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------------
-# tests.helpers.SMALL_SWEEP, trained once per session for the sweep and the report tests: by the first
-# pytest-xdist worker that needs it, while another waits for it (a lock file in the session's temporary
-# folder, which the workers share). Nobody writes into it: a test that adds files (a report, another
-# group) works on a copy.
+# Data that several modules read, made once per session: by the first pytest-xdist worker that needs
+# it, while another that needs it too waits (a lock file in the session's temporary folder, which the
+# workers share). Nobody writes into these folders: a test that adds files works on a copy.
 
 
 def _session_folder(tmp_path_factory) -> Path:
@@ -87,18 +109,38 @@ def _session_folder(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@pytest.fixture(scope="session")
-def small_sweep(tmp_path_factory) -> Path:
-    """The finished SMALL_SWEEP (two groups at a time, one core each): its folder. Read it, never write to it."""
-    folder = _session_folder(tmp_path_factory) / "small-sweep"
+@contextlib.contextmanager
+def _made_once(tmp_path_factory, name: str):
+    """Yields (folder, made): <session folder>/<name>/data and whether it is already made, holding the
+    lock; if it was not, the block makes it (an exception leaves it unmade, for the next to try)."""
+    folder = _session_folder(tmp_path_factory) / name
     folder.mkdir(exist_ok=True)
-    out, finished = folder / "runs", folder / "finished"
     with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # (released when the file closes)
-        if not finished.exists():
-            shutil.rmtree(out, ignore_errors=True)  # (a failed attempt of another worker)
+        made = (folder / "made").exists()
+        if not made:
+            shutil.rmtree(folder / "data", ignore_errors=True)  # (a failed attempt)
+        yield folder / "data", made
+        (folder / "made").touch()
+
+
+@pytest.fixture(scope="session")
+def small_sweep(tmp_path_factory) -> Path:
+    """tests.helpers.SMALL_SWEEP, finished (two groups at a time, one core each): its folder, for the
+    sweep and the report tests. Read it, never write to it."""
+    with _made_once(tmp_path_factory, "small-sweep") as (out, made):
+        if not made:
             result = run_cli("sweep", *SMALL_SWEEP, "--out", str(out), "--no-progress", "--jobs", "2",
                              "--threads", "1")
             assert result.returncode == 0, result.stdout + result.stderr[-2000:]
-            finished.touch()
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cube_dataset(tmp_path_factory) -> Path:
+    """A folder holding tests.helpers.TINY_CUBE, a tiny cube-single-play-v0 dataset in the official
+    format (written by the dataset generator). Read it, never write to it."""
+    with _made_once(tmp_path_factory, "tiny-cube-dataset") as (folder, made):
+        if not made:
+            write_tiny_ogbench_dataset(folder, **TINY_CUBE)
+    return folder

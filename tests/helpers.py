@@ -138,6 +138,11 @@ SMALL_SWEEP_GROUPS = ("modes-2d/dynamic-k2", "modes-2d/dynamic-k4", "modes-2d/st
                       "modes-2d/static-routing-k4")
 
 
+# The session's tiny OGBench dataset (tests/conftest.py's tiny_cube_dataset): 3 episodes of 30 rows and a
+# validation episode, seed 0.
+TINY_CUBE = dict(dataset_name="cube-single-play-v0", episodes=3, steps=30, seed=0, val_episodes=1)
+
+
 def write_tiny_ogbench_dataset(folder: str | os.PathLike, dataset_name: str = "cube-single-play-v0",
                                episodes: int = 3, steps: int = 30, seed: int = 0,
                                val_episodes: int = 1) -> tuple[str, str]:

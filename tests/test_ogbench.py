@@ -14,19 +14,18 @@ import pytest
 from drol_diag.tasks import load_task
 from drol_diag.tasks.episodes import episode_seed, evaluate_episodes
 from drol_diag.tasks.ogbench import ogbench_files
-from tests.helpers import write_tiny_ogbench_dataset
+from tests.helpers import TINY_CUBE
 
 TASK_NAME = "cube-single-play-singletask-task1-v0"
-DATASET_NAME = "cube-single-play-v0"
-EPISODES, VAL_EPISODES, STEPS = 3, 1, 30
+DATASET_NAME = TINY_CUBE["dataset_name"]  # cube-single-play-v0
+EPISODES, VAL_EPISODES, STEPS = TINY_CUBE["episodes"], TINY_CUBE["val_episodes"], TINY_CUBE["steps"]
 TIME_LIMIT = 200  # cube-single
 
 
 @pytest.fixture(scope="module")
-def dataset_folder(tmp_path_factory) -> str:
-    folder = str(tmp_path_factory.mktemp("ogbench"))
-    write_tiny_ogbench_dataset(folder, DATASET_NAME, episodes=EPISODES, steps=STEPS, seed=0, val_episodes=VAL_EPISODES)
-    return folder
+def dataset_folder(tiny_cube_dataset) -> str:
+    """The session's tiny dataset (tests/conftest.py): EPISODES x STEPS rows, VAL_EPISODES x STEPS to validate."""
+    return str(tiny_cube_dataset)
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
-"""`drol-diag run` end to end: training beats the BC baseline, exact resume, kill safety, bad input."""
+"""`drol-diag run` end to end on the embedded modes tasks: training beats the BC baseline, exact resume,
+kill safety, divergence, bad input. On OGBench datasets: test_run_ogbench.py."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -18,17 +18,9 @@ from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
 from drol_diag.training.driver import train
-from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until, write_tiny_ogbench_dataset
+from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
-
-
-@pytest.fixture(scope="module")
-def tiny_ogbench(tmp_path_factory) -> Path:
-    """A folder with a tiny cube-single-play-v0 dataset (3 episodes of 30 rows) in the official format."""
-    data = tmp_path_factory.mktemp("ogbench") / "data"
-    write_tiny_ogbench_dataset(data, episodes=3, steps=30)
-    return data
 
 
 def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
@@ -193,54 +185,6 @@ def test_bad_input_is_a_one_line_error_with_exit_2_and_writes_nothing(tmp_path, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
     assert not out.exists()
-
-
-def test_bad_dataset_files_are_one_line_errors(tiny_ogbench, tmp_path):
-    name = "cube-single-play-singletask-task1-v0"
-    data = tmp_path / "data"
-    out = tmp_path / "out"
-    missing = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
-    assert missing.exit_code == 2 and "cube-single-play-v0.npz" in missing.stderr and "generate" in missing.stderr
-    data.mkdir()
-    (data / "cube-single-play-v0.npz").write_bytes(b"not an npz at all")
-    (data / "cube-single-play-v0-val.npz").write_bytes(b"not an npz at all")
-    corrupt = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
-    assert corrupt.exit_code == 2 and "bad OGBench dataset file" in corrupt.stderr
-    assert len(corrupt.stderr.strip().splitlines()) == 1
-    for file in ("cube-single-play-v0.npz", "cube-single-play-v0-val.npz"):  # a valid dataset, then one NaN
-        shutil.copy(tiny_ogbench / file, data / file)
-    with np.load(data / "cube-single-play-v0.npz") as f:
-        arrays = dict(f)
-    arrays["observations"][3, 2] = np.nan
-    np.savez(data / "cube-single-play-v0.npz", **arrays)
-    nan = invoke("run", "--task", name, "--dataset-dir", str(data), "--out", str(out))
-    assert nan.exit_code == 2 and "NaN" in nan.stderr
-    assert not out.exists()
-
-
-@pytest.mark.parametrize("ablation, folder", [("dynamic", "dynamic-k16"), ("static-routing", "static-routing-k16"),
-                                              ("fql", "fql-k1")])
-def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tiny_ogbench, tmp_path, ablation, folder):
-    result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(tiny_ogbench),
-                    "--ablation", ablation, "--profile", "smoke", "--steps", "40", "--log-interval", "20",
-                    "--eval-interval", "20", "--eval-episodes", "2", "--seeds", "0,1", "--out", str(tmp_path / "out"),
-                    "--no-progress")
-    assert result.exit_code == 0, result.output
-    assert "seed 1: score" in result.stdout and "updates/s" in result.stdout
-    run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / folder
-    config = json.loads((run_dir / "config.json").read_text())
-    if ablation == "fql":  # the cube-single-play presets
-        assert config["learner"]["alpha"] == 300.0 and "bc_coef" not in config["learner"]
-    else:
-        assert config["learner"]["bc_coef"] == 10.0
-    evals = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
-    assert list(evals.eval_step.values) == [20, 40]
-    assert np.all((evals["eval_score"].values >= 0) & (evals["eval_score"].values <= 1))
-    np.testing.assert_array_equal(evals["eval_success"].values, evals["eval_score"].values)
-    assert np.all(evals["eval_length"].values <= 200)  # cube-single's time limit
-    assert "eval_return" in evals
-    assert evals["support_dist"].sizes["probe"] == min(1024, config["task"]["transitions"])  # M, capped at N
-    assert ("winner" in evals) == (ablation != "fql")  # FQL has no candidates to route
 
 
 def test_console_script_lists_commands_and_fails_with_exit_2():
