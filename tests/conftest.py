@@ -1,5 +1,6 @@
-"""Test set-up: MuJoCo renders headless, compiled XLA programs are cached on disk for the whole
-session, and the fixtures that several modules share (no network, one small finished sweep).
+"""Test set-up: MuJoCo renders headless, XLA compiles fast and caches what it compiled on disk for the
+whole session, the test modules go to the xdist workers longest first, and the fixtures that several
+modules share (no network; one small finished sweep and one tiny OGBench dataset, made once).
 
 The compilation cache is one folder per pytest session, made by the process that starts the session
 and handed down through the environment (JAX reads JAX_COMPILATION_CACHE_DIR): the pytest-xdist
@@ -22,13 +23,14 @@ import pytest
 from drol_diag.platform import start_process
 
 # Most of the suite's time is XLA compiling many small programs, not running them. Two XLA:CPU settings
-# cut the compile time by about a quarter (measured on the 2-core CI machine: the suite's CPU time
-# 722 s -> 651 s with the second, 10 min -> under 6 with both and the changes of tests/): LLVM at -O1
-# instead of -O2, and the older loop emitters instead of the MLIR fusion emitters. The tiny networks
-# here run about as fast. Numbers may differ from the defaults' in the last bits; every comparison in
-# the tests is between results of this session, which all get the flags: they go through the
-# environment to the xdist workers and to every process the tests start. Only for the jaxlib line known
-# to have them (an unknown XLA flag aborts the process), as drol_diag.platform does for its own.
+# make that cheaper (measured on the 2-core machine CI uses): LLVM at -O1 instead of -O2 (a tiny
+# training run's compile about 30% shorter) and the loop emitters instead of the MLIR fusion emitters
+# (the whole suite's CPU time 722 s -> 651 s on top of -O1). Training is a little slower where it
+# lasts at all (the 1500 updates of 3x64 networks in tests/test_run.py: 3.9 s -> 5.1 s). Numbers may differ from the
+# defaults' in the last bits; every comparison in the tests is between results of this session, which
+# all get the flags: they go through the environment to the xdist workers and to every process the
+# tests start. Only for the jaxlib line known to have them (an unknown XLA flag aborts the process),
+# as drol_diag.platform does for its own.
 FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
 if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10):
     flags = os.environ.get("XLA_FLAGS", "")
