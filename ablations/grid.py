@@ -155,14 +155,14 @@ def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
     for name, value in run_settings(spec, group).items():
         if value is not None:
             args += [OPTIONS[name].cli_flag, option_text(value)]
-    for name in ("dataset_dir", "probes", "diagnostics"):
-        value = getattr(spec, name)
-        if name == "dataset_dir" and value is not None:
+    for name, option in OPTIONS.items():  # the run's other inputs: dataset folder, diagnostics settings
+        value = getattr(spec, name) if option.destination in ("dataset", "diagnostics") else None
+        if option.destination == "dataset" and value is not None:
             value = os.path.abspath(value)  # (a Ray worker may run elsewhere)
         if isinstance(value, bool):
-            args += [OPTIONS[name].cli_flag if value else "--no-" + OPTIONS[name].cli_flag[2:]]
+            args += [option.cli_flag if value else "--no-" + option.cli_flag[2:]]
         elif value is not None:
-            args += [OPTIONS[name].cli_flag, option_text(value)]
+            args += [option.cli_flag, option_text(value)]
     return args
 
 
