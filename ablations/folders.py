@@ -16,7 +16,7 @@ from typing import Any
 
 from drol.config import LearnerConfig
 from drol_diag.runfolder import store
-from drol_diag.runfolder.record import comparable
+from drol_diag.runfolder.record import comparable, setting_differences
 from drol_diag.settings import RunConfig
 
 NEW = "new"  # no config.json: never started
@@ -69,8 +69,9 @@ def folder_state(run_dir: Path, expected: dict[str, Any], steps: int) -> FolderS
     found = settings_of(config)
     changed = [name for name in expected if found.get(name) != expected[name]]
     if changed:
-        return FolderState(CONFLICT, detail=f"its {', '.join(changed)} differ from this sweep's "
-                                            f"(see {run_dir / store.CONFIG_FILE})")
+        differences = setting_differences({k: found.get(k) for k in expected}, expected, "run folder", "this sweep")
+        return FolderState(CONFLICT, detail=f"its {', '.join(changed)} differ from this sweep's: "
+                                            f"{'; '.join(differences)} (see {run_dir / store.CONFIG_FILE})")
     summary = read_record(run_dir / store.SUMMARY_FILE)
     done = None if summary is None else int(summary["steps"])
     if done is not None and done > steps:

@@ -19,15 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the same parser as a package
-    import tomli as tomllib
-
 from drol.config import LearnerConfig
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig, option_applies, resolve
 from drol_diag.settings.options import OPTIONS, Option, read_grid, read_value, resolve_keywords
+from drol_diag.settings.settings_file import read_toml
 
 SWEEP_FILE = "sweep.toml"  # the grid a sweep ran, written into its results folder
 FQL = "fql"  # the one ablation without K: it runs once per task, in folder fql-k1
@@ -75,13 +71,7 @@ def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any])
 
 def read_sweep_file(path: Path) -> dict[str, Any]:
     """The settings of a TOML sweep file (checked by spec_from_values). Raises ValueError (one line)."""
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as error:
-        raise ValueError(f"cannot read sweep file {path}: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"sweep file {path} is not valid TOML: {error}") from None
+    return read_toml(path, "sweep file")
 
 
 def _toml_value(value: Any) -> str:

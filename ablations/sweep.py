@@ -41,6 +41,8 @@ from drol_diag.runfolder.record import diagnostics_record, run_dir_for
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import check_task
+from drol_diag.training.driver import check_writable_folder
+from drol_diag.training.memory import check_fits, device_memory_elsewhere, estimate_memory, known_task_shape
 
 LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
 NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "
@@ -109,6 +111,7 @@ def plan_group(spec: SweepSpec, group: Group, out: Path, force: bool) -> Planned
     holding a run with other settings (unless `force`)."""
     learner, run = resolve_group(spec, group)
     run_dir = run_dir_for(out, run, learner)
+    check_writable_folder(run_dir, out)
     settings = folders.settings_record(learner, run, group_diagnostics(spec))
     state = folders.folder_state(run_dir, settings, run.steps)
     if state.kind == folders.CONFLICT and not force:
@@ -128,14 +131,29 @@ def plan_sweep(spec: SweepSpec, out: Path, force: bool = False) -> SweepPlan:
                          "(--bc-coef: DROL variants, --alpha: fql, --routing-temperature: soft-routing)")
     for task in spec.tasks:
         check_task(task, spec.dataset_dir)
+    check_writable_folder(out / LOGS_DIR, out)
     planned: dict[Path, PlannedGroup] = {}
+    available = device_memory_elsewhere()  # (not in this process: its runs need the accelerator's memory)
     for group in groups:
         plan = plan_group(spec, group, out, force)
+        check_group_memory(plan, spec, available)
         planned.setdefault(plan.run_dir, plan)  # (K left to the preset may name a folder an explicit K names)
     notes = []
     if FQL in spec.ablations and spec.k:
         notes.append("fql has no K: it runs once per task (folder fql-k1), whatever --k lists")
     return SweepPlan(spec, out, force, tuple(planned.values()), tuple(notes))
+
+
+def check_group_memory(planned: PlannedGroup, spec: SweepSpec, available: tuple[int, str]) -> None:
+    """Raise ValueError (one line) when a group cannot fit in the memory `available` (bytes, where), by
+    drol_diag.training.memory's estimate for the task's shape where known without loading it, else a
+    lower bound (no dataset): its run checks again, exactly."""
+    diagnostics = group_diagnostics(spec)
+    estimate = estimate_memory(planned.learner, *known_task_shape(planned.run.task), len(planned.run.seeds),
+                               diagnostics["probes"] if diagnostics["enabled"] else 0)
+    seeds = len(planned.run.seeds)
+    check_fits(estimate, available, f"group {planned.name} ({seeds} seed{'s' * (seeds != 1)}, batch "
+                                    f"{planned.learner.batch_size})")
 
 
 def action(state: folders.FolderState) -> str:

@@ -4,10 +4,10 @@ every logged quantity), probes (device), stability (ownership history), support 
 pairs), hooks (what training calls), runs (reading results).
 
 Reading results: `open_runs(path)` (diagnostics.runs) opens every run folder under `path` as one
-lazy xarray Dataset with leading dims (task, ablation, k), e.g.
+lazy xarray Dataset with leading dims (task, ablation, k), dims whatever the folder holds, e.g.
 
     from diagnostics import open_runs
-    open_runs("runs/").flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+    open_runs("runs/").flip_rate.sel(task="modes-2d", k=16).mean("seed").plot.line(x="step", hue="ablation")
 """
 
 from typing import Any

@@ -5,7 +5,9 @@ figures and tables, the methods that log it, and one line of meaning. From it:
 
 - the run log (drol_diag.runfolder.store.RunLog) takes each logged variable's dims (`row_dims`),
 - the report takes its labels, units and which quantities it summarises (`reported`),
-- the README's table of quantities is checked against it (`markdown_table`, tests/test_layers.py).
+- the README's table of quantities is checked against it (`markdown_table`, tests/test_structure.py),
+- the report judges differences against each reported quantity's materiality threshold (`REPORTING`,
+  shown in the README by `materiality_table`).
 
 A new per-probe quantity is its computation (diagnostics.probes, returned in the dict of
 `probe_diagnostics`) plus one entry here.
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 DROL, FQL = "drol", "fql"
 BOTH = (DROL, FQL)
 ROW, STATIC, DERIVED = "row", "static", "derived"  # logged per (seed, step); once per run; computed by the report
+EVALUATION = "evaluation"  # logged per (seed, eval_step), beside the evaluation's scores
 
 
 @dataclass(frozen=True)
@@ -25,12 +28,12 @@ class Quantity:
     """One diagnostic quantity."""
 
     name: str
-    dims: tuple[str, ...]  # ROW: dims beyond (seed, step); STATIC: all of its dims
+    dims: tuple[str, ...]  # ROW: dims beyond (seed, step); STATIC, EVALUATION: all of its dims
     label: str  # short, for axes and table headers
     unit: str  # what its numbers count
     meaning: str  # one line: what it is
     methods: tuple[str, ...] = (DROL,)  # the methods whose runs log it (FQL has no candidates)
-    kind: str = ROW  # ROW, STATIC or DERIVED
+    kind: str = ROW  # ROW, STATIC, EVALUATION or DERIVED
     reported: str = ""  # "summary": the report shows its mean over seeds, early and late; "per_probe": a
     # per-probe count the report derives from flips_total
 
@@ -101,11 +104,66 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "candidates owning no probe", reported="summary"),
     Quantity("candidate_spread", (), "candidate spread", "action distance",
              "mean pairwise distance of a state's K candidates"),
+    Quantity("eval_counted", ("seed", "eval_step"), "counted evaluation", "bool",
+             "whether the evaluation counts towards the score: on the run's final schedule (a multiple of "
+             "eval_interval, or the run's last update); false for the last evaluation of a leg a resume extended",
+             methods=BOTH, kind=EVALUATION),
     Quantity("flips_per_probe", (), "flips per probe over training", "count", "mean of flips_total over probes",
              kind=DERIVED, reported="per_probe"),
-    Quantity("never_flipped", (), "probes never reassigned", "count", "fraction of probes with flips_total 0",
+    Quantity("never_flipped", (), "probes never reassigned", "fraction of probes",
+             "fraction of probes with flips_total 0",
              kind=DERIVED, reported="per_probe"),
 )}
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """How the report judges and draws a reported quantity."""
+
+    material: float | None  # the smallest difference the report calls material; None: never called material
+    why: str  # one line: why that threshold
+    low: float | None = None  # the least value the quantity can take (figure axes stop there)
+    high: float | None = None  # the largest
+
+
+PROBE_SHARE = "5 points of the probe share: about three standard errors of one seed's share on 1024 probes " \
+              "(0.016 at one half), small beside the gaps between routing rules (static 0, random (K-1)/K)"
+
+# Every reported quantity (`reported`): a difference between two runs, or between early and late, is called
+# material only when its whole 95% interval lies beyond `material` (reports.text.effect_text).
+REPORTING: dict[str, Reporting] = {
+    "flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "return_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "nearest_flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "owner_mismatch": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "winner_ari": Reporting(0.05, "a twentieth of the range from unrelated partitions (0) to the same one (1)",
+                            None, 1.0),
+    "winner_data_dist_mean": Reporting(0.05, "the modes family's action noise (std 0.05 per dimension): a smaller "
+                                             "move stays within the data's own spread around a mode", 0.0),
+    "support_dist_mean": Reporting(0.1, "a tenth of one standard deviation of the standardised (state, action) "
+                                        "space, about the data's own nearest-neighbour distance on modes-2d", 0.0),
+    "ood_frac": Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
+    "q_gap": Reporting(None, "Q scales differ with the task's rewards and discount: differences in Q units are "
+                             "shown, never called material"),
+    "grad_cos": Reporting(0.1, "a tenth of the way from orthogonal (0) to aligned (1) gradients", -1.0, 1.0),
+    "grad_norm_ratio": Reporting(None, "its scale follows bc_coef and the task's reward scale: shown, never called "
+                                       "material", 0.0),
+    "conflict_frac": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "load_entropy": Reporting(0.05, "5% of the largest entropy (log K, every candidate owning as many probes)",
+                              0.0, 1.0),
+    "dead_candidates": Reporting(1.0, "one whole candidate", 0.0),
+    "flips_per_probe": Reporting(1.0, "one flip per probe over training", 0.0),
+    "never_flipped": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+}
+
+
+def materiality_table() -> str:
+    """The README's table of materiality thresholds (one row per reported quantity), as it must hold it."""
+    lines = ["| quantity | material difference | why |", "|---|---|---|"]
+    for name, reporting in REPORTING.items():
+        threshold = "none" if reporting.material is None else f"{reporting.material:g}"
+        lines.append(f"| `{name}` ({QUANTITIES[name].unit}) | {threshold} | {reporting.why} |")
+    return "\n".join(lines) + "\n"
 
 
 def row_dims() -> dict[str, tuple[str, ...]]:
@@ -120,11 +178,13 @@ def reported(kind: str) -> dict[str, Quantity]:
 
 def markdown_table() -> str:
     """The README's table of logged quantities (one row each), as the README must hold it."""
-    lines = ["| name | dims beyond (seed, step) | methods | meaning |", "|---|---|---|---|"]
+    lines = ["| name | dims beyond (seed, step) | methods | meaning | material difference |", "|---|---|---|---|---|"]
     for q in QUANTITIES.values():
         if q.kind == DERIVED:
             continue
-        dims = ", ".join(q.dims) if q.kind == ROW else f"static: ({', '.join(q.dims)})"
+        dims = ", ".join(q.dims) if q.kind == ROW else f"{q.kind}: ({', '.join(q.dims)})"
         meaning = q.meaning.replace("|", "\\|")  # (a bare | would end the cell)
-        lines.append(f"| `{q.name}` | {dims or '-'} | {', '.join(q.methods)} | {meaning} |")
+        material = REPORTING[q.name].material if q.name in REPORTING else "-"  # (see materiality_table)
+        lines.append(f"| `{q.name}` | {dims or '-'} | {', '.join(q.methods)} | {meaning} | "
+                     f"{'none' if material is None else material} |")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,7 @@
 """Open a sweep of run folders as one lazy xarray Dataset.
 
-    ds = open_runs("runs/")
-    ds.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+    ds = open_runs("runs/")   # dims task, ablation, k, seed, step, ... whatever the folder holds
+    ds.flip_rate.sel(task="modes-2d", k=16).mean("seed").plot.line(x="step", hue="ablation")
 
 A run folder (`<out>/<task>/<ablation>-k<K>/`, see drol_diag.runfolder.store) holds `config.json` and
 `logs.zarr`, one Dataset per run. `open_runs` finds every run folder under a path, reads each
@@ -50,6 +50,21 @@ class SkippedRunWarning(UserWarning):
 
 
 @dataclass(frozen=True)
+class SkippedRun:
+    """A run folder found but left out: where it is and why (one line, without the path)."""
+
+    run_dir: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.run_dir}: {self.reason}"
+
+
+class _Unreadable(Exception):
+    """Why one run folder cannot be read (one line, without its path)."""
+
+
+@dataclass(frozen=True)
 class _Run:
     """One opened run: its identity and its store, lazily indexed (values not read)."""
 
@@ -61,7 +76,7 @@ class _Run:
     coords: dict[str, np.ndarray]  # per dim of `logs`: its coordinate values, or 0..n-1 where it has none
 
 
-def open_runs(path: str | Path, *, squeeze_k: bool = True) -> xr.Dataset:
+def open_runs(path: str | Path, *, read_values: bool = False) -> xr.Dataset:
     """Every run under `path` (one run folder, or any folder above run folders) as one lazy Dataset.
 
     Dims: `task`, `ablation`, `k` (K, candidates per state), then the store's own dims `seed`,
@@ -71,9 +86,9 @@ def open_runs(path: str | Path, *, squeeze_k: bool = True) -> xr.Dataset:
     eval_score (..., seed, eval_step), probe_index (..., seed, probe), support_dist_ref (..., reference),
     ood_threshold (task, ablation, k).
 
-    - With `squeeze_k` (the default) and a single K among the runs, `k` is a scalar coordinate
-      rather than a dim, so `.sel(task=...).mean("seed")` leaves (ablation, step) for a line plot;
-      `squeeze_k=False` keeps `k` a dim always (fixed dims for library code).
+    - The dims are the same for every folder: `task`, `ablation` and `k` are dims even when every run
+      shares one value (a single run gives size-1 dims), so code written on one folder runs on the
+      next; select what to plot, e.g. `.sel(task="modes-2d", k=16).mean("seed")` -> (ablation, step).
     - Outer join: each dim's coordinate is the sorted union over runs; combinations a run lacks
       (another seed set, other steps, another K's extra candidates, a (task, ablation, K) never run)
       are NaN. So integer and boolean variables (winner, diverged, ...) become float64; float
@@ -88,49 +103,83 @@ def open_runs(path: str | Path, *, squeeze_k: bool = True) -> xr.Dataset:
       runs, and the identity attrs that became dims (task, ablation, num_candidates, ...) or that
       are per run (git_commit, command), are dropped; see each run's config.json for those.
 
-    A run folder is a folder holding `config.json` next to `logs.zarr`; folders below a run folder,
-    hidden folders (`.versions`, ...) and `*.zarr` folders are not searched, nor symlinked folders.
-    Values are read when computed: open again after a run has moved on (resumed, rerun).
+    A run folder is a folder holding `config.json` (and, once it logged, `logs.zarr`); folders below
+    a run folder, hidden folders (`.versions`, ...) and `*.zarr` folders are not searched, nor
+    symlinked folders. Values are read when computed: open again after a run has moved on (resumed, rerun).
 
-    Raises FileNotFoundError when `path` does not exist or holds no run folder; RunsError (a
-    ValueError, one-line message) when the only run found cannot be read or has a log
-    format_version other than drol_diag.runfolder.store.FORMAT_VERSION, when every run found is unreadable,
-    or when two run folders are the same (task, ablation, K). Among several runs an unreadable or
-    other-format run is skipped with a SkippedRunWarning naming it. Only metadata is checked here:
-    a damaged chunk file raises when its values are computed, and a deleted one reads as zarr's fill
-    value (NaN for floats, 0 for integers) without an error.
+    Every run folder found is either in the Dataset or skipped: among several, a run that cannot be
+    read (no `logs.zarr` yet, a `logs.zarr` link that points nowhere, damaged metadata, another log
+    format_version) is left out with a SkippedRunWarning naming its folder and the reason, and
+    `attrs["skipped_runs"]` lists every one left out as "<run folder>: <reason>" ([] when none;
+    `read_runs` gives them as SkippedRun records, without warnings).
+
+    Only metadata is checked by default: a damaged chunk file raises when its values are computed,
+    and a deleted one reads as zarr's fill value (NaN for floats, 0 for integers) without an error.
+    `read_values=True` reads every value of every run once here (one variable at a time, then
+    dropped; values are read again when computed), so that a run with a chunk that cannot be read
+    is skipped with the reason instead of raising later; drol-diag report opens runs this way.
+
+    Raises FileNotFoundError when `path` does not exist or holds no run folder with a `logs.zarr`;
+    RunsError (a ValueError, one-line message) when the only run found cannot be read (the reason
+    as above, e.g. a log format_version other than drol_diag.runfolder.store.FORMAT_VERSION), when
+    every run found is unreadable, or when two run folders are the same (task, ablation, K).
     """
+    logs, skipped = read_runs(path, read_values=read_values)
+    for run in skipped:
+        warnings.warn(f"open_runs skipped run {run}", SkippedRunWarning, stacklevel=2)
+    return logs
+
+
+def read_runs(path: str | Path, *, read_values: bool = False) -> tuple[xr.Dataset, tuple[SkippedRun, ...]]:
+    """`open_runs` without the warnings: the Dataset and the run folders left out, in folder order,
+    for a caller that reports them itself (drol-diag report lists them in its inventory)."""
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"no such folder: {root}")
     run_dirs = find_run_dirs(root)
-    if not run_dirs:
+    if not any(os.path.lexists(run_dir / LOG_STORE) for run_dir in run_dirs):
+        unlogged = f"; {_count(len(run_dirs), 'folder')} with {CONFIG_FILE} but no {LOG_STORE} yet: " \
+            f"{_listing(map(str, run_dirs))}" if run_dirs else ""
         raise FileNotFoundError(f"no runs under {root}: a run folder holds {CONFIG_FILE} and {LOG_STORE} "
-                                "(written by `drol-diag run`)")
+                                f"(written by `drol-diag run`){unlogged}")
     runs: list[_Run] = []
+    skipped: list[SkippedRun] = []
     for run_dir in run_dirs:
         try:
-            runs.append(_open_run(run_dir))
-        except RunsError as err:
+            runs.append(_open_run(run_dir, read_values))
+        except _Unreadable as err:
             if len(run_dirs) == 1:
-                raise
-            warnings.warn(f"open_runs skipped a run: {err}", SkippedRunWarning, stacklevel=2)
+                raise RunsError(f"run {run_dir}: {err}") from err.__cause__
+            skipped.append(SkippedRun(run_dir, str(err)))
     if not runs:
-        raise RunsError(f"none of the {len(run_dirs)} runs under {root} could be opened (see the warnings)")
+        raise RunsError(f"none of the {len(run_dirs)} run folders under {root} could be read: "
+                        f"{_listing(map(str, skipped))}")
     _check_distinct(runs)
     runs = _drop_inconsistent_variables(runs)
     combined = _combine(runs)
-    if squeeze_k and combined.sizes["k"] == 1:
-        combined = combined.squeeze("k")
-    return combined
+    combined.attrs["skipped_runs"] = [str(run) for run in skipped]
+    return combined, tuple(skipped)
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 folder', '2 folders'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _listing(items, most: int = 3) -> str:
+    """The first `most` items joined by '; ', then how many more."""
+    items = list(items)
+    more = f"; and {len(items) - most} more" if len(items) > most else ""
+    return "; ".join(items[:most]) + more
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Run folders at or below `root` (sorted), not descending into run folders or zarr stores."""
+    """Run folders at or below `root` (sorted): folders holding config.json, whether or not their
+    logs.zarr exists; not descending into run folders, hidden folders or zarr stores."""
     found = []
     for folder, subfolders, files in os.walk(root):
         here = Path(folder)
-        if CONFIG_FILE in files and (here / LOG_STORE).exists():
+        if CONFIG_FILE in files:
             found.append(here)
             subfolders.clear()
             continue
@@ -144,24 +193,29 @@ def _one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-def _open_run(run_dir: Path) -> _Run:
-    """Open one run's store lazily and check its format. Raises RunsError (one line).
+def _open_run(run_dir: Path, read_values: bool = False) -> _Run:
+    """Open one run's store lazily and check its format (and, with `read_values`, read every value
+    once). Raises _Unreadable (one line).
 
     A writing run swaps its `logs.zarr` link to a new version at each flush; metadata read across
     a swap could mix two versions, so the open is repeated if the link moved meanwhile. Values are
     read through the link later: chunks once written are the same in every later version.
     """
     store = run_dir / LOG_STORE
+    if not store.exists():
+        if store.is_symlink():
+            raise _Unreadable(f"its {LOG_STORE} is a link to {os.readlink(store)}, which does not exist")
+        raise _Unreadable(f"no {LOG_STORE}: nothing logged yet (a run that has just started), or it was deleted")
     for attempt in range(3):
         before = _link_target(store)
         try:
-            run = _read_run(run_dir, store)
+            run = _read_run(run_dir, store, read_values)
         except Exception as err:  # a damaged store raises whatever zarr or xarray meets first
             if _link_target(store) != before and attempt < 2:
                 continue
-            if isinstance(err, RunsError):
+            if isinstance(err, _Unreadable):
                 raise
-            raise RunsError(f"run {run_dir}: cannot read {store}: {_one_line(err)}") from err
+            raise _Unreadable(f"cannot read its {LOG_STORE}: {_one_line(err)}") from err
         if _link_target(store) == before:
             break
     return run
@@ -174,18 +228,23 @@ def _link_target(path: Path) -> str | None:
         return None
 
 
-def _read_run(run_dir: Path, store: Path) -> _Run:
+def _read_run(run_dir: Path, store: Path, read_values: bool = False) -> _Run:
     logs = xr.open_dataset(store, **_OPEN_OPTIONS, **_UNDECODED)
     if _needs_cf_decoding(logs):
         logs = xr.open_dataset(store, **_OPEN_OPTIONS)
     version = logs.attrs.get("format_version")
     if version != FORMAT_VERSION:
-        raise RunsError(f"run {run_dir} has log format_version {version!r}; this drol-diag reads "
-                        f"format_version {FORMAT_VERSION} (re-run it, or open it with the drol-diag "
-                        "version that wrote it)")
+        raise _Unreadable(f"its log has format_version {version!r}; this drol-diag reads format_version "
+                          f"{FORMAT_VERSION} (re-run it, or open it with the drol-diag version that wrote it)")
     missing = [a for a in ("task", "ablation", "num_candidates") if a not in logs.attrs]
     if missing:
-        raise RunsError(f"run {run_dir}: {store} lacks the attrs {', '.join(missing)}")
+        raise _Unreadable(f"its {LOG_STORE} lacks the attrs {', '.join(missing)}")
+    if read_values:
+        for name, variable in logs.variables.items():
+            try:
+                variable.values  # noqa: B018 - read (and drop) every chunk
+            except Exception as err:  # a damaged chunk raises whatever its codec meets
+                raise _Unreadable(f"cannot read the values of {name} in its {LOG_STORE}: {_one_line(err)}") from err
     variables = logs.variables
     coords = {dim: np.asarray(variables[dim].values) if dim in variables else np.arange(size)
               for dim, size in logs.sizes.items()}

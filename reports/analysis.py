@@ -7,6 +7,10 @@ bootstrap interval; the probability that `dynamic` improves on each other varian
 Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds against training
 step with a bootstrap band, and its early (first logged value) and late (mean of the last third
 of training) values with intervals. Diverged seeds are left out of both and counted.
+Effect sizes: per comparison of dynamic with another variant, the IQM difference with its interval, judged
+against stats.SCORE_MATERIAL; per diagnostic, the per-seed early and late values the questions difference
+(each reported quantity's threshold: diagnostics.quantities.REPORTING). Reference levels: per task, the
+scores of the task's reference policies (drol_diag.tasks.base.Task.reference_levels; modes tasks only).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from diagnostics.quantities import reported
+from diagnostics.quantities import REPORTING, reported
 from reports import stats
 from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
@@ -27,6 +31,8 @@ BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at
 
 DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
 PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
+TREND_ROWS = 3  # logged values a quantity needs before early (the first) and late (the last third) are compared:
+# with fewer, late includes or borders the first value and "settles" or "drifts" cannot be told
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,18 @@ class DiagnosticSummary:
     early: stats.Interval  # (1,) the first logged value
     late: stats.Interval  # (1,) mean over the last third of logged rows
     seeds: tuple[int, ...]
+    early_values: np.ndarray  # (seeds,) each seed's early value
+    late_values: np.ndarray  # (seeds,) each seed's late value
+
+    @property
+    def rows(self) -> int:
+        """Logged values behind the curve (steps at which every seed logged it)."""
+        return int(self.curve.steps.size)
+
+    @property
+    def has_trend(self) -> bool:
+        """Whether early and late are far enough apart to compare (TREND_ROWS)."""
+        return self.rows >= TREND_ROWS
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,8 @@ class Analysis:
     improvement: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # (x, kx, y, ky)
     per_task: dict[tuple[str, str, int], TaskScores] = field(default_factory=dict)
     diagnostics: dict[tuple[str, str, str, int], DiagnosticSummary] = field(default_factory=dict)  # var, task, a, k
+    score_difference: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # IQM x - IQM y
+    references: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> reference policy -> score
 
 
 def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> Analysis:
@@ -95,13 +115,28 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
         if tasks and mx.num_runs and my.num_runs:
             analysis.improvement[(x, kx, y, ky)] = stats.batched_bootstrap(
                 (mx.scores, my.scores), stats.probability_of_improvement_batched, reps, seed)
+            analysis.score_difference[(x, kx, y, ky)] = stats.batched_bootstrap(
+                (mx.scores, my.scores), stats.iqm_difference_batched, reps, seed)
     for run in results.runs:
         logged = run_diagnostics(results, run.task, run.ablation, run.k)
         for name in [*DIAGNOSTICS, *PER_PROBE]:
             summary = diagnostic_summary(logged, name, reps, seed)
             if summary is not None:
                 analysis.diagnostics[(name, run.task, run.ablation, run.k)] = summary
+    for task in results.tasks:
+        levels = task_reference_levels(task)
+        if levels:
+            analysis.references[task] = levels
     return analysis
+
+
+def task_reference_levels(task: str) -> dict[str, float]:
+    """The reference policies' scores of a task, by name, without training or reading files: the
+    embedded modes tasks know theirs (drol_diag.tasks.modes.reference_levels); other tasks none yet."""
+    from drol_diag.tasks import modes  # (JAX: only when a report is built)
+
+    spec = modes.MODES_TASKS.get(task)
+    return modes.reference_levels(spec) if spec is not None else {}
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
@@ -175,7 +210,7 @@ def diagnostic_summary(logged: xr.Dataset, name: str, reps: int, seed: int) -> D
     late = values[:, -late_rows:].mean(axis=1, keepdims=True)
     return DiagnosticSummary(Curve(steps, stats.seed_interval(values, reps, seed)),
                              stats.seed_interval(early, reps, seed), stats.seed_interval(late, reps, seed),
-                             tuple(int(s) for s in logged["seed"].values))
+                             tuple(int(s) for s in logged["seed"].values), early[:, 0], late[:, 0])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -212,6 +247,11 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
     for (x, kx, y, ky), interval in analysis.improvement.items():
         improvement.setdefault(f"{x}>{y}", {})[str(kx)] = {**_interval_json(interval, ("P",))["P"],
                                                             "k_x": kx, "k_y": ky}
+    difference: dict[str, Any] = {}
+    for (x, kx, y, ky), interval in analysis.score_difference.items():
+        difference.setdefault(f"{x}-{y}", {})[str(kx)] = {
+            **_interval_json(interval, ("IQM difference",))["IQM difference"], "k_x": kx, "k_y": ky,
+            "material": stats.is_material(interval, stats.SCORE_MATERIAL)}
     per_task: dict[str, Any] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
         point, low, high = scores.mean.at(0)
@@ -237,11 +277,18 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
                                     "per_task": "reports.stats.seed_mean on (seeds, 1, 1)",
                                     "diagnostics": "reports.stats.seed_mean on (seeds, 1, steps)"},
                       "optimality_gap_threshold": stats.OPTIMALITY_THRESHOLD},
-        "score": "mean of the last 3 evaluations of each seed (docs/drol-spec.md section 3); NaN for a diverged seed, "
+        "score": "mean of the last 3 evaluations of each seed on the run's final schedule "
+                 "(docs/drol-spec.md section 3); NaN for a diverged seed, "
                  "which is left out of the statistics and listed",
         "tasks": results.tasks,
         "aggregates": aggregates,
         "probability_of_improvement": improvement,
+        "iqm_difference": difference,
+        "materiality": {"score (IQM difference)": stats.SCORE_MATERIAL,
+                        **{name: r.material for name, r in REPORTING.items()},
+                        "rule": "a difference is material only when its whole 95% interval lies beyond the "
+                                "threshold; null: never called material"},
+        "reference_levels": analysis.references,
         "performance_profile": profiles,
         "sample_efficiency": efficiency,
         "per_task": per_task,

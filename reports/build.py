@@ -6,12 +6,17 @@
 
 Every output is written under a temporary name and renamed, so an interrupted report leaves the
 previous outputs (or none) in place, never a half-written file.
+
+Every run folder found is read or skipped: a skipped one (its log or config.json cannot be read, a
+chunk included: every value is read once) is listed with its path and the reason in the inventory
+(HTML, PDF, report.json's "inventory") and, through `warn`, on stderr; `strict` makes any a ReportError.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from drol_diag.runfolder import store
 from reports import stats
 from reports.analysis import analyse, analysis_json
 from reports.document import Paragraph, Report
-from reports.runs import Results, read_results
+from reports.runs import Results, SkippedRunInfo, read_results
 from reports.sections import all_sections, summary_lines
 
 
@@ -65,10 +70,33 @@ def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DE
     report = Report(title="drol-diag report: does dynamic routing work, and why?",
                     subtitle=f"runs under {results.root.resolve()}; made {when}", summary=summary,
                     sections=all_sections(results, analysis))
-    record = {"summary": list(summary), "root": str(results.root.resolve()), **analysis_json(analysis, results),
+    record = {"summary": list(summary), "root": str(results.root.resolve()), "inventory": inventory_json(results),
+              **analysis_json(analysis, results),
               "answers": {s.anchor: [b.text for b in s.blocks if isinstance(b, Paragraph)]
                           for s in report.sections}}
     return report, record
+
+
+def inventory_json(results: Results) -> dict:
+    """report.json's account of the run folders: how many were found, which were read, which skipped and why."""
+    return {"run_folders_found": results.found, "read": [r.run_dir for r in results.runs],
+            "skipped": [{"run_dir": s.run_dir, "reason": s.reason, "task": s.task or None,
+                         "ablation": s.ablation or None, "k": s.k} for s in results.skipped]}
+
+
+def skipped_line(skipped: SkippedRunInfo) -> str:
+    """One line for stderr: 'skipped run folder PATH: REASON (it would be TASK ABLATION K=K)'."""
+    would_be = f" (it would be {skipped.task} {skipped.ablation} K={skipped.k})" if skipped.task else ""
+    return f"skipped run folder {skipped.run_dir}: {skipped.reason}{would_be}"
+
+
+def check_strict(results: Results) -> None:
+    """ReportError (--strict) when any run folder was skipped, naming each with its reason."""
+    if results.skipped:
+        listed = "; ".join(f"{s.run_dir}: {s.reason}" for s in results.skipped)
+        raise ReportError(f"--strict: {len(results.skipped)} of the {results.found} run folders under {results.root} "
+                          f"could not be read ({listed}); repair or remove them, or report without --strict "
+                          "to list them as skipped")
 
 
 def check_root(root: Path) -> None:
@@ -111,13 +139,21 @@ def _json_safe(value):
 
 
 def make_report(root: Path, html: Path | None = None, pdf: Path | None = None, reps: int = stats.DEFAULT_REPS,
-                seed: int = stats.DEFAULT_SEED) -> tuple[Outputs, tuple[str, ...]]:
+                seed: int = stats.DEFAULT_SEED, strict: bool = False,
+                warn: Callable[[str], None] | None = None) -> tuple[Outputs, tuple[str, ...]]:
     """Everything `drol-diag report` does; returns where it wrote and the three summary lines.
-    Options are checked before anything is read."""
+    Options are checked before anything is read. Each skipped run folder is passed to `warn` as one
+    line (skipped_line) as soon as the runs are read; with `strict`, any is a ReportError and nothing
+    is written."""
     outputs = default_outputs(root, html, pdf)
     check_root(root)
     check_options(outputs, reps)
     results = load(root)
+    for skipped in results.skipped:
+        if warn is not None:
+            warn(skipped_line(skipped))
+    if strict:
+        check_strict(results)
     report, record = build(results, reps, seed)
     write(report, record, results, outputs)
     return outputs, report.summary

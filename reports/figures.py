@@ -4,11 +4,19 @@ One colour per ablation across every figure (seaborn's colour-blind palette in t
 `drol-diag list ablations`), one marker per ablation as well so lines stay distinguishable in
 grey print. Bands are 95% bootstrap intervals over seeds; where a line has no interval (one seed)
 it is drawn dashed without a band and its legend entry says so.
+
+Axes do not mislead: a quantity's axis stays within the values it can take (no dead-candidates axis
+below 0), spans at least its materiality threshold twice over (so a visible gap is not a sub-threshold
+one blown up), and where an axis is still narrow beside its values it says so in the panel. Axis labels
+and titles wrap to their panel's width instead of running off the figure. Reference levels (a task's
+reference policies) are grey horizontal lines, one line style each, named in the legend.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import textwrap
 from dataclasses import dataclass
 
 import matplotlib
@@ -28,6 +36,9 @@ PALETTE = sns.color_palette("colorblind", 10)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h")
 STYLE = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "legend.fontsize": 9,
          "xtick.labelsize": 9, "ytick.labelsize": 9}
+CHARACTER_WIDTH_IN = 0.075  # a 10 pt DejaVu Sans character, on average: labels wrap at panel width / this
+NARROW_AXIS = 0.02  # an axis spanning less than this fraction of its largest absolute value gets a note
+LEVEL_STYLES = ("--", "-.", (0, (1, 1)), (0, (5, 2, 1, 2)))  # line styles of reference levels, in order
 
 
 def ablation_colour(ablation: str) -> tuple[float, float, float]:
@@ -54,7 +65,10 @@ class Line:
 @dataclass(frozen=True)
 class Panel:
     """One axes: its title, axis labels (with units) and lines; `log2_x` for K axes, `reference` a
-    horizontal dotted line (value, label) such as the data's own scale."""
+    horizontal dotted line (value, label) such as the data's own scale; `levels` grey horizontal
+    lines (value, label), a task's reference policies' scores. `bounds` (low, high; None for open) are
+    the values the quantity can take and `min_span` the least height of the y axis (twice the
+    quantity's materiality threshold); `ylim` fixes the axis instead."""
 
     title: str
     xlabel: str
@@ -63,10 +77,18 @@ class Panel:
     log2_x: bool = False
     reference: tuple[float, str] | None = None
     ylim: tuple[float, float] | None = None
+    levels: tuple[tuple[float, str], ...] = ()
+    bounds: tuple[float | None, float | None] = (None, None)
+    min_span: float = 0.0
 
 
 def line_figure(name: str, caption: str, panels: list[Panel], columns: int = 2) -> Figure:
     """A grid of line panels sharing one legend (one entry per label), rendered to PNG."""
+    return _render(draw_line_figure(panels, columns), name, caption)
+
+
+def draw_line_figure(panels: list[Panel], columns: int = 2):
+    """line_figure's matplotlib figure, drawn but not rendered (for checks of its axes)."""
     columns = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // columns)
     height = 2.9 * rows + 0.7
@@ -79,9 +101,16 @@ def line_figure(name: str, caption: str, panels: list[Panel], columns: int = 2) 
             if panel.reference is not None:
                 value, label = panel.reference
                 handles.setdefault(label, ax.axhline(value, color="0.3", linestyle=":", linewidth=1.2, label=label))
-            ax.set(title=panel.title, xlabel=panel.xlabel, ylabel=panel.ylabel)
+            for (value, label), style in zip(panel.levels, itertools.cycle(LEVEL_STYLES)):
+                handles.setdefault(label, ax.axhline(value, color="0.45", linestyle=style, linewidth=1.1,
+                                                     label=label))
+            characters = _characters(WIDTH_IN / columns)
+            ax.set(title=_wrap(panel.title, characters), xlabel=_wrap(panel.xlabel, characters),
+                   ylabel=_wrap(panel.ylabel, int(2.9 / CHARACTER_WIDTH_IN)))
             if panel.ylim is not None:
                 ax.set_ylim(*panel.ylim)
+            else:
+                _fit_y_axis(ax, panel)
             if panel.log2_x:
                 ax.set_xscale("log", base=2)
                 ticks = sorted({float(v) for line in panel.lines for v in line.x})
@@ -89,11 +118,44 @@ def line_figure(name: str, caption: str, panels: list[Panel], columns: int = 2) 
                 ax.minorticks_off()
         for ax in axes.flat[len(panels):]:
             ax.set_visible(False)
-        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=min(len(handles), 4),
+        entry_in = max((len(label) for label in handles), default=1) * CHARACTER_WIDTH_IN * 0.9 + 0.6  # (9 pt, key)
+        legend_columns = max(1, min(len(handles), 4, int(WIDTH_IN / entry_in)))  # as many as fit the width
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=legend_columns,
                    frameon=False, bbox_to_anchor=(0.5, 0.0))
-        legend_rows = -(-len(handles) // 4)
+        legend_rows = -(-len(handles) // legend_columns)
         fig.tight_layout(rect=(0, min(0.35, 0.3 * legend_rows / height + 0.02), 1, 1))
-        return _render(fig, name, caption)
+        return fig
+
+
+def _characters(width_in: float) -> int:
+    """About how many characters of a 10 pt label fit in `width_in` inches."""
+    return max(8, int(width_in / CHARACTER_WIDTH_IN))
+
+
+def _wrap(text: str, characters: int) -> str:
+    """`text` broken between words into lines of at most `characters` (a longer word keeps its line)."""
+    return "\n".join(textwrap.wrap(text, characters, break_long_words=False)) if text else text
+
+
+def _fit_y_axis(ax, panel: Panel) -> None:
+    """Keep the y axis inside the quantity's bounds and at least `min_span` high; note a narrow one."""
+    low, high = ax.get_ylim()
+    bound_low, bound_high = panel.bounds
+    if high - low < panel.min_span:
+        middle = (low + high) / 2
+        low, high = middle - panel.min_span / 2, middle + panel.min_span / 2
+    if bound_low is not None and low < bound_low:
+        low, high = bound_low, max(high, bound_low + panel.min_span)
+    if bound_high is not None and high > bound_high:
+        low, high = min(low, bound_high - panel.min_span), bound_high
+        if bound_low is not None:
+            low = max(low, bound_low)
+    ax.set_ylim(low, high)
+    ax.ticklabel_format(axis="y", useOffset=False)  # (an offset such as "+0.998" reads as the values)
+    largest = max(abs(low), abs(high))
+    if largest > 0 and high - low < NARROW_AXIS * largest:
+        ax.text(0.02, 0.97, f"note: narrow axis, {low:.4g} to {high:.4g}", transform=ax.transAxes, ha="left",
+                va="top", fontsize=8, color="0.25", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
 
 
 def _draw_line(ax, line: Line) -> tuple[str, object]:
@@ -124,6 +186,12 @@ def interval_figure(name: str, caption: str, titles: list[str], xlabels: list[st
     """rliable-style interval plot: one panel per statistic, one horizontal bar (the 95% interval)
     with its point estimate per row; rows without an interval show the point only. `reference` draws
     a vertical dotted line in every panel (0.5 for probabilities of improvement)."""
+    return _render(draw_interval_figure(titles, xlabels, rows, reference, xlim), name, caption)
+
+
+def draw_interval_figure(titles: list[str], xlabels: list[str], rows: list[IntervalRow],
+                         reference: float | None = None, xlim: tuple[float, float] | None = None):
+    """interval_figure's matplotlib figure, drawn but not rendered (for checks of its layout)."""
     height = 0.45 * len(rows) + 1.4
     with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(titles), figsize=(WIDTH_IN, height), squeeze=False, sharey=True)
@@ -136,13 +204,14 @@ def interval_figure(name: str, caption: str, titles: list[str], xlabels: list[st
                 ax.plot([row.points[p]], [y], marker="|", markersize=14, color="k", markeredgewidth=1.8)
             if reference is not None:
                 ax.axvline(reference, color="0.3", linestyle=":", linewidth=1.2)
-            ax.set(title=titles[p], xlabel=xlabels[p])
+            characters = _characters(WIDTH_IN * 0.8 / len(titles))  # (the row labels take a fifth)
+            ax.set(title=_wrap(titles[p], characters), xlabel=_wrap(xlabels[p], characters))
             if xlim is not None:
                 ax.set_xlim(*xlim)
-            ax.set_yticks(positions, [row.label for row in rows])
+            ax.set_yticks(positions, [_wrap(row.label, 28) for row in rows])
             ax.grid(axis="y", visible=False)
         fig.tight_layout()
-        return _render(fig, name, caption)
+        return fig
 
 
 def _render(fig, name: str, caption: str) -> Figure:

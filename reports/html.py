@@ -58,14 +58,15 @@ section > h2 {
 p { margin: 0.6em 0; }
 .table-block { margin: 1.2em 0; }
 .table-caption { font-weight: 600; margin: 0 0 0.4em; }
-.table-scroll { overflow-x: auto; border: 1px solid var(--rule); border-radius: 4px; }
+.table-scroll { overflow-x: auto; border: 1px solid var(--rule); border-radius: 4px; } /* a last resort: cells wrap */
 table { border-collapse: collapse; width: 100%; font-size: 0.9rem; font-variant-numeric: tabular-nums; }
 th, td { padding: 5px 10px; text-align: left; vertical-align: top; border-bottom: 1px solid var(--rule); }
 th { background: #e9eef3; font-weight: 600; }
 tbody tr:nth-child(even) { background: var(--zebra); }
 tbody tr:last-child td { border-bottom: 0; }
 th.num, td.num { text-align: right; }
-td.num, td.short { white-space: nowrap; }
+td { overflow-wrap: anywhere; }
+td.num, td.short { overflow-wrap: normal; }
 .table-note { color: var(--muted); font-size: 0.85rem; margin: 0.35em 0 0; }
 .notice {
   margin: 1.1em 0; padding: 10px 14px; border-left: 6px solid; border-radius: 4px;
@@ -216,7 +217,8 @@ def _notice(notice: Notice) -> str:
 
 
 def _table(table: Table) -> str:
-    """Caption, a horizontally scrollable table (numeric cells right-aligned), then the note."""
+    """Caption, the table (numeric cells right-aligned; cells wrap, between words first, so that every column
+    shows within the page's width rather than behind a sideways scroll), then the note."""
     header = "".join(
         f'<th scope="col" class="num">{_text(column)}</th>' if numeric else f'<th scope="col">{_text(column)}</th>'
         for column, numeric in zip(table.columns, numeric_columns(table))
@@ -242,7 +244,8 @@ def _table(table: Table) -> str:
 
 
 def _cell(cell: str) -> str:
-    """A body cell: numbers right-aligned and unbroken, short labels unbroken, longer text wraps."""
+    """A body cell: numbers right-aligned, and like short labels breaking only between words ('0.61' over
+    '[0.55, 0.66]'), where the table would not fit otherwise; longer text wraps anywhere it must."""
     if looks_numeric(cell):
         return f'<td class="num">{_text(cell)}</td>'
     if len(cell) <= SHORT_CELL_CHARACTERS:

@@ -2,13 +2,17 @@
 
 Page 1 carries the title, subtitle, summary and a contents list with page numbers (and links);
 every section then starts on a new page. Text is real PDF text in the built-in Helvetica and
-Courier fonts (no font files), tables wrap their cells and repeat their header row across pages,
-figures are scaled to the frame. The file is written atomically: a temporary file next to the
-target is renamed over it only once rendering has succeeded.
+Courier fonts; a character they cannot encode (beyond Windows-1252) is set in DejaVu Sans (Mono), embedded
+(subset) from the copy matplotlib ships, so a path in Greek or Cyrillic prints as typed, and a character
+DejaVu lacks too (CJK, for one) is printed visibly as its escape (\\u6570), never as a box. Tables wrap
+their cells and repeat their header row across pages, figures are scaled to the frame.
+The file is written atomically: a temporary file next to the target is renamed over it only once rendering
+has succeeded.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pathlib
@@ -16,13 +20,16 @@ import re
 from collections.abc import Callable
 from xml.sax.saxutils import escape
 
+import matplotlib
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm, inch
 from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
@@ -52,7 +59,11 @@ FRAME_HEIGHT = PAGE_SIZE[1] - 2 * MARGIN - 2 * FRAME_PADDING
 FIGURE_MAX_HEIGHT = 0.6 * FRAME_HEIGHT
 BOX_PADDING = (9, 8, 6, 7)  # points: left, right, top, bottom padding of notice and command boxes
 BOX_CONTENT_WIDTH = FRAME_WIDTH - BOX_PADDING[0] - BOX_PADDING[1] - 1  # 1 pt to spare
-COURIER_ADVANCE = 0.6  # every Courier glyph is 0.6 em wide
+COURIER_ADVANCE = 0.6  # every Courier glyph is 0.6 em wide (DejaVu Sans Mono's, for what Courier lacks, 0.602)
+FONT, FONT_BOLD, FONT_OBLIQUE, FONT_MONO = "Helvetica", "Helvetica-Bold", "Helvetica-Oblique", "Courier"
+FALLBACK_FONTS = {FONT: "DejaVuSans", FONT_BOLD: "DejaVuSans-Bold", FONT_OBLIQUE: "DejaVuSans-Oblique",
+                  FONT_MONO: "DejaVuSansMono"}  # for the characters the built-in fonts cannot encode
+FONT_FOLDER = pathlib.Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu, part of every matplotlib
 TABLE_START_HEIGHT = 90  # points: room a table needs to start on a page (caption, header, a few rows)
 WIDE_TABLE_COLUMNS = 7  # tables with more columns use the smaller font
 
@@ -95,31 +106,89 @@ def render_pdf(report: document.Report, path: pathlib.Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Fonts
+
+
+@functools.cache
+def _register_fonts() -> None:
+    """Register the DejaVu fallback faces with reportlab (once per process, when a text first needs them)."""
+    for name in FALLBACK_FONTS.values():
+        pdfmetrics.registerFont(TTFont(name, str(FONT_FOLDER / f"{name}.ttf")))
+
+
+@functools.cache
+def _glyphs(font_name: str) -> frozenset[int]:
+    """The code points a registered TrueType font has glyphs for."""
+    _register_fonts()
+    return frozenset(pdfmetrics.getFont(font_name).face.charToGlyph)
+
+
+def _encodable(character: str) -> bool:
+    """Whether a built-in (Type 1, WinAnsiEncoding) font can show the character."""
+    try:
+        character.encode("cp1252")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def font_runs(text: str, font_name: str = FONT) -> list[tuple[str, str]]:
+    """`text` as (font, text) runs: the built-in `font_name` where it can encode the characters, its DejaVu
+    fallback where only that has them, and each character neither has as its escape (\\u6570, \\U0001f600)
+    in the built-in font, visibly and recoverably instead of an empty box. Line breaks are kept."""
+    fallback = FALLBACK_FONTS[font_name]
+    runs: list[tuple[str, str]] = []
+    for character in text:
+        if _encodable(character):
+            font, shown = font_name, character
+        elif ord(character) in _glyphs(fallback):
+            font, shown = fallback, character
+        else:
+            font, shown = font_name, (f"\\u{ord(character):04x}" if ord(character) <= 0xFFFF
+                                      else f"\\U{ord(character):08x}")
+        if runs and runs[-1][0] == font:
+            runs[-1] = (font, runs[-1][1] + shown)
+        else:
+            runs.append((font, shown))
+    return runs
+
+
+def printable(text: str, font_name: str = FONT) -> str:
+    """`text` with the characters neither the font nor its fallback has escaped (font_runs), as plain text."""
+    return "".join(run for _, run in font_runs(text, font_name))
+
+
+def _text_width(text: str, font_name: str, font_size: float) -> float:
+    """The width in points of `text` set as `font_runs` sets it."""
+    return sum(stringWidth(run, font, font_size) for font, run in font_runs(text, font_name))
+
+
+# ---------------------------------------------------------------------------------------------
 # Styles
 
 
 def _style(name: str, **attributes: object) -> ParagraphStyle:
     """A paragraph style on the Helvetica defaults of this report."""
-    defaults = {"fontName": "Helvetica", "fontSize": 10, "leading": 13.5, "textColor": TEXT_COLOR}
+    defaults = {"fontName": FONT, "fontSize": 10, "leading": 13.5, "textColor": TEXT_COLOR}
     return ParagraphStyle(name, **{**defaults, **attributes})
 
 
-TITLE = _style("title", fontName="Helvetica-Bold", fontSize=22, leading=27, spaceAfter=8)
+TITLE = _style("title", fontName=FONT_BOLD, fontSize=22, leading=27, spaceAfter=8)
 SUBTITLE = _style("subtitle", fontSize=11, leading=15, textColor=MUTED_COLOR, spaceAfter=16)
 SUMMARY_LINE = _style("summary", fontSize=11, leading=15, leftIndent=14, bulletIndent=2, spaceAfter=4)
-CONTENTS_HEADING = _style("contents", fontName="Helvetica-Bold", fontSize=13, leading=17, spaceBefore=22, spaceAfter=6)
+CONTENTS_HEADING = _style("contents", fontName=FONT_BOLD, fontSize=13, leading=17, spaceBefore=22, spaceAfter=6)
 CONTENTS_ENTRY = _style("contents-entry", fontSize=10.5, leading=16, leftIndent=0, rightIndent=24)
-SECTION_HEADING = _style("section", fontName="Helvetica-Bold", fontSize=16, leading=20, spaceAfter=10)
+SECTION_HEADING = _style("section", fontName=FONT_BOLD, fontSize=16, leading=20, spaceAfter=10)
 BODY = _style("body", spaceAfter=7)
-TABLE_CAPTION = _style("table-caption", fontName="Helvetica-Bold", fontSize=9, leading=12, spaceBefore=6, spaceAfter=4)
+TABLE_CAPTION = _style("table-caption", fontName=FONT_BOLD, fontSize=9, leading=12, spaceBefore=6, spaceAfter=4)
 TABLE_NOTE = _style("table-note", fontSize=8, leading=10, textColor=MUTED_COLOR, spaceBefore=3)
 FIGURE_CAPTION = _style(
-    "figure-caption", fontName="Helvetica-Oblique", fontSize=8, leading=10, alignment=TA_CENTER, textColor=MUTED_COLOR
+    "figure-caption", fontName=FONT_OBLIQUE, fontSize=8, leading=10, alignment=TA_CENTER, textColor=MUTED_COLOR
 )
 NOTICE_TEXT = _style("notice", fontSize=9.5, leading=12.5)
 COMMAND_CAPTION = _style("command-caption", fontSize=9.5, leading=12.5, spaceBefore=4, spaceAfter=3)
-CODE = _style("code", fontName="Courier", fontSize=8, leading=10)
-FOOTER_FONT = ("Helvetica", 8)
+CODE = _style("code", fontName=FONT_MONO, fontSize=8, leading=10)
+FOOTER_FONT = (FONT, 8)
 
 
 def _cell_styles(column_count: int) -> dict[str, ParagraphStyle]:
@@ -129,9 +198,9 @@ def _cell_styles(column_count: int) -> dict[str, ParagraphStyle]:
     return {
         "text": _style("cell", fontSize=size, leading=leading, splitLongWords=1),
         "number": _style("cell-number", fontSize=size, leading=leading, alignment=TA_RIGHT, splitLongWords=1),
-        "header": _style("cell-header", fontName="Helvetica-Bold", fontSize=size, leading=leading, splitLongWords=1),
+        "header": _style("cell-header", fontName=FONT_BOLD, fontSize=size, leading=leading, splitLongWords=1),
         "header-number": _style(
-            "cell-header-number", fontName="Helvetica-Bold", fontSize=size, leading=leading, alignment=TA_RIGHT
+            "cell-header-number", fontName=FONT_BOLD, fontSize=size, leading=leading, alignment=TA_RIGHT
         ),
     }
 
@@ -144,7 +213,7 @@ class _SectionHeading(Paragraph):
     """A section's heading; the template records its page for the contents and the PDF outline."""
 
     def __init__(self, title: str, key: str) -> None:
-        super().__init__(_markup(title), SECTION_HEADING)
+        super().__init__(_markup(title, SECTION_HEADING.fontName), SECTION_HEADING)
         self.title = title
         self.key = key
 
@@ -157,7 +226,7 @@ class _ReportDocTemplate(SimpleDocTemplate):
         if isinstance(flowable, _SectionHeading):
             self.canv.bookmarkPage(flowable.key)
             self.canv.addOutlineEntry(flowable.title, flowable.key, level=0, closed=False)
-            self.notify("TOCEntry", (0, _markup(flowable.title), self.page, flowable.key))
+            self.notify("TOCEntry", (0, _markup(flowable.title, CONTENTS_ENTRY.fontName), self.page, flowable.key))
 
 
 def _no_footer(canvas: Canvas, doc: SimpleDocTemplate) -> None:
@@ -168,8 +237,8 @@ def _footer_painter(title: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
     """A page callback drawing a rule, the report title (shortened to fit) and the page number."""
     font_name, font_size = FOOTER_FONT
     title_room = FRAME_WIDTH - 2 * cm
-    shown_title = title
-    while shown_title and stringWidth(shown_title, font_name, font_size) > title_room:
+    shown_title = printable(title)
+    while shown_title and _text_width(shown_title, font_name, font_size) > title_room:
         shown_title = shown_title[:-2] + "\u2026" if len(shown_title) > 2 else ""
 
     def paint(canvas: Canvas, doc: SimpleDocTemplate) -> None:
@@ -177,9 +246,13 @@ def _footer_painter(title: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
         canvas.setStrokeColor(RULE_COLOR)
         canvas.setLineWidth(0.5)
         canvas.line(MARGIN, FOOTER_GAP + 10, PAGE_SIZE[0] - MARGIN, FOOTER_GAP + 10)
-        canvas.setFont(font_name, font_size)
         canvas.setFillColor(MUTED_COLOR)
-        canvas.drawString(MARGIN, FOOTER_GAP, shown_title)
+        x = MARGIN
+        for run_font, run in font_runs(shown_title, font_name):
+            canvas.setFont(run_font, font_size)
+            canvas.drawString(x, FOOTER_GAP, run)
+            x += stringWidth(run, run_font, font_size)
+        canvas.setFont(font_name, font_size)
         canvas.drawRightString(PAGE_SIZE[0] - MARGIN, FOOTER_GAP, f"Page {doc.page}")
         canvas.restoreState()
 
@@ -192,11 +265,11 @@ def _footer_painter(title: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
 
 def _story(report: document.Report) -> list[Flowable]:
     """Every flowable of the document, in order."""
-    story: list[Flowable] = [Paragraph(_markup(report.title), TITLE)]
+    story: list[Flowable] = [_para(report.title, TITLE)]
     if report.subtitle:
-        story.append(Paragraph(_markup(report.subtitle), SUBTITLE))
+        story.append(_para(report.subtitle, SUBTITLE))
     for line in report.summary:
-        story.append(Paragraph(_markup(line), SUMMARY_LINE, bulletText="\u2022"))
+        story.append(_para(line, SUMMARY_LINE, bulletText="\u2022"))
     if report.sections:
         story.append(Paragraph("Contents", CONTENTS_HEADING))
         contents = TableOfContents(dotsMinLevel=0)
@@ -210,16 +283,24 @@ def _story(report: document.Report) -> list[Flowable]:
     return story
 
 
-def _markup(text: str) -> str:
-    """Plain text made safe for reportlab's paragraph mini-markup (`&`, `<`, `>` escaped)."""
-    return escape(text)
+def _markup(text: str, font_name: str = FONT) -> str:
+    """Plain text made safe for reportlab's paragraph mini-markup (`&`, `<`, `>` escaped), in the style's font
+    `font_name` with its DejaVu fallback for what that cannot encode (font_runs)."""
+    return "".join(escape(run) if font == font_name else f'<font name="{font}">{escape(run)}</font>'
+                   for font, run in font_runs(text, font_name))
+
+
+def _para(text: str, style: ParagraphStyle, **options: object) -> Paragraph:
+    """A paragraph of plain text in `style` (_markup with the style's font)."""
+    return Paragraph(_markup(text, style.fontName), style, **options)
 
 
 def _code(text: str, width: float) -> XPreformatted:
     """A command in Courier, wrapped to `width` points (spaces kept as typed)."""
     characters_per_line = max(8, int(width / (COURIER_ADVANCE * CODE.fontSize)))
+    text = printable(text, FONT_MONO)  # (escapes first, so that lines are cut to the characters shown)
     lines = [wrapped for line in text.split("\n") for wrapped in _wrap_command_line(line, characters_per_line)]
-    return XPreformatted(_markup("\n".join(lines)), CODE)
+    return XPreformatted(_markup("\n".join(lines), FONT_MONO), CODE)
 
 
 def _wrap_command_line(line: str, characters_per_line: int) -> list[str]:
@@ -248,7 +329,7 @@ def _wrap_command_line(line: str, characters_per_line: int) -> list[str]:
 def _block(block: object) -> list[Flowable]:
     """One report block as flowables."""
     if isinstance(block, document.Paragraph):
-        return [Paragraph(_markup(block.text), BODY)]
+        return [_para(block.text, BODY)]
     if isinstance(block, document.Notice):
         return [_notice(block), Spacer(1, 8)]
     if isinstance(block, document.Table):
@@ -282,7 +363,7 @@ def _notice(notice: document.Notice) -> LayoutTable:
     kind = notice.kind if notice.kind in NOTICE_LABELS else "warning"
     background, rule = NOTICE_COLORS[kind]
     content: list[Flowable] = [
-        Paragraph(f"<b>{_markup(NOTICE_LABELS[kind])}</b> {_markup(notice.text)}", NOTICE_TEXT)
+        Paragraph(f"<b>{escape(NOTICE_LABELS[kind])}</b> {_markup(notice.text, NOTICE_TEXT.fontName)}", NOTICE_TEXT)
     ]
     if notice.command:
         content += [Spacer(1, 4), _code(notice.command, BOX_CONTENT_WIDTH)]
@@ -293,7 +374,7 @@ def _command(command: document.Command) -> Flowable:
     """What the command is for, then the command in Courier on a grey box, kept together."""
     parts: list[Flowable] = []
     if command.caption:
-        parts.append(Paragraph(_markup(command.caption), COMMAND_CAPTION))
+        parts.append(_para(command.caption, COMMAND_CAPTION))
     parts.append(_boxed([_code(command.text, BOX_CONTENT_WIDTH)], CODE_BACKGROUND))
     return KeepTogether(parts)
 
@@ -303,15 +384,15 @@ def _table(table: document.Table) -> list[Flowable]:
     column_count = len(table.columns)
     if column_count == 0:  # nothing to lay out: keep the caption and note only
         texts = [(table.caption, TABLE_CAPTION), (table.note, TABLE_NOTE)]
-        return [Paragraph(_markup(text), style) for text, style in texts if text]
+        return [_para(text, style) for text, style in texts if text]
     styles = _cell_styles(column_count)
     rows = [tuple(row[:column_count]) + ("",) * (column_count - len(row)) for row in table.rows]
     header = [
-        Paragraph(_markup(title), styles["header-number" if numeric else "header"])
+        _para(title, styles["header-number" if numeric else "header"])
         for title, numeric in zip(table.columns, numeric_columns(table))
     ]
     body = [
-        [Paragraph(_markup(cell), styles["number" if looks_numeric(cell) else "text"]) for cell in row] for row in rows
+        [_para(cell, styles["number" if looks_numeric(cell) else "text"]) for cell in row] for row in rows
     ]
     cell_padding = 2 if column_count > WIDE_TABLE_COLUMNS else 3
     widths = _column_widths(table.columns, rows, styles["text"].fontSize, cell_padding)
@@ -334,10 +415,10 @@ def _table(table: document.Table) -> list[Flowable]:
     # (keepWithNext would move a whole long table to the next page, leaving a gap.)
     flowables: list[Flowable] = [CondPageBreak(TABLE_START_HEIGHT)]
     if table.caption:
-        flowables.append(Paragraph(_markup(table.caption), TABLE_CAPTION))
+        flowables.append(_para(table.caption, TABLE_CAPTION))
     flowables.append(layout)
     if table.note:
-        flowables.append(Paragraph(_markup(table.note), TABLE_NOTE))
+        flowables.append(_para(table.note, TABLE_NOTE))
     flowables.append(Spacer(1, 8))
     return flowables
 
@@ -355,7 +436,7 @@ def _column_widths(
     padding = 2 * cell_padding + 1  # 1 pt to spare for rounding
 
     def width(text: str, bold: bool = False) -> float:
-        return stringWidth(text, "Helvetica-Bold" if bold else "Helvetica", font_size) + padding
+        return _text_width(text, FONT_BOLD if bold else FONT, font_size) + padding
 
     def longest_word(text: str, bold: bool = False) -> float:
         return max((width(word, bold) for word in text.split()), default=padding)
@@ -389,6 +470,6 @@ def _figure(figure: document.Figure) -> Flowable:
     image.hAlign = "CENTER"
     parts: list[Flowable] = [Spacer(1, 4), image]
     if figure.caption:
-        parts += [Spacer(1, 4), Paragraph(_markup(figure.caption), FIGURE_CAPTION)]
+        parts += [Spacer(1, 4), _para(figure.caption, FIGURE_CAPTION)]
     parts.append(Spacer(1, 10))
     return KeepTogether(parts)

@@ -1,8 +1,10 @@
 """What a results folder holds, as tables: the run inventory and the score table (scores.csv).
 
-Reads every run under a folder through `diagnostics.open_runs` (plus each run's config.json for
-what it was asked to do) and turns evaluations into the published protocol's per-seed scores
-(drol_diag.runfolder.scoring.run_scores: mean of the last three evaluations, NaN for a diverged seed).
+Reads every run under a folder through `diagnostics.runs.read_runs` (plus each run's config.json for
+what it was asked to do; a run folder that cannot be read is kept as a SkippedRunInfo with the
+reason) and turns evaluations into the published protocol's per-seed scores
+(drol_diag.runfolder.scoring.run_scores: mean of the last three evaluations on the run's final schedule,
+NaN for a diverged seed). Which evaluations count is the log's `eval_counted` (`with_counted_evaluations`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from drol.variants import VARIANTS
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings.options import DEFAULT_PROBES, OPTIONS
 
-SCORE_COLUMNS = ("task", "ablation", "k", "seed", "score", "diverged", "evaluations", "last_eval_step")
+SCORE_COLUMNS = ("task", "ablation", "k", "seed", "score", "diverged", "evaluations", "last_eval_step",
+                 "uncounted_evaluations")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class RunInfo:
     seeds: tuple[int, ...]
     steps_planned: int
     steps_done: int  # last logged update
+    eval_interval: int  # updates between evaluations (config.json: the run's final schedule)
     evaluations: int  # evaluation rows logged
     profile: str
     hidden: str  # actor widths, e.g. "128,128,128"
@@ -47,13 +51,32 @@ class RunInfo:
 
 
 @dataclass(frozen=True)
+class SkippedRunInfo:
+    """A run folder found but not read: where, why (one line), and the run it would have been where its
+    config.json (or, for a damaged config.json, its log) says so ("" and None where nothing does)."""
+
+    run_dir: str
+    reason: str
+    task: str
+    ablation: str
+    k: int | None
+
+
+@dataclass(frozen=True)
 class Results:
-    """A results folder, read: the lazy logs (dims task, ablation, k, seed, ...), the runs and the scores."""
+    """A results folder, read: the lazy logs (dims task, ablation, k, seed, ...), the runs and the scores,
+    and the run folders found but skipped (every run folder under `root` is in `runs` or `skipped`)."""
 
     root: Path
-    logs: xr.Dataset  # open_runs(root, squeeze_k=False)
+    logs: xr.Dataset  # open_runs(root)
     runs: tuple[RunInfo, ...]
     scores: pd.DataFrame  # SCORE_COLUMNS, one row per (task, ablation, k, seed)
+    skipped: tuple[SkippedRunInfo, ...] = ()  # by run folder
+
+    @property
+    def found(self) -> int:
+        """Run folders found under `root`: read or skipped."""
+        return len(self.runs) + len(self.skipped)
 
     @property
     def tasks(self) -> list[str]:
@@ -83,13 +106,57 @@ def ablation_rank(name: str) -> int:
 
 
 def read_results(root: Path) -> Results:
-    """Open every run under `root`. Raises FileNotFoundError (no runs) or diagnostics.runs.RunsError."""
-    from diagnostics import open_runs
+    """Open every run under `root`, reading every value once (diagnostics.runs.read_runs with
+    read_values): a run folder whose log or config.json cannot be read is in `skipped` with the reason.
+    Raises FileNotFoundError (no runs) or diagnostics.runs.RunsError (none readable, or two folders
+    of one run)."""
+    from diagnostics.runs import RunsError, read_runs
 
-    logs = open_runs(root, squeeze_k=False)
-    runs = tuple(sorted((run_info(logs, str(path)) for path in np.unique(logs.run_dir.values) if path),
-                        key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
-    return Results(root=root, logs=logs, runs=runs, scores=score_table(logs, runs))
+    logs, unreadable = read_runs(root, read_values=True)
+    skipped = [skipped_run_info(run.run_dir, run.reason) for run in unreadable]
+    read = []
+    for path in (str(p) for p in np.unique(logs.run_dir.values) if p):
+        try:
+            read.append(run_info(logs, path))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:  # a damaged config.json
+            reason = f"cannot read its {store.CONFIG_FILE}: {type(error).__name__}: {' '.join(str(error).split())}"
+            skipped.append(skipped_run_info(Path(path), reason, logs))
+    if not read:
+        raise RunsError(f"none of the {len(skipped)} run folders under {root} could be read: "
+                        + "; ".join(f"{s.run_dir}: {s.reason}" for s in skipped))
+    logs = _without_runs(logs, [s.run_dir for s in skipped])
+    runs = tuple(sorted(read, key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
+    logs = with_counted_evaluations(logs, runs)
+    return Results(root=root, logs=logs, runs=runs, scores=score_table(logs, runs),
+                   skipped=tuple(sorted(skipped, key=lambda s: s.run_dir)))
+
+
+def skipped_run_info(run_dir: Path, reason: str, logs: xr.Dataset | None = None) -> SkippedRunInfo:
+    """A skipped run folder's record: its (task, ablation, K) from its config.json where that can be
+    read, else from its place in `logs` where it has one."""
+    try:
+        config = store.read_json(run_dir / store.CONFIG_FILE)
+        run, learner = config["run"], config["learner"]
+        return SkippedRunInfo(str(run_dir), reason, str(run["task"]), str(run["ablation"]),
+                              int(learner["num_candidates"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    if logs is not None and (logs.run_dir.values == str(run_dir)).any():
+        index = np.nonzero(logs.run_dir.values == str(run_dir))
+        task, ablation, k = (logs[dim].values[i[0]] for dim, i in zip(("task", "ablation", "k"), index))
+        return SkippedRunInfo(str(run_dir), reason, str(task), str(ablation), int(k))
+    return SkippedRunInfo(str(run_dir), reason, "", "", None)
+
+
+def _without_runs(logs: xr.Dataset, run_dirs: list[str]) -> xr.Dataset:
+    """`logs` with the numbers of the runs in `run_dirs` set to NaN and their run_dir to "" (as for a
+    (task, ablation, K) never run)."""
+    gone = logs.run_dir.isin(run_dirs)
+    if not bool(gone.any()):
+        return logs
+    blanked = {name: variable.where(~gone) for name, variable in logs.data_vars.items()
+               if variable.dtype.kind in "fc" and set(gone.dims) <= set(variable.dims)}
+    return logs.assign({**blanked, "run_dir": logs.run_dir.where(~gone, "")})
 
 
 def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
@@ -103,6 +170,7 @@ def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
     evaluations = int(np.isfinite(one["eval_score"].values).any(axis=0).sum()) if "eval_score" in one else 0
     return RunInfo(task=str(where["task"]), ablation=str(where["ablation"]), k=int(where["k"]),
                    seeds=tuple(int(s) for s in run["seeds"]), steps_planned=int(run["steps"]), steps_done=steps_done,
+                   eval_interval=int(run["eval_interval"]),
                    evaluations=evaluations, profile=str(run.get("profile", "")),
                    hidden=",".join(map(str, learner.get("actor_hidden", []))),
                    git_commit=str(config.get("git_commit", "")), command=str(config.get("command", "")),
@@ -140,22 +208,45 @@ def _last_finite_coordinate(values: xr.DataArray, dim: str) -> int:
     return int(values[dim].values[rows].max()) if rows.any() else 0
 
 
+def with_counted_evaluations(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> xr.Dataset:
+    """`logs` with `eval_counted` (..., seed, eval_step) bool for every run: as its log marks it, and
+    for a log written before the marker existed, by the same rule (scoring.counted_evaluations with
+    its config.json's eval_interval and steps). False where a run has no such evaluation."""
+    if "eval_score" not in logs:
+        return logs
+    template = logs["eval_score"].transpose(..., "seed", "eval_step")
+    logged = logs["eval_counted"].astype(np.float64) if "eval_counted" in logs else xr.full_like(template, np.nan)
+    counted = xr.zeros_like(template, dtype=bool).compute()
+    for run in runs:
+        where = dict(task=run.task, ablation=run.ablation, k=run.k)
+        rule = scoring.counted_evaluations(logs["eval_step"].values, run.eval_interval, run.steps_planned)
+        marked = np.asarray(logged.sel(where).transpose("seed", "eval_step").values)
+        counted.loc[where] = np.where(np.isfinite(marked), marked > 0, rule[None, :])
+    return logs.assign(eval_counted=counted)
+
+
 def score_table(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> pd.DataFrame:
     """One row per (task, ablation, k, seed) of every run: the protocol score, whether the seed diverged,
-    how many evaluations it has and the step of its last one. Sorted by task, ablation order, k, seed."""
+    how many evaluations count and the step of the last of them, and how many evaluations off the
+    run's final schedule its log keeps (eval_counted false: counted nowhere). Sorted by task,
+    ablation order, k, seed."""
     rows = []
     for run in runs:
         one = logs.sel(task=run.task, ablation=run.ablation, k=run.k).sel(seed=list(run.seeds))
         evals = one["eval_score"].values if "eval_score" in one else np.full((len(run.seeds), 0), np.nan)
         diverged = (np.nan_to_num(one["diverged"].values, nan=0.0) > 0).any(axis=1) if "diverged" in one \
             else np.zeros(len(run.seeds), bool)
-        scores = scoring.run_scores(evals, diverged)
+        counted = scoring.logged_counted(one["eval_counted"].transpose("seed", "eval_step").values) \
+            if "eval_counted" in one else np.zeros(evals.shape, bool)
+        scores = scoring.run_scores(evals, counted, diverged)
         eval_steps = one["eval_step"].values if "eval_step" in one.coords else np.zeros(0, int)
         for i, seed in enumerate(run.seeds):
             finite = np.isfinite(evals[i])
+            used = finite & counted[i]
             rows.append(dict(task=run.task, ablation=run.ablation, k=run.k, seed=seed, score=scores[i],
-                             diverged=bool(diverged[i]), evaluations=int(finite.sum()),
-                             last_eval_step=int(eval_steps[finite].max()) if finite.any() else -1))
+                             diverged=bool(diverged[i]), evaluations=int(used.sum()),
+                             last_eval_step=int(eval_steps[used].max()) if used.any() else -1,
+                             uncounted_evaluations=int((finite & ~counted[i]).sum())))
     table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
     order = table["ablation"].map(ablation_rank)
     return table.assign(_order=order).sort_values(["task", "_order", "ablation", "k", "seed"]) \
@@ -198,9 +289,9 @@ def eval_curves(logs: xr.Dataset, matrix: ScoreMatrix) -> tuple[np.ndarray, np.n
     """Evaluation scores of `matrix`'s runs against training step, for sample-efficiency curves.
 
     Returns steps (E,) and scores (runs, tasks, E) over the evaluation steps at which every one of
-    those runs was evaluated (the steps shared by all its tasks)."""
-    one = logs["eval_score"].sel(ablation=matrix.ablation, k=matrix.k, task=list(matrix.tasks),
-                                 seed=list(matrix.seeds))
+    those runs was evaluated on its final schedule (eval_counted; the steps shared by all its tasks)."""
+    scores = logs["eval_score"].where(logs["eval_counted"]) if "eval_counted" in logs else logs["eval_score"]
+    one = scores.sel(ablation=matrix.ablation, k=matrix.k, task=list(matrix.tasks), seed=list(matrix.seeds))
     values = np.asarray(one.transpose("seed", "task", "eval_step").values, np.float64)  # (runs, tasks, E)
     shared = np.isfinite(values).all(axis=(0, 1))
     return one["eval_step"].values[shared].astype(int), values[..., shared]

@@ -7,6 +7,8 @@ the sweep command that would; the wording rules are in reports.text.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from reports.analysis import Analysis
@@ -20,10 +22,10 @@ from reports.questions import (
     question_ownership,
     question_support,
 )
-from reports.questions.common import STATIC
+from reports.questions.common import STATIC, undertrained, undertrained_notice
 from reports.questions.dynamic_vs_static import improvement_verdict
-from reports.runs import Results
-from reports.text import fill_command, fmt, fmt_interval, group_label, run_ks, seeds_text
+from reports.runs import Results, SkippedRunInfo
+from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
 
 # ------------------------------------------------------------------------------------------------
 # Per-task scores, published numbers, inventory
@@ -35,10 +37,39 @@ def per_task_section(results: Results, analysis: Analysis) -> Section:
         rows.append((task, group_label(ablation, k), f"{fmt(scores.mean.point[0])} +- {fmt(scores.std)}",
                      fmt_interval(scores.mean), str(len(scores.seeds)), seeds_text(scores.seeds),
                      seeds_text(scores.not_scored)))
-    return Section("per-task", "Per-task scores", (Table(
+    for task, levels in analysis.references.items():  # the task's reference policies, computed (no spread)
+        rows += [(task, f"reference: {name}", fmt(value), "-", "-", "-", "-") for name, value in levels.items()]
+    notice = undertrained_notice(results, analysis)
+    return Section("per-task", "Per-task scores", (*((notice,) if notice else ()), Table(
         "Final score per task and run", ("task", "run", "mean +- std", "mean [95% CI]", "n", "seeds",
                                          "no score (diverged / not evaluated)"), tuple(rows),
-        note="score: mean of each seed's last 3 evaluations; std over seeds (n-1); interval: bootstrap over seeds."),))
+        note="score: mean of each seed's last 3 evaluations on the run's schedule; std over seeds (n-1); "
+             "interval: bootstrap over seeds."
+             + (" Reference rows: fixed policies scored with the task's own evaluation; a run below the random "
+                "supported mode is undertrained." if analysis.references else "")
+             + skipped_note(results)),))
+
+
+def skipped_note(results: Results) -> str:
+    """' Not in this table: the skipped run folders ...' naming the runs they would be, or ''."""
+    if not results.skipped:
+        return ""
+    runs = ", ".join(f"{s.task} {group_label(s.ablation, s.k)}" if s.task else f"{skipped_folder(results, s)} "
+                     "(run unknown)" for s in results.skipped)
+    return f" Not in this table: the run folders skipped as unreadable (see the run inventory): {runs}."
+
+
+def skipped_folder(results: Results, skipped: SkippedRunInfo) -> str:
+    """A skipped run folder's path relative to the results folder (whole where it is not below it)."""
+    relative = os.path.relpath(skipped.run_dir, results.root)
+    return skipped.run_dir if relative.startswith("..") or relative == "." else relative
+
+
+def found_text(results: Results, where: object = "") -> str:
+    """'4 run folders found: 3 read, 1 skipped' ('... found under WHERE: ...' given `where`)."""
+    under = f" under {where}" if where else ""
+    return (f"{plural(results.found, 'run folder')} found{under}: {len(results.runs)} read, "
+            f"{len(results.skipped)} skipped")
 
 
 def published_section(results: Results, analysis: Analysis) -> Section:
@@ -78,8 +109,20 @@ def inventory_section(results: Results) -> Section:
              str(r.evaluations), r.profile, r.hidden, r.git_commit[:12] + ("-dirty" if r.git_commit.endswith("dirty")
                                                                           else ""))
             for r in results.runs]
-    blocks: list[Block] = [Table("Runs read", ("task", "ablation", "K", "seeds", "steps (done / planned)",
+    blocks: list[Block] = [Paragraph(f"{found_text(results, results.root.resolve())}."),
+                           Table("Runs read", ("task", "ablation", "K", "seeds", "steps (done / planned)",
                                                "evaluations", "profile", "hidden", "git commit"), tuple(rows))]
+    if results.skipped:
+        blocks.append(Notice("warning", f"{len(results.skipped)} of the {results.found} run folders found could not "
+                             "be read: they are in no score, table or figure of this report. Each is listed below "
+                             "with the reason; repair or re-run it (`drol-diag report --strict` refuses to report "
+                             "while any is skipped)."))
+        blocks.append(Table("Run folders skipped (path relative to the results folder)",
+                            ("run folder", "would be (task, ablation, K)", "reason"),
+                            tuple((skipped_folder(results, s),
+                                   f"{s.task} {group_label(s.ablation, s.k)}" if s.task
+                                   else "unknown (no readable config.json)",
+                                   s.reason) for s in results.skipped)))
     unfinished = [f"{r.task} {group_label(r.ablation, r.k)}" for r in results.runs if not r.finished]
     if unfinished:
         blocks.append(Notice("warning", f"Unfinished runs (their scores use the evaluations so far): "
@@ -108,18 +151,24 @@ def all_sections(results: Results, analysis: Analysis) -> tuple[Section, ...]:
 def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
     """Three lines: what was read, the dynamic-vs-static answer, the best run by IQM."""
     seeds = sorted({len(r.seeds) for r in results.runs})
-    read = (f"{len(results.runs)} runs: {len(results.tasks)} task(s), ablations {', '.join(results.ablations)}, "
-            f"K {seeds_text(run_ks(results.groups)) or '-'}, {'/'.join(map(str, seeds))} seeds each")
+    read = (f"{found_text(results)}; {plural(len(results.tasks), 'task')}, ablations {', '.join(results.ablations)}, "
+            f"K {seeds_text(run_ks(results.groups)) or '-'}, {'/'.join(map(str, seeds))} "
+            f"seed{'' if seeds == [1] else 's'} each")
     static = [(kx, i) for (x, kx, y, ky), i in analysis.improvement.items() if y == STATIC]
     if static:
         kx, i = max(static, key=lambda item: item[1].point[0])
         versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}: "
                   f"{improvement_verdict('dynamic', 'static-routing', i)}")
+    elif any(s.ablation in ("dynamic", STATIC) for s in results.skipped):
+        versus = ("dynamic vs static-routing: not compared, a run folder of one of them was skipped as unreadable "
+                  "(see the inventory)")
     else:
         versus = "dynamic vs static-routing: not run (see section 4 for the command)"
     if analysis.groups:
         (a, k), g = max(analysis.groups.items(), key=lambda item: item[1].aggregates.point[0])
         best = f"highest IQM: {group_label(a, k)} {fmt_interval(g.aggregates)}"
+        if any(group_label(a, k) == label for runs in undertrained(results, analysis).values() for label, _ in runs):
+            best += " (below a random supported mode's score: undertrained, not a finding)"
     else:
         best = "no evaluation scores in these runs"
     return read, versus, best

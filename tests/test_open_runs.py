@@ -118,10 +118,23 @@ def test_runs_combine_along_task_ablation_k_with_nan_for_missing_combinations(sw
                                           expected.values.astype(mine[name].dtype), err_msg=name)
 
 
-def test_plotting_idiom_works_with_one_and_with_two_ablations(sweep, tmp_path):
+def test_dims_are_the_same_for_one_run_one_task_and_the_whole_sweep(sweep):
+    """k (and task, ablation) stay dims when every run shares one value: code written on one folder runs on the next."""
+    whole = open_runs(sweep.out)  # K 2 and 4
+    assert whole.sizes["k"] == 2
+    for folder in (sweep.out / "modes-2d" / "dynamic-k4", sweep.out / "modes-2d"):
+        part = open_runs(folder)
+        assert set(part.data_vars) == set(whole.data_vars) and set(part.coords) == set(whole.coords)
+        for name, variable in whole.variables.items():
+            assert part[name].dims == variable.dims, name
+        assert part.flip_rate.dims == ("task", "ablation", "k", "seed", "step")
     single = open_runs(sweep.out / "modes-2d" / "dynamic-k4")
-    assert "k" not in single.dims and single.k.item() == 4  # one K: a scalar coordinate
-    lines = single.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+    assert dict(single.sizes)["k"] == 1 and single.k.values.tolist() == [4]
+
+
+def test_plotting_idiom_works_with_one_and_with_two_ablations_and_several_k(sweep, tmp_path):
+    single = open_runs(sweep.out / "modes-2d" / "dynamic-k4")
+    lines = single.flip_rate.sel(task="modes-2d", k=4).mean("seed").plot.line(x="step", hue="ablation")
     assert len(lines) == 1
     plt.close("all")
 
@@ -129,13 +142,15 @@ def test_plotting_idiom_works_with_one_and_with_two_ablations(sweep, tmp_path):
     copy_run(sweep.out / "modes-2d" / "dynamic-k4", tmp_path / "modes-2d" / "other-k4", ablation="other")
     two = open_runs(tmp_path)
     assert list(two.ablation.values) == ["dynamic", "other"]
-    lines = two.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+    lines = two.flip_rate.sel(task="modes-2d", k=4).mean("seed").plot.line(x="step", hue="ablation")
     assert len(lines) == 2
     np.testing.assert_array_equal(lines[0].get_ydata(), lines[1].get_ydata())  # same data, other label
     plt.close("all")
 
-    with_k = open_runs(sweep.out, squeeze_k=False).sel(k=4)  # several K: pick one to plot
-    with_k.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation")
+    several_k = open_runs(sweep.out)
+    several_k.flip_rate.sel(task="modes-2d", k=4).mean("seed").plot.line(x="step", hue="ablation")
+    grid = several_k.flip_rate.sel(task="modes-2d").mean("seed").plot.line(x="step", hue="ablation", col="k")
+    assert grid.axs.size == 2  # one panel per K
     plt.close("all")
 
 

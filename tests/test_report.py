@@ -62,7 +62,8 @@ def test_report_writes_its_four_outputs_and_a_three_line_summary(reported):
     sweep, output = reported
     lines = output.strip().splitlines()
     assert str(sweep / "report.html") in lines[-4] and str(sweep / "report.pdf") in lines[-4]
-    assert "4 runs: 1 task(s), ablations dynamic, static-routing, K 2,4, 3 seeds each" in lines[-3]
+    assert ("4 run folders found: 4 read, 0 skipped; 1 task, ablations dynamic, static-routing, K 2,4, "
+            "3 seeds each") in lines[-3]
     assert "P(dynamic > static-routing)" in lines[-2] and "highest IQM" in lines[-1]
     for name in ("report.html", "report.pdf", "scores.csv", "report.json"):
         assert (sweep / name).stat().st_size > 0, name
@@ -249,7 +250,7 @@ def test_single_seeds_and_diverged_seeds_are_said_not_plotted_as_zero_width(odd_
     assert diverged.diverged.all() and diverged.score.isna().all()
     html = (odd_runs / "report.html").read_text()
     assert "Single seed for dynamic K=2" in html and "no interval: 1 seed" in html
-    assert "1 seed run(s) diverged" in html
+    assert "1 seed run diverged" in html
     assert "--seeds 0-4 --force" in html  # what to run to get intervals
 
 

@@ -180,7 +180,7 @@ def test_html_renders_in_chromium_with_every_figure_and_no_errors(
     assert page.console_errors == []
     pixels = _pixels(page.screenshot)
     height, width = pixels.shape
-    assert width == chromium.WINDOW_WIDTH  # nothing wider than the window: wide tables scroll in their box
+    assert width == chromium.WINDOW_WIDTH  # nothing wider than the window: wide tables wrap their cells
     assert height > 2000  # three sections with tables and figures make a long page
     assert pixels.std() > 20 and pixels.min() < 100  # real dark content on the white page
 

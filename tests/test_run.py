@@ -43,7 +43,7 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=128,
                            num_candidates=8, seeds=(0, 1), steps=1500, log_interval=500, eval_interval=500,
                            checkpoint_interval=1500)
-    summary = train(task, learner, run, tmp_path, progress=False)
+    summary = train(task, learner, run, tmp_path, progress=False, diagnostics=False)  # (learning, not probes)
 
     geometry = ModesGeometry(MODES_TASKS["modes-2d"])
     bc_score = task.evaluate(lambda obs: np.asarray(geometry.mean_action(jnp.asarray(obs))), 1, 0)["score"]
@@ -118,7 +118,7 @@ def test_resume_of_a_finished_run_changes_nothing_and_without_checkpoint_starts_
 def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_path):
     args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
             "--seeds", "0,1", "--log-interval", "200", "--eval-interval", "1000", "--checkpoint-interval", "400",
-            "--out", str(tmp_path), "--no-progress"]
+            "--out", str(tmp_path), "--no-progress", "--no-diagnostics"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
 

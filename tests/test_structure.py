@@ -21,6 +21,7 @@ LAYERS = {
     "drol_diag.datagen": 1,
     "diagnostics": 2,
     "drol_diag.training": 3,
+    "drol_diag": 3,  # the package file: `drol_diag.load_run` comes from the training layer (imported on first use)
     "ablations": 4, "reports": 4,
     "drol_diag.cli": 5,
 }

@@ -13,20 +13,33 @@ import typer
 from drol_diag.cli.declared import declared_options
 from drol_diag.platform import start_process
 from drol_diag.settings.options import OPTIONS, read_value, resolve_keywords
+from drol_diag.settings.settings_file import read_run_file
 
 try:  # typer vendors click from 0.20 on; its UsageError is what option parsing raises
     from typer._click.exceptions import UsageError
 except ImportError:  # older typer on top of click
     from click.exceptions import UsageError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Help is plain click text (rich_markup_mode=None on every Typer): rich markup would swallow text in square
+# brackets and cut long flags and help at 80 columns. Every option's help shows its default.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
                   help="Ablations and diagnostics for DROL (dynamic routing for offline RL).")
 
 EXIT_USAGE = 2
 
 
+def print_version(value: bool) -> None:
+    """--version: print the installed package's version and exit 0."""
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"drol-diag {version('drol-diag')}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def cli() -> None:
+def cli(version: bool = typer.Option(False, "--version", is_eager=True, callback=print_version,
+                                     help="print the version of drol-diag and exit")) -> None:
     """Ablations and diagnostics for DROL (dynamic routing for offline RL)."""
 
 
@@ -40,21 +53,28 @@ def fail(message: str) -> None:
 @declared_options()
 def run(
     settings: dict,
-    out: Path = typer.Option(Path("runs"), help="results folder (default: runs)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="settings file (TOML, keys as these options' names "
+                                          "without --, e.g. k = 4, batch-size = 64); options given here override it "
+                                          "(default: none)"),
+    out: Path = typer.Option(Path("runs"), help="results folder"),
     resume: bool = typer.Option(False, help="continue the run folder from its last checkpoint"),
     force: bool = typer.Option(False, help="delete an existing run folder and start again"),
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
+    from drol_diag.runfolder.record import run_dir_for
     from drol_diag.runfolder.store import EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
     from drol_diag.tasks import load_task
-    from drol_diag.training.driver import RunError, format_summary, train
+    from drol_diag.training.driver import RunError, check_writable_folder, format_summary, train
 
     try:
+        from_file = read_run_file(config) if config else {}
         values = {name: read_value(OPTIONS[name], value) for name, value in settings.items()}
-        values = {name: OPTIONS[name].default if value is None else value for name, value in values.items()}
+        values = {name: from_file.get(name, OPTIONS[name].default) if value is None else value
+                  for name, value in values.items()}
         learner_config, run_config = resolve(values["task"], values["profile"], **resolve_keywords(values))
+        check_writable_folder(run_dir_for(out, run_config, learner_config), out)  # (before loading the data)
         loaded = load_task(values["task"], values["dataset_dir"])
         summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
                         diagnostics=values["diagnostics"], num_probes=values["probes"])
@@ -70,7 +90,8 @@ def run(
 @declared_options(for_sweep=True)
 def sweep(
     settings: dict,
-    from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it"),
+    from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it "
+                                                "(default: none)"),
     out: Path = typer.Option(Path("runs"), help="results folder (Ray: on a filesystem every node sees, same path)"),
     executor: str = typer.Option("local", help="local (this machine) or ray (an existing Ray cluster)"),
     address: str = typer.Option("auto", help="ray: auto, HOST:PORT, or local (start one on this machine)"),
@@ -117,25 +138,92 @@ def sweep(
 @app.command()
 def report(
     folder: Path = typer.Argument(Path("runs"), help="results folder (runs of `drol-diag run` / `drol-diag sweep`)"),
-    html: Optional[Path] = typer.Option(None, help="HTML report path [FOLDER/report.html]"),
-    pdf: Optional[Path] = typer.Option(None, help="PDF report path [FOLDER/report.pdf]"),
+    html: Optional[Path] = typer.Option(None, help="HTML report path (default: FOLDER/report.html)"),
+    pdf: Optional[Path] = typer.Option(None, help="PDF report path (default: FOLDER/report.pdf)"),
     reps: int = typer.Option(2000, help="bootstrap repetitions per interval"),
     seed: int = typer.Option(0, help="numpy seed set before each bootstrap (same inputs, same intervals)"),
+    strict: bool = typer.Option(False, "--strict", help="stop with an error (exit 2, nothing written) when a run "
+                                "folder under FOLDER cannot be read (default: off: the report lists it as skipped, "
+                                "with the reason, and so does stderr)"),
 ) -> None:
     """Statistics (rliable) and the referee-response report: FOLDER/report.html, report.pdf, scores.csv
-    (one score per task, ablation, K and seed) and report.json (every statistic shown)."""
+    (one score per task, ablation, K and seed) and report.json (every statistic shown). Every run
+    folder found is read or listed as skipped with the reason (the report's inventory, report.json and
+    stderr); --strict refuses to report when any is skipped."""
     from reports.build import ReportError, make_report
 
     started = time.perf_counter()
     typer.echo(f"reading runs under {folder} ...", err=True)
     try:
-        outputs, summary = make_report(folder, html=html, pdf=pdf, reps=reps, seed=seed)
+        outputs, summary = make_report(folder, html=html, pdf=pdf, reps=reps, seed=seed, strict=strict,
+                                       warn=lambda line: typer.echo(line, err=True))
     except ReportError as error:
         fail(str(error))
     typer.echo(f"wrote {outputs.html}, {outputs.pdf}, {outputs.scores_csv}, {outputs.report_json} "
                f"({time.perf_counter() - started:.1f} s)")
     for line in summary:
         typer.echo(f"  {line}")
+
+
+@app.command()
+def evaluate(
+    run_folder: Path = typer.Argument(..., help="run folder, e.g. runs/modes-2d/dynamic-k16"),
+    episodes: Optional[int] = typer.Option(None, help="episodes per seed (default: the run's --eval-episodes)"),
+    seeds: Optional[str] = typer.Option(None, help="seeds to evaluate, e.g. 0,1 or 0-2 (default: all of the run's)"),
+    dataset_dir: Optional[str] = typer.Option(None, help="dataset folder of an OGBench task (default: "
+                                              "$OGBENCH_DATA_DIR, else ~/.ogbench/data)"),
+    write: bool = typer.Option(False, "--write", help="append the evaluation to the run folder's evaluations.json "
+                               "(atomically, holding the run's lock; default: write nothing into the run)"),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="also write the evaluation as JSON to this file, "
+                                             "atomically (default: none)"),
+) -> None:
+    """Evaluate a run's last checkpoint without training: per-seed scores on the run's task, as training
+    evaluates (the same policy and episode seeds: with the run's episodes and seeds, its last logged
+    evaluation). Writes nothing into the run unless --write."""
+    from drol_diag.runfolder import store
+    from drol_diag.settings.parsing import parse_seeds
+    from drol_diag.training import trained_run
+
+    try:
+        chosen = parse_seeds(seeds) if seeds is not None else None
+        if episodes is not None and episodes < 1:
+            raise ValueError(f"--episodes must be a positive integer, got {episodes}")
+        if json_file is not None and not json_file.parent.is_dir():
+            raise ValueError(f"--json {json_file}: no such folder {json_file.parent}")
+        if json_file is not None and json_file.is_dir():
+            raise ValueError(f"--json {json_file} is a folder; give a file name")
+        # Everything is checked before the lock (--write), so that bad input leaves even the lock file alone.
+        trained = trained_run.load_run(run_folder)
+        episodes, chosen = trained_run.evaluation_settings(trained, episodes, chosen)
+        task = trained_run.evaluation_task(trained, dataset_dir)
+        with store.run_lock(run_folder) if write else contextlib.nullcontext():
+            evaluation = trained_run.evaluate_run(trained, episodes, chosen, task=task)
+            record = {**evaluation.record(), "command": " ".join(sys.argv),
+                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": store.git_commit()}
+            written = [trained_run.append_evaluation(run_folder, record)] if write else []
+        if json_file is not None:
+            store.write_json_atomic(json_file, record)
+            written.append(json_file)
+    except store.RunBusyError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(store.EXIT_BUSY) from None
+    except OSError as error:
+        fail(f"cannot write {error.filename}: {error.strerror or error}")
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(f"run folder: {run_folder} (checkpoint at update {evaluation.step}, {evaluation.episodes} "
+               f"episode{'s' if evaluation.episodes != 1 else ''} per seed)")
+    for i, seed in enumerate(evaluation.seeds):
+        others = ", ".join(f"{name[5:]} {values[i]:.4g}" for name, values in evaluation.results.items()
+                           if name != "eval_score")
+        diverged = trained.diverged_steps[seed]
+        status = f"  DIVERGED at update {diverged}: not evaluated, as in training" if diverged >= 0 else \
+            (f" ({others})" if others else "")
+        typer.echo(f"  seed {seed}: score {evaluation.scores[i]:.3f}{status}")
+    evaluated = sum(1 for score in evaluation.scores if score == score)  # (NaN: a diverged seed)
+    typer.echo(f"  mean score {evaluation.mean_score:.3f} over {evaluated} seed{'s' if evaluated != 1 else ''}")
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 @contextlib.contextmanager
@@ -161,7 +249,7 @@ def group_progress_bar(show: bool, total: int):
         yield on_progress
 
 
-list_app = typer.Typer(no_args_is_help=True, help="List what drol-diag knows.")
+list_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="List what drol-diag knows.")
 app.add_typer(list_app, name="list")
 
 
@@ -175,7 +263,8 @@ def list_ablations() -> None:
         typer.echo(f"{variant.name:<{width}}  {variant.meaning}")
 
 
-data_app = typer.Typer(no_args_is_help=True, help="Datasets: generate OGBench datasets offline, list, describe.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Datasets: generate OGBench datasets offline, list, describe.")
 app.add_typer(data_app, name="data")
 
 DATASET_DIR_HELP = "OGBench dataset folder (default: $OGBENCH_DATA_DIR, else ~/.ogbench/data)"
@@ -275,7 +364,9 @@ def main() -> None:
     try:
         code = app(prog_name="drol-diag", standalone_mode=False)
     except UsageError as error:
-        if error.format_message():  # (empty when the usage text was just shown, e.g. no arguments)
+        if type(error).__name__ == "NoArgsIsHelpError":  # (click >= 8.2) a group without arguments: its help
+            typer.echo(error.format_message())
+        elif error.format_message():  # (empty when the usage text was just shown)
             command = error.ctx.command_path if error.ctx else "drol-diag"
             typer.echo(f"error: {error.format_message()} (see {command} --help)", err=True)
         code = EXIT_USAGE

@@ -39,14 +39,68 @@ def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dic
     }
 
 
-def diagnostics_record(enabled: bool = True, num_probes: int = DEFAULT_PROBES) -> dict[str, Any]:
-    """The diagnostics settings config.json records (a resumed run must keep them: they shape its log)."""
-    return {"enabled": enabled, "probes": num_probes}
+PROBES_REQUESTED = "probes_requested"  # config.json's diagnostics: the probes asked for, where fewer were used
+
+
+def diagnostics_record(enabled: bool = True, num_probes: int = DEFAULT_PROBES,
+                       transitions: int | None = None) -> dict[str, Any]:
+    """The diagnostics settings config.json records (a resumed run must keep them: they shape its log):
+    "probes" is the number of probes per seed used, at most the training set's `transitions` (None:
+    not known here); where that is fewer than `num_probes`, "probes_requested" keeps the number asked for."""
+    used = num_probes if transitions is None else min(num_probes, transitions)
+    return {"enabled": enabled, "probes": used, **({PROBES_REQUESTED: num_probes} if used < num_probes else {})}
+
+
+def diagnostics_settings(diagnostics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A diagnostics record (diagnostics_record) as the settings asked for, which a resumed run or a sweep
+    must match: "probes" is the number asked for."""
+    if not isinstance(diagnostics, dict) or PROBES_REQUESTED not in diagnostics:
+        return diagnostics
+    settings = {key: value for key, value in diagnostics.items() if key != PROBES_REQUESTED}
+    return {**settings, "probes": diagnostics[PROBES_REQUESTED]}
+
+
+# {comparable()'s key: where in config.json it comes from}, the prefix of its settings' names in messages
+COMPARED = {"learner settings": "learner", "task": "run.task", "ablation": "run.ablation", "seeds": "run.seeds",
+            "diagnostics settings": "diagnostics"}
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
     fields = {"learner settings": record["learner"], "task": record["run"]["task"],
               "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"],
-              "diagnostics settings": record.get("diagnostics")}
+              "diagnostics settings": diagnostics_settings(record.get("diagnostics"))}
     return json.loads(json.dumps(fields))  # tuples and lists compare equal after a JSON round trip
+
+
+def leaf_settings(fields: dict[str, Any]) -> dict[str, Any]:
+    """comparable()'s fields (plus any others, e.g. a sweep's schedule fields) one setting each, named by
+    where config.json holds it: {"learner.bc_coef": 0.3, "run.seeds": [0, 1], "diagnostics.probes": 1024, ...}."""
+    leaves: dict[str, Any] = {}
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                add(f"{name}.{key}", inner)
+        else:
+            leaves[name] = value
+    for key, value in fields.items():
+        add(COMPARED.get(key, key), value)
+    return leaves
+
+
+ABSENT = object()  # a setting one side does not record
+
+
+def setting_differences(before: dict[str, Any], after: dict[str, Any], before_label: str = "run folder",
+                        after_label: str = "this command") -> list[str]:
+    """Each setting that differs between two comparable() dicts, both values given as config.json writes them:
+    ['learner.bc_coef: 0.7 (run folder) vs 0.3 (this command)', ...]; a setting only one side has shows as
+    'absent' on the other."""
+    old, new = leaf_settings(before), leaf_settings(after)
+
+    def shown(value: Any) -> str:
+        return "absent" if value is ABSENT else json.dumps(value)
+    return [f"{name}: {shown(old.get(name, ABSENT))} ({before_label}) vs {shown(new.get(name, ABSENT))} "
+            f"({after_label})" for name in [*old, *(n for n in new if n not in old)]
+            if old.get(name, ABSENT) != new.get(name, ABSENT)]

@@ -11,8 +11,8 @@ Layout of one run (task, ablation, K), several seeds inside:
 
 Nothing is left half-written when a process is killed: files are written under a temporary
 name and renamed; each log flush makes a fresh version folder under `.versions/` (hard links
-to the previous version's chunks plus the appended rows) and swaps the `logs.zarr` symlink
-atomically to it, so a reader always
+to the previous version's chunks plus the appended rows, its metadata consolidated) and swaps the
+`logs.zarr` symlink atomically to it, so a reader always
 opens a complete store holding every row up to the last flush. Stores are chunked one `step`
 row per chunk (see `step_chunking`), which makes reading while a run writes safe.
 """
@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -165,14 +166,18 @@ def new_version(run_dir: Path, name: str) -> Path:
 
 
 def publish_version(run_dir: Path, name: str, version: Path) -> None:
-    """Point the `name` symlink at `version` atomically, then delete the version it replaced."""
+    """Point the `name` symlink at `version` atomically, then delete the versions before the one it
+    replaced. The replaced version stays until the next publish: a reader that resolved the link just
+    before the swap still finds every file of the version it resolved (its chunks are hard links, so
+    keeping it costs only its metadata)."""
     link = run_dir / name
     tmp_link = run_dir / f".{name}.{uuid.uuid4().hex}.tmplink"
     os.symlink(os.path.join(VERSIONS_DIR, version.name), tmp_link)
-    previous = os.readlink(link) if link.is_symlink() else None
+    previous = os.path.basename(os.readlink(link)) if link.is_symlink() else None
     os.replace(tmp_link, link)
-    if previous is not None:
-        shutil.rmtree(run_dir / previous, ignore_errors=True)
+    for entry in (run_dir / VERSIONS_DIR).glob(f"{name}.*"):
+        if entry.name not in (version.name, previous):
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def link_version(source: Path, target: Path) -> None:
@@ -184,10 +189,23 @@ def link_version(source: Path, target: Path) -> None:
             (shutil.copy2 if file == "zarr.json" else os.link)(os.path.join(root, file), folder / file)
 
 
+def consolidate(version: Path) -> None:
+    """Write the consolidated metadata of a finished store version (every array's metadata in the root
+    zarr.json), so that a plain `xr.open_zarr` opens it with one read and no RuntimeWarning. Zarr
+    format 3 keeps it as an extension of the root group and warns that the specification lacks it:
+    that warning is expected here and silenced."""
+    import zarr
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(str(version))
+
+
 def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
-    """Write `dataset` whole as the new version of store `name` and publish it."""
+    """Write `dataset` whole as the new version of store `name` (metadata consolidated) and publish it."""
     version = new_version(run_dir, name)
     dataset.to_zarr(version, mode="w-", consolidated=False, encoding=step_chunking(dataset))
+    consolidate(version)
     publish_version(run_dir, name, version)
 
 
@@ -328,6 +346,7 @@ class RunLog:
                 rows.to_zarr(version, append_dim=dim, consolidated=False)
             else:  # this row dim's first rows: new variables
                 rows.to_zarr(version, mode="a", consolidated=False, encoding=step_chunking(rows))
+        consolidate(version)
         publish_version(self.run_dir, LOG_STORE, version)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drol_diag.settings.parsing import parse_seeds, parse_widths
+from drol_diag.settings.parsing import parse_seeds, parse_widths, split_items
 
 DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
@@ -64,8 +64,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "or package.module:factory", default="modes-2d", destination="task", grid="tasks"),
     Option("ablation", "str", "variant: dynamic (the paper's method), static-routing, ... (drol-diag list ablations)",
            default="dynamic", grid="ablations"),
-    Option("num_candidates", "int", "K, candidates per state", default_text="family preset, else 16", flag="--k",
-           grid="k"),
+    Option("num_candidates", "int", "K, candidates per state", default_text="family preset of --preset, else 16",
+           flag="--k", grid="k"),
     Option("seeds", "seeds", "seeds trained together, e.g. 0,1,2 or 0-4", default=(0, 1, 2)),
     Option("steps", "int", "gradient updates per seed", default_text="profile"),
     Option("batch_size", "int", "transitions per update", default_text="256"),
@@ -90,6 +90,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("checkpoint_interval", "int", "updates between checkpoints", default_text="profile"),
     Option("profile", "str", "auto, smoke (tiny, fast) or paper (published sizes)", default="auto",
            destination="profile"),
+    Option("preset", "str", "published column of the family presets: tuned (DROL*: each family's tuned K) or k16 "
+           "(DROL(16): K 16; D4RL antmaze-large-* bc_coef 0.1)", default_text="tuned"),
     Option("dataset_dir", "str", "OGBench dataset folder", default_text="$OGBENCH_DATA_DIR, else ~/.ogbench/data",
            destination="dataset"),
     Option("diagnostics", "bool", "record routing diagnostics on probe transitions at each log", default=True,
@@ -135,18 +137,28 @@ def _scalar(kind: type) -> Callable[[Any, str], Any]:
 
 
 def read_names(value: Any, key: str) -> tuple[str, ...]:
-    """'a,b' or ['a', 'b'] -> ('a', 'b'), blanks dropped."""
-    items = value.split(",") if isinstance(value, str) else value
+    """'a,b' or ['a', 'b'] -> ('a', 'b'); '' or [] -> () (an empty grid axis). Raises ValueError (one
+    line) for an empty item ('a,,b', a trailing comma, '' in a list)."""
+    if isinstance(value, str) and not value.strip():
+        return ()
+    example = "modes-2d,modes-5d" if key == "tasks" else "dynamic,static-routing"
+    items = split_items(value, f"--{key}", example) if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ValueError(f"{key} must be comma-separated names or a list of names, got {value!r}")
-    return tuple(item.strip() for item in items if item.strip())
+    if not all(item.strip() for item in items):
+        raise ValueError(f"malformed {key} {value!r}: an item is empty; list names like {example.split(',')}")
+    return tuple(item.strip() for item in items)
 
 
 def read_ks(value: Any, key: str) -> tuple[int, ...]:
-    """'1,4,16' or [1, 4, 16] -> (1, 4, 16); every K >= 1."""
+    """'1,4,16' or [1, 4, 16] -> (1, 4, 16); every K >= 1; '' or [] -> () (each task's preset K).
+    Raises ValueError (one line) for an empty item ('2,,4', a trailing comma)."""
     text = _as_text(value, key)
+    if not text.strip():
+        return ()
+    parts = split_items(text, "--k", "1,4,16,64")
     try:
-        ks = tuple(int(part) for part in text.split(",") if part.strip())
+        ks = tuple(int(part) for part in parts)
     except ValueError:
         raise ValueError(f"malformed --k {text!r}; use comma-separated integers like 1,4,16,64") from None
     if any(k < 1 for k in ks):

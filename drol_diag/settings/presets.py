@@ -1,21 +1,29 @@
-"""The published per-family presets and the sizing profiles (docs/drol-spec.md section 1).
+"""The published per-family presets and the sizing profiles (docs/drol-spec.md sections 1, 2 and 5).
 
-`family_preset(task)` gives the per-family settings of the published results (bc_coef, the tuned K
-of DROL*, discount, q_agg; FQL's alpha), and `profile_settings` sizes a run (`paper` is the
-published size and schedule, `smoke` finishes any task in a couple of minutes on a CPU). Both
-classify the task name once, through drol_diag.tasks.registry.
+`family_preset(task, method, preset)` gives the per-family settings of the published results: for
+DROL bc_coef, K, discount and q_agg of one of the paper's two columns (`preset`: "tuned" is DROL*,
+"k16" is DROL(16)); for FQL alpha, discount and q_agg of FQL's own run commands. `profile_settings`
+sizes a run (`paper` is the published size and schedule, `smoke` finishes any task in a couple of
+minutes on a CPU). Both classify the task name once, through drol_diag.tasks.registry.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from drol_diag.tasks.minari import d4rl_base
 from drol_diag.tasks.registry import task_kind
 
-# Per-family settings of the published results (docs/drol-spec.md section 1). `num_candidates` is the tuned
-# K of DROL*; pass --k 16 for the DROL(16) column.
+# The paper's two published columns, one per preset: the DROL* column (each family's tuned K) and the DROL(16)
+# column (K 16 everywhere). Source: scripts/production_run_commands.sh of the DROL repository (muzhancun/DROL).
+PRESETS: dict[str, str] = {
+    "tuned": "the DROL* column: each family's tuned K, bc_coef 0.03 on D4RL antmaze-large-*",
+    "k16": "the DROL(16) column: K 16 everywhere, bc_coef 0.1 on D4RL antmaze-large-*",
+}
+DEFAULT_PRESET = "tuned"
+
+# Per-family settings of the published results (docs/drol-spec.md section 1), DROL* column: `num_candidates` is
+# the tuned K of DROL*.
 OGBENCH_PRESETS: dict[str, dict[str, Any]] = {
     "antmaze-large-navigate": dict(bc_coef=0.03, num_candidates=16, discount=0.995, q_agg="min"),
     "antmaze-giant-navigate": dict(bc_coef=0.03, num_candidates=1, discount=0.995, q_agg="min"),
@@ -29,7 +37,7 @@ OGBENCH_PRESETS: dict[str, dict[str, Any]] = {
     "puzzle-4x4-play": dict(bc_coef=10.0, num_candidates=64),
 }
 
-# D4RL settings (500k updates); keys are the D4RL dataset names without the version suffix.
+# D4RL settings (500k updates), DROL* column; keys are the D4RL dataset names without the version suffix.
 D4RL_PRESETS: dict[str, dict[str, Any]] = {
     "antmaze-umaze": dict(bc_coef=0.3, num_candidates=2),
     "antmaze-umaze-diverse": dict(bc_coef=0.1),
@@ -42,46 +50,78 @@ D4RL_PRESETS: dict[str, dict[str, Any]] = {
     "hammer": dict(bc_coef=3.0, num_candidates=8, q_agg="min"),
     "relocate": dict(bc_coef=10.0, num_candidates=32, q_agg="min"),
 }
+# Where the DROL(16) column differs from DROL* beyond K: D4RL antmaze-large-* ran with bc_coef 0.1 at K 16.
+K16_D4RL_BC_COEF: dict[str, float] = {"antmaze-large-play": 0.1, "antmaze-large-diverse": 0.1}
 
-# FQL's alpha per family (docs/drol-spec.md section 2); the critic settings (discount, q_agg) are the family's,
-# as DROL's.
+# FQL (docs/drol-spec.md sections 2 and 5), from FQL's own run commands (README.md of seohongpark/fql): alpha
+# per OGBench family (a prefix of the task name), the critic settings per family (discount 0.99 and q_agg mean
+# where not listed: FQL's defaults; antmaze-large-navigate keeps 0.99 where DROL uses 0.995), and alpha per
+# D4RL dataset.
 FQL_ALPHA: dict[str, float] = {
     "antmaze": 10.0, "humanoidmaze": 30.0, "antsoccer": 10.0, "cube-single": 300.0, "cube-double": 300.0,
     "scene": 300.0, "puzzle-3x3": 1000.0, "puzzle-4x4": 1000.0,
 }
-FQL_D4RL_ALPHA = {"antmaze": 10.0, "antmaze-large": 3.0}  # D4RL antmaze (large-* 3); adroit has none published here
-DROL_ONLY_FIELDS = ("bc_coef", "num_candidates")  # family-preset fields FQL has no use for
+FQL_OGBENCH_CRITIC: dict[str, dict[str, Any]] = {
+    "antmaze-large-navigate": dict(q_agg="min"),
+    "antmaze-giant-navigate": dict(discount=0.995, q_agg="min"),
+    "humanoidmaze-medium-navigate": dict(discount=0.995),
+    "humanoidmaze-large-navigate": dict(discount=0.995),
+    "antsoccer-arena-navigate": dict(discount=0.995),
+}
+FQL_D4RL_PRESETS: dict[str, dict[str, Any]] = {
+    "antmaze-umaze": dict(alpha=10.0), "antmaze-umaze-diverse": dict(alpha=10.0),
+    "antmaze-medium-play": dict(alpha=10.0), "antmaze-medium-diverse": dict(alpha=10.0),
+    "antmaze-large-play": dict(alpha=3.0), "antmaze-large-diverse": dict(alpha=3.0),
+    "pen-human": dict(alpha=10000.0, q_agg="min"), "pen-cloned": dict(alpha=10000.0, q_agg="min"),
+    "pen-expert": dict(alpha=3000.0, q_agg="min"),
+    "door-human": dict(alpha=30000.0, q_agg="min"), "door-cloned": dict(alpha=30000.0, q_agg="min"),
+    "door-expert": dict(alpha=30000.0, q_agg="min"),
+    "hammer-human": dict(alpha=30000.0, q_agg="min"), "hammer-cloned": dict(alpha=10000.0, q_agg="min"),
+    "hammer-expert": dict(alpha=30000.0, q_agg="min"),
+    "relocate-human": dict(alpha=10000.0, q_agg="min"), "relocate-cloned": dict(alpha=30000.0, q_agg="min"),
+    "relocate-expert": dict(alpha=30000.0, q_agg="min"),
+}
 
 PROFILES = ("auto", "smoke", "paper")
 
 
-def family_preset(task: str, method: str = "drol") -> dict[str, Any]:
-    """The published per-family config overrides for `task` and method (empty when none apply).
+def check_preset(preset: str) -> None:
+    """Raise ValueError (one line) unless `preset` names a published column (PRESETS)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid: "
+                         + ", ".join(f"{name} ({meaning})" for name, meaning in PRESETS.items()))
+
+
+def family_preset(task: str, method: str = "drol", preset: str = DEFAULT_PRESET) -> dict[str, Any]:
+    """The published per-family config overrides for `task`, method and column (empty when none apply).
 
     >>> family_preset("cube-double-play-singletask-task2-v0")["num_candidates"]
     64
+    >>> family_preset("cube-double-play-singletask-task2-v0", preset="k16")["num_candidates"]
+    16
     >>> family_preset("cube-double-play-singletask-task2-v0", "fql")["alpha"]
     300.0
     """
-    if method == "fql":
-        preset = {k: v for k, v in family_preset(task).items() if k not in DROL_ONLY_FIELDS}
-        kind, base = task_kind(task), d4rl_base(task) or re.sub(r"-v\d+$", "", task)
-        if kind == "ogbench":
-            alpha = [a for family, a in FQL_ALPHA.items() if base.startswith(family + "-")]
-            preset.update(alpha=alpha[0]) if alpha else None
-        elif kind == "d4rl" and base.startswith("antmaze-"):
-            preset.update(alpha=FQL_D4RL_ALPHA["antmaze-large" if base.startswith("antmaze-large") else "antmaze"])
-        return preset
+    check_preset(preset)
     kind = task_kind(task)
+    if method == "fql":
+        if kind == "ogbench":
+            alpha = [a for family, a in FQL_ALPHA.items() if task.startswith(family + "-")]
+            critic = [c for family, c in FQL_OGBENCH_CRITIC.items() if task.startswith(family + "-")]
+            return {**(critic[0] if critic else {}), **(dict(alpha=alpha[0]) if alpha else {})}
+        return dict(FQL_D4RL_PRESETS.get(d4rl_base(task), {})) if kind == "d4rl" else {}
+    found: dict[str, Any] | None = None
     if kind == "ogbench":
-        for family, preset in OGBENCH_PRESETS.items():
-            if task.startswith(family + "-"):
-                return dict(preset)
+        found = next((dict(p) for family, p in OGBENCH_PRESETS.items() if task.startswith(family + "-")), None)
     elif kind == "d4rl":
         base = d4rl_base(task)
         name = base if base.startswith("antmaze-") else base.split("-")[0]
-        return dict(D4RL_PRESETS.get(name, {}))
-    return {}
+        found = dict(D4RL_PRESETS[name]) if name in D4RL_PRESETS else None
+        if found is not None and preset == "k16" and base in K16_D4RL_BC_COEF:
+            found["bc_coef"] = K16_D4RL_BC_COEF[base]
+    if found is not None and preset == "k16":
+        found["num_candidates"] = 16
+    return found or {}
 
 
 def profile_settings(profile: str, task: str) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """A run's settings: the schedule (`RunConfig`) and the resolution of options into configs.
 
 Settings resolve in this order, later winning: the paper's defaults (drol.config), the per-family
-preset (presets.family_preset), the profile (presets.profile_settings), the user's options, and
-the fields the ablation fixes (drol.variants).
+preset of the chosen published column (presets.family_preset; `preset`), the profile
+(presets.profile_settings), the user's options, and the fields the ablation fixes (drol.variants).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from drol.config import FQLConfig, LearnerConfig, learner_config_class
 from drol.variants import variant
 from drol_diag.settings.options import RESTRICTED, applies_to
-from drol_diag.settings.presets import family_preset, profile_settings
+from drol_diag.settings.presets import DEFAULT_PRESET, check_preset, family_preset, profile_settings
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,12 @@ class RunConfig:
     eval_episodes: int = 50  # episodes per evaluation (OGBench); fresh states scale for `modes`
     checkpoint_interval: int = 1000  # updates between checkpoints of the whole training state
     profile: str = "auto"  # sizing profile the run was resolved from
+    preset: str = DEFAULT_PRESET  # published column the family preset came from: tuned (DROL*) or k16 (DROL(16))
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
         variant(self.ablation)  # raises for unknown names
+        check_preset(self.preset)
         if not self.seeds:
             raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
@@ -65,7 +67,8 @@ def option_applies(ablation: str, name: str) -> bool:
 
 def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
     """Build the configs for a task and ablation (`ablation=`, default dynamic): paper defaults <
-    family preset < profile < explicit overrides, plus the fields the ablation fixes.
+    family preset (of the published column `preset=`, default tuned) < profile < explicit overrides, plus
+    the fields the ablation fixes.
 
     `overrides` may name any field of the method's config or RunConfig; None values are ignored,
     so a CLI can pass every option through. Raises ValueError for unknown fields, invalid values,
@@ -96,7 +99,7 @@ def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[Learner
     if unknown:
         raise ValueError(f"unknown config fields for {ablation.method}: {', '.join(sorted(unknown))}")
     merged: dict[str, Any] = {}
-    merged.update(family_preset(task, ablation.method))
+    merged.update(family_preset(task, ablation.method, given.get("preset", DEFAULT_PRESET)))
     merged.update(profile_settings(profile, task))
     merged.update(given)
     merged.update(ablation.fixed)

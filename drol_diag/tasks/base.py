@@ -2,18 +2,22 @@
 
 The interface is deliberately small, so users can bring their own data:
 
-    Task(name, dataset, validation=None, evaluate=None)
+    Task(name, dataset, validation=None, evaluate=None, reference_levels={})
 
 - `dataset` and `validation`: dicts of float32 arrays with N rows each:
   observations (N, obs_dim), actions (N, action_dim) in [-1, 1], rewards (N,),
   masks (N,) (0 where the episode truly terminates, else 1), next_observations (N, obs_dim).
 - `evaluate(policy, num_episodes, seed) -> {"score": float, ...}` where `policy` is a batched
   function from observations (n, obs_dim) to actions (n, action_dim).
+- `reference_levels` (optional): {name: score} of fixed reference policies under `evaluate`, the
+  levels a report draws beside the runs' scores (modes: a random supported mode per state, the
+  dataset-average action, the oracle). A run scoring below the level named UNDERTRAINED_REFERENCE is
+  undertrained, not a finding. Empty where a task knows none (every task kind but `modes` for now).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +25,7 @@ import numpy as np
 Policy = Callable[[np.ndarray], np.ndarray]
 Evaluator = Callable[[Policy, int, int], dict]
 DATASET_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
+UNDERTRAINED_REFERENCE = "random supported mode"  # the reference level below which a run is undertrained
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Task:
     dataset: dict[str, np.ndarray] = field(repr=False)
     validation: dict[str, np.ndarray] | None = field(default=None, repr=False)
     evaluate: Evaluator | None = field(default=None, repr=False)
+    reference_levels: Mapping[str, float] = field(default_factory=dict, repr=False)  # name -> score (see above)
 
     @property
     def obs_dim(self) -> int:

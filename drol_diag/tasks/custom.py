@@ -168,15 +168,43 @@ def npz_path(name: str) -> str:
     return os.path.expanduser(path)
 
 
+ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # an npz is a zip archive (a member, or an empty archive)
+NPY_SIGNATURE = b"\x93NUMPY"  # a single .npy array
+NO_PICKLES = ("holds pickled Python objects, which drol-diag never loads: unpickling can run code; "
+              "save numeric arrays with numpy.savez")
+
+
+def load_error_text(error: Exception) -> str:
+    """numpy's or zipfile's error as one line, without numpy's advice to load pickles (never followed here)."""
+    problem = " ".join(str(error).split()) or type(error).__name__
+    return NO_PICKLES if "pickle" in problem.lower() else f"{type(error).__name__}: {problem}"
+
+
+def not_numpy_file(path: str) -> str | None:
+    """What the file is when its first bytes are neither a zip archive's (npz) nor a .npy array's: 'a text
+    file', 'an empty file' or 'some other binary file'; None for a file numpy can try (np.load would try to
+    unpickle the others)."""
+    with open(path, "rb") as f:
+        head = f.read(len(NPY_SIGNATURE))
+    if head.startswith(ZIP_SIGNATURES) or head == NPY_SIGNATURE:
+        return None
+    return "an empty file" if not head else "a text file" if head.isascii() else "some other binary file"
+
+
 def _open_npz(path: str) -> Any:
-    """np.load of an npz archive of named arrays, no pickles; ValueError (one line) otherwise."""
+    """np.load of an npz archive of named arrays, no pickles; ValueError (one line) otherwise. A file
+    that is neither a zip archive nor a .npy array is refused from its first bytes (numpy would try
+    to unpickle it)."""
     if not os.path.isfile(path):
         raise ValueError(f"npz task file {path} does not exist")
+    not_numpy = not_numpy_file(path)
+    if not_numpy:
+        raise ValueError(f"bad npz task file {path}: not a readable npz archive ({not_numpy}, not a zip archive); "
+                         "save the arrays with numpy.savez")
     try:
         archive = np.load(path, allow_pickle=False)
-    except Exception as error:  # not a zip, truncated, pickled, ...
-        problem = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"bad npz task file {path}: not a readable npz archive ({type(error).__name__}: {problem})") \
+    except Exception as error:  # truncated, corrupt, a pickled array, ...
+        raise ValueError(f"bad npz task file {path}: not a readable npz archive ({load_error_text(error)})") \
             from error
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"bad npz task file {path}: it holds a single array, not an npz archive of named arrays "
@@ -251,10 +279,9 @@ def load_npz(name: str) -> Task:
     except ValueError as error:
         if str(error).startswith(("bad npz", "npz task")):
             raise
-        raise ValueError(f"bad npz task file {path}: {' '.join(str(error).split())}") from error
+        raise ValueError(f"bad npz task file {path}: {load_error_text(error)}") from error
     except Exception as error:  # a member truncated or corrupt: zipfile/zlib/numpy errors while reading
-        problem = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"bad npz task file {path}: {type(error).__name__}: {problem}") from error
+        raise ValueError(f"bad npz task file {path}: {load_error_text(error)}") from error
     scalars = ("env_id", "ref_min_score", "ref_max_score")
     arrays = {key: value for key, value in raw.items() if key not in scalars}
     env_id = _scalar_text(raw, "env_id", path) if "env_id" in raw else None

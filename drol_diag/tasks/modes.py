@@ -1,18 +1,33 @@
 """The embedded `modes` family: a one-step contextual bandit with several supported action modes per
 state, of different value; the best mode is usually not the one nearest a given dataset action (a
 dataset action comes from a uniformly chosen mode). No download, no simulator, scored in closed form.
+
+Reference levels (`Task.reference_levels`, `reference_levels(spec)`), each scored with the task's own
+`evaluate` on the evaluation states of seed 0, computed on first use and cached per spec:
+- "random supported mode": a policy that picks one of the M supported modes uniformly at random per
+  state and plays its centre. Its expected score, exactly: the mean of the M scores of "always play
+  mode m" (the score is linear in the per-state rewards). About 0.62 with the default heights (their
+  mean is 0.625). A run below it has not learned to prefer better modes: undertrained, not a finding.
+- "dataset average": the conditional mean of the data actions (a unimodal regression policy's limit),
+  which falls between the modes (near 0 here).
+- "oracle": the centre of the highest mode at every state (1.0 by the score's normalisation).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from drol_diag.tasks.base import Policy, Task
+from drol_diag.tasks.base import UNDERTRAINED_REFERENCE, Evaluator, Policy, Task
+
+RANDOM_MODE, DATASET_AVERAGE, ORACLE = UNDERTRAINED_REFERENCE, "dataset average", "oracle"
+REFERENCE_SEED = 0  # the evaluation seed whose states score the reference policies
 
 
 @dataclass(frozen=True)
@@ -106,15 +121,10 @@ class ModesGeometry:
         return jnp.mean(self.reward(observations, actions)) / jnp.mean(self.best_value(observations))
 
 
-def modes_task(name: str, spec: ModesSpec | None = None) -> Task:
-    """Build a `modes` task (deterministic from spec.seed); `spec` overrides the named defaults."""
-    spec = spec or MODES_TASKS[name]
-    geometry = ModesGeometry(spec)
-    key = jax.random.PRNGKey(spec.seed)
-    data_key, val_key, eval_key = jax.random.split(key, 3)
-    to_numpy = lambda d: {k: np.asarray(v, np.int32 if k == "modes" else np.float32) for k, v in d.items()}
-    dataset = to_numpy(geometry.sample(data_key, spec.num_transitions))
-    validation = to_numpy(geometry.sample(val_key, spec.num_validation))
+def modes_evaluator(spec: ModesSpec, geometry: ModesGeometry) -> Evaluator:
+    """The task's `evaluate`: the mean reward of the policy's actions on `spec.eval_states` fresh states
+    (drawn from (spec.seed, seed)), relative to the best mode's (ModesGeometry.score)."""
+    eval_key = jax.random.split(jax.random.PRNGKey(spec.seed), 3)[2]
     score_fn = jax.jit(geometry.score)
 
     def evaluate(policy: Policy, num_episodes: int, seed: int) -> dict:
@@ -125,4 +135,58 @@ def modes_task(name: str, spec: ModesSpec | None = None) -> Task:
         actions = np.asarray(policy(np.asarray(states)), np.float32)
         return {"score": float(score_fn(states, jnp.asarray(actions)))}
 
-    return Task(name=name, dataset=dataset, validation=validation, evaluate=evaluate)
+    return evaluate
+
+
+def reference_levels(spec: ModesSpec) -> dict[str, float]:
+    """{RANDOM_MODE, DATASET_AVERAGE, ORACLE: score} under the task's evaluate (module docstring);
+    deterministic, about a second of compilation the first time, cached per spec."""
+    return dict(_reference_levels(spec))
+
+
+@functools.cache
+def _reference_levels(spec: ModesSpec) -> tuple[tuple[str, float], ...]:
+    geometry = ModesGeometry(spec)
+    evaluate = modes_evaluator(spec, geometry)
+    # Every reference policy's actions in one compiled program: (n, M + 2, d), the M mode centres, the dataset
+    # average, the oracle's; policy i plays column i.
+    actions = jax.jit(lambda states: jnp.concatenate([geometry.centres(states), geometry.mean_action(states)[:, None],
+                                                      geometry.best_action(states)[:, None]], axis=1))
+    score = lambda i: evaluate(lambda states: np.asarray(actions(states))[:, i], 1, REFERENCE_SEED)["score"]
+    per_mode = [score(m) for m in range(spec.num_modes)]
+    levels = (float(np.mean(per_mode)), score(spec.num_modes), score(spec.num_modes + 1))
+    return tuple(zip((RANDOM_MODE, DATASET_AVERAGE, ORACLE), (round(v, 6) for v in levels)))  # (float32 noise off)
+
+
+class LazyLevels(Mapping):
+    """A task's reference levels as a read-only {name: score}, computed on first access (`reference_levels`;
+    training never needs them)."""
+
+    def __init__(self, spec: ModesSpec):
+        self.spec = spec
+
+    @functools.cached_property
+    def _levels(self) -> dict[str, float]:
+        return reference_levels(self.spec)
+
+    def __getitem__(self, name: str) -> float:
+        return self._levels[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._levels)
+
+    def __len__(self) -> int:
+        return len(self._levels)
+
+
+def modes_task(name: str, spec: ModesSpec | None = None) -> Task:
+    """Build a `modes` task (deterministic from spec.seed); `spec` overrides the named defaults."""
+    spec = spec or MODES_TASKS[name]
+    geometry = ModesGeometry(spec)
+    key = jax.random.PRNGKey(spec.seed)
+    data_key, val_key, _ = jax.random.split(key, 3)
+    to_numpy = lambda d: {k: np.asarray(v, np.int32 if k == "modes" else np.float32) for k, v in d.items()}
+    dataset = to_numpy(geometry.sample(data_key, spec.num_transitions))
+    validation = to_numpy(geometry.sample(val_key, spec.num_validation))
+    return Task(name=name, dataset=dataset, validation=validation, evaluate=modes_evaluator(spec, geometry),
+                reference_levels=LazyLevels(spec))

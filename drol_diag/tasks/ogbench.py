@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from drol_diag.tasks.base import DATASET_KEYS, Task, validate_dataset
+from drol_diag.tasks.custom import NO_PICKLES, not_numpy_file
 from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers
 
 DEFAULT_OGBENCH_DIR = "~/.ogbench/data"
@@ -98,6 +99,9 @@ def _check_ogbench_file(path: str, required_keys: tuple[str, ...]) -> None:
     """Raise ValueError (one line naming the file) unless `path` is an npz archive with `required_keys`
     and its last row ends an episode (terminals[-1] == 1)."""
     try:
+        not_numpy = not_numpy_file(path)
+        if not_numpy:
+            raise ValueError(f"it is {not_numpy}, not an npz archive")
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("it holds a single array, not an npz archive of named arrays")
@@ -113,6 +117,7 @@ def _check_ogbench_file(path: str, required_keys: tuple[str, ...]) -> None:
                                  "on each episode's last row")
     except Exception as error:  # not a zip, truncated, pickled, missing keys, ...
         problem = str(error).replace("\n", " ") or type(error).__name__
+        problem = NO_PICKLES if "pickle" in problem.lower() else problem  # (never numpy's advice to unpickle)
         raise ValueError(f"bad OGBench dataset file {path}: {problem}") from error
 
 

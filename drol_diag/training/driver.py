@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import os
 import shutil
 import sys
 import time
@@ -29,13 +30,13 @@ from drol.config import ACTION_CLIP_EPS, LearnerConfig
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
 from drol_diag.runfolder import scoring, store
-from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for
+from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for, setting_differences
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
+from drol_diag.training.memory import OWNER_CHUNK_CANDIDATES, check_fits, device_memory, estimate_memory
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
-OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
 
 
 class RunError(ValueError):
@@ -85,6 +86,34 @@ def eval_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] >> 1)
 
 
+class DeployedPolicy:
+    """One seed's deployed policy, as training evaluates it: observations (n, obs_dim) -> actions
+    (n, action_dim) in [-1, 1] (numpy float32), one fresh prior sample per observation and call.
+
+    Deterministic: call number i (from 0) draws its prior sample from fold_in(key, i), with key =
+    fold_in(fold_in(seed_key(seed), EVAL_STREAM), step) for the evaluation at update `step`; `reset()`
+    starts the count again. `act_fn` is the jitted `learner.act` (it compiles once per batch shape).
+    Raises ValueError (one line) for observations of another shape.
+    """
+
+    def __init__(self, act_fn, actor_params, seed: int, step: int, obs_dim: int):
+        self.act_fn, self.actor_params, self.obs_dim = act_fn, actor_params, int(obs_dim)
+        self.seed, self.step = int(seed), int(step)
+        self.key = jax.random.fold_in(jax.random.fold_in(seed_key(self.seed), EVAL_STREAM), self.step)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the count of calls again: the next call draws the samples the first call drew."""
+        self.calls = itertools.count()
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations, np.float32)
+        if observations.ndim != 2 or observations.shape[1] != self.obs_dim:
+            raise ValueError(f"observations must be an array (n, {self.obs_dim}), got shape {observations.shape}")
+        key = jax.random.fold_in(self.key, next(self.calls))
+        return np.asarray(self.act_fn(self.actor_params, jnp.asarray(observations), key))
+
+
 def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
                    episodes: int, act_fn) -> dict[str, np.ndarray]:
     """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
@@ -92,8 +121,8 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
 
     `act_fn` is the jitted `learner.act`: it compiles once per batch shape, and the evaluators give
     the policy a single one (OGBench: the number of environments, see drol_diag.tasks.episodes; modes: its
-    evaluation states), so a run compiles it once. The policy is deterministic: each call draws its
-    prior sample from fold_in(key of (seed, step), call number)."""
+    evaluation states), so a run compiles it once. The policy is deterministic (DeployedPolicy): each
+    call draws its prior sample from fold_in(key of (seed, step), call number)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     for i, seed in enumerate(seeds):
@@ -101,26 +130,69 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
             results.append({})
             continue
         params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
-        key = jax.random.fold_in(jax.random.fold_in(seed_key(seed), EVAL_STREAM), step)
-        calls = itertools.count()  # a fresh prior sample for every policy call
-        policy = lambda obs, params=params, key=key, calls=calls: np.asarray(
-            act_fn(params, jnp.asarray(obs, jnp.float32), jax.random.fold_in(key, next(calls))))
+        policy = DeployedPolicy(act_fn, params, seed, step, learner.obs_dim)
         results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))})
     return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
 
 
 def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> list[float]:
-    """Per seed, the protocol score (drol_diag.runfolder.scoring.run_scores) of the logged evaluations."""
+    """Per seed, the protocol score (drol_diag.runfolder.scoring.run_scores) of the logged evaluations
+    that count (eval_counted: on the run's final schedule)."""
     if "eval_score" not in logged:
         return [float("nan")] * len(diverged)
-    return [float(s) for s in scoring.run_scores(logged["eval_score"].values, diverged)]
+    counted = scoring.logged_counted(logged["eval_counted"].values)
+    return [float(s) for s in scoring.run_scores(logged["eval_score"].values, counted, diverged)]
+
+
+def mark_counted_evaluations(rows: xr.Dataset | None, eval_interval: int, end_step: int) -> xr.Dataset | None:
+    """Logged evaluation rows (seed, eval_step) with `eval_counted` set by the final schedule
+    (scoring.counted_evaluations with `end_step`). A resume that extends a run moves its end: the
+    previous leg's final evaluation, off the grid, stays in the log and stops counting."""
+    if rows is None or "eval_step" not in rows.dims:
+        return rows
+    counted = scoring.counted_evaluations(rows["eval_step"].values, eval_interval, end_step)
+    return rows.assign(eval_counted=(("seed", "eval_step"), np.tile(counted, (rows.sizes["seed"], 1))))
 
 
 def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:
     """Means over all updates of several chunks, from each chunk's length and means {name: (S,)}."""
     total = sum(length for length, _ in chunks)
     return {name: sum(length * means[name] for length, means in chunks) / total for name in chunks[0][1]}
+
+
+def check_writable_folder(folder: Path, out: Path) -> None:
+    """Raise RunError (one line naming --out) unless `folder` (`out` or a folder under it) is a folder, or
+    can be made one, that this process may write in: its nearest existing ancestor must be a folder (not
+    a file) with write permission."""
+    existing = Path(folder)
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file" if existing.is_file() else "not a folder"
+        raise RunError(f"--out {out}: {existing} is {what}; give a folder (it is made if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out}: cannot write in {existing} (permission denied); give another --out")
+
+
+def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, run_dir: Path,
+              num_probes: int) -> None:
+    """What train() checks before it writes anything (its lock included): --out can hold the run folder,
+    and the run fits in the device's memory (drol_diag.training.memory; `num_probes` 0: no diagnostics).
+    Raises RunError (one line). A batch larger than the training set is allowed, and said on stderr."""
+    check_writable_folder(run_dir, out)
+    transitions = len(task.dataset["actions"])
+    seeds = len(run.seeds)
+    estimate = estimate_memory(learner_config, task.obs_dim, task.action_dim, transitions, seeds, num_probes)
+    try:
+        check_fits(estimate, device_memory(), f"this run ({seeds} seed{'s' * (seeds != 1)}, K "
+                                              f"{learner_config.num_candidates}, batch {learner_config.batch_size}, "
+                                              f"{transitions} transitions)")
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    if learner_config.batch_size > transitions:
+        print(f"note: --batch-size {learner_config.batch_size} is larger than the training set ({transitions} "
+              "transitions); batches are drawn with replacement, so each batch repeats transitions", file=sys.stderr)
 
 
 def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: bool) -> None:
@@ -133,9 +205,9 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
         previous = store.read_json(config_path)
         if comparable(previous) != comparable(record):
             changed = [k for k in comparable(record) if comparable(previous).get(k) != comparable(record)[k]]
-            raise RunError(f"cannot resume {run_dir}: its {', '.join(changed)} differ from this command's "
-                           f"(see {config_path}); "
-                           "use the same settings, or --force to start it again")
+            raise RunError(f"cannot resume {run_dir}: its {', '.join(changed)} differ from this command's: "
+                           f"{'; '.join(setting_differences(comparable(previous), comparable(record)))} "
+                           f"(see {config_path}); use the same settings, or --force to start it again")
     elif config_path.exists() and force:
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +247,7 @@ def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, 
     """
     started = time.perf_counter()
     run_dir = run_dir_for(out, run, learner_config)
+    check_run(task, learner_config, run, out, run_dir, num_probes if diagnostics else 0)
     with store.run_lock(run_dir):
         return _train_locked(task, learner_config, run, run_dir, started, resume=resume, force=force,
                              progress=progress, config_extra=config_extra, diagnostics=diagnostics,
@@ -188,7 +261,8 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     seeds = list(run.seeds)
     learner = make_learner(learner_config, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
     record = config_record(learner_config, run, task, {
-        **(config_extra or {}), "diagnostics": diagnostics_record(diagnostics, num_probes)})
+        **(config_extra or {}),
+        "diagnostics": diagnostics_record(diagnostics, num_probes, len(task.dataset["actions"]))})
     prepare_run_dir(run_dir, record, resume, force)
     store.remove_stale_versions(run_dir)
 
@@ -216,6 +290,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     log = store.RunLog(run_dir, seeds, attrs, recorder.static_variables() if recorder else None, row_dims())
     if resume:  # (no checkpoint: start is 0 and rows of a run killed before its first checkpoint are dropped)
         kept = log.load(start, run.log_interval)
+        log.written["eval_step"] = mark_counted_evaluations(log.written["eval_step"], run.eval_interval, run.steps)
         if recorder is not None and kept is not None and "winner" in kept:
             recorder.replay(kept["winner"].values, kept["nearest"].values)
 
@@ -257,8 +332,10 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
                 # carries these chunks into its next row (and drops this row), as if never stopped.
                 since_log = [] if on_grid else since_log
             if task.evaluate is not None and (step % run.eval_interval == 0 or last):
+                counted = scoring.counted_evaluations(np.array([step]), run.eval_interval, step if last else run.steps)
                 log.append("eval_step", step,
-                           evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn))
+                           {**evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn),
+                            "eval_counted": np.full(len(seeds), counted[0])})
             if on_grid or step % run.eval_interval == 0 or last:
                 log.flush()
             if step % run.checkpoint_interval == 0 or last:
@@ -291,7 +368,7 @@ def format_summary(summary: RunSummary) -> str:
     finite = [s for s in summary.scores if math.isfinite(s)]
     std = float(np.std(finite)) if finite else float("nan")
     lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
-                 f"mean of the last {scoring.LAST_EVALS_FOR_SCORE} evaluations per seed)")
+                 f"mean of the last {scoring.LAST_EVALS_FOR_SCORE} evaluations on the schedule per seed)")
     diverged = [s for s, d in zip(summary.seeds, summary.diverged_steps) if d >= 0]
     if diverged:
         lines.append(f"  diverged seeds (losses became NaN/inf, stopped): {', '.join(map(str, diverged))}")

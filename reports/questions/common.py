@@ -1,15 +1,30 @@
 """Not a question of its own: what several questions share. The static-routing control's name, diagnostic
-look-ups and the dynamic-vs-static comparison of their late values (questions 1-3), and the diagnostic figure,
-table and per-task blocks those questions show (mean over seeds with 95% bootstrap intervals).
+look-ups, effect sizes (dynamic minus static-routing late, late minus early) judged against each quantity's
+materiality threshold (questions 1-3), the diagnostic figure, table and per-task blocks those questions show
+(mean over seeds with 95% bootstrap intervals), and the task's reference levels beside the scores (questions 4-5
+and the per-task scores): the levels drawn and tabulated, and the runs that score below a random supported mode.
 """
 
 from __future__ import annotations
 
-from reports.analysis import BASELINE_WITHOUT_K, DIAGNOSTICS, PER_PROBE, REFERENCE_ABLATION, Analysis, DiagnosticSummary
-from reports.document import Block, Figure, Paragraph, Table
+import numpy as np
+
+from diagnostics.quantities import QUANTITIES, REPORTING
+from drol_diag.tasks.base import UNDERTRAINED_REFERENCE
+from reports import stats
+from reports.analysis import (
+    BASELINE_WITHOUT_K,
+    DIAGNOSTICS,
+    PER_PROBE,
+    REFERENCE_ABLATION,
+    TREND_ROWS,
+    Analysis,
+    DiagnosticSummary,
+)
+from reports.document import Block, Figure, Notice, Paragraph, Table
 from reports.figures import Line, Panel, line_figure
 from reports.runs import Results
-from reports.text import fill_command, fmt_interval, group_label, overlaps, run_ks
+from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, plural, run_ks
 
 STATIC = "static-routing"
 STEP_AXIS = "training step (gradient updates)"
@@ -23,15 +38,41 @@ def dynamic_ks(results: Results) -> list[int]:
     return results.ks(REFERENCE_ABLATION)
 
 
-def late_comparison(analysis: Analysis, variable: str, task: str, k: int) -> str | None:
-    """How the late values of dynamic and static-routing at K compare: None (one is missing),
-    "overlap", "dynamic higher" or "dynamic lower" (intervals apart)."""
+def material_threshold(variable: str) -> float | None:
+    """The smallest difference of `variable` the report calls material (diagnostics.quantities.REPORTING)."""
+    return REPORTING[variable].material
+
+
+def late_difference(analysis: Analysis, variable: str, task: str, k: int) -> stats.Interval | None:
+    """dynamic's late value minus static-routing's at K (independent seeds, 95% bootstrap interval), or None
+    when either run lacks the quantity."""
     dyn, sta = get(analysis, variable, task, REFERENCE_ABLATION, k), get(analysis, variable, task, STATIC, k)
     if dyn is None or sta is None:
         return None
-    if overlaps(dyn.late, sta.late):
-        return "overlap"
-    return "dynamic higher" if dyn.late.point[0] > sta.late.point[0] else "dynamic lower"
+    return stats.difference_interval(dyn.late_values, sta.late_values, analysis.reps, analysis.seed)
+
+
+def late_comparison(analysis: Analysis, variable: str, task: str, k: int, what: str) -> str | None:
+    """'At K=4, <what>, dynamic minus static-routing late: difference ... : no material difference
+    (threshold 0.05).' (None when either run lacks the quantity). States the effect, never a cause."""
+    difference = late_difference(analysis, variable, task, k)
+    if difference is None:
+        return None
+    effect = effect_text(difference, material_threshold(variable))
+    return f"At K={k}, {what}, dynamic minus static-routing late: {effect}."
+
+
+def trend_difference(analysis: Analysis, summary: DiagnosticSummary) -> stats.Interval:
+    """Late minus early of one run's quantity, per seed, with a 95% bootstrap interval over seeds."""
+    return stats.paired_difference_interval(summary.early_values, summary.late_values, analysis.reps, analysis.seed)
+
+
+def too_few_rows(summary: DiagnosticSummary, what: str) -> str:
+    """Why an early-versus-late verdict cannot be given, and what would give one."""
+    shown = ("early and late are the same value" if summary.rows < 2
+             else "early and late are neighbouring values")
+    return (f"with {plural(summary.rows, 'logged value')} of {what}, {shown}: too few to tell (a verdict needs "
+            f"at least {TREND_ROWS}; log more often with --log-interval, or train longer)")
 
 
 def fill_static_command(results: Results) -> str:
@@ -64,12 +105,19 @@ def diagnostic_figure(results: Results, analysis: Analysis, task: str, names: li
                 e = summary.curve.estimate
                 lines.append(Line(ablation, ablation, summary.curve.steps, e.point, e.low, e.high))
             if lines:
-                unit = DIAGNOSTICS[variable].unit if variable in DIAGNOSTICS else "count"
-                panels.append(Panel(f"{diagnostic_label(variable)}, K={k}", STEP_AXIS, unit, tuple(lines),
-                                    reference=references.get(variable)))
+                panels.append(diagnostic_panel(variable, f"{diagnostic_label(variable)}, K={k}", STEP_AXIS,
+                                               tuple(lines), references.get(variable)))
     if not panels:
         return None
     return line_figure(name, caption, panels, columns=min(len(ks), 3))
+
+
+def diagnostic_panel(variable: str, title: str, xlabel: str, lines: tuple[Line, ...],
+                     reference: tuple[float, str] | None = None, log2_x: bool = False) -> Panel:
+    """A panel of one reported quantity: its unit, its bounds, an axis at least twice its threshold high."""
+    reporting = REPORTING[variable]
+    return Panel(title, xlabel, QUANTITIES[variable].unit, lines, log2_x=log2_x, reference=reference,
+                 bounds=(reporting.low, reporting.high), min_span=2 * (reporting.material or 0.0))
 
 
 def diagnostic_table(results: Results, analysis: Analysis, task: str, names: list[str], caption: str) -> Table | None:
@@ -79,7 +127,8 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
         summaries = [get(analysis, variable, task, ablation, k) for variable in names]
         present = [s for s in summaries if s is not None]
         if present:
-            cells = [f"{fmt_interval(s.early)} -> {fmt_interval(s.late)}" if s else "-" for s in summaries]
+            cells = ["-" if s is None else f"{fmt_interval(s.early)} (one logged value)" if s.rows < 2 else
+                     f"{fmt_interval(s.early)} -> {fmt_interval(s.late)}" for s in summaries]
             rows.append((group_label(ablation, k), *cells, str(len(present[0].seeds))))
     if not rows:
         return None
@@ -92,3 +141,57 @@ def task_blocks(task: str, sentences: list[str], figure: Figure | None, table: T
     """A diagnostic question's blocks for one task: its answer paragraphs, then its figure and its table
     where the data give them."""
     return [Paragraph(f"{task}: {sentence}") for sentence in sentences] + [b for b in (figure, table) if b]
+
+
+# ------------------------------------------------------------------------------------------------
+# Reference levels beside the scores
+
+
+def score_levels(results: Results, analysis: Analysis) -> tuple[tuple[float, str], ...]:
+    """(score, label) of each reference policy, for figures of scores over tasks: the task's own levels when
+    the runs are on one task (labelled by the policy's name); over several, the mean of the tasks' levels
+    (what the Mean aggregate of that policy would be); none unless every task has the same reference policies."""
+    per_task = [analysis.references.get(task, {}) for task in results.tasks]
+    names = list(per_task[0]) if per_task else []
+    if not names or any(list(levels) != names for levels in per_task):
+        return ()
+    if len(per_task) == 1:
+        return tuple((levels[name], name) for levels in per_task for name in names)
+    return tuple((float(np.mean([levels[name] for levels in per_task])),
+                  f"{name} (mean over {len(per_task)} tasks)") for name in names)
+
+
+def reference_aggregates(results: Results, analysis: Analysis) -> dict[str, np.ndarray]:
+    """{reference policy: its aggregates (stats.AGGREGATES) over the tasks}, as a (1, tasks) score matrix; empty
+    unless every task has the same reference policies."""
+    per_task = [analysis.references.get(task, {}) for task in results.tasks]
+    names = list(per_task[0]) if per_task else []
+    if not names or any(list(levels) != names for levels in per_task):
+        return {}
+    return {name: stats.aggregate_scores(np.array([[levels[name] for levels in per_task]])) for name in names}
+
+
+def undertrained(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float]]]:
+    """{task: [(run label, mean score)]} of the runs whose mean score over seeds lies below the task's
+    random-supported-mode level (drol_diag.tasks.base.UNDERTRAINED_REFERENCE)."""
+    below: dict[str, list[tuple[str, float]]] = {}
+    for (task, ablation, k), scores in analysis.per_task.items():
+        level = analysis.references.get(task, {}).get(UNDERTRAINED_REFERENCE)
+        mean = float(scores.mean.point[0])
+        if level is not None and np.isfinite(mean) and mean < level:
+            below.setdefault(task, []).append((group_label(ablation, k), mean))
+    return below
+
+
+def undertrained_notice(results: Results, analysis: Analysis) -> Notice | None:
+    """A warning naming the runs that score below a random supported mode: undertrained, not a finding."""
+    below = undertrained(results, analysis)
+    if not below:
+        return None
+    parts = [f"{task}: {', '.join(f'{label} ({fmt(mean)})' for label, mean in runs)} below the "
+             f"{UNDERTRAINED_REFERENCE} level {fmt(analysis.references[task][UNDERTRAINED_REFERENCE])}"
+             for task, runs in below.items()]
+    return Notice("warning", "Undertrained, not a finding: " + "; ".join(parts) + ". A policy that plays a "
+                  "random supported mode at every state scores that much; runs below it have not learned which "
+                  "modes are better, so differences among them say nothing about routing. Train longer (--steps) "
+                  "before reading the comparisons.")

@@ -1,8 +1,11 @@
 """Question 4: does dynamic routing beat a static assignment?
 
 Shows the probability that dynamic routing scores above static-routing (and above every other control) with its
-interval and the verdict it supports, the aggregate scores (median, IQM, mean, optimality gap) of every run over
-seeds and tasks, and the performance profiles and sample-efficiency curves per K.
+interval and the verdict it supports, with the effect size (the IQM difference, its interval and the threshold
+stats.SCORE_MATERIAL it is judged against); the aggregate scores (median, IQM, mean, optimality gap) of every run
+over seeds and tasks beside the task's reference policies, and which of them coincide by construction (one task:
+mean and median; fewer than 4 runs x tasks: IQM and mean); a warning when runs score below a random supported mode
+(undertrained, not a finding); and the performance profiles and sample-efficiency curves per K.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from reports import stats
 from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import IntervalRow, Line, Panel, interval_figure, line_figure
-from reports.questions.common import STATIC, STEP_AXIS
+from reports.questions.common import STATIC, STEP_AXIS, reference_aggregates, score_levels, undertrained_notice
 from reports.runs import Results
-from reports.text import fill_command, fmt_interval, group_label, missing, run_ks
+from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
 ANCHOR, TITLE = "q4-dynamic-vs-static", "4. Does dynamic routing beat a static assignment?"
+REFERENCE_ROW = "reference: "  # the label prefix of a reference policy's row in the score table and figure
 
 
 def improvement_verdict(x: str, y: str, interval: stats.Interval) -> str:
@@ -29,67 +33,74 @@ def improvement_verdict(x: str, y: str, interval: stats.Interval) -> str:
     return f"the interval includes 0.5: these runs do not show {x} beating {y}"
 
 
+def score_effect(analysis: Analysis, key: tuple[str, int, str, int]) -> str:
+    """'IQM difference 0.01 [-0.02, 0.04]: no material difference (threshold 0.05)' of a comparison."""
+    return f"IQM {effect_text(analysis.score_difference[key], stats.SCORE_MATERIAL)}"
+
+
 def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
     sentences = []
-    for (x, kx, y, ky), interval in analysis.improvement.items():
+    for key, interval in analysis.improvement.items():
+        x, kx, y, ky = key
         if y != STATIC:
             continue
         ix, iy = analysis.groups[(x, kx)].aggregates, analysis.groups[(y, ky)].aggregates
+        tasks = len(analysis.groups[(x, kx)].matrix.tasks)
         sentences.append(f"At K={kx}, P(dynamic > static-routing) = {fmt_interval(interval)} over "
-                         f"{interval.runs} seeds x {len(analysis.groups[(x, kx)].matrix.tasks)} task(s); "
+                         f"{plural(interval.runs, 'seed')} x {plural(tasks, 'task')}; "
                          f"{improvement_verdict('dynamic', 'static-routing', interval)} (IQM {fmt_interval(ix)} vs "
-                         f"{fmt_interval(iy)}).")
+                         f"{fmt_interval(iy)}; {score_effect(analysis, key)}).")
     others = [(key, i) for key, i in analysis.improvement.items() if key[2] != STATIC]
     if others:
-        wins = [group_label(y, ky) for (x, kx, y, ky), i in others if i.has_interval and i.low[0] > 0.5]
-        losses = [group_label(y, ky) for (x, kx, y, ky), i in others if i.has_interval and i.high[0] < 0.5]
+        named = lambda key: f"{group_label(key[2], key[3])} ({score_effect(analysis, key)})"
+        wins = [named(key) for key, i in others if i.has_interval and i.low[0] > 0.5]
+        losses = [named(key) for key, i in others if i.has_interval and i.high[0] < 0.5]
         sentences.append(f"Against the other controls, dynamic (at the same K) wins against "
-                         f"{', '.join(wins) if wins else 'none'} and loses against "
-                         f"{', '.join(losses) if losses else 'none'}; every other comparison is within noise.")
+                         f"{'; '.join(wins) if wins else 'none'} and loses against "
+                         f"{'; '.join(losses) if losses else 'none'}; every other comparison is within noise.")
     return sentences
 
 
-def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
-    blocks: list[Block] = []
-    if not analysis.groups:
-        blocks.append(missing("No run has evaluation scores: there is nothing to aggregate. Runs need evaluations "
-                              "(the task must have an evaluator and --eval-interval must be reached).",
-                              fill_command(results)))
-        return Section(ANCHOR, TITLE, tuple(blocks))
-    blocks += [Paragraph(sentence) for sentence in improvement_answer(results, analysis)]
-    if REFERENCE_ABLATION not in results.ablations or STATIC not in results.ablations:
-        need = [a for a in (REFERENCE_ABLATION, STATIC) if a not in results.ablations]
-        blocks.append(missing(f"This comparison needs both dynamic and static-routing runs; missing: "
-                              f"{', '.join(need)}.", fill_command(results, ablations=results.ablations + need)))
+def coinciding_aggregates(results: Results, analysis: Analysis) -> list[str]:
+    """Sentences saying which aggregates are equal by construction, where that happens: with one task, mean and
+    median (rliable takes both over the per-task means); with fewer than 4 runs x tasks, IQM and mean (the IQM
+    trims a quarter of the scores from each end, rounded down, so nothing)."""
+    sentences = []
+    if len(results.tasks) == 1:
+        sentences.append(f"With one task ({results.tasks[0]}), Mean and Median are the same number: rliable takes "
+                         "both over the per-task means, and one task has one mean. They are not two findings.")
+    untrimmed = [group_label(a, k) for (a, k), g in analysis.groups.items()
+                 if int(0.25 * g.matrix.num_runs * len(g.matrix.tasks)) == 0]
+    if untrimmed:
+        sentences.append(f"For {', '.join(untrimmed)} the IQM equals the Mean: with fewer than 4 runs x tasks the "
+                         "interquartile mean trims nothing (a quarter of the scores, rounded down, is none).")
+    return sentences
+
+
+def aggregates_table(results: Results, analysis: Analysis) -> Table:
+    """Every run's aggregates with intervals, then one row per reference policy (computed, so no interval)."""
     rows = []
     for (ablation, k), group in analysis.groups.items():
         m = group.matrix
         rows.append((group_label(ablation, k), *[fmt_interval(group.aggregates, i) for i in range(4)],
                      f"{m.num_runs} x {len(m.tasks)}"))
-    blocks.append(Table("Aggregate scores over runs and tasks", ("run", *stats.AGGREGATES, "seeds x tasks"),
-                        tuple(rows), note="score: mean of the last 3 evaluations of a seed; 95% stratified bootstrap "
-                        f"intervals (rliable, {analysis.reps} repetitions, numpy seed {analysis.seed}); optimality "
-                        "gap: distance below a score of 1 (lower is better)."))
-    interval_rows = [IntervalRow(group_label(a, k), a, *zip(*[g.aggregates.at(i) for i in range(4)]))
-                     for (a, k), g in analysis.groups.items()]
-    blocks.append(interval_figure("aggregates", "Aggregate scores with 95% stratified bootstrap intervals (bars) and "
-                                  "point estimates (black ticks); no bar where a run has one seed.",
-                                  list(stats.AGGREGATES), ["score (1 = best)"] * 3 + ["gap below 1 (lower is better)"],
-                                  interval_rows))
-    if analysis.improvement:
-        rows = [(f"P({group_label(x, kx)} > {group_label(y, ky)})", fmt_interval(i),
-                 f"{i.runs}", improvement_verdict(x, y, i)) for (x, kx, y, ky), i in analysis.improvement.items()]
-        blocks.append(Table("Probability of improvement of dynamic over each other variant",
-                            ("comparison", "P [95% CI]", "seeds (smaller side)", "reading"), tuple(rows),
-                            note="P(X > Y): probability that a run of X scores above a run of Y on the same task, "
-                                 "averaged over tasks (rliable); 0.5 means no difference."))
-        blocks.append(interval_figure(
-            "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
-            "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],
-            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if y == BASELINE_WITHOUT_K else ""), y,
-                         *zip(i.at(0))) for (x, kx, y, ky), i in analysis.improvement.items()], reference=0.5,
-            xlim=(-0.02, 1.02)))
+    for name, values in reference_aggregates(results, analysis).items():
+        rows.append((REFERENCE_ROW + name, *[fmt(v) for v in values], "reference policy"))
+    note = ("score: mean of the last 3 evaluations of a seed on the run's schedule; 95% stratified bootstrap "
+            "intervals (rliable, "
+            f"{analysis.reps} repetitions, numpy seed {analysis.seed}); optimality gap: distance below a score of 1 "
+            f"(lower is better). A difference in score is called material from {stats.SCORE_MATERIAL:g} up.")
+    if any(row[0].startswith(REFERENCE_ROW) for row in rows):
+        note += (" Reference rows: fixed policies scored with the task's own evaluation (drol_diag.tasks.modes): "
+                 "below the random supported mode a run is undertrained.")
+    return Table("Aggregate scores over runs and tasks", ("run", *stats.AGGREGATES, "seeds x tasks"), tuple(rows),
+                 note=note)
+
+
+def score_panels(results: Results, analysis: Analysis) -> list[Panel]:
+    """Per K: the performance profile, and the sample-efficiency curve with the reference levels as lines."""
     panels = []
+    levels = score_levels(results, analysis)
     for k in run_ks(analysis.groups) or [1]:
         shown = [(a, kk, g) for (a, kk), g in analysis.groups.items() if kk == k or a == BASELINE_WITHOUT_K]
         panels.append(Panel(f"Performance profile, K={k}", "score threshold tau (1 = best)",
@@ -100,9 +111,62 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
         if curves:
             panels.append(Panel(f"Sample efficiency, K={k}", STEP_AXIS, "IQM of evaluation score",
                                 tuple(Line(a, a, c.steps, c.estimate.point, c.estimate.low, c.estimate.high)
-                                      for a, c in curves)))
+                                      for a, c in curves), levels=levels))
+    return panels
+
+
+def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = []
+    if not analysis.groups:
+        blocks.append(missing("No run has evaluation scores: there is nothing to aggregate. Runs need evaluations "
+                              "(the task must have an evaluator and --eval-interval must be reached).",
+                              fill_command(results)))
+        return Section(ANCHOR, TITLE, tuple(blocks))
+    notice = undertrained_notice(results, analysis)
+    if notice is not None:
+        blocks.append(notice)
+    blocks += [Paragraph(sentence) for sentence in improvement_answer(results, analysis)]
+    if REFERENCE_ABLATION not in results.ablations or STATIC not in results.ablations:
+        need = [a for a in (REFERENCE_ABLATION, STATIC) if a not in results.ablations]
+        blocks.append(missing(f"This comparison needs both dynamic and static-routing runs; missing: "
+                              f"{', '.join(need)}.", fill_command(results, ablations=results.ablations + need)))
+    blocks.append(aggregates_table(results, analysis))
+    blocks += [Paragraph(sentence) for sentence in coinciding_aggregates(results, analysis)]
+    interval_rows = [IntervalRow(group_label(a, k), a, *zip(*[g.aggregates.at(i) for i in range(4)]))
+                     for (a, k), g in analysis.groups.items()]
+    nan = (float("nan"),) * 4
+    interval_rows += [IntervalRow(REFERENCE_ROW + name, "reference", tuple(float(v) for v in values), nan, nan)
+                      for name, values in reference_aggregates(results, analysis).items()]
+    blocks.append(interval_figure("aggregates", "Aggregate scores with 95% stratified bootstrap intervals (bars) and "
+                                  "point estimates (black ticks); no bar where a run has one seed"
+                                  + ("; reference rows are fixed policies' scores (computed, no interval)."
+                                     if len(interval_rows) > len(analysis.groups) else "."),
+                                  list(stats.AGGREGATES), ["score (1 = best)"] * 3 + ["gap below 1 (lower is better)"],
+                                  interval_rows))
+    if analysis.improvement:
+        rows = [(f"P({group_label(x, kx)} > {group_label(y, ky)})", fmt_interval(i), f"{i.runs}",
+                 improvement_verdict(x, y, i), fmt_interval(analysis.score_difference[(x, kx, y, ky)]))
+                for (x, kx, y, ky), i in analysis.improvement.items()]
+        blocks.append(Table("Probability of improvement of dynamic over each other variant",
+                            ("comparison", "P [95% CI]", "seeds (smaller side)", "reading", "IQM difference [95% CI]"),
+                            tuple(rows),
+                            note="P(X > Y): probability that a run of X scores above a run of Y on the same task, "
+                                 "averaged over tasks (rliable); 0.5 means no difference. IQM difference: IQM of X "
+                                 f"minus IQM of Y; material only when its whole interval lies beyond "
+                                 f"{stats.SCORE_MATERIAL:g}."))
+        blocks.append(interval_figure(
+            "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
+            "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],
+            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if y == BASELINE_WITHOUT_K else ""), y,
+                         *zip(i.at(0))) for (x, kx, y, ky), i in analysis.improvement.items()], reference=0.5,
+            xlim=(-0.02, 1.02)))
+    has_baseline = any(a == BASELINE_WITHOUT_K for a, _ in analysis.groups)
+    levels = score_levels(results, analysis)
     blocks.append(line_figure("profiles", "Left: performance profiles (fraction of runs above each score, over all "
-                              "tasks). Right: IQM of the evaluation score against training step. One row per K "
-                              "(fql, which has no K, in every row). Bands: 95% stratified bootstrap intervals.",
-                              panels, columns=2))
+                              "tasks). Right: IQM of the evaluation score against training step"
+                              + (", with the task's reference policies as grey lines" if levels else "")
+                              + ". One row per K"
+                              + (" (fql, which has no K, in every row)" if has_baseline else "")
+                              + ". Bands: 95% stratified bootstrap intervals.",
+                              score_panels(results, analysis), columns=2))
     return Section(ANCHOR, TITLE, tuple(blocks))

@@ -1,18 +1,21 @@
 """Question 6: error bars, what every interval rests on.
 
 Shows how the report's intervals are computed (stratified bootstrap, repetitions, numpy seed, the scoring
-protocol), warns about single-seed runs (no interval, with the command that adds seeds) and diverged seeds, and
-tabulates the seeds behind each run: scored, diverged, not evaluated.
+protocol), warns about single-seed runs (no interval, with the command that adds seeds) and diverged seeds,
+tabulates the seeds behind each run (scored, diverged, not evaluated), and states the threshold from which the
+report calls a difference material, per quantity, with its reason.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from diagnostics.quantities import QUANTITIES, REPORTING
+from reports import stats
 from reports.analysis import Analysis
 from reports.document import Block, Notice, Paragraph, Section, Table
 from reports.runs import Results
-from reports.text import fill_command, group_label, seeds_text
+from reports.text import fill_command, group_label, plural, seeds_text
 
 
 def question_error_bars(results: Results, analysis: Analysis) -> Section:
@@ -33,17 +36,31 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
         f"({analysis.reps} repetitions; numpy's global generator seeded with {analysis.seed} before each "
         "interval, since rliable resamples with it) and the number of seeds behind it. Aggregates resample runs "
         "within each task (rliable's stratified bootstrap); diagnostics resample seeds. Scores follow the published "
-        "protocol: the mean of a seed's last three evaluations. "
-        + (f"{diverged} seed run(s) diverged (losses became NaN or infinite); they have no score, are left out of "
-           "every statistic and are listed below." if diverged else "No seed diverged."))]
+        "protocol: the mean of a seed's last three evaluations on the run's final schedule "
+        "(an evaluation a resume moved off that grid is kept in the log, not counted). "
+        + (f"{plural(diverged, 'seed run')} diverged (losses became NaN or infinite); they have no score, are left "
+           "out of every statistic and are listed below." if diverged else "No seed diverged."))]
     if single:
         blocks.append(Notice("warning", f"Single seed for {', '.join(single)}: a bootstrap over one run repeats the "
                              "same value, so these have no intervals (shown as 'no interval', drawn without bands), "
                              "not zero-width ones. Run more seeds:",
                              fill_command(results, seeds="0-4")))
     if diverged:
-        blocks.append(Notice("warning", f"{diverged} seed run(s) diverged and are excluded from the statistics "
-                             "(see the table); excluding them flatters the variants they belong to."))
+        blocks.append(Notice("warning", f"{plural(diverged, 'seed run')} diverged and are excluded from the "
+                             "statistics (see the table); excluding them flatters the variants they belong to."))
     blocks.append(Table("Seeds behind each run", ("task", "run", "seeds", "scored", "diverged", "not evaluated"),
                         tuple(rows)))
+    blocks.append(materiality_table())
     return Section("q6-error-bars", "6. Error bars: what every interval rests on", tuple(blocks))
+
+
+def materiality_table() -> Table:
+    """The threshold from which each reported difference is called material, and why."""
+    rows = [("score (IQM of one run minus another's)", f"{stats.SCORE_MATERIAL:g}",
+             "5 points of normalised score; the paper's seed-to-seed spread is 2 to 5 points")]
+    rows += [(f"{QUANTITIES[name].label} ({name})", "none" if r.material is None else f"{r.material:g}", r.why)
+             for name, r in REPORTING.items()]
+    return Table("When a difference is material", ("quantity", "material from", "why"), tuple(rows),
+                 note="A difference (between two runs, or late minus early) is called material only when its whole "
+                      "95% interval lies beyond the threshold; otherwise the report says 'no material difference'. "
+                      "A difference is never given a cause these runs do not isolate.")

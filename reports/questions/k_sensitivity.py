@@ -1,7 +1,8 @@
 """Question 5: how sensitive is it to K?
 
-Shows, per ablation, the IQM of the score at each K run and whether the best K is above the others (intervals apart),
-how many candidates own no probe at the largest K, and figures of the IQM and the late candidate-usage quantities
+Shows, per ablation, the IQM of the score at each K run and the effect size of each K against the best one (the
+IQM difference with its interval, material only beyond stats.SCORE_MATERIAL), how many candidates own no probe at
+the largest K, and figures of the IQM (beside the task's reference levels) and the late candidate-usage quantities
 (load entropy, dead candidates) against K. With one K only, it gives the sweep command that adds more.
 """
 
@@ -15,9 +16,9 @@ from reports import stats
 from reports.analysis import BASELINE_WITHOUT_K, DIAGNOSTICS, Analysis
 from reports.document import Block, Paragraph, Section
 from reports.figures import Line, Panel, line_figure
-from reports.questions.common import get
+from reports.questions.common import diagnostic_panel, get, score_levels
 from reports.runs import Results
-from reports.text import fill_command, fmt_interval, missing, run_ks, seeds_text
+from reports.text import effect_text, fill_command, fmt_interval, missing, plural, run_ks, seeds_text
 
 ANCHOR, TITLE = "q5-k", "5. How sensitive is it to K?"
 
@@ -39,18 +40,27 @@ def k_answer(results: Results, analysis: Analysis) -> list[str]:
         ks = scored_ks(results, analysis, ablation)
         if len(ks) < 2:
             continue
-        iqm = {k: analysis.groups[(ablation, k)].aggregates for k in ks}
-        best = max(ks, key=lambda k: iqm[k].point[0])
-        worse = [k for k in ks if k != best and iqm[k].has_interval and iqm[best].has_interval
-                 and iqm[k].high[0] < iqm[best].low[0]]
-        text = f"{ablation}: IQM " + ", ".join(f"K={k} {fmt_interval(iqm[k])}" for k in ks) + f". The best is K={best}"
-        text += (f"; it is above K={', '.join(map(str, worse))} (intervals do not overlap)." if worse else
-                 "; every other K's interval overlaps it, so these runs do not show a sensitivity to K.")
-        dead = [get(analysis, "dead_candidates", t, ablation, max(ks)) for t in results.tasks]
-        dead = [d for d in dead if d is not None]
-        if dead:
-            text += (f" At K={max(ks)}, {fmt_interval(dead[0].late)} candidates own no probe late in training"
-                     f" ({results.tasks[0]}).")
+        groups = {k: analysis.groups[(ablation, k)] for k in ks}
+        best = max(ks, key=lambda k: groups[k].aggregates.point[0])
+        effects = {k: stats.batched_bootstrap((groups[k].matrix.scores, groups[best].matrix.scores),
+                                              stats.iqm_difference_batched, analysis.reps, analysis.seed)
+                   for k in ks if k != best and groups[k].matrix.tasks == groups[best].matrix.tasks}
+        material = [k for k, d in effects.items() if stats.is_material(d, stats.SCORE_MATERIAL)]
+        text = (f"{ablation}: IQM " + ", ".join(f"K={k} {fmt_interval(groups[k].aggregates)}" for k in ks)
+                + f". The highest is at K={best}; IQM of each other K minus K={best}: "
+                + "; ".join(f"K={k} {effect_text(d, stats.SCORE_MATERIAL)}" for k, d in effects.items()) + ". ")
+        text += (f"So these runs show a material sensitivity to K (K={', '.join(map(str, material))} below K={best})."
+                 if material else "So these runs show no material sensitivity to K.")
+        for task in results.tasks:
+            dead = get(analysis, "dead_candidates", task, ablation, max(ks))
+            if dead is None:
+                continue
+            if dead.late_values.size and dead.late_values.max() == 0:
+                text += (f" At K={max(ks)} every candidate owns at least one probe late in training ({task}: no "
+                         f"dead candidate in any seed; {plural(len(dead.seeds), 'seed')}).")
+            else:
+                text += (f" At K={max(ks)}, {fmt_interval(dead.late)} candidates own no probe late in training"
+                         f" ({task}).")
         sentences.append(text)
     return sentences
 
@@ -64,6 +74,19 @@ def question_k(results: Results, analysis: Analysis) -> Section:
         blocks.append(missing(f"Only K={seeds_text(ks_run)} was run: a K curve needs at least two values.",
                               fill_command(results, ks=wanted)))
         return Section(ANCHOR, TITLE, tuple(blocks))
+    panels = k_panels(results, analysis)
+    if panels:
+        blocks.append(line_figure("k-sensitivity", "Sensitivity to K: IQM of the score over runs and tasks (grey "
+                                  "lines: the task's reference policies, where it has them), and the late "
+                                  "candidate-usage quantities per task; bands 95% bootstrap intervals. Each "
+                                  "quantity's axis spans at least twice its materiality threshold.", panels,
+                                  columns=3 if len(panels) > 4 else 2))
+    return Section(ANCHOR, TITLE, tuple(blocks))
+
+
+def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
+    """The IQM against K per ablation (with the reference levels), then per task the late load entropy and
+    dead candidates against K."""
     panels = []
     lines = []
     for ablation in results.ablations:
@@ -72,7 +95,8 @@ def question_k(results: Results, analysis: Analysis) -> Section:
             continue
         lines.append(k_line(ablation, ks, [analysis.groups[(ablation, k)].aggregates for k in ks]))
     if lines:
-        panels.append(Panel("IQM against K", "K (candidates per state)", "IQM of score", tuple(lines), log2_x=True))
+        panels.append(Panel("IQM against K", "K (candidates per state)", "IQM of score", tuple(lines), log2_x=True,
+                            levels=score_levels(results, analysis)))
     for task in results.tasks:
         for variable in ("load_entropy", "dead_candidates"):
             lines = []
@@ -83,10 +107,6 @@ def question_k(results: Results, analysis: Analysis) -> Section:
                     continue
                 lines.append(k_line(ablation, [k for k, _ in pts], [s.late for _, s in pts]))
             if lines:
-                panels.append(Panel(f"{task}: {DIAGNOSTICS[variable].label} (late)", "K (candidates per state)",
-                                    DIAGNOSTICS[variable].unit, tuple(lines), log2_x=True))
-    if panels:
-        blocks.append(line_figure("k-sensitivity", "Sensitivity to K: IQM of the score over runs and tasks, and the "
-                                  "late candidate-usage quantities per task; bands 95% bootstrap intervals.", panels,
-                                  columns=3 if len(panels) > 4 else 2))
-    return Section(ANCHOR, TITLE, tuple(blocks))
+                panels.append(diagnostic_panel(variable, f"{task}: {DIAGNOSTICS[variable].label} (late)",
+                                               "K (candidates per state)", tuple(lines), log2_x=True))
+    return panels

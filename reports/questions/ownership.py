@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
@@ -18,10 +19,13 @@ from reports.questions.common import (
     dynamic_ks,
     fill_static_command,
     get,
+    material_threshold,
     task_blocks,
+    too_few_rows,
+    trend_difference,
 )
 from reports.runs import Results
-from reports.text import fill_command, fmt_interval, missing
+from reports.text import effect_text, fill_command, fmt_interval, missing
 
 
 def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
@@ -34,18 +38,30 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
         if flips is None:
             continue
         seeds = len(flips.seeds)
-        text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
-                f"changed owner between the first two logs and {fmt_interval(flips.late)} per log interval late in "
-                "training")
+        if flips.rows < 2:
+            text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
+                    "changed owner in the only logged interval (between the first two logs)")
+        else:
+            text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
+                    f"changed owner between the first two logs and {fmt_interval(flips.late)} per log interval late "
+                    "in training")
         if flips.early.point[0] == 0 and flips.late.point[0] == 0:
             text += ": ownership did not move."
-        elif flips.late.has_interval and flips.early.has_interval and flips.late.high[0] < flips.early.low[0]:
-            text += ": ownership moves, and it settles (the late interval lies below the early one)"
-            text += ", but it has not stopped." if flips.late.low[0] > 0 else "."
-        elif flips.late.has_interval and flips.late.low[0] > 0:
-            text += ": ownership keeps moving; these runs do not show it settling."
+        elif not flips.has_trend:
+            text += f"; whether ownership settles: {too_few_rows(flips, 'the flip rate')}."
         else:
-            text += ": the data do not show whether it settles."
+            change = trend_difference(analysis, flips)
+            effect = f"late minus early {effect_text(change, material_threshold('flip_rate'))}"
+            material = stats.is_material(change, material_threshold("flip_rate"))
+            if material and change.high[0] < 0:
+                text += f": ownership moves, and it settles ({effect})"
+                text += ", but it has not stopped." if flips.late.has_interval and flips.late.low[0] > 0 else "."
+            elif material:
+                text += f": ownership moves more late in training than early ({effect})."
+            elif flips.late.has_interval and flips.late.low[0] > 0:
+                text += f": ownership keeps moving, with no material change from early to late ({effect})."
+            else:
+                text += f": the data do not show whether it settles ({effect})."
         returns = get(analysis, "return_rate", task, REFERENCE_ABLATION, k)
         if returns is not None and flips.late.point[0] > 0:
             share = returns.late.point[0] / flips.late.point[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reports import stats
 from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
@@ -19,10 +20,13 @@ from reports.questions.common import (
     dynamic_ks,
     get,
     late_comparison,
+    material_threshold,
     task_blocks,
+    too_few_rows,
+    trend_difference,
 )
 from reports.runs import Results
-from reports.text import fmt_interval, group_label
+from reports.text import effect_text, fmt_interval, group_label
 
 HELD_OUT_OOD = 0.05  # held-out data exceed the out-of-support threshold (their own 95th percentile) 5% of the time
 
@@ -48,20 +52,29 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
         gap = get(analysis, "q_gap", task, ablation, k)
         parts = []
         if dist is not None:
-            drift = dist.late.has_interval and dist.early.has_interval and dist.late.low[0] > dist.early.high[0]
-            closer = dist.late.has_interval and dist.early.has_interval and dist.late.high[0] < dist.early.low[0]
-            parts.append(f"the winner's distance to its data action goes from {fmt_interval(dist.early)} to "
-                         f"{fmt_interval(dist.late)} (RMS per action dimension): "
-                         + ("winners drift away from the data over training" if drift else
-                            "winners move closer to the data over training" if closer else
-                            "no drift away from the data is detectable"))
+            text = (f"the winner's distance to its data action goes from {fmt_interval(dist.early)} to "
+                    f"{fmt_interval(dist.late)} (RMS per action dimension)")
+            if not dist.has_trend:
+                text += f"; whether winners drift: {too_few_rows(dist, 'it')}"
+            else:
+                change = trend_difference(analysis, dist)
+                threshold = material_threshold("winner_data_dist_mean")
+                material = stats.is_material(change, threshold)
+                text += f", late minus early {effect_text(change, threshold)}"
+                if material:
+                    text += (": winners drift away from the data over training" if change.low[0] > 0 else
+                             ": winners move closer to the data over training")
+            parts.append(text)
         if ood is not None:
-            above = ood.late.has_interval and ood.late.low[0] > HELD_OUT_OOD
+            excess = stats.Interval(ood.late.point - HELD_OUT_OOD, ood.late.low - HELD_OUT_OOD,
+                                    ood.late.high - HELD_OUT_OOD, ood.late.runs)
+            threshold = material_threshold("ood_frac")
+            material = stats.is_material(excess, threshold)
             parts.append(f"{fmt_interval(ood.late)} of deployed actions lie outside the data's support late in "
-                         f"training, against {HELD_OUT_OOD:.0%} for held-out data by construction: "
-                         + ("the policy leaves the support more often than the data themselves do" if above else
-                            "no more often than held-out data, within the interval" if ood.late.has_interval else
-                            "with one seed this cannot be told apart from the data's own rate"))
+                         f"training, against {HELD_OUT_OOD:.0%} for held-out data by construction; the excess over "
+                         f"held-out data, {effect_text(excess, threshold)}"
+                         + (": the policy leaves the support more often than held-out data do" if material
+                            and excess.low[0] > 0 else ""))
         if support is not None and reference:
             parts.append(f"their distance to the nearest training pair is {fmt_interval(support.late)}, "
                          f"{support.late.point[0] / reference:.2g} times the data's own nearest-neighbour median "
@@ -71,14 +84,9 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
         if parts:
             sentences.append(f"{label}: " + "; ".join(parts) + ".")
     for k in dynamic_ks(results):
-        comparison = late_comparison(analysis, "ood_frac", task, k)
-        if comparison == "overlap":
-            sentences.append(f"At K={k} the out-of-support fractions of dynamic and static-routing overlap: these "
-                             "runs do not show dynamic routing pulling actions off the data more than a static "
-                             "assignment does.")
-        elif comparison is not None:
-            more = "dynamic" if comparison == "dynamic higher" else "static-routing"
-            sentences.append(f"At K={k}, {more} deploys more out-of-support actions (the intervals do not overlap).")
+        comparison = late_comparison(analysis, "ood_frac", task, k, "the fraction of deployed actions out of support")
+        if comparison is not None:
+            sentences.append(comparison)
     return sentences
 
 

@@ -1,0 +1,244 @@
+"""The memory a run needs, estimated from its configs before anything is allocated, and what the device has.
+
+A run holds on its device: the training arrays, the support index of the diagnostics, and every
+seed's training state (parameters, Adam moments, target critic, owner table); on top, one program
+at a time runs with its working memory (XLA's temporary buffers): a training chunk, a row of probe
+diagnostics, or static routing's owner table. The largest working memory comes from the K
+candidates of each state: every program that routes runs the actor over rows x K candidates
+(rows: the batch B in training, the M probes in the diagnostics), and soft routing and
+all-candidates train all K, so the actor's and the critic ensemble's activations over rows x K
+are kept for the backward pass. Per seed (the seeds are vmapped, so everything is times S):
+
+    working memory = 4 bytes x rows x (K (r w_max + c) + J (2 sum(actor widths) + 4 E sum(critic widths)))
+
+with r = 2 and c = 150 in a training chunk that routes (r = c = 0 for random routing and static
+routing, which compute no candidates there), r = 1.5 per pass over the candidates and c = 0 in a
+probe row (refresh-N makes two passes), J = K for soft routing and all-candidates and 1 otherwise
+(FQL: its flow counts as a second actor), E critics, w_max the widest actor layer. A probe row
+also holds the candidates' pairwise distances (M x K x K floats: candidate_spread), which dominate
+from K of about 1000 on. A training chunk also holds a copy of the state.
+
+How close (benchmarks/memory.py): against XLA's own buffer assignment (`jax.jit(...).lower(...)
+.compile().memory_analysis()`: arguments plus temporaries) on CPU, jax 0.10 with the command line's
+XLA flags (drol_diag.platform), for 4x512 networks with K 1 to 256 (dynamic, static, fixed-bank,
+refresh-N, random, soft with 2 and 3 critics) and FQL, 2x256 all-candidates, 2x256 and 2x1024
+widths, batch 256 and 1024, 3x128 at K 2000, 1024 probes, one and three seeds: programs above
+0.5 GiB within -17% and +33% (three seeds: soft routing K 64, training chunk 4.2 GiB against XLA's
+3.9 GiB, probe row 15.8 GiB against 16.8 GiB; dynamic K 256, probe row 3.4 GiB against 3.1 GiB;
+3x128 at K 2000, training chunk 2.3 GiB against 2.3 GiB, probe row 50 GiB against 46 GiB);
+smaller ones up to 0.2 GiB above. Without those flags XLA takes up to 1.8 times more (soft
+routing), so there the estimate is low; on a GPU XLA fuses differently. A run is refused when the
+estimate exceeds USABLE_FRACTION of what the device has (the rest for compiling, XLA's workspace
+and the process): a configuration close to the limit may still run out of memory, and one refused
+would have needed about that much (3 seeds at K 20000, 3x128, without diagnostics: estimated
+23 GiB; started with 22 GiB available on a 23 GiB machine before this check, it was killed for
+memory).
+
+What runs need by this estimate: the paper's setting (4x512, batch 256, K 64, 3 seeds, 1024
+probes) 1.4 GiB on a 1M-transition OGBench dataset with 28-D observations, 4.8 GiB on 4M
+transitions of 69-D ones; soft routing there 16-20 GiB (its probe row trains all K candidates of
+1024 probes: lower --probes); modes-2d (3x128, 3 seeds) 0.2 GiB at K 16, 1.5 GiB at K 256, 50 GiB
+at K 2000 (2.3 GiB without diagnostics); `--k 100000` far beyond any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+from drol.config import LearnerConfig
+
+FLOAT_BYTES = 4  # everything is float32 (owners int32)
+OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
+SUPPORT_CHUNK_ROWS = 4096  # diagnostics.support.CHUNK_ROWS: training pairs per distance matmul
+# Floats XLA keeps, fitted to its buffer assignment (benchmarks/memory.py):
+TRAINING_ROUTING_FACTOR = 2.0  # per unit of the widest actor layer, per candidate a training chunk routes
+TRAINING_ROUTING_EXTRA = 150  # and per such candidate (its latent, action, distance, input, GELU temporaries)
+PROBE_ROUTING_FACTOR = 1.5  # the same in a probe row, per pass over the candidates (refresh-N makes two)
+ACTOR_FACTOR = 2.0  # per actor unit per trained candidate, forward and backward
+CRITIC_FACTOR = 4.0  # per critic unit (each member, LayerNorm) per trained candidate, forward and backward
+USABLE_FRACTION = 0.9  # of the available memory, a run's estimate may take; the rest: compiling, XLA's workspace
+GIB = 1 << 30
+
+
+def mlp_params(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: bool = False) -> int:
+    """Parameters of drol.networks.MLP: Dense kernels and biases (and LayerNorm scales and biases)."""
+    sizes = (in_dim, *hidden, out_dim)
+    dense = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    return dense + (2 * sum(hidden) if layer_norm else 0)
+
+
+def state_bytes(config: LearnerConfig, obs_dim: int, action_dim: int, num_transitions: int) -> int:
+    """One seed's training state (drol.learner.TrainState, drol.fql.FQLState): parameters and both Adam
+    moments of every trained network, the target critic, refresh-N's actor snapshot, static routing's
+    owner table (N int32)."""
+    actor = mlp_params(obs_dim + action_dim, config.actor_hidden, action_dim)
+    critic = config.num_critics * mlp_params(obs_dim + action_dim, config.critic_hidden, 1, layer_norm=True)
+    floats = 3 * actor + 4 * critic
+    if config.method == "fql":
+        floats += 3 * mlp_params(obs_dim + action_dim + 1, config.actor_hidden, action_dim)  # the flow
+    else:
+        floats += actor if config.refresh_interval > 1 else 0
+        floats += num_transitions if config.refresh_interval == 0 else 0
+    return FLOAT_BYTES * floats
+
+
+def working_bytes(config: LearnerConfig, rows: int, routing_factor: float, routing_extra: float = 0.0) -> int:
+    """One seed's working memory for `rows` states (the batch, or the probes): the formula of the module
+    docstring, with `routing_factor` floats per unit of the widest actor layer plus `routing_extra`
+    floats for each of the K candidates the program computes (0: it computes none)."""
+    actor, critic = sum(config.actor_hidden), config.num_critics * sum(config.critic_hidden)
+    if config.method == "fql":  # (the flow counts as a second actor)
+        return int(FLOAT_BYTES * rows * (2 * ACTOR_FACTOR * actor + CRITIC_FACTOR * critic))
+    k = config.num_candidates
+    trained = k if config.routing in ("soft", "uniform") else 1
+    routing = k * (routing_factor * max(config.actor_hidden) + routing_extra) if routing_factor else 0.0
+    floats = routing + trained * (ACTOR_FACTOR * actor + CRITIC_FACTOR * critic)
+    return int(FLOAT_BYTES * rows * floats)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a run needs on its device, by part (each for all seeds)."""
+
+    dataset: int  # the training arrays, and the support index when the diagnostics run
+    states: int  # every seed's training state
+    training: int  # working memory of a training chunk
+    diagnostics: int  # working memory of a row of probe diagnostics (0 without diagnostics)
+    owner_table: int  # working memory of static routing's owner table (0 for other routings)
+
+    @property
+    def total(self) -> int:
+        """What is held at the peak: the arrays, the states and the largest program's working memory."""
+        return self.dataset + self.states + max(self.training, self.diagnostics, self.owner_table)
+
+    def explain(self, available: int) -> str:
+        """Each part that alone needs more than `available` bytes (else the largest), with what lowers it."""
+        sizes = {name: getattr(self, name) for name in PARTS}
+        ordered = sorted(sizes, key=lambda name: sizes[name], reverse=True)
+        over = [name for name in ordered if sizes[name] > available] or ordered[:1]
+        return ", ".join(f"{PARTS[name][0]} needs {sizes[name] / GIB:.1f} GiB ({PARTS[name][1]})" for name in over) \
+            + "; or run fewer --seeds at once"
+
+
+PARTS = {  # MemoryEstimate's fields: what each is, and what lowers it
+    "training": ("a training chunk", "lower --k, --batch-size or --hidden"),
+    "diagnostics": ("a row of probe diagnostics", "lower --probes or --k, or pass --no-diagnostics"),
+    "owner_table": ("static routing's owner table", "lower --k or --hidden"),
+    "states": ("the training states", "lower --hidden"),
+    "dataset": ("the dataset", "use a smaller dataset, or pass --no-diagnostics"),
+}
+
+
+def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_transitions: int, num_seeds: int,
+                    num_probes: int = 0) -> MemoryEstimate:
+    """The memory a run of `config` needs for `num_seeds` seeds on a dataset of `num_transitions`
+    rows, with `num_probes` probes per seed in its diagnostics (0: none). See the module docstring."""
+    dataset = FLOAT_BYTES * num_transitions * (2 * obs_dim + action_dim + 2)
+    probes = min(num_probes, num_transitions)
+    diagnostics = 0
+    if probes:
+        dataset += FLOAT_BYTES * num_transitions * (obs_dim + action_dim)  # the support index
+        passes = 0 if config.method == "fql" else 2 if config.refresh_interval > 1 else 1
+        pairwise = 0 if config.method == "fql" else probes * config.num_candidates ** 2  # candidate_spread: (M, K, K)
+        diagnostics = num_seeds * (working_bytes(config, probes, passes * PROBE_ROUTING_FACTOR)
+                                   + FLOAT_BYTES * pairwise + 2 * FLOAT_BYTES * probes * SUPPORT_CHUNK_ROWS)
+    state = state_bytes(config, obs_dim, action_dim, num_transitions)
+    routes_in_training = config.method != "fql" and config.routing != "random" and config.refresh_interval != 0
+    training = num_seeds * (state + working_bytes(config, config.batch_size,
+                                                  TRAINING_ROUTING_FACTOR if routes_in_training else 0.0,
+                                                  TRAINING_ROUTING_EXTRA))
+    owner_table = 0
+    if config.method != "fql" and config.refresh_interval == 0:
+        candidates = max(1, min(num_transitions, OWNER_CHUNK_CANDIDATES // config.num_candidates)) * \
+            config.num_candidates
+        owner_table = int(num_seeds * FLOAT_BYTES * candidates *
+                          (TRAINING_ROUTING_FACTOR * max(config.actor_hidden) + TRAINING_ROUTING_EXTRA))
+    return MemoryEstimate(dataset, num_seeds * state, training, diagnostics, owner_table)
+
+
+def known_task_shape(task: str) -> tuple[int, int, int]:
+    """(obs_dim, action_dim, transitions) of a task without loading it: exact for the modes family,
+    else (1, 1, 0), which makes estimate_memory a lower bound (no dataset, no probes): a sweep's planner
+    refuses with it only groups that cannot fit whatever their dataset; each run checks again, exactly."""
+    from drol_diag.tasks.modes import MODES_TASKS
+
+    spec = MODES_TASKS.get(task)
+    return (spec.obs_dim, spec.action_dim, spec.num_transitions) if spec else (1, 1, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# What the device has.
+
+
+def host_available_bytes() -> int:
+    """Memory this host can give a process now: /proc/meminfo's MemAvailable (else free pages), and
+    no more than a cgroup v2 memory limit leaves."""
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(available, 0)
+
+
+def device_memory() -> tuple[int, str]:
+    """(bytes available, what they are) on JAX's default device: an accelerator's allocator limit less
+    what is in use (memory_stats), or, on the CPU, the host's available memory. Starts JAX's backend."""
+    import jax
+
+    device = jax.devices()[0]
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        free = int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+        return free, f"free on {device.device_kind} ({device.platform})"
+    return host_available_bytes(), "available on this host (CPU)"
+
+
+PROBE = ("import os; os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'; "
+         "from drol_diag.training.memory import device_memory; print(*device_memory(), sep='\\t')")
+
+
+def device_memory_elsewhere() -> tuple[int, str]:
+    """device_memory() without starting JAX's backend in this process (a sweep's planner must not take
+    an accelerator's memory from its runs): on the CPU when JAX has no accelerator plugin, else asked of
+    a short-lived child process."""
+    import importlib.metadata
+
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    plugins = list(importlib.metadata.entry_points(group="jax_plugins"))
+    if platforms == "cpu" or (not platforms and not plugins):
+        return host_available_bytes(), "available on this host (CPU)"
+    try:
+        answer = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
+                                check=True).stdout.strip().splitlines()[-1]
+        size, what = answer.split("\t")
+        return int(size), what
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return host_available_bytes(), "available on this host"
+
+
+def check_fits(estimate: MemoryEstimate, available: tuple[int, str], what: str) -> None:
+    """Raise ValueError (one line: the estimate, what is available, what to change) when the estimate
+    exceeds USABLE_FRACTION of the available bytes."""
+    size, where = available
+    if estimate.total > USABLE_FRACTION * size:
+        raise ValueError(f"{what} needs about {estimate.total / GIB:.1f} GiB of memory, more than "
+                         f"{USABLE_FRACTION:.0%} of the {size / GIB:.1f} GiB {where}: "
+                         f"{estimate.explain(int(USABLE_FRACTION * size))}")

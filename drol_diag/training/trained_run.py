@@ -1,0 +1,191 @@
+"""A finished (or stopped) run, loaded back from its folder: its resolved configs, the policy of each seed
+from its last checkpoint, and an evaluation of that checkpoint without training.
+
+    import drol_diag
+    trained = drol_diag.load_run("runs/modes-2d/dynamic-k16")
+    actions = trained.policies[0](observations)          # (n, obs_dim) -> (n, action_dim) in [-1, 1]
+    evaluation = evaluate_run(trained, episodes=50)      # what `drol-diag evaluate RUN` prints
+
+Loading reads config.json and checkpoint.msgpack and writes nothing. The task's data are not needed
+to load (config.json records the dimensions); evaluating loads the task (`drol_diag.tasks.load_task`).
+An evaluation at the run's own episodes and seeds is the run's last logged evaluation, number for
+number: the same policy keys and episode seeds as training (driver.DeployedPolicy, driver.eval_seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from drol.config import LearnerConfig, learner_config_class
+from drol.learner import make_init
+from drol.methods import make_learner
+from drol.variants import variant
+from drol_diag.runfolder import store
+from drol_diag.settings import RunConfig
+from drol_diag.tasks import Task, load_task
+from drol_diag.training.driver import DeployedPolicy, eval_seed, evaluate_seeds
+
+EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every evaluation record, oldest first
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run folder's configs and last checkpoint, with a deployed policy per seed.
+
+    `policies[seed](observations)` maps (n, obs_dim) to (n, action_dim) in [-1, 1], as training's
+    evaluation at update `step` does (driver.DeployedPolicy). A diverged seed's policy holds the
+    parameters frozen before its losses became NaN/inf; `diverged_steps` says which (-1: never).
+    """
+
+    run_dir: Path
+    learner: LearnerConfig
+    run: RunConfig
+    config: dict[str, Any]  # config.json as written
+    step: int  # updates in the checkpoint (every seed)
+    seeds: tuple[int, ...]  # the run's seeds, in the checkpoint's order
+    diverged_steps: dict[int, int]  # per seed: the update at which it diverged, -1 if never
+    policies: dict[int, DeployedPolicy]
+    obs_dim: int
+    action_dim: int
+    states: Any = dataclasses.field(repr=False)  # the whole seed-stacked training state (host arrays)
+    model: Any = dataclasses.field(repr=False)  # drol.learner.Learner or drol.fql.FQLLearner
+    act_fn: Any = dataclasses.field(repr=False)  # jitted model.act, shared by the policies
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """One evaluation of a run's checkpoint: per seed, every number the task's evaluator reports."""
+
+    run_dir: Path
+    step: int  # the checkpoint's update
+    episodes: int
+    seeds: tuple[int, ...]
+    results: dict[str, np.ndarray]  # {"eval_score": (S,), ...}; NaN for a diverged seed
+    episode_seeds: tuple[int, ...]  # per seed: the evaluator's seed (driver.eval_seed(seed, step))
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.results["eval_score"]
+
+    @property
+    def mean_score(self) -> float:
+        finite = self.scores[np.isfinite(self.scores)]
+        return float(finite.mean()) if finite.size else float("nan")
+
+    def record(self) -> dict[str, Any]:
+        """As JSON (`drol-diag evaluate --write` / `--json`)."""
+        number = lambda value: float(value) if np.isfinite(value) else None  # (JSON has no NaN: null)
+        return {"run_dir": str(self.run_dir), "step": self.step, "episodes": self.episodes, "seeds": list(self.seeds),
+                "episode_seeds": list(self.episode_seeds), "mean_score": number(self.mean_score),
+                **{name: [number(v) for v in values] for name, values in self.results.items()}}
+
+
+def load_run(path: str | Path) -> TrainedRun:
+    """Load a run folder (<out>/<task>/<ablation>-k<K>, written by `drol-diag run` or a sweep): its
+    resolved configs from config.json and every seed's policy from checkpoint.msgpack. Writes
+    nothing. Raises ValueError (one line) for a folder that is not a run folder or has no checkpoint."""
+    run_dir = Path(path)
+    config_path = run_dir / store.CONFIG_FILE
+    if not run_dir.is_dir():
+        raise ValueError(f"no such run folder: {run_dir} (a run folder is <out>/<task>/<ablation>-k<K>, "
+                         "written by drol-diag run)")
+    if not config_path.is_file():
+        raise ValueError(f"{run_dir} is not a run folder: it has no {store.CONFIG_FILE} (a run folder is "
+                         "<out>/<task>/<ablation>-k<K>, written by drol-diag run)")
+    try:
+        config = store.read_json(config_path)
+        learner_config, run_config = configs_of(config)
+        obs_dim, action_dim = int(config["task"]["obs_dim"]), int(config["task"]["action_dim"])
+        transitions = int(config["task"]["transitions"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot read {config_path}: {type(error).__name__}: {error}") from None
+    model = make_learner(learner_config, obs_dim, action_dim, transitions)
+    seeds = tuple(run_config.seeds)
+    shapes = jax.eval_shape(make_init(model), jnp.asarray(seeds, jnp.int32))  # (no program compiled or run)
+    template = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    try:
+        restored = store.load_checkpoint(run_dir, template)
+    except Exception as error:  # noqa: BLE001 - a damaged or foreign checkpoint raises whatever msgpack/flax meets
+        raise ValueError(f"cannot read {run_dir / store.CHECKPOINT_FILE}: {type(error).__name__}: {error}") from None
+    if restored is None:
+        raise ValueError(f"{run_dir} has no checkpoint ({store.CHECKPOINT_FILE}): the run stopped before its first; "
+                         "train it with drol-diag run --resume")
+    states, extra = restored
+    step = int(extra["step"])
+    act_fn = jax.jit(model.act)
+    policies = {seed: DeployedPolicy(act_fn, jax.tree.map(lambda x, i=i: x[i], states.actor_params), seed, step,
+                                     obs_dim) for i, seed in enumerate(seeds)}
+    diverged = {seed: int(d) for seed, d in zip(seeds, np.asarray(states.diverged_step))}
+    return TrainedRun(run_dir=run_dir, learner=learner_config, run=run_config, config=config, step=step, seeds=seeds,
+                      diverged_steps=diverged, policies=policies, obs_dim=obs_dim, action_dim=action_dim,
+                      states=states, model=model, act_fn=act_fn)
+
+
+def configs_of(config: dict[str, Any]) -> tuple[LearnerConfig, RunConfig]:
+    """The learner and run configs a config.json records (lists back to tuples)."""
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    run = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["run"].items() if k in run_fields})
+    config_class = learner_config_class(variant(run.ablation).method)
+    learner_fields = {f.name for f in dataclasses.fields(config_class)}
+    learner = config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["learner"].items()
+                              if k in learner_fields})
+    return learner, run
+
+
+def evaluation_settings(trained: TrainedRun, episodes: int | None = None,
+                        seeds: tuple[int, ...] | None = None) -> tuple[int, tuple[int, ...]]:
+    """The episodes per seed (default: the run's eval_episodes) and seeds (default: all of the run's) of
+    an evaluation of `trained`. Raises ValueError (one line) for episodes < 1 or seeds not in the run."""
+    episodes = trained.run.eval_episodes if episodes is None else int(episodes)
+    if episodes < 1:
+        raise ValueError(f"--episodes must be a positive integer, got {episodes}")
+    seeds = trained.seeds if seeds is None else tuple(seeds)
+    unknown = [s for s in seeds if s not in trained.seeds]
+    if unknown or not seeds:
+        listed = f"seed {unknown[0]} is" if len(unknown) == 1 else \
+            f"seeds {','.join(map(str, unknown)) or '(none)'} are"
+        raise ValueError(f"{listed} not in the run {trained.run_dir} (its seeds: {','.join(map(str, trained.seeds))})")
+    return episodes, seeds
+
+
+def evaluation_task(trained: TrainedRun, dataset_dir: str | None = None) -> Task:
+    """The run's task, loaded to evaluate its policies. Raises ValueError (one line) for a task that cannot be
+    loaded, has no evaluator, or now has other dimensions than the run was trained on."""
+    task = load_task(trained.run.task, dataset_dir)
+    if task.evaluate is None:
+        raise ValueError(f"task {trained.run.task} has no evaluator: its runs cannot be evaluated")
+    if (task.obs_dim, task.action_dim) != (trained.obs_dim, trained.action_dim):
+        raise ValueError(f"task {trained.run.task} now has observations of {task.obs_dim} and actions of "
+                         f"{task.action_dim} numbers; the run was trained on {trained.obs_dim} and "
+                         f"{trained.action_dim}")
+    return task
+
+
+def evaluate_run(trained: TrainedRun, episodes: int | None = None, seeds: tuple[int, ...] | None = None,
+                 dataset_dir: str | None = None, task: Task | None = None) -> RunEvaluation:
+    """Evaluate the checkpoint's policies on the run's task (`task`, else evaluation_task(trained,
+    dataset_dir)) as training evaluates (driver.evaluate_seeds), for `episodes` and `seeds` as
+    evaluation_settings takes them. Writes nothing. Raises ValueError (one line) as those two do."""
+    episodes, seeds = evaluation_settings(trained, episodes, seeds)
+    task = evaluation_task(trained, dataset_dir) if task is None else task
+    positions = np.asarray([trained.seeds.index(s) for s in seeds])
+    states = jax.tree.map(lambda x: x[positions], trained.states)
+    results = evaluate_seeds(task, trained.model, states, list(seeds), trained.step, episodes, trained.act_fn)
+    return RunEvaluation(run_dir=trained.run_dir, step=trained.step, episodes=episodes, seeds=seeds, results=results,
+                         episode_seeds=tuple(eval_seed(s, trained.step) for s in seeds))
+
+
+def append_evaluation(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Add `record` to the run folder's evaluations.json (a JSON list, oldest first), atomically: the
+    whole file is written under a temporary name and renamed. Hold the run's lock (store.run_lock)."""
+    path = Path(run_dir) / EVALUATIONS_FILE
+    records = store.read_json(path) if path.exists() else []
+    store.write_json_atomic(path, [*records, record])
+    return path
