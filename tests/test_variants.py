@@ -1,6 +1,6 @@
 """The ablation variants end to end: every variant trained briefly on modes-2d with its diagnostics, and
 the defining properties those runs show (static routing never reassigns, its owner table, random
-routing's owners). The properties checked on the learner's functions alone: test_variant_maths.py."""
+routing's owners, every registered quantity logged). The properties checked on the learner's functions alone: test_variant_maths.py."""
 
 import dataclasses
 from pathlib import Path
@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
+from diagnostics.quantities import DERIVED, QUANTITIES, ROW
 from drol.learner import Learner, assign, make_init, static_owners
 from drol.prior import sample_ball
 from drol.variants import VARIANTS
@@ -101,3 +102,21 @@ def routed_nearest(learner, state, data, latents):
     nearest = dataclasses.replace(learner.config, routing="nearest")
     return assign(dataclasses.replace(learner, config=nearest), state, None, data["observations"], data["actions"], latents,
                   None).winners
+
+
+@pytest.mark.parametrize("name", ["dynamic", "fql"])
+def test_every_registered_quantity_is_logged_with_its_dims_and_every_logged_one_is_registered(variant_runs, name):
+    logs, _ = variant_runs[name]
+    method = "fql" if name == "fql" else "drol"
+    for quantity in QUANTITIES.values():
+        if quantity.kind == DERIVED:
+            continue
+        if method not in quantity.methods:
+            assert quantity.name not in logs, f"{quantity.name} is logged by {method}, not registered for it"
+            continue
+        expected = ("seed", "step", *quantity.dims) if quantity.kind == ROW else quantity.dims
+        assert logs[quantity.name].dims == expected, quantity.name
+    # Everything else in the log is a training metric (seed, step), an evaluation (seed, eval_step) or the probes.
+    unregistered = {name for name, var in logs.data_vars.items() if name not in QUANTITIES and name != "probe_index"
+                    and var.dims not in (("seed", "step"), ("seed", "eval_step"))}
+    assert not unregistered, f"logged but not in diagnostics.quantities: {unregistered}"
