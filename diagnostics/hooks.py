@@ -1,8 +1,11 @@
 """The recorder the training driver calls at every log interval: probe diagnostics for all seeds.
 
 Device part: `probe_diagnostics` (FQL: `fql_probe_diagnostics`) vmapped over seeds and jitted.
-Host part: ownership history (flips, returns, ARI; not for FQL, which has no owners) and support
-distances (exact nearest neighbours, diagnostics.support).
+Host part: ownership history (flips, returns and their chance level, ARI; not for FQL, which has no
+owners) and support distances (exact nearest neighbours, diagnostics.support). Yardsticks, computed once:
+the data's own action scale (for winner_data_dist: each probe's data action to that of the nearest other
+training pair), and, for a task with mode centres (`Task.mode_centers`), the data's noise around a centre
+(for modes_covered, which `coverage_diagnostics` logs beside coverage).
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ from diagnostics.probes import (
     DEPLOY_STREAM,
     QUANTILES,
     ProbeSet,
+    coverage_diagnostics,
     draw_probe_set,
     fql_probe_diagnostics,
     probe_diagnostics,
 )
 from diagnostics.quantities import QUANTITIES
 from diagnostics.stability import OwnershipTracker
-from diagnostics.support import SupportIndex
+from diagnostics.support import SupportIndex, data_action_spread
 from drol.fql import FQLLearner
 from drol.learner import Learner, TrainState, seed_key
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
+
+MODE_NOISE_PERCENTILE = 95.0  # a mode is covered when a candidate is as near its centre as this share of its data
+MODE_NOISE_ROWS = 4096  # data rows (held-out where the task has them) that measure the noise around a centre
 
 
 class ProbeRecorder:
@@ -42,9 +49,35 @@ class ProbeRecorder:
         self.tracker = OwnershipTracker(len(seeds), self.probes.indices.shape[1], k) if self.routed else None
         diagnose = probe_diagnostics if self.routed else fql_probe_diagnostics
         self._diagnose = jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
+        if self.routed:
+            self._yardsticks(task, dataset)
+
+    def _yardsticks(self, task: Task, dataset: dict[str, jnp.ndarray]) -> None:
+        """The scales the routing quantities are read against, and the coverage computation."""
+        seeds, m = self.probes.indices.shape
+        rows = np.asarray(self.probes.indices).reshape(-1)
+        self.action_spread = data_action_spread(self.support, np.asarray(dataset["observations"]),
+                                                np.asarray(dataset["actions"]), rows).reshape(seeds, m)  # (S, M)
+        action_scale = jnp.asarray(self.support.scale[task.obs_dim:], jnp.float32)
+        reach = self.support.ood_threshold
+        mode_centers = task.mode_centers
+        self.mode_noise_scale: float | None = None
+        self.centres = None
+        if mode_centers is not None:
+            data = task.validation if task.validation is not None and len(task.validation["actions"]) else task.dataset
+            n = min(len(data["actions"]), MODE_NOISE_ROWS)
+            data_centres = np.asarray(mode_centers(jnp.asarray(data["observations"][:n])), np.float64)  # (n, Mo, d)
+            to_centre = np.sqrt(np.mean(np.square(data["actions"][:n, None] - data_centres), -1)).min(-1)
+            self.mode_noise_scale = float(np.percentile(to_centre, MODE_NOISE_PERCENTILE))
+            self.centres = jnp.asarray(mode_centers(jnp.asarray(self.probe_observations.reshape(seeds * m, -1))),
+                                       jnp.float32).reshape(seeds, m, *data_centres.shape[1:])  # (S, M, Mo, d)
+        noise = self.mode_noise_scale or 0.0
+        self._cover = jax.jit(jax.vmap(lambda state, probes, centres: coverage_diagnostics(
+            self.learner, state, probes, action_scale, reach, centres, noise)))
 
     def static_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-        """Variables fixed for the whole run: the probe transitions and the support yardstick."""
+        """Variables fixed for the whole run: the probe transitions and the yardsticks (support, data action scale,
+        and the task's modes where it has mode centres)."""
         m = self.probes.indices.shape[1]
         candidates = {"candidate": (("candidate",), np.arange(self.learner.config.num_candidates)),
                       "quantile": (("quantile",), np.asarray(QUANTILES))} if self.routed else {}
@@ -52,7 +85,14 @@ class ProbeRecorder:
                 "probe": (("probe",), np.arange(m)), **candidates,
                 "layer": (("layer",), np.arange(len(self.learner.config.actor_hidden) + 1)),
                 "support_dist_ref": (QUANTITIES["support_dist_ref"].dims, self.support.reference),
-                "ood_threshold": (QUANTITIES["ood_threshold"].dims, np.asarray(self.support.ood_threshold))}
+                "ood_threshold": (QUANTITIES["ood_threshold"].dims, np.asarray(self.support.ood_threshold)),
+                **(self._static_yardsticks() if self.routed else {})}
+
+    def _static_yardsticks(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        modes = {} if self.centres is None else {
+            "num_modes": (QUANTITIES["num_modes"].dims, np.asarray(self.centres.shape[2])),
+            "mode_noise_scale": (QUANTITIES["mode_noise_scale"].dims, np.asarray(self.mode_noise_scale))}
+        return {"data_action_spread": (QUANTITIES["data_action_spread"].dims, self.action_spread), **modes}
 
     def replay(self, winners: np.ndarray, nearests: np.ndarray) -> None:
         """Resume: feed the logged winners and nearest candidates (S, T, M) back into the history."""
@@ -65,6 +105,8 @@ class ProbeRecorder:
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
         history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
+        if self.routed:
+            history.update(jax.tree.map(np.asarray, self._cover(states, self.probes, self.centres)))
         seeds, probes, _ = deployed.shape
         support_dist = self.support.distances(self.probe_observations.reshape(seeds * probes, -1),
                                               deployed.reshape(seeds * probes, -1)).reshape(seeds, probes)

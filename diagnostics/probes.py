@@ -183,3 +183,23 @@ def fql_probe_diagnostics(learner: FQLLearner, state: FQLState, probes: ProbeSet
     deployed = learner.act(state.actor_params, obs, deploy_key)
     return {"q_data": jnp.mean(q_min(probes.actions)), "q_deployed": jnp.mean(q_min(deployed)),
             "deployed": deployed, **gradients, **conflict}
+
+
+def coverage_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, action_scale: jnp.ndarray,
+                         reach: float | jnp.ndarray, centres: jnp.ndarray | None = None,
+                         noise_scale: float | jnp.ndarray = 0.0) -> dict[str, jnp.ndarray]:
+    """Do the probe's K candidates (its fixed bank) cover the data?
+
+    coverage (scalar): fraction of probes whose data action some candidate reaches within `reach`, the data's
+    own nearest-neighbour scale, measured as support_dist measures (actions divided by `action_scale` (d,), the
+    data's per-dimension std; the state is the probe's own, so only the action part counts). With the task's
+    mode centres (M, Mo, d) at the probe states: modes_covered (scalar), the number of modes with some candidate
+    within `noise_scale` (RMS per action dim) of their centre, mean over probes.
+    """
+    candidates = candidate_actions(learner.actor, state.actor_params, probes.observations, probes.latents)
+    gap = jnp.sqrt(jnp.sum(jnp.square((candidates - probes.actions[:, None]) / action_scale), -1))  # (M, K)
+    result = {"coverage": jnp.mean(jnp.min(gap, axis=1) <= reach)}
+    if centres is not None:
+        to_centre = jnp.sqrt(jnp.mean(jnp.square(candidates[:, :, None] - centres[:, None]), -1))  # (M, K, Mo)
+        result["modes_covered"] = jnp.mean(jnp.sum(jnp.any(to_centre <= noise_scale, axis=1), -1))
+    return result

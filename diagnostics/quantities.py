@@ -49,6 +49,12 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
     Quantity("return_rate", (), "return rate (A->B->A)", "fraction of probes per log interval",
              "fraction of probes whose new winner is one they owned before and lost (A -> B -> A)",
              reported="summary"),
+    Quantity("return_rate_chance", (), "return rate by chance", "fraction of probes per log interval",
+             "the return rate if each flip went to a uniformly drawn other candidate, given each probe's history: "
+             "sum over flipped probes of (former owners other than the one it leaves) / (K - 1), over all probes",
+             reported="summary"),
+    Quantity("return_excess", (), "return rate over chance", "fraction of probes per log interval",
+             "return_rate - return_rate_chance", kind=DERIVED, reported="summary"),
     Quantity("nearest_flip_rate", (), "nearest flip rate", "fraction of probes per log interval",
              "fraction of probes whose nearest candidate changed since the previous row", reported="summary"),
     Quantity("owner_mismatch", (), "owner not nearest", "fraction of probes",
@@ -64,6 +70,21 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "mean over probes of winner_data_dist", reported="summary"),
     Quantity("winner_data_dist_quantiles", ("quantile",), "winner-to-data distance quantiles", "RMS per action dim",
              "quantiles 0.5, 0.9, 0.99 over probes of winner_data_dist"),
+    Quantity("data_action_spread", ("seed", "probe"), "data action spread", "RMS per action dim",
+             "the yardstick of winner_data_dist: distance between each probe's data action and the action of the "
+             "nearest other training pair (standardised joint (state, action) space)", kind=STATIC),
+    Quantity("winner_data_ratio", (), "winner-to-data distance / data spread", "ratio",
+             "winner_data_dist_mean / the mean over probes of data_action_spread", kind=DERIVED, reported="summary"),
+    Quantity("coverage", (), "data actions covered", "fraction of probes",
+             "fraction of probes whose data action some candidate of the probe's bank reaches within ood_threshold "
+             "(the distance support_dist measures, at the probe's own state)", reported="summary"),
+    Quantity("modes_covered", (), "modes covered", "modes per probe state",
+             "modes with some candidate within mode_noise_scale of their centre, mean over probes (tasks with "
+             "mode centres)", reported="summary"),
+    Quantity("num_modes", (), "modes", "count", "the task's modes per state (tasks with mode centres)", kind=STATIC),
+    Quantity("mode_noise_scale", (), "mode noise scale", "RMS per action dim",
+             "95th percentile of the data actions' distance to their nearest mode centre (tasks with mode centres)",
+             kind=STATIC),
     Quantity("support_dist", ("probe",), "distance to support", "standardised joint (state, action) space",
              "distance from the deployed action (one fresh prior sample) to the nearest training (state, action) "
              "pair", methods=BOTH),
@@ -75,6 +96,8 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              kind=STATIC),
     Quantity("ood_threshold", (), "out-of-support threshold", "standardised joint (state, action) space",
              "95th percentile of support_dist_ref", methods=BOTH, kind=STATIC),
+    Quantity("support_dist_ratio", (), "distance to support / held-out", "ratio",
+             "support_dist_mean / the median of support_dist_ref", methods=BOTH, kind=DERIVED, reported="summary"),
     Quantity("ood_frac", (), "out of support", "fraction of deployed actions",
              "fraction of deployed actions farther than ood_threshold", methods=BOTH, reported="summary"),
     Quantity("q_winner", (), "Q(winner)", "Q units", "min-ensemble Q at the winner, mean over probes"),
@@ -134,14 +157,20 @@ PROBE_SHARE = "5 points of the probe share: about three standard errors of one s
 REPORTING: dict[str, Reporting] = {
     "flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
     "return_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "return_rate_chance": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "return_excess": Reporting(0.05, PROBE_SHARE, -1.0, 1.0),
     "nearest_flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
     "owner_mismatch": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
     "winner_ari": Reporting(0.05, "a twentieth of the range from unrelated partitions (0) to the same one (1)",
                             None, 1.0),
     "winner_data_dist_mean": Reporting(0.05, "the modes family's action noise (std 0.05 per dimension): a smaller "
                                              "move stays within the data's own spread around a mode", 0.0),
+    "winner_data_ratio": Reporting(0.1, "a tenth of the data's own action scale (data_action_spread)", 0.0),
+    "coverage": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "modes_covered": Reporting(0.5, "half a mode per probe state: one mode gained or lost at half the probes", 0.0),
     "support_dist_mean": Reporting(0.1, "a tenth of one standard deviation of the standardised (state, action) "
                                         "space, about the data's own nearest-neighbour distance on modes-2d", 0.0),
+    "support_dist_ratio": Reporting(0.5, "half the data's own median nearest-neighbour distance", 0.0),
     "ood_frac": Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
     "q_gap": Reporting(None, "Q scales differ with the task's rewards and discount: differences in Q units are "
                              "shown, never called material"),

@@ -35,12 +35,22 @@ class OwnershipTracker:
         self.owned_before = np.zeros((num_seeds, num_probes, num_candidates), bool)  # ever owned, any interval
         self.flips_total = np.zeros((num_seeds, num_probes), np.int64)
 
+    def return_chance(self) -> np.ndarray:
+        """(S, M): the chance that a flip now goes back to a former owner if it went to a uniformly drawn
+        candidate other than the current owner: former owners other than the current one / (K - 1)
+        (0 with one candidate, which cannot flip)."""
+        others = self.owned_before.shape[-1] - 1
+        return (self.owned_before.sum(-1) - 1) / others if others else np.zeros(self.owned_before.shape[:2])
+
     def update(self, winner: np.ndarray, nearest: np.ndarray) -> dict[str, np.ndarray]:
         """Record this interval's winners and nearest candidates (S, M); returns
 
         flip_rate (S,): fraction of probes whose winner changed since the last interval;
         nearest_flip_rate (S,): the same for the nearest candidate;
         return_rate (S,): fraction of probes whose new winner is one they owned before and lost;
+        return_rate_chance (S,): the return rate expected if each flip went to a uniformly drawn other
+            candidate, given each probe's history: the sum over flipped probes of (former owners other
+            than the one it leaves) / (K - 1), over all M probes (the same unit as return_rate);
         winner_ari (S,): adjusted Rand index of the partition by winner against the last one;
         flips_total (S, M): cumulative flips per probe. The first interval gives NaN rates.
         """
@@ -48,13 +58,15 @@ class OwnershipTracker:
         seeds, probes = winner.shape
         if self.previous_winner is None:
             nan = np.full(seeds, np.nan)
-            result = dict(flip_rate=nan, nearest_flip_rate=nan.copy(), return_rate=nan.copy(), winner_ari=nan.copy())
+            result = dict(flip_rate=nan, nearest_flip_rate=nan.copy(), return_rate=nan.copy(),
+                          return_rate_chance=nan.copy(), winner_ari=nan.copy())
         else:
             flipped = winner != self.previous_winner
             returned = flipped & np.take_along_axis(self.owned_before, winner[..., None], axis=-1)[..., 0]
             self.flips_total += flipped
             result = dict(flip_rate=flipped.mean(1), nearest_flip_rate=(nearest != self.previous_nearest).mean(1),
                           return_rate=returned.mean(1),
+                          return_rate_chance=np.where(flipped, self.return_chance(), 0.0).mean(1),
                           winner_ari=np.array([adjusted_rand_index(self.previous_winner[s], winner[s])
                                                for s in range(seeds)]))
         np.put_along_axis(self.owned_before, winner[..., None], True, axis=-1)

@@ -3,7 +3,9 @@
 Distances are measured in the joint space of standardised (state, action) pairs, to the nearest
 training pair. The yardstick is the same distance for held-out pairs (`support_dist_ref`): the
 data's own nearest-neighbour scale. A deployed action is out of distribution (`ood_frac`) when it
-is farther than the 95th percentile of the reference distances.
+is farther than the 95th percentile of the reference distances. The yardstick of the winner's
+distance to its data action is `data_action_spread`: how far a data action is from the action of
+the nearest other training pair.
 
 The search is exact and brute force, as chunked matmuls (|q|^2 - 2 q.p + |p|^2) with a running
 minimum, then the winning pair's distance recomputed directly for accuracy. A KD-tree gives the
@@ -23,9 +25,10 @@ CHUNK_ROWS = 4096  # training pairs per matmul chunk (measured fastest here at 2
 
 
 @jax.jit
-def _nearest(queries: jnp.ndarray, points: jnp.ndarray, sq_norms: jnp.ndarray, exclude: jnp.ndarray) -> jnp.ndarray:
-    """Distances (n,) from queries (n, D) to the nearest of points (C, R, D) (padding rows have
-    sq_norms inf), skipping the global row index `exclude` (n,) of each query (-1: none)."""
+def _nearest_index(queries: jnp.ndarray, points: jnp.ndarray, sq_norms: jnp.ndarray,
+                   exclude: jnp.ndarray) -> jnp.ndarray:
+    """Global row index (n,) of the nearest of points (C, R, D) (padding rows have sq_norms inf) to each
+    query (n, D), skipping the global row index `exclude` (n,) of each query (-1: none)."""
     rows = points.shape[1]
     query_sq = jnp.sum(jnp.square(queries), -1)
 
@@ -42,8 +45,27 @@ def _nearest(queries: jnp.ndarray, points: jnp.ndarray, sq_norms: jnp.ndarray, e
     offsets = jnp.arange(points.shape[0]) * rows
     init = (jnp.full(queries.shape[:1], jnp.inf), jnp.zeros(queries.shape[:1], jnp.int32))
     (_, best_index), _ = jax.lax.scan(scan_chunk, init, (points, sq_norms, offsets))
-    nearest = points.reshape(-1, points.shape[-1])[best_index]
+    return best_index
+
+
+@jax.jit
+def _nearest(queries: jnp.ndarray, points: jnp.ndarray, sq_norms: jnp.ndarray, exclude: jnp.ndarray) -> jnp.ndarray:
+    """Distances (n,) from queries (n, D) to the nearest of points (C, R, D) (see _nearest_index)."""
+    nearest = points.reshape(-1, points.shape[-1])[_nearest_index(queries, points, sq_norms, exclude)]
     return jnp.sqrt(jnp.sum(jnp.square(queries - nearest), -1))
+
+
+def data_action_spread(index: SupportIndex, observations: np.ndarray, actions: np.ndarray,
+                       rows: np.ndarray) -> np.ndarray:
+    """The data's own action scale at similar states, the yardstick of winner_data_dist: for each training row
+    in `rows` (n,), the RMS-per-dimension distance (n,) between its action and the action of the nearest *other*
+    training pair of `index` (the training data (N, obs), (N, d) it was built on; `actions` as trained on). The
+    nearest pair, not the nearest state: in multimodal data the nearest state's action is often in another mode,
+    and its distance would measure the modes' separation, not the data's spread."""
+    rows = np.asarray(rows, np.int64)
+    nearest = index.nearest_rows(np.asarray(observations)[rows], np.asarray(actions)[rows], exclude=rows)
+    actions = np.asarray(actions, np.float64)
+    return np.sqrt(np.mean(np.square(actions[rows] - actions[nearest]), -1))
 
 
 class SupportIndex:
@@ -72,6 +94,15 @@ class SupportIndex:
             rows = rng.choice(n, min(num_reference, n), replace=False)
             self.reference = self.distances(dataset["observations"][rows], dataset["actions"][rows], exclude=rows)
         self.ood_threshold = float(np.percentile(self.reference, OOD_PERCENTILE))
+
+    def nearest_rows(self, observations: np.ndarray, actions: np.ndarray,
+                     exclude: np.ndarray | None = None) -> np.ndarray:
+        """Row (n,) of the nearest training pair to each pair (n, obs), (n, d) (skipping training row
+        exclude[i] for query i, when given)."""
+        joint = np.concatenate([observations, actions], axis=1).astype(np.float64)
+        queries = jnp.asarray(((joint - self.mean) / self.scale).astype(np.float32))
+        skip = jnp.asarray(np.full(len(joint), -1) if exclude is None else exclude, jnp.int32)
+        return np.asarray(_nearest_index(queries, self.points, self.sq_norms, skip))
 
     def distances(self, observations: np.ndarray, actions: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Distance (n,) from each pair (n, obs), (n, d) to the nearest training pair

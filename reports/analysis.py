@@ -6,7 +6,8 @@ bootstrap interval; the probability that `dynamic` improves on each other varian
 (and on `fql`, which has no K); per task, mean, standard deviation and interval over seeds.
 Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds against training
 step with a bootstrap band, and its early (first logged value) and late (mean of the last third
-of training) values with intervals. Diverged seeds are left out of both and counted.
+of training) values with intervals. Diverged seeds are left out of both and counted. Some are read against
+their yardsticks (RATIOS): returns minus their chance level, distances over the data's own scale.
 Effect sizes: per comparison of dynamic with another variant, the IQM difference with its interval, judged
 against stats.SCORE_MATERIAL; per diagnostic, the per-seed early and late values the questions difference
 (each reported quantity's threshold: diagnostics.quantities.REPORTING). Reference levels: per task, the
@@ -31,6 +32,8 @@ BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at
 
 DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
 PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
+YARDSTICKS = ("return_rate_chance", "data_action_spread", "support_dist_ref")  # what the ratios and excesses divide
+# by or subtract (diagnostic_values)
 TREND_ROWS = 3  # logged values a quantity needs before early (the first) and late (the last third) are compared:
 # with fewer, late includes or borders the first value and "settles" or "drifts" cannot be told
 
@@ -132,11 +135,11 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
 
 def task_reference_levels(task: str) -> dict[str, float]:
     """The reference policies' scores of a task, by name, without training or reading files: the
-    embedded modes tasks know theirs (drol_diag.tasks.modes.reference_levels); other tasks none yet."""
-    from drol_diag.tasks import modes  # (JAX: only when a report is built)
+    embedded one-step tasks (modes, arc, cliff) know theirs (drol_diag.tasks.registry.synthetic_reference_levels);
+    other tasks none yet."""
+    from drol_diag.tasks.registry import synthetic_reference_levels  # (JAX: only when a report is built)
 
-    spec = modes.MODES_TASKS.get(task)
-    return modes.reference_levels(spec) if spec is not None else {}
+    return synthetic_reference_levels(task)
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
@@ -175,8 +178,13 @@ def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Da
     """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
     table = results.scores
     healthy = table[(table.task == task) & (table.ablation == ablation) & (table.k == k) & ~table.diverged].seed
-    names = [n for n in [*DIAGNOSTICS, "q_winner", "q_data", "flips_total"] if n in results.logs]
+    names = [n for n in [*DIAGNOSTICS, "q_winner", "q_data", "flips_total", *YARDSTICKS] if n in results.logs]
     return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=healthy.tolist()).compute()
+
+
+RATIOS = {"return_excess": ("return_rate", "return_rate_chance"),  # derived quantity: (logged one, its yardstick)
+          "winner_data_ratio": ("winner_data_dist_mean", "data_action_spread"),
+          "support_dist_ratio": ("support_dist_mean", "support_dist_ref")}
 
 
 def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -187,6 +195,19 @@ def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.nda
         if "q_winner" not in logged or "q_data" not in logged:
             return empty
         values = np.asarray(logged["q_winner"].values - logged["q_data"].values, np.float64)
+    elif name in RATIOS:
+        quantity, yardstick = RATIOS[name]
+        if quantity not in logged or yardstick not in logged:
+            return empty
+        values = np.asarray(logged[quantity].values, np.float64)
+        scale = np.asarray(logged[yardstick].values, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if name == "return_excess":
+                values = values - scale
+            elif name == "winner_data_ratio":  # per seed: its own probes' scale (seed, probe)
+                values = values / np.nanmean(scale, axis=-1)[:, None]
+            else:  # the run's held-out distances (reference,)
+                values = values / np.nanmedian(scale)
     elif name in PER_PROBE:
         if "flips_total" not in logged:
             return empty

@@ -46,7 +46,7 @@ def per_task_section(results: Results, analysis: Analysis) -> Section:
         note="score: mean of each seed's last 3 evaluations on the run's schedule; std over seeds (n-1); "
              "interval: bootstrap over seeds."
              + (" Reference rows: fixed policies scored with the task's own evaluation; a run below the random "
-                "supported mode is undertrained." if analysis.references else "")
+                "supported mode (or random behaviour action) is undertrained." if analysis.references else "")
              + skipped_note(results)),))
 
 
@@ -168,7 +168,7 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
         (a, k), g = max(analysis.groups.items(), key=lambda item: item[1].aggregates.point[0])
         best = f"highest IQM: {group_label(a, k)} {fmt_interval(g.aggregates)}"
         if any(group_label(a, k) == label for runs in undertrained(results, analysis).values() for label, _ in runs):
-            best += " (below a random supported mode's score: undertrained, not a finding)"
+            best += " (below a randomly played supported action's score: undertrained, not a finding)"
     else:
         best = "no evaluation scores in these runs"
     return read, versus, best

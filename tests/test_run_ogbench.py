@@ -1,6 +1,6 @@
 """`drol-diag run` on OGBench tasks, from a tiny dataset in the official file format (the session's,
-tests/conftest.py): every method end to end with the family presets, evaluation in the real
-environment and diagnostics; bad dataset files."""
+tests/conftest.py): DROL end to end with the family presets, evaluation in the real environment and
+diagnostics; FQL's presets; bad dataset files."""
 
 import json
 import shutil
@@ -35,8 +35,9 @@ def test_bad_dataset_files_are_one_line_errors(tiny_cube_dataset, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("ablation, folder", [("dynamic", "dynamic-k16"), ("fql", "fql-k1")])  # (static-routing's
-# owner table is the dynamic path's routing once over the dataset: tests/test_variants.py checks it on modes)
+@pytest.mark.parametrize("ablation, folder", [("dynamic", "dynamic-k16")])  # (static-routing's owner table and
+# FQL's acting are the same on every task: tests/test_variants.py trains them on modes; FQL's OGBench presets:
+# test_fql_takes_the_cube_presets below)
 def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tiny_cube_dataset, tmp_path, ablation, folder):
     result = invoke("run", "--task", "cube-single-play-singletask-task2-v0", "--dataset-dir", str(tiny_cube_dataset),
                     "--ablation", ablation, "--profile", "smoke", "--steps", "40", "--log-interval", "20",
@@ -46,10 +47,7 @@ def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tiny_cube_data
     assert "seed 1: score" in result.stdout and "updates/s" in result.stdout
     run_dir = tmp_path / "out" / "cube-single-play-singletask-task2-v0" / folder
     config = json.loads((run_dir / "config.json").read_text())
-    if ablation == "fql":  # the cube-single-play presets
-        assert config["learner"]["alpha"] == 300.0 and "bc_coef" not in config["learner"]
-    else:
-        assert config["learner"]["bc_coef"] == 10.0
+    assert config["learner"]["bc_coef"] == 10.0  # the cube-single-play preset
     evals = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert list(evals.eval_step.values) == [20, 40]
     assert np.all((evals["eval_score"].values >= 0) & (evals["eval_score"].values <= 1))
@@ -57,4 +55,11 @@ def test_ogbench_run_end_to_end_on_a_tiny_official_format_dataset(tiny_cube_data
     assert np.all(evals["eval_length"].values <= 200)  # cube-single's time limit
     assert "eval_return" in evals
     assert evals["support_dist"].sizes["probe"] == min(1024, config["task"]["transitions"])  # M, capped at N
-    assert ("winner" in evals) == (ablation != "fql")  # FQL has no candidates to route
+    assert "winner" in evals
+
+
+def test_fql_takes_the_cube_presets():
+    from drol_diag.settings import resolve
+
+    learner, _ = resolve("cube-single-play-singletask-task2-v0", "smoke", ablation="fql")
+    assert learner.alpha == 300.0 and not hasattr(learner, "bc_coef")

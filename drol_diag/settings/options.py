@@ -60,8 +60,9 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
-    Option("task", "str", "modes-2d, modes-5d, an OGBench single-task name, a D4RL name or Minari id, npz:PATH, "
-           "or package.module:factory", default="modes-2d", destination="task", grid="tasks"),
+    Option("task", "str", "an embedded task (modes-2d, modes-5d, arc-2d, arc-5d, cliff-2d, cliff-5d), an OGBench "
+           "single-task name, a D4RL name or Minari id, npz:PATH, or package.module:factory", default="modes-2d",
+           destination="task", grid="tasks"),
     Option("ablation", "str", "variant: dynamic (the paper's method), static-routing, ... (drol-diag list ablations)",
            default="dynamic", grid="ablations"),
     Option("num_candidates", "int", "K, candidates per state", default_text="family preset of --preset, else 16",

@@ -130,9 +130,10 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
     `paper`: the published sizes and schedule (4x512, 1M updates on OGBench, 500k on D4RL,
     evaluation every 100k updates with 50 episodes). `smoke`: small networks and few updates,
     so any task runs end to end in a couple of minutes on a CPU. `auto`: `paper` for benchmark
-    tasks, and for the embedded `modes` family the sizing of the one-minute demo. Tasks with no
-    published schedule (other Minari datasets, npz:PATH, package.module:factory) get the paper's
-    sizes with D4RL's schedule (500k updates) under `paper` and `auto`.
+    tasks, and for the embedded one-step tasks (`modes`, `arc`, `cliff`) the sizing of the
+    one-minute demo. Tasks with no published schedule (other Minari datasets, npz:PATH,
+    package.module:factory) get the paper's sizes with D4RL's schedule (500k updates) under `paper`
+    and `auto`.
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
@@ -140,11 +141,11 @@ def profile_settings(profile: str, task: str) -> dict[str, Any]:
     if profile == "smoke":
         return dict(actor_hidden=(64, 64), critic_hidden=(64, 64), steps=1000, log_interval=100,
                     eval_interval=500, eval_episodes=5, checkpoint_interval=500)
-    if profile == "auto" and kind == "modes":
+    if profile == "auto" and kind == "synthetic":
         return dict(actor_hidden=(128, 128, 128), critic_hidden=(128, 128, 128), steps=2500,
                     log_interval=500, eval_interval=500, eval_episodes=50, checkpoint_interval=1000)
     steps = 500_000 if kind in ("d4rl", "minari", "custom") else 1_000_000
-    if kind == "modes":
+    if kind == "synthetic":
         steps = 20_000
     return dict(actor_hidden=(512,) * 4, critic_hidden=(512,) * 4, steps=steps,
                 log_interval=5_000, eval_interval=min(100_000, steps // 10), eval_episodes=50,

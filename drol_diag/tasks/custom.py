@@ -36,8 +36,10 @@ when the file has both, with `normalized_score` (x 100) and `return` beside it.
 - a `drol_diag.tasks.Task` (its name replaced by the task name, its arrays made float32);
 - a dict of arrays: the Task layout (observations, actions, rewards, masks, next_observations) or
   the npz layout above (terminals, ...), no evaluation;
-- a dict with "dataset" (either layout), optional "validation" (either layout) and "evaluate";
+- a dict with "dataset" (either layout), optional "validation" (either layout), "evaluate" and the
+  ground-truth functions "true_value", "behavior_log_density", "mode_centers" (drol_diag.tasks.base);
 - a pair (dataset, evaluate).
+A returned Task keeps its ground-truth functions (and reference levels) as they are.
 `evaluate` is either `evaluate(policy) -> score` (a number, or a dict with "score") or the Task
 interface `evaluate(policy, num_episodes, seed) -> {"score": ...}`; `policy` maps observations
 (n, obs_dim) to actions (n, action_dim), as for the built-in modes family.
@@ -58,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from drol_diag.tasks.base import DATASET_KEYS, Evaluator, Policy, Task, validate_dataset
+from drol_diag.tasks.base import DATASET_KEYS, TRUTH_FIELDS, Evaluator, Policy, Task, validate_dataset
 from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers
 from drol_diag.tasks.minari import EpisodeScorer, check_eval_env, make_flat_env, observation_layout, reference_scores
 
@@ -67,7 +69,7 @@ NPZ_REQUIRED = ("observations", "actions", "rewards", "terminals")
 NPZ_OPTIONAL = ("timeouts", "next_observations", "masks", "env_id", "ref_min_score", "ref_max_score")
 FACTORY_RE = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*)$")
 FACTORY_FORMS = ("a drol_diag.tasks.Task, a dict of arrays, a dict with 'dataset' (optional 'validation', "
-                 "'evaluate'), or a (dataset, evaluate) pair")
+                 "'evaluate', 'true_value', 'behavior_log_density', 'mode_centers'), or a (dataset, evaluate) pair")
 FOLDER_HASH_CHARS = 8  # hex digits of the path hash in an npz task's folder name
 
 
@@ -384,22 +386,26 @@ def task_from_factory_result(result: Any, name: str) -> Task:
             validate_dataset(result.validation, what=f"{what}: validation")
         return dataclasses.replace(result, name=name, dataset=as_float32(result.dataset),
                                    validation=None if result.validation is None else as_float32(result.validation))
-    evaluate, validation = None, None
+    evaluate, validation, truth = None, None, {}
     if isinstance(result, tuple) and len(result) == 2:
         dataset, evaluate = result
     elif isinstance(result, dict) and "dataset" in result:
-        unknown = sorted(set(result) - {"dataset", "validation", "evaluate"})
+        unknown = sorted(set(result) - {"dataset", "validation", "evaluate", *TRUTH_FIELDS})
         if unknown:
             raise ValueError(f"{what}: the factory's dict has unknown keys {', '.join(unknown)}; with 'dataset' it "
-                             "may hold 'validation' and 'evaluate'")
+                             f"may hold 'validation', 'evaluate', {', '.join(repr(k) for k in TRUTH_FIELDS)}")
         dataset, validation, evaluate = result["dataset"], result.get("validation"), result.get("evaluate")
+        truth = {key: result[key] for key in TRUTH_FIELDS if result.get(key) is not None}
+        for key, function in truth.items():
+            if not callable(function):
+                raise ValueError(f"{what}: {key} is a {type(function).__name__}, not a function")
     elif isinstance(result, dict):
         dataset = result
     else:
         raise ValueError(f"{what}: the factory returned {type(result).__name__}; expected {FACTORY_FORMS}")
     return Task(name=name, dataset=transitions_of(dataset, f"{what}: dataset"),
                 validation=None if validation is None else transitions_of(validation, f"{what}: validation"),
-                evaluate=adapt_evaluate(evaluate, name))
+                evaluate=adapt_evaluate(evaluate, name), **truth)
 
 
 def load_factory(name: str) -> Task:

@@ -11,23 +11,32 @@ Reference levels (`Task.reference_levels`, `reference_levels(spec)`), each score
 - "dataset average": the conditional mean of the data actions (a unimodal regression policy's limit),
   which falls between the modes (near 0 here).
 - "oracle": the centre of the highest mode at every state (1.0 by the score's normalisation).
+
+Ground truth (`Task.true_value`, `Task.behavior_log_density`, `Task.mode_centers`; drol_diag.tasks.base):
+- true value: the reward is deterministic, r(s, a) = sum_m h_m exp(-|a - c_m(s)|^2 / (2 w^2)), so the
+  true value is the reward function itself;
+- behaviour log-density: the equal-weight mixture of the M Gaussians N(c_m(s), action_noise^2 I), exact
+  for the unclipped data; the data are clipped to [-1, 1], which moves the mass beyond the box onto its
+  faces; with the defaults (centres at radius 0.6, noise 0.05) that mass is beyond 8 standard
+  deviations (below 1e-14), so the density is exact to float precision;
+- mode centres: the M centres c_m(s) (ModesGeometry.centres).
+Shared parts (states, evaluation, rotations, reference levels): drol_diag.tasks.onestep.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from drol_diag.tasks.base import UNDERTRAINED_REFERENCE, Evaluator, Policy, Task
+from drol_diag.tasks import onestep
+from drol_diag.tasks.base import UNDERTRAINED_REFERENCE, Evaluator, Task
+from drol_diag.tasks.onestep import DATASET_AVERAGE, ORACLE, REFERENCE_SEED, LazyLevels  # noqa: F401 (re-exported)
 
-RANDOM_MODE, DATASET_AVERAGE, ORACLE = UNDERTRAINED_REFERENCE, "dataset average", "oracle"
-REFERENCE_SEED = 0  # the evaluation seed whose states score the reference policies
+RANDOM_MODE = UNDERTRAINED_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ MODES_TASKS: dict[str, ModesSpec] = {
 }
 
 
-class ModesGeometry:
+class ModesGeometry(onestep.OneStepGeometry):
     """Closed-form geometry and reward of a `modes` task (jnp functions, usable under jit)."""
 
     def __init__(self, spec: ModesSpec):
@@ -72,23 +81,33 @@ class ModesGeometry:
         heights = np.linspace(spec.top_value, spec.bottom_value, m)
         self.heights = jnp.asarray(rng.permutation(heights), jnp.float32)  # (M,)
         # Each Givens plane (i, i+1) turns by max_rotation * mean(w_i * s), w_i in {-1, +1}^obs.
-        self.plane_weights = jnp.asarray(rng.choice([-1.0, 1.0], size=(max(d - 1, 1), spec.obs_dim)), jnp.float32)
+        self.plane_weights = onestep.plane_weights(rng, d, spec.obs_dim)
 
     def centres(self, observations: jnp.ndarray) -> jnp.ndarray:
         """Mode centres (n, M, d) for observations (n, obs_dim)."""
-        d = self.spec.action_dim
-        angles = self.spec.max_rotation * (observations @ self.plane_weights.T) / self.spec.obs_dim  # (n, d-1)
+        angles = onestep.state_angles(observations, self.plane_weights, self.spec.max_rotation)  # (n, d-1)
         points = jnp.broadcast_to(self.spec.radius * self.directions, (observations.shape[0], *self.directions.shape))
-        for plane in range(d - 1):
-            cos, sin = jnp.cos(angles[:, plane])[:, None], jnp.sin(angles[:, plane])[:, None]
-            x, y = points[..., plane], points[..., plane + 1]
-            points = points.at[..., plane].set(cos * x - sin * y).at[..., plane + 1].set(sin * x + cos * y)
-        return points
+        return onestep.rotate(points, angles)
+
+    def mode_centers(self, observations: jnp.ndarray) -> jnp.ndarray:
+        """The Task's `mode_centers`: the centres (n, M, d)."""
+        return self.centres(observations)
 
     def reward(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
         """r(s, a) = sum_m h_m exp(-|a - c_m(s)|^2 / (2 w^2)); shape (n,)."""
         sq = jnp.sum(jnp.square(actions[:, None, :] - self.centres(observations)), axis=-1)
         return jnp.sum(self.heights * jnp.exp(-sq / (2 * self.spec.bump_width**2)), axis=-1)
+
+    def true_value(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
+        """The expected reward of (s, a): the reward itself (deterministic); shape (n,)."""
+        return self.reward(observations, actions)
+
+    def behavior_log_density(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
+        """log (1/M) sum_m N(a; c_m(s), action_noise^2 I) (module docstring: exact but for clipping); (n,)."""
+        d, sigma = self.spec.action_dim, self.spec.action_noise
+        sq = jnp.sum(jnp.square(actions[:, None, :] - self.centres(observations)), axis=-1)  # (n, M)
+        log_normal = -sq / (2 * sigma**2) - 0.5 * d * jnp.log(2 * jnp.pi * sigma**2)
+        return jax.scipy.special.logsumexp(log_normal, axis=-1) - jnp.log(self.spec.num_modes)
 
     def best_value(self, observations: jnp.ndarray) -> jnp.ndarray:
         """Value of the best supported mode, max_m r(s, c_m(s)); shape (n,)."""
@@ -105,88 +124,35 @@ class ModesGeometry:
         of the mode centres, which a unimodal regression policy converges to; shape (n, d)."""
         return jnp.mean(self.centres(observations), axis=1)
 
-    def sample(self, key: jax.Array, n: int) -> dict[str, jnp.ndarray]:
-        """n transitions: a uniform mode plus Gaussian noise, horizon 1 (masks 0)."""
-        state_key, mode_key, noise_key = jax.random.split(key, 3)
-        observations = jax.random.uniform(state_key, (n, self.spec.obs_dim), minval=-1.0, maxval=1.0)
-        modes = jax.random.randint(mode_key, (n,), 0, self.spec.num_modes)
+    def sample_actions(self, key: jax.Array, observations: jnp.ndarray) -> tuple[jnp.ndarray, dict]:
+        """A uniform mode plus Gaussian noise per state: actions (n, d) and the column `modes` (n,)."""
+        _, mode_key, noise_key = jax.random.split(key, 3)
+        modes = jax.random.randint(mode_key, (observations.shape[0],), 0, self.spec.num_modes)
         centres = jnp.take_along_axis(self.centres(observations), modes[:, None, None], axis=1)[:, 0]
-        noise = self.spec.action_noise * jax.random.normal(noise_key, centres.shape)
-        actions = jnp.clip(centres + noise, -1.0, 1.0)
-        return dict(observations=observations, actions=actions, rewards=self.reward(observations, actions),
-                    masks=jnp.zeros(n), next_observations=observations, modes=modes)
+        return centres + self.spec.action_noise * jax.random.normal(noise_key, centres.shape), dict(modes=modes)
 
-    def score(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
-        """Expected reward of the actions over the states, relative to the best mode's (1.0 = best)."""
-        return jnp.mean(self.reward(observations, actions)) / jnp.mean(self.best_value(observations))
+    def reference_actions(self, observations: jnp.ndarray) -> jnp.ndarray:
+        """The M mode centres, the dataset average, the oracle's; (n, M + 2, d)."""
+        return jnp.concatenate([self.centres(observations), self.mean_action(observations)[:, None],
+                                self.best_action(observations)[:, None]], axis=1)
+
+    def reference_groups(self) -> dict[str, tuple[int, ...]]:
+        m = self.spec.num_modes
+        return {RANDOM_MODE: tuple(range(m)), DATASET_AVERAGE: (m,), ORACLE: (m + 1,)}
 
 
 def modes_evaluator(spec: ModesSpec, geometry: ModesGeometry) -> Evaluator:
     """The task's `evaluate`: the mean reward of the policy's actions on `spec.eval_states` fresh states
     (drawn from (spec.seed, seed)), relative to the best mode's (ModesGeometry.score)."""
-    eval_key = jax.random.split(jax.random.PRNGKey(spec.seed), 3)[2]
-    score_fn = jax.jit(geometry.score)
-
-    def evaluate(policy: Policy, num_episodes: int, seed: int) -> dict:
-        """Score on `spec.eval_states` fresh states (each a one-step episode); num_episodes unused."""
-        del num_episodes
-        states = jax.random.uniform(jax.random.fold_in(eval_key, seed), (spec.eval_states, spec.obs_dim),
-                                    minval=-1.0, maxval=1.0)
-        actions = np.asarray(policy(np.asarray(states)), np.float32)
-        return {"score": float(score_fn(states, jnp.asarray(actions)))}
-
-    return evaluate
+    return onestep.one_step_evaluator(spec, geometry)
 
 
 def reference_levels(spec: ModesSpec) -> dict[str, float]:
     """{RANDOM_MODE, DATASET_AVERAGE, ORACLE: score} under the task's evaluate (module docstring);
     deterministic, about a second of compilation the first time, cached per spec."""
-    return dict(_reference_levels(spec))
-
-
-@functools.cache
-def _reference_levels(spec: ModesSpec) -> tuple[tuple[str, float], ...]:
-    geometry = ModesGeometry(spec)
-    evaluate = modes_evaluator(spec, geometry)
-    # Every reference policy's actions in one compiled program: (n, M + 2, d), the M mode centres, the dataset
-    # average, the oracle's; policy i plays column i.
-    actions = jax.jit(lambda states: jnp.concatenate([geometry.centres(states), geometry.mean_action(states)[:, None],
-                                                      geometry.best_action(states)[:, None]], axis=1))
-    score = lambda i: evaluate(lambda states: np.asarray(actions(states))[:, i], 1, REFERENCE_SEED)["score"]
-    per_mode = [score(m) for m in range(spec.num_modes)]
-    levels = (float(np.mean(per_mode)), score(spec.num_modes), score(spec.num_modes + 1))
-    return tuple(zip((RANDOM_MODE, DATASET_AVERAGE, ORACLE), (round(v, 6) for v in levels)))  # (float32 noise off)
-
-
-class LazyLevels(Mapping):
-    """A task's reference levels as a read-only {name: score}, computed on first access (`reference_levels`;
-    training never needs them)."""
-
-    def __init__(self, spec: ModesSpec):
-        self.spec = spec
-
-    @functools.cached_property
-    def _levels(self) -> dict[str, float]:
-        return reference_levels(self.spec)
-
-    def __getitem__(self, name: str) -> float:
-        return self._levels[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._levels)
-
-    def __len__(self) -> int:
-        return len(self._levels)
+    return onestep.reference_levels(spec, ModesGeometry)
 
 
 def modes_task(name: str, spec: ModesSpec | None = None) -> Task:
     """Build a `modes` task (deterministic from spec.seed); `spec` overrides the named defaults."""
-    spec = spec or MODES_TASKS[name]
-    geometry = ModesGeometry(spec)
-    key = jax.random.PRNGKey(spec.seed)
-    data_key, val_key, _ = jax.random.split(key, 3)
-    to_numpy = lambda d: {k: np.asarray(v, np.int32 if k == "modes" else np.float32) for k, v in d.items()}
-    dataset = to_numpy(geometry.sample(data_key, spec.num_transitions))
-    validation = to_numpy(geometry.sample(val_key, spec.num_validation))
-    return Task(name=name, dataset=dataset, validation=validation, evaluate=modes_evaluator(spec, geometry),
-                reference_levels=LazyLevels(spec))
+    return onestep.one_step_task(name, spec or MODES_TASKS[name], ModesGeometry)

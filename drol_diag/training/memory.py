@@ -160,12 +160,12 @@ def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_tr
 
 
 def known_task_shape(task: str) -> tuple[int, int, int]:
-    """(obs_dim, action_dim, transitions) of a task without loading it: exact for the modes family,
+    """(obs_dim, action_dim, transitions) of a task without loading it: exact for the embedded one-step tasks,
     else (1, 1, 0), which makes estimate_memory a lower bound (no dataset, no probes): a sweep's planner
     refuses with it only groups that cannot fit whatever their dataset; each run checks again, exactly."""
-    from drol_diag.tasks.modes import MODES_TASKS
+    from drol_diag.tasks.registry import synthetic_spec
 
-    spec = MODES_TASKS.get(task)
+    spec = synthetic_spec(task)
     return (spec.obs_dim, spec.action_dim, spec.num_transitions) if spec else (1, 1, 0)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from diagnostics.quantities import QUANTITIES, REPORTING
-from drol_diag.tasks.base import UNDERTRAINED_REFERENCE
+from drol_diag.tasks.base import undertrained_level
 from reports import stats
 from reports.analysis import (
     BASELINE_WITHOUT_K,
@@ -173,25 +173,28 @@ def reference_aggregates(results: Results, analysis: Analysis) -> dict[str, np.n
 
 def undertrained(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float]]]:
     """{task: [(run label, mean score)]} of the runs whose mean score over seeds lies below the task's
-    random-supported-mode level (drol_diag.tasks.base.UNDERTRAINED_REFERENCE)."""
+    level of a randomly played supported action (drol_diag.tasks.base.undertrained_level)."""
     below: dict[str, list[tuple[str, float]]] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
-        level = analysis.references.get(task, {}).get(UNDERTRAINED_REFERENCE)
+        level = undertrained_level(analysis.references.get(task, {}))
         mean = float(scores.mean.point[0])
-        if level is not None and np.isfinite(mean) and mean < level:
+        if level is not None and np.isfinite(mean) and mean < level[1]:
             below.setdefault(task, []).append((group_label(ablation, k), mean))
     return below
 
 
 def undertrained_notice(results: Results, analysis: Analysis) -> Notice | None:
-    """A warning naming the runs that score below a random supported mode: undertrained, not a finding."""
+    """A warning naming the runs that score below a randomly played supported action: undertrained, not a finding."""
     below = undertrained(results, analysis)
     if not below:
         return None
-    parts = [f"{task}: {', '.join(f'{label} ({fmt(mean)})' for label, mean in runs)} below the "
-             f"{UNDERTRAINED_REFERENCE} level {fmt(analysis.references[task][UNDERTRAINED_REFERENCE])}"
-             for task, runs in below.items()]
+    parts = []
+    for task, runs in below.items():
+        name, level = undertrained_level(analysis.references[task])
+        parts.append(f"{task}: {', '.join(f'{label} ({fmt(mean)})' for label, mean in runs)} below the {name} "
+                     f"level {fmt(level)}")
     return Notice("warning", "Undertrained, not a finding: " + "; ".join(parts) + ". A policy that plays a "
-                  "random supported mode at every state scores that much; runs below it have not learned which "
-                  "modes are better, so differences among them say nothing about routing. Train longer (--steps) "
+                  "supported action at random (a random supported mode, a random behaviour action) at every state "
+                  "scores that much; runs below it have not learned which supported actions are better, so "
+                  "differences among them say nothing about routing. Train longer (--steps) "
                   "before reading the comparisons.")

@@ -91,8 +91,8 @@ def aggregates_table(results: Results, analysis: Analysis) -> Table:
             f"{analysis.reps} repetitions, numpy seed {analysis.seed}); optimality gap: distance below a score of 1 "
             f"(lower is better). A difference in score is called material from {stats.SCORE_MATERIAL:g} up.")
     if any(row[0].startswith(REFERENCE_ROW) for row in rows):
-        note += (" Reference rows: fixed policies scored with the task's own evaluation (drol_diag.tasks.modes): "
-                 "below the random supported mode a run is undertrained.")
+        note += (" Reference rows: fixed policies scored with the task's own evaluation (drol_diag.tasks.onestep): "
+                 "below the random supported mode (or random behaviour action) a run is undertrained.")
     return Table("Aggregate scores over runs and tasks", ("run", *stats.AGGREGATES, "seeds x tasks"), tuple(rows),
                  note=note)
 

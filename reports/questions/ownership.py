@@ -1,8 +1,9 @@
 """Question 1: does ownership move, and does it settle?
 
 Shows, per task, how often probe transitions change owner under dynamic routing early and late in training,
-whether late flips go back and forth or migrate, how many probes were never reassigned, and static-routing as the
-zero line (a frozen owner table never reassigns; how often its frozen owner is no longer the nearest candidate).
+whether late flips go back and forth or migrate (returns to a former owner against their chance level), how
+many probes were never reassigned, and static-routing as the zero line (a frozen owner table never reassigns; how
+often its frozen owner is no longer the nearest candidate).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from reports import stats
-from reports.analysis import REFERENCE_ABLATION, Analysis
+from reports.analysis import REFERENCE_ABLATION, Analysis, DiagnosticSummary
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
     STATIC,
@@ -26,6 +27,27 @@ from reports.questions.common import (
 )
 from reports.runs import Results
 from reports.text import effect_text, fill_command, fmt_interval, missing
+
+
+def returns_text(analysis: Analysis, task: str, k: int, returns: DiagnosticSummary, flips: DiagnosticSummary) -> str:
+    """Late returns to a former owner beside their chance level, read as the excess over chance."""
+    share = returns.late.point[0] / flips.late.point[0]
+    text = f"Returns to a former owner are {fmt_interval(returns.late)} per interval ({share:.0%} of flips)"
+    chance = get(analysis, "return_rate_chance", task, REFERENCE_ABLATION, k)
+    excess = get(analysis, "return_excess", task, REFERENCE_ABLATION, k)
+    if chance is None or excess is None:  # a log without the chance level: the share alone
+        kind = ("most late flips go back to an owner the probe had before (back and forth)" if share >= 0.5
+                else "most late flips hand a probe to a candidate that never owned it (migration, not back and forth)")
+        return f"{text}: {kind}; the chance level was not logged, so this cannot be told from chance."
+    threshold = material_threshold("return_excess")
+    text += (f"; if each flip went to a uniformly drawn other candidate, given each probe's history, they would be "
+             f"{fmt_interval(chance.late)} ({chance.late.point[0] / flips.late.point[0]:.0%} of flips). Returns "
+             f"minus chance: {effect_text(excess.late, threshold)}")
+    if stats.is_material(excess.late, threshold) and excess.late.low[0] > 0:
+        return text + ": flips go back to former owners more often than chance (back and forth)."
+    if stats.is_material(excess.late, threshold):
+        return text + ": flips go back to former owners less often than chance (ownership migrates to new owners)."
+    return text + ": returns are at the chance level, so they show neither back and forth nor migration."
 
 
 def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
@@ -64,12 +86,7 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
                 text += f": the data do not show whether it settles ({effect})."
         returns = get(analysis, "return_rate", task, REFERENCE_ABLATION, k)
         if returns is not None and flips.late.point[0] > 0:
-            share = returns.late.point[0] / flips.late.point[0]
-            kind = ("most late flips go back to an owner the probe had before (back and forth)" if share >= 0.5
-                    else "most late flips hand a probe to a candidate that never owned it (migration, not "
-                         "back and forth)")
-            text += (f" Returns to a former owner are {fmt_interval(returns.late)} per interval, {share:.0%} of "
-                     f"flips: {kind}.")
+            text += " " + returns_text(analysis, task, k, returns, flips)
         per_probe = get(analysis, "never_flipped", task, REFERENCE_ABLATION, k)
         if per_probe is not None:
             text += f" By the end, {fmt_interval(per_probe.curve.estimate, -1)} of probes were never reassigned."
@@ -97,11 +114,14 @@ def question_ownership(results: Results, analysis: Analysis) -> Section:
     blocks: list[Block] = [Paragraph(
         "Each run routes a fixed set of probe transitions, each with its own fixed latent bank, at every log. "
         "A flip is a probe whose owner changed since the previous log; a return is a flip back to an owner the "
-        "probe had before and lost (A -> B -> A). static-routing, with its frozen owner table, is the zero line.")]
+        "probe had before and lost (A -> B -> A); its chance level is the return rate if each flip went to a "
+        "uniformly drawn other candidate, given the owners each probe has had, and the text reads the excess over "
+        "it. static-routing, with its frozen owner table, is the zero line.")]
     if REFERENCE_ABLATION not in results.ablations:
         blocks.append(missing("No dynamic runs: this question is about dynamic routing.",
                               fill_command(results, ablations=[REFERENCE_ABLATION, STATIC])))
-    names = ["flip_rate", "return_rate", "nearest_flip_rate", "owner_mismatch", "winner_ari"]
+    names = ["flip_rate", "return_rate", "return_rate_chance", "return_excess", "nearest_flip_rate", "owner_mismatch",
+             "winner_ari"]
     for task in results.tasks:
         figure = diagnostic_figure(results, analysis, task, ["flip_rate", "return_rate", "owner_mismatch",
                                                             "winner_ari"], f"ownership-{task}",

@@ -40,6 +40,36 @@ def support_reference(results: Results, task: str) -> float | None:
     return float(np.median(values)) if values.size else None
 
 
+def spread_text(ratio: float) -> str:
+    """How a winner-to-data distance compares with the data's own action scale (data_action_spread)."""
+    if ratio <= 0.5:
+        return "well within the data's own scale"
+    return "within the data's own scale" if ratio <= 1.0 else "beyond the data's own scale: far from the data"
+
+
+def task_modes(results: Results, task: str) -> int | None:
+    """The modes per state of a task with mode centres (the num_modes its runs logged), else None."""
+    if "num_modes" not in results.logs:
+        return None
+    values = np.asarray(results.logs["num_modes"].sel(task=task).values, np.float64)
+    values = values[np.isfinite(values)]
+    return int(values.max()) if values.size else None
+
+
+def modes_text(results: Results, analysis: Analysis, task: str, ablation: str, k: int) -> str | None:
+    """How many of the modes the data hold the candidates cover late, said plainly when fewer."""
+    covered, modes = get(analysis, "modes_covered", task, ablation, k), task_modes(results, task)
+    if covered is None or modes is None:
+        return None
+    text = f"the candidates cover {fmt_interval(covered.late)} of the {modes} modes the data hold at a probe state"
+    if not covered.late.has_interval or covered.late.high[0] >= modes:
+        return text
+    if covered.late.high[0] < 1:
+        return text + ": fewer modes than the data hold; at most probe states no candidate sits on any mode"
+    text += ": the candidates have collapsed onto fewer modes than the data hold"
+    return text + (f" (with K={k}, at most {k} can be covered)" if k < modes else "")
+
+
 def support_answer(results: Results, analysis: Analysis, task: str, reference: float | None) -> list[str]:
     sentences = []
     for ablation, k in results.groups:
@@ -64,7 +94,18 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
                 if material:
                     text += (": winners drift away from the data over training" if change.low[0] > 0 else
                              ": winners move closer to the data over training")
+            ratio = get(analysis, "winner_data_ratio", task, ablation, k)
+            if ratio is not None:
+                text += (f"; late, {fmt_interval(ratio.late)} times the data's own action scale (the distance from a "
+                         f"data action to that of the nearest other training pair): {spread_text(ratio.late.point[0])}")
             parts.append(text)
+        coverage = get(analysis, "coverage", task, ablation, k)
+        if coverage is not None:
+            parts.append(f"some candidate reaches the data action within the data's own nearest-neighbour scale for "
+                         f"{fmt_interval(coverage.late)} of probes late in training")
+        modes = modes_text(results, analysis, task, ablation, k)
+        if modes:
+            parts.append(modes)
         if ood is not None:
             excess = stats.Interval(ood.late.point - HELD_OUT_OOD, ood.late.low - HELD_OUT_OOD,
                                     ood.late.high - HELD_OUT_OOD, ood.late.runs)
@@ -75,9 +116,10 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
                          f"held-out data, {effect_text(excess, threshold)}"
                          + (": the policy leaves the support more often than held-out data do" if material
                             and excess.low[0] > 0 else ""))
-        if support is not None and reference:
+        support_ratio = get(analysis, "support_dist_ratio", task, ablation, k)
+        if support is not None and support_ratio is not None and reference:
             parts.append(f"their distance to the nearest training pair is {fmt_interval(support.late)}, "
-                         f"{support.late.point[0] / reference:.2g} times the data's own nearest-neighbour median "
+                         f"{fmt_interval(support_ratio.late)} times the data's own nearest-neighbour median "
                          f"({reference:.3g})")
         if gap is not None:
             parts.append(f"Q(winner) - Q(data action) = {fmt_interval(gap.late)}")
@@ -96,8 +138,14 @@ def question_support(results: Results, analysis: Analysis) -> Section:
         "action. support_dist is the distance from the deployed action (one prior sample, as at test time) to the "
         "nearest training (state, action) pair in standardised joint space; the yardstick is the same distance for "
         "held-out pairs (the dotted line: its median), and an action is out of support beyond the held-out 95th "
-        "percentile, so held-out data score 5% there by construction.")]
+        "percentile, so held-out data score 5% there by construction. Each distance is also read against the "
+        "data's own scale: winner_data_dist against the distance between a data action and the action of the "
+        "nearest other training pair (data_action_spread), support_dist against the held-out median. Coverage is "
+        "the fraction of probes whose data action some candidate of the probe's bank reaches within the "
+        "out-of-support threshold; for a task that knows its modes, a mode is covered when some candidate lies as "
+        "near its centre as 95% of its data.")]
     names = ["winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap"]
+    yardsticks = ["winner_data_ratio", "support_dist_ratio", "coverage", "modes_covered"]
     for task in results.tasks:
         reference = support_reference(results, task)
         references = {"ood_frac": (HELD_OUT_OOD, "held-out data (5%)")}
@@ -107,6 +155,7 @@ def question_support(results: Results, analysis: Analysis) -> Section:
                                    f"{task}: distance of winners and deployed actions from the data, and the "
                                    "critic's preference for winners over data actions; mean over seeds, bands 95% "
                                    "bootstrap intervals.", references)
-        table = diagnostic_table(results, analysis, task, names, f"{task}: support quantities, early -> late")
+        table = diagnostic_table(results, analysis, task, names + yardsticks,
+                                 f"{task}: support quantities, early -> late")
         blocks += task_blocks(task, support_answer(results, analysis, task, reference), figure, table)
     return Section("q2-support", "2. Do critic-driven moves pull winners off the data?", tuple(blocks))
