@@ -5,7 +5,9 @@ Host part: ownership history (flips, returns and their chance level, ARI; not fo
 owners) and support distances (exact nearest neighbours, diagnostics.support). Yardsticks, computed once:
 the data's own action scale (for winner_data_dist: each probe's data action to that of the nearest other
 training pair), and, for a task with mode centres (`Task.mode_centers`), the data's noise around a centre
-(for modes_covered, which `coverage_diagnostics` logs beside coverage).
+(for modes_covered, which `coverage_diagnostics` logs beside coverage). For a task with ground truth
+(`Task.true_value`, `Task.behavior_log_density`), `truth_diagnostics` reads the winner, data and deployed actions
+against it; its out-of-support threshold is the 5% quantile of the held-out data actions' own log-density.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from diagnostics.probes import (
     draw_probe_set,
     fql_probe_diagnostics,
     probe_diagnostics,
+    truth_diagnostics,
 )
 from diagnostics.quantities import QUANTITIES
 from diagnostics.stability import OwnershipTracker
@@ -32,7 +35,15 @@ from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
 
 MODE_NOISE_PERCENTILE = 95.0  # a mode is covered when a candidate is as near its centre as this share of its data
-MODE_NOISE_ROWS = 4096  # data rows (held-out where the task has them) that measure the noise around a centre
+TRUE_OOD_PERCENTILE = 5.0  # true_ood_frac: deployed actions less likely under the behaviour than this share of data
+MODE_NOISE_ROWS = 4096  # held-out data rows (training rows where none) for the mode noise and true_ood_threshold
+
+
+def held_out_rows(task: Task) -> dict[str, np.ndarray]:
+    """The first MODE_NOISE_ROWS rows of the task's held-out data (its training data where it has none)."""
+    data = task.validation if task.validation is not None and len(task.validation["actions"]) else task.dataset
+    n = min(len(data["actions"]), MODE_NOISE_ROWS)
+    return {"observations": data["observations"][:n], "actions": data["actions"][:n]}
 
 
 class ProbeRecorder:
@@ -51,6 +62,22 @@ class ProbeRecorder:
         self._diagnose = jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
         if self.routed:
             self._yardsticks(task, dataset)
+        self._truth_setup(task)
+
+    def _truth_setup(self, task: Task) -> None:
+        """The comparison with the task's ground truth, where it has some (else self._truth is None)."""
+        value, density = task.true_value, task.behavior_log_density
+        self.true_ood_threshold: float | None = None
+        self._truth = None
+        if value is None and density is None:
+            return
+        if density is not None:
+            data = held_out_rows(task)
+            logp = np.asarray(density(jnp.asarray(data["observations"]), jnp.asarray(data["actions"])), np.float64)
+            self.true_ood_threshold = float(np.percentile(logp, TRUE_OOD_PERCENTILE))
+        threshold = -np.inf if self.true_ood_threshold is None else self.true_ood_threshold
+        self._truth = jax.jit(jax.vmap(lambda obs, actions, deployed, winners, q_deployed, q_winner: truth_diagnostics(
+            obs, actions, deployed, winners, q_deployed, q_winner, value, density, threshold)))
 
     def _yardsticks(self, task: Task, dataset: dict[str, jnp.ndarray]) -> None:
         """The scales the routing quantities are read against, and the coverage computation."""
@@ -64,10 +91,9 @@ class ProbeRecorder:
         self.mode_noise_scale: float | None = None
         self.centres = None
         if mode_centers is not None:
-            data = task.validation if task.validation is not None and len(task.validation["actions"]) else task.dataset
-            n = min(len(data["actions"]), MODE_NOISE_ROWS)
-            data_centres = np.asarray(mode_centers(jnp.asarray(data["observations"][:n])), np.float64)  # (n, Mo, d)
-            to_centre = np.sqrt(np.mean(np.square(data["actions"][:n, None] - data_centres), -1)).min(-1)
+            data = held_out_rows(task)
+            data_centres = np.asarray(mode_centers(jnp.asarray(data["observations"])), np.float64)  # (n, Mo, d)
+            to_centre = np.sqrt(np.mean(np.square(data["actions"][:, None] - data_centres), -1)).min(-1)
             self.mode_noise_scale = float(np.percentile(to_centre, MODE_NOISE_PERCENTILE))
             self.centres = jnp.asarray(mode_centers(jnp.asarray(self.probe_observations.reshape(seeds * m, -1))),
                                        jnp.float32).reshape(seeds, m, *data_centres.shape[1:])  # (S, M, Mo, d)
@@ -86,7 +112,10 @@ class ProbeRecorder:
                 "layer": (("layer",), np.arange(len(self.learner.config.actor_hidden) + 1)),
                 "support_dist_ref": (QUANTITIES["support_dist_ref"].dims, self.support.reference),
                 "ood_threshold": (QUANTITIES["ood_threshold"].dims, np.asarray(self.support.ood_threshold)),
-                **(self._static_yardsticks() if self.routed else {})}
+                **(self._static_yardsticks() if self.routed else {}),
+                **({} if self.true_ood_threshold is None else {
+                    "true_ood_threshold": (QUANTITIES["true_ood_threshold"].dims,
+                                           np.asarray(self.true_ood_threshold))})}
 
     def _static_yardsticks(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         modes = {} if self.centres is None else {
@@ -104,6 +133,11 @@ class ProbeRecorder:
         keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(seed_key(s), DEPLOY_STREAM), step))(self.seeds)
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
+        winner_actions = values.pop("winner_actions") if self.routed else None  # (S, M, d)
+        if self._truth is not None:
+            values.update(jax.tree.map(np.asarray, self._truth(
+                self.probes.observations, self.probes.actions, deployed, winner_actions, values["q_deployed"],
+                values.get("q_winner"))))
         history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         if self.routed:
             history.update(jax.tree.map(np.asarray, self._cover(states, self.probes, self.centres)))

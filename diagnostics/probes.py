@@ -35,6 +35,8 @@ DEPLOY_STREAM = 0xDE9  # deployed-action samples at the probes: fold_in(seed_key
 # random owners (random-routing) and FQL's noises at the probes: fold_in(deploy key, ROUTE_STREAM)
 ROUTE_STREAM = 0x7A1D
 QUANTILES = (0.5, 0.9, 0.99)  # reported quantiles of winner_data_dist
+# behavior_logp_* average max(log-density, LOG_DENSITY_FLOOR): beyond the cliff's edge the density is 0 (log -inf)
+LOG_DENSITY_FLOOR = -50.0
 
 
 class ProbeSet(NamedTuple):
@@ -157,7 +159,8 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
         "load": load, "load_entropy": load_entropy, "dead_candidates": jnp.sum(load == 0).astype(jnp.int32),
         "candidate_spread": candidate_spread,
         "q_winner": jnp.mean(q_min(winner_actions)), "q_data": jnp.mean(q_min(actions)),
-        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed, **gradients, **conflict,
+        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed, "winner_actions": winner_actions,
+        **gradients, **conflict,
     }
 
 
@@ -202,4 +205,39 @@ def coverage_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, 
     if centres is not None:
         to_centre = jnp.sqrt(jnp.mean(jnp.square(candidates[:, :, None] - centres[:, None]), -1))  # (M, K, Mo)
         result["modes_covered"] = jnp.mean(jnp.sum(jnp.any(to_centre <= noise_scale, axis=1), -1))
+    return result
+
+
+def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, deployed: jnp.ndarray,
+                      winner_actions: jnp.ndarray | None, q_deployed: jnp.ndarray, q_winner: jnp.ndarray | None,
+                      true_value=None, behavior_log_density=None,
+                      ood_log_density: float | jnp.ndarray = -jnp.inf) -> dict[str, jnp.ndarray]:
+    """The probe quantities against the task's ground truth (drol_diag.tasks.base.Task), one seed.
+
+    observations (M, obs); data_actions, deployed, winner_actions (M, d) (winner_actions None for FQL, which has
+    no winner: then only the data and deployed quantities); q_deployed, q_winner: the learned min-ensemble Q, mean
+    over probes (scalars, as probe_diagnostics logs them). With `true_value`: true_value_{data,deployed,winner}
+    (means over probes), critic_bias = q_deployed - true_value_deployed, critic_bias_winner, and
+    true_conflict_frac: the fraction of probes where (data action - winner) points against the true value's
+    ascent direction at the winner. With `behavior_log_density`: behavior_logp_{data,deployed,winner}, the mean
+    over probes of max(log-density, LOG_DENSITY_FLOOR), and true_ood_frac: the fraction of deployed actions whose
+    log-density is below `ood_log_density` (the 5% quantile of the data's own). All scalars.
+    """
+    points = {"data": data_actions, "deployed": deployed}
+    if winner_actions is not None:
+        points["winner"] = winner_actions
+    result: dict[str, jnp.ndarray] = {}
+    if true_value is not None:
+        for name, actions in points.items():
+            result[f"true_value_{name}"] = jnp.mean(true_value(observations, actions))
+        result["critic_bias"] = q_deployed - result["true_value_deployed"]
+        if winner_actions is not None:
+            result["critic_bias_winner"] = q_winner - result["true_value_winner"]
+            ascent = jax.grad(lambda a: jnp.sum(true_value(observations, a)))(winner_actions)  # (M, d)
+            result["true_conflict_frac"] = action_conflict(ascent, data_actions - winner_actions)["conflict_frac"]
+    if behavior_log_density is not None:
+        for name, actions in points.items():
+            result[f"behavior_logp_{name}"] = jnp.mean(jnp.maximum(behavior_log_density(observations, actions),
+                                                                   LOG_DENSITY_FLOOR))
+        result["true_ood_frac"] = jnp.mean(behavior_log_density(observations, deployed) < ood_log_density)
     return result

@@ -107,6 +107,37 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              methods=BOTH),
     Quantity("q_gap", (), "Q(winner) - Q(data action)", "Q units", "q_winner - q_data", kind=DERIVED,
              reported="summary"),
+    Quantity("true_value_winner", (), "true value (winner)", "return units",
+             "the task's true value at the winner, mean over probes (tasks with true_value)"),
+    Quantity("true_value_data", (), "true value (data action)", "return units",
+             "the task's true value at the data action, mean over probes (tasks with true_value)", methods=BOTH),
+    Quantity("true_value_deployed", (), "true value (deployed)", "return units",
+             "the task's true value at the deployed action, mean over probes (tasks with true_value)", methods=BOTH,
+             reported="summary"),
+    Quantity("critic_bias", (), "Q - true value (deployed)", "return units",
+             "q_deployed - true_value_deployed: the learned min-ensemble Q minus the true value at the deployed "
+             "action, mean over probes (tasks with true_value)", methods=BOTH, reported="summary"),
+    Quantity("critic_bias_winner", (), "Q - true value (winner)", "return units",
+             "q_winner - true_value_winner (tasks with true_value)"),
+    Quantity("true_conflict_frac", (), "BC opposes true ascent", "fraction of probes",
+             "fraction of probes where (data action - winner) points against the true value's ascent direction "
+             "(its action gradient) at the winner: conflict_frac with the true value for the critic (tasks with "
+             "true_value)", reported="summary"),
+    Quantity("behavior_logp_winner", (), "behaviour log-density (winner)", "nats",
+             "mean over probes of max(behaviour log-density at the winner, -50): the floor stands for no support "
+             "(log 0) (tasks with behavior_log_density)"),
+    Quantity("behavior_logp_data", (), "behaviour log-density (data action)", "nats",
+             "mean over probes of max(behaviour log-density at the data action, -50) (tasks with "
+             "behavior_log_density)", methods=BOTH),
+    Quantity("behavior_logp_deployed", (), "behaviour log-density (deployed)", "nats",
+             "mean over probes of max(behaviour log-density at the deployed action, -50) (tasks with "
+             "behavior_log_density)", methods=BOTH, reported="summary"),
+    Quantity("true_ood_threshold", (), "true out-of-support threshold", "nats",
+             "5th percentile of the behaviour log-density at held-out data actions (tasks with behavior_log_density)",
+             methods=BOTH, kind=STATIC),
+    Quantity("true_ood_frac", (), "truly out of support", "fraction of deployed actions",
+             "fraction of deployed actions whose behaviour log-density is below true_ood_threshold (tasks with "
+             "behavior_log_density)", methods=BOTH, reported="summary"),
     Quantity("grad_cos", (), "cos(grad BC, grad critic)", "cosine",
              "cosine between the actor-parameter gradients of the imitation term (FQL: distillation) and of L_q "
              "on the probes", methods=BOTH, reported="summary"),
@@ -178,6 +209,13 @@ REPORTING: dict[str, Reporting] = {
     "grad_norm_ratio": Reporting(None, "its scale follows bc_coef and the task's reward scale: shown, never called "
                                        "material", 0.0),
     "conflict_frac": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "true_value_deployed": Reporting(None, "its scale follows the task's rewards: shown, never called material"),
+    "critic_bias": Reporting(None, "Q scales differ with the task's rewards and discount: differences in return units "
+                                   "are shown, never called material"),
+    "true_conflict_frac": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+    "behavior_logp_deployed": Reporting(1.0, "one nat: the deployed actions' data density changed by a factor e",
+                                        -50.0),
+    "true_ood_frac": Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
     "load_entropy": Reporting(0.05, "5% of the largest entropy (log K, every candidate owning as many probes)",
                               0.0, 1.0),
     "dead_candidates": Reporting(1.0, "one whole candidate", 0.0),

@@ -61,9 +61,9 @@ jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 # follow in file order).
 MODULE_SECONDS = {
     "test_sweep.py": 133, "test_run.py": 90, "test_variants.py": 64, "test_report.py": 49, "test_run_ogbench.py": 40,
-    "test_datagen.py": 29, "test_variant_maths.py": 29, "test_evaluation.py": 25, "test_diagnostics.py": 24,
+    "test_datagen.py": 29, "test_truth_tasks.py": 26, "test_variant_maths.py": 29, "test_evaluation.py": 25, "test_diagnostics.py": 24,
     "test_learner.py": 23, "test_custom_tasks.py": 16, "test_open_runs.py": 14, "test_ogbench.py": 12,
-    "test_examples.py": 11, "test_structure.py": 11, "test_resume_scores.py": 6, "test_report_render.py": 6,
+    "test_examples.py": 11, "test_truth_diagnostics.py": 8, "test_structure.py": 11, "test_resume_scores.py": 6, "test_report_render.py": 6,
     "test_yardsticks.py": 6, "test_minari.py": 6, "test_bad_input.py": 6, "test_report_inventory.py": 5, "test_help_and_presets.py": 4,
     "test_report_text.py": 4, "test_config_and_modes.py": 3, "test_evaluate.py": 2,
 }

@@ -19,6 +19,7 @@ from drol_diag.settings import resolve
 from drol_diag.tasks import Task, load_task, task_folder_name, task_kind
 from drol_diag.tasks.custom import task_from_factory_result
 from tests.helpers import invoke
+from tests.test_truth_diagnostics import TRUTH
 
 ENV_ID = "InvertedDoublePendulum-v5"  # actions in [-1, 1], episodes end when the pendulum falls
 FACTORY_MODULE = "drol_test_factory_task"  # written into the test's working directory
@@ -102,6 +103,7 @@ def test_npz_task_trains_through_the_cli_with_diagnostics_and_env_evaluation(npz
     with xr.open_zarr((run_dir / "logs.zarr").resolve(), consolidated=False) as logs:
         assert {"flip_rate", "winner_data_dist", "grad_cos"} <= set(logs.data_vars)  # the diagnostics ran
         assert np.isfinite(logs.flip_rate.values[:, -1]).all()  # (the first row has no previous row to flip from)
+        assert not set(TRUTH) & set(logs.data_vars)  # no ground truth in an npz file: none of its quantities
         # No reference scores in the file: the score is the mean return of gymnasium.make(env_id) episodes.
         np.testing.assert_array_equal(logs.eval_score.values, logs.eval_return.values)
         assert (logs.eval_length.values >= 1).all() and np.isfinite(logs.eval_score.values).all()

@@ -239,6 +239,8 @@ def test_run_on_the_arc_task_end_to_end(tmp_path):
     folder = tmp_path / "arc-2d" / "dynamic-k2"
     assert json.loads((folder / "config.json").read_text())["task"]["name"] == "arc-2d"
     assert "seed 0: score" in result.output
+    levels = task_reference_levels("arc-2d")  # the summary prints them beside the scores, for scale
+    assert "reference levels: " + ", ".join(f"{name} {level:.3f}" for name, level in levels.items()) in result.output
 
 
 def test_factory_tasks_pass_their_ground_truth_through():

@@ -83,7 +83,7 @@ def run(
         raise typer.Exit(EXIT_BUSY) from None
     except (ValueError, RunError) as error:
         fail(str(error))
-    typer.echo(format_summary(summary))
+    typer.echo(format_summary(summary, loaded.reference_levels))
 
 
 @app.command()

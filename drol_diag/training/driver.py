@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -359,8 +360,9 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     return summary
 
 
-def format_summary(summary: RunSummary) -> str:
-    """A short human-readable summary of a run."""
+def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | None = None) -> str:
+    """A short human-readable summary of a run, with the task's reference levels (Task.reference_levels:
+    what fixed policies score on it) beside the scores where given."""
     lines = [f"run folder: {summary.run_dir}"]
     for seed, score, div in zip(summary.seeds, summary.scores, summary.diverged_steps):
         status = f"  DIVERGED at update {div}" if div >= 0 else ""
@@ -369,6 +371,9 @@ def format_summary(summary: RunSummary) -> str:
     std = float(np.std(finite)) if finite else float("nan")
     lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
                  f"mean of the last {scoring.LAST_EVALS_FOR_SCORE} evaluations on the schedule per seed)")
+    if reference_levels:
+        lines.append("  reference levels: " + ", ".join(f"{name} {level:.3f}"
+                                                       for name, level in reference_levels.items()))
     diverged = [s for s, d in zip(summary.seeds, summary.diverged_steps) if d >= 0]
     if diverged:
         lines.append(f"  diverged seeds (losses became NaN/inf, stopped): {', '.join(map(str, diverged))}")

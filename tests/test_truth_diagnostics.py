@@ -1,0 +1,105 @@
+"""Probe diagnostics against a task's ground truth (issue 14): the true value and the behaviour log-density at the
+winner, the data action and the deployed action, the critic's bias, the truly-out-of-support share and the
+true-gradient conflict. Known answers on small constructed arrays, then one tiny run of cliff-2d."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import xarray as xr
+
+from diagnostics.hooks import TRUE_OOD_PERCENTILE, held_out_rows
+from diagnostics.probes import LOG_DENSITY_FLOOR, truth_diagnostics
+from diagnostics.quantities import DERIVED, DROL, QUANTITIES, ROW
+from drol_diag.runfolder import store
+from drol_diag.tasks import load_task
+from tests.helpers import invoke
+
+# The quantities that need a task's truth (all registered; none logged for a task without one).
+TRUTH = ("true_value_winner", "true_value_data", "true_value_deployed", "critic_bias", "critic_bias_winner",
+         "true_conflict_frac", "behavior_logp_winner", "behavior_logp_data", "behavior_logp_deployed",
+         "true_ood_threshold", "true_ood_frac")
+WINNER_ONLY = {"true_value_winner", "critic_bias_winner", "true_conflict_frac", "behavior_logp_winner"}
+
+WEIGHTS = jnp.asarray([2.0, -1.0])  # a linear true value: v(s, a) = s_0 + a . w, gradient w in a
+
+
+def linear_value(observations, actions):
+    return observations[:, 0] + actions @ WEIGHTS
+
+
+def gaussian_with_edge(observations, actions):
+    """Standard normal in the actions, no support (log 0) beyond a_0 = 1."""
+    logp = -0.5 * jnp.sum(actions**2, -1) - actions.shape[-1] / 2 * math.log(2 * math.pi)
+    return jnp.where(actions[:, 0] > 1.0, -jnp.inf, logp)
+
+
+def test_truth_quantities_have_their_known_answers():
+    rng = np.random.default_rng(0)
+    obs = jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)
+    winners = jnp.asarray(rng.uniform(-0.5, 0.5, (8, 2)), jnp.float32)
+    # Data actions: 3 of 8 probes lie against the true ascent w from their winner, 5 along it.
+    steps = np.asarray([-1, -1, -1, 1, 1, 1, 1, 1], np.float32)[:, None] * 0.1 * np.asarray(WEIGHTS)
+    data = winners + jnp.asarray(steps)
+    # Deployed: 2 beyond the edge (no support), 2 far out but supported, 4 at the origin.
+    deployed = jnp.asarray([[1.5, 0], [2, 0], [0, -4], [0, 4], [0, 0], [0, 0], [0, 0], [0, 0]], jnp.float32)
+    at_origin = -math.log(2 * math.pi)
+    threshold = at_origin - 1.0  # radius sqrt(2): the two supported far actions (radius 4) are below it
+    out = truth_diagnostics(obs, data, deployed, winners, jnp.asarray(3.0), jnp.asarray(-1.0), linear_value,
+                            gaussian_with_edge, threshold)
+    mean = lambda x: float(np.mean(x))
+    assert float(out["true_value_data"]) == pytest.approx(mean(linear_value(obs, data)), abs=1e-5)
+    assert float(out["true_value_winner"]) == pytest.approx(mean(linear_value(obs, winners)), abs=1e-5)
+    true_deployed = mean(obs[:, 0]) + mean(deployed @ WEIGHTS)
+    assert float(out["true_value_deployed"]) == pytest.approx(true_deployed, abs=1e-5)
+    assert float(out["critic_bias"]) == pytest.approx(3.0 - true_deployed, abs=1e-5)
+    assert float(out["critic_bias_winner"]) == pytest.approx(-1.0 - mean(linear_value(obs, winners)), abs=1e-5)
+    assert float(out["true_conflict_frac"]) == pytest.approx(3 / 8)
+    # The floor stands for the two actions beyond the edge; the others count their own log-density.
+    far = at_origin - 8.0
+    expected = (2 * LOG_DENSITY_FLOOR + 2 * far + 4 * at_origin) / 8
+    assert float(out["behavior_logp_deployed"]) == pytest.approx(expected, abs=1e-4)
+    assert float(out["behavior_logp_data"]) == pytest.approx(mean(gaussian_with_edge(obs, data)), abs=1e-4)
+    assert float(out["true_ood_frac"]) == pytest.approx(4 / 8)  # beyond the edge, and far out
+    # FQL has no winner: only the data and deployed quantities; a task without truth: none.
+    fql = truth_diagnostics(obs, data, deployed, None, jnp.asarray(3.0), None, linear_value, gaussian_with_edge,
+                            threshold)
+    assert set(fql) == set(TRUTH) - WINNER_ONLY - {"true_ood_threshold"}
+    assert truth_diagnostics(obs, data, deployed, winners, jnp.asarray(3.0), jnp.asarray(-1.0)) == {}
+
+
+def test_registry_methods_of_the_truth_quantities():
+    for name in TRUTH:
+        quantity = QUANTITIES[name]
+        assert quantity.kind != DERIVED
+        assert quantity.methods == ((DROL,) if name in WINNER_ONLY else ("drol", "fql")), name
+
+
+@pytest.fixture(scope="module")
+def cliff_logs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("truth")
+    result = invoke("run", "--task", "cliff-2d", "--hidden", "8", "--steps", "20", "--log-interval", "10",
+                    "--probes", "32", "--seeds", "0", "--no-progress", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    (log_store,) = list(out.glob(f"*/*/{store.LOG_STORE}"))
+    return xr.open_zarr(log_store.resolve(), consolidated=False).load()
+
+
+def test_a_run_on_a_task_with_truth_logs_every_truth_quantity(cliff_logs):
+    for name in TRUTH:
+        quantity = QUANTITIES[name]
+        expected = ("seed", "step", *quantity.dims) if quantity.kind == ROW else quantity.dims
+        assert cliff_logs[name].dims == expected, name
+        assert np.isfinite(cliff_logs[name].values).all(), name
+    for name in ("true_ood_frac", "true_conflict_frac"):
+        assert ((cliff_logs[name].values >= 0) & (cliff_logs[name].values <= 1)).all()
+    np.testing.assert_allclose(cliff_logs.critic_bias.values,
+                               cliff_logs.q_deployed.values - cliff_logs.true_value_deployed.values, rtol=1e-5)
+    # The threshold is the data's own 5% quantile of the behaviour log-density on held-out rows.
+    task = load_task("cliff-2d")
+    rows = held_out_rows(task)
+    logp = np.asarray(task.behavior_log_density(jnp.asarray(rows["observations"]), jnp.asarray(rows["actions"])))
+    assert float(cliff_logs.true_ood_threshold) == pytest.approx(np.percentile(logp, TRUE_OOD_PERCENTILE), rel=1e-5)
