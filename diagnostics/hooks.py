@@ -36,13 +36,13 @@ from drol_diag.tasks import Task
 
 MODE_NOISE_PERCENTILE = 95.0  # a mode is covered when a candidate is as near its centre as this share of its data
 TRUE_OOD_PERCENTILE = 5.0  # true_ood_frac: deployed actions less likely under the behaviour than this share of data
-MODE_NOISE_ROWS = 4096  # held-out data rows (training rows where none) for the mode noise and true_ood_threshold
+HELD_OUT_ROWS = 4096  # held-out data rows (training rows where none) for the mode noise and true_ood_threshold
 
 
 def held_out_rows(task: Task) -> dict[str, np.ndarray]:
-    """The first MODE_NOISE_ROWS rows of the task's held-out data (its training data where it has none)."""
+    """The first HELD_OUT_ROWS rows of the task's held-out data (its training data where it has none)."""
     data = task.validation if task.validation is not None and len(task.validation["actions"]) else task.dataset
-    n = min(len(data["actions"]), MODE_NOISE_ROWS)
+    n = min(len(data["actions"]), HELD_OUT_ROWS)
     return {"observations": data["observations"][:n], "actions": data["actions"][:n]}
 
 
