@@ -221,7 +221,8 @@ def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, depl
     true_conflict_frac: the fraction of probes where (data action - winner) points against the true value's
     ascent direction at the winner. With `behavior_log_density`: behavior_logp_{data,deployed,winner}, the mean
     over probes of max(log-density, LOG_DENSITY_FLOOR), and true_ood_frac: the fraction of deployed actions whose
-    log-density is below `ood_log_density` (the 5% quantile of the data's own). All scalars.
+    log-density is below `ood_log_density` (the 5% quantile of the data's own), and behavior_logp (M,): the floored
+    log-density of each probe's deployed action (what support_dist estimates, per probe). Otherwise scalars.
     """
     points = {"data": data_actions, "deployed": deployed}
     if winner_actions is not None:
@@ -239,5 +240,7 @@ def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, depl
         for name, actions in points.items():
             result[f"behavior_logp_{name}"] = jnp.mean(jnp.maximum(behavior_log_density(observations, actions),
                                                                    LOG_DENSITY_FLOOR))
-        result["true_ood_frac"] = jnp.mean(behavior_log_density(observations, deployed) < ood_log_density)
+        deployed_logp = behavior_log_density(observations, deployed)  # (M,)
+        result["behavior_logp"] = jnp.maximum(deployed_logp, LOG_DENSITY_FLOOR)
+        result["true_ood_frac"] = jnp.mean(deployed_logp < ood_log_density)
     return result

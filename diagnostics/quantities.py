@@ -132,6 +132,9 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
     Quantity("behavior_logp_deployed", (), "behaviour log-density (deployed)", "nats",
              "mean over probes of max(behaviour log-density at the deployed action, -50) (tasks with "
              "behavior_log_density)", methods=BOTH, reported="summary"),
+    Quantity("behavior_logp", ("probe",), "behaviour log-density (deployed), per probe", "nats",
+             "max(behaviour log-density at each probe's deployed action, -50): the truth support_dist estimates, "
+             "probe by probe (tasks with behavior_log_density)", methods=BOTH),
     Quantity("true_ood_threshold", (), "true out-of-support threshold", "nats",
              "5th percentile of the behaviour log-density at held-out data actions (tasks with behavior_log_density)",
              methods=BOTH, kind=STATIC),
@@ -222,6 +225,53 @@ REPORTING: dict[str, Reporting] = {
     "flips_per_probe": Reporting(1.0, "one flip per probe over training", 0.0),
     "never_flipped": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
 }
+
+
+DIFFERENCE, RANK_CORRELATION = "difference", "rank correlation"  # how an estimate is held against its truth
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A diagnostic estimate beside the ground truth it estimates (logged where the task has one: the embedded
+    modes, arc and cliff tasks), and the bar their agreement must clear.
+
+    measure DIFFERENCE: |late estimate - late truth| per seed (late: the mean over the last third of logged rows),
+    within the bar when at most `bar`. RANK_CORRELATION: per seed, the rank correlation (Spearman) of the
+    per-probe estimate against minus the per-probe truth over every logged (row, probe) pair
+    (diagnostics.calibration.support_rank_correlation), within the bar when at least `bar`. bar None: the
+    agreement is shown (the estimate's bias), never judged: its scale follows the task's rewards.
+    """
+
+    estimate: str  # a QUANTITIES name
+    truth: str  # the QUANTITIES name of what it estimates
+    measure: str  # DIFFERENCE or RANK_CORRELATION
+    bar: float | None
+    text: str  # one line: what the estimate claims to measure and what the truth is
+
+    def within_bar(self, agreement: float) -> bool | None:
+        """Whether an agreement value (|difference| or rank correlation) clears the bar; None without a bar or
+        for NaN (an undefined rank correlation)."""
+        if self.bar is None or agreement != agreement:
+            return None
+        return agreement >= self.bar if self.measure == RANK_CORRELATION else abs(agreement) <= self.bar
+
+
+CALIBRATIONS: tuple[Calibration, ...] = (
+    Calibration("support_dist", "behavior_logp", RANK_CORRELATION, 0.7,
+                "the deployed action's distance to the nearest training pair should order deployed actions as the "
+                "behaviour's true log-density there does, reversed: the farther, the less likely"),
+    Calibration("ood_frac", "true_ood_frac", DIFFERENCE, 0.1,
+                "the share of deployed actions beyond the data's nearest-neighbour 95% distance, against the share "
+                "whose true behaviour log-density lies below the held-out data's own 5% quantile"),
+    Calibration("conflict_frac", "true_conflict_frac", DIFFERENCE, 0.15,
+                "the share of probes where the pull to the data action opposes the learned critic's action "
+                "gradient at the winner, against the same share with the true value's gradient"),
+    Calibration("q_deployed", "true_value_deployed", DIFFERENCE, None,
+                "the learned min-ensemble Q at the deployed action against its true value (the difference is the "
+                "critic's bias, critic_bias)"),
+    Calibration("q_winner", "true_value_winner", DIFFERENCE, None,
+                "the learned min-ensemble Q at the winner against its true value (critic_bias_winner)"),
+)
 
 
 def materiality_table() -> str:

@@ -8,6 +8,9 @@ Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds ag
 step with a bootstrap band, and its early (first logged value) and late (mean of the last third
 of training) values with intervals. Diverged seeds are left out of both and counted. Some are read against
 their yardsticks (RATIOS): returns minus their chance level, distances over the data's own scale.
+Calibrations: per run whose task logged a ground truth, each diagnostic estimate beside its truth
+(diagnostics.quantities.CALIBRATIONS): both late with intervals, |estimate - truth| late per seed, or the per-seed
+rank correlation of support_dist against the behaviour's log-density (diagnostics.calibration).
 Effect sizes: per comparison of dynamic with another variant, the IQM difference with its interval, judged
 against stats.SCORE_MATERIAL; per diagnostic, the per-seed early and late values the questions difference
 (each reported quantity's threshold: diagnostics.quantities.REPORTING). Reference levels: per task, the
@@ -22,7 +25,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from diagnostics.quantities import REPORTING, reported
+from diagnostics.calibration import finite_pairs, support_rank_correlation
+from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, REPORTING, Calibration, reported
 from reports import stats
 from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
@@ -36,6 +40,9 @@ YARDSTICKS = ("return_rate_chance", "data_action_spread", "support_dist_ref")  #
 # by or subtract (diagnostic_values)
 TREND_ROWS = 3  # logged values a quantity needs before early (the first) and late (the last third) are compared:
 # with fewer, late includes or borders the first value and "settles" or "drifts" cannot be told
+# A per-probe quantity of a calibration is shown late by its per-row mean over probes (logged beside it).
+PROBE_MEANS = {"support_dist": "support_dist_mean", "behavior_logp": "behavior_logp_deployed"}
+CALIBRATED = tuple(dict.fromkeys(PROBE_MEANS.get(name, name) for c in CALIBRATIONS for name in (c.estimate, c.truth)))
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,34 @@ class DiagnosticSummary:
 
 
 @dataclass(frozen=True)
+class CalibrationSummary:
+    """One estimate beside its truth (diagnostics.quantities.Calibration) in one run, over its healthy seeds.
+
+    estimate, truth: their summaries (a per-probe quantity's by its per-row mean, PROBE_MEANS). agreement (1,):
+    the mean over seeds of the calibration's measure, with a bootstrap interval over seeds: |late estimate - late
+    truth|, or the rank correlation (over the seeds where it is defined; `agreement_values` NaN elsewhere).
+    difference (1,): late estimate - late truth, signed (DIFFERENCE only). pairs (seeds,): the (row, probe)
+    pairs behind each seed's rank correlation (RANK_CORRELATION only). left_out: the run's diverged seeds,
+    left out as from every diagnostic.
+    """
+
+    calibration: Calibration
+    estimate: DiagnosticSummary
+    truth: DiagnosticSummary
+    agreement: stats.Interval
+    agreement_values: np.ndarray
+    difference: stats.Interval | None
+    pairs: np.ndarray
+    seeds: tuple[int, ...]
+    left_out: tuple[int, ...]
+
+    @property
+    def undefined(self) -> int:
+        """Seeds whose agreement is undefined (a rank correlation over values that are all equal)."""
+        return int(np.isnan(self.agreement_values).sum())
+
+
+@dataclass(frozen=True)
 class GroupScores:
     """Score statistics of one (ablation, K) over its tasks."""
 
@@ -98,6 +133,8 @@ class Analysis:
     diagnostics: dict[tuple[str, str, str, int], DiagnosticSummary] = field(default_factory=dict)  # var, task, a, k
     score_difference: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # IQM x - IQM y
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> reference policy -> score
+    calibrations: dict[tuple[str, str, int], tuple[CalibrationSummary, ...]] = field(default_factory=dict)  # task,
+    # ablation, K -> the calibrations whose truth the run logged, in CALIBRATIONS order (runs without truth: absent)
 
 
 def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> Analysis:
@@ -126,6 +163,9 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
             summary = diagnostic_summary(logged, name, reps, seed)
             if summary is not None:
                 analysis.diagnostics[(name, run.task, run.ablation, run.k)] = summary
+        calibrated = run_calibrations(results, logged, run.task, run.ablation, run.k, reps, seed)
+        if calibrated:
+            analysis.calibrations[(run.task, run.ablation, run.k)] = calibrated
     for task in results.tasks:
         levels = task_reference_levels(task)
         if levels:
@@ -176,10 +216,47 @@ def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -
 
 def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Dataset:
     """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
+    healthy, _ = run_seeds(results, task, ablation, k)
+    names = [n for n in dict.fromkeys([*DIAGNOSTICS, "q_winner", "q_data", "flips_total", *YARDSTICKS, *CALIBRATED])
+             if n in results.logs]
+    return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=list(healthy)).compute()
+
+
+def run_seeds(results: Results, task: str, ablation: str, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A run's healthy seeds (never diverged: every diagnostic statistic rests on them) and its diverged ones."""
     table = results.scores
-    healthy = table[(table.task == task) & (table.ablation == ablation) & (table.k == k) & ~table.diverged].seed
-    names = [n for n in [*DIAGNOSTICS, "q_winner", "q_data", "flips_total", *YARDSTICKS] if n in results.logs]
-    return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=healthy.tolist()).compute()
+    rows = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+    return tuple(int(s) for s in rows[~rows.diverged].seed), tuple(int(s) for s in rows[rows.diverged].seed)
+
+
+def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: str, k: int, reps: int,
+                     seed: int) -> tuple[CalibrationSummary, ...]:
+    """Each calibration (CALIBRATIONS) whose estimate and truth the run logged, held against each other over
+    the run's healthy seeds (`logged`: run_diagnostics); empty for a run whose task has no ground truth."""
+    healthy, diverged = run_seeds(results, task, ablation, k)
+    calibrated = []
+    for calibration in CALIBRATIONS:
+        estimate = diagnostic_summary(logged, PROBE_MEANS.get(calibration.estimate, calibration.estimate), reps, seed)
+        truth = diagnostic_summary(logged, PROBE_MEANS.get(calibration.truth, calibration.truth), reps, seed)
+        if estimate is None or truth is None:
+            continue
+        if calibration.measure == DIFFERENCE:
+            signed = estimate.late_values - truth.late_values  # (seeds,): the same healthy seeds, late
+            values, pairs = np.abs(signed), np.zeros(0, int)
+            difference = stats.seed_interval(signed[:, None], reps, seed)
+        else:
+            if calibration.estimate not in results.logs or calibration.truth not in results.logs:
+                continue
+            per_probe = results.logs[[calibration.estimate, calibration.truth]].sel(
+                task=task, ablation=ablation, k=k).sel(seed=list(healthy)).transpose("seed", "step", "probe").compute()
+            distance, logp = per_probe[calibration.estimate].values, per_probe[calibration.truth].values
+            values, pairs, difference = support_rank_correlation(distance, logp), finite_pairs(distance, logp), None
+        defined = values[np.isfinite(values)]
+        agreement = (stats.seed_interval(defined[:, None], reps, seed) if defined.size else
+                     stats.Interval(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), 0))
+        calibrated.append(CalibrationSummary(calibration, estimate, truth, agreement, values, difference, pairs,
+                                             healthy, diverged))
+    return tuple(calibrated)
 
 
 RATIOS = {"return_excess": ("return_rate", "return_rate_chance"),  # derived quantity: (logged one, its yardstick)
@@ -285,6 +362,20 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
             "step": summary.curve.steps.tolist(), "curve": _interval_json(summary.curve.estimate),
             "early": _interval_json(summary.early, ("value",))["value"],
             "late": _interval_json(summary.late, ("value",))["value"], "seeds": list(summary.seeds)}
+    calibration: dict[str, Any] = {}
+    for (task, ablation, k), summaries in analysis.calibrations.items():
+        calibration.setdefault(task, {}).setdefault(ablation, {})[str(k)] = {
+            s.calibration.estimate: {
+                "truth": s.calibration.truth, "measure": s.calibration.measure, "bar": s.calibration.bar,
+                "estimate_late": _interval_json(s.estimate.late, ("value",))["value"],
+                "truth_late": _interval_json(s.truth.late, ("value",))["value"],
+                "agreement": _interval_json(s.agreement, ("value",))["value"],
+                "agreement_per_seed": [_finite(v) for v in s.agreement_values],
+                "difference": None if s.difference is None else _interval_json(s.difference, ("value",))["value"],
+                "within_bar": s.calibration.within_bar(float(s.agreement.point[0])),
+                "pairs_per_seed": [int(n) for n in s.pairs], "seeds": list(s.seeds),
+                "diverged_left_out": list(s.left_out)}
+            for s in summaries}
     return {
         "bootstrap": {"reps": analysis.reps, "seed": analysis.seed, "confidence": stats.CONFIDENCE,
                       "method": "95% percentile stratified bootstrap as rliable.library.get_interval_estimates "
@@ -314,6 +405,13 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
         "sample_efficiency": efficiency,
         "per_task": per_task,
         "diagnostics": diagnostics,
+        "calibration": {"measures": {"difference": "|late estimate - late truth| per seed (late: mean over the last "
+                                                   "third of logged rows), mean over seeds; within the bar when at "
+                                                   "most the bar",
+                                     "rank correlation": "Spearman of support_dist against -behavior_logp over a "
+                                                         "seed's logged (row, probe) pairs, mean over the seeds where "
+                                                         "it is defined; within the bar when at least the bar"},
+                        "runs": calibration},
     }
 
 

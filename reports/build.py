@@ -40,11 +40,13 @@ class Outputs:
     pdf: Path
     scores_csv: Path
     report_json: Path
+    figures: Path | None = None  # a folder for every figure as <name>.png (None: figures only inside the reports)
 
 
-def default_outputs(root: Path, html: Path | None = None, pdf: Path | None = None) -> Outputs:
+def default_outputs(root: Path, html: Path | None = None, pdf: Path | None = None,
+                    figures: Path | None = None) -> Outputs:
     return Outputs(html or root / "report.html", pdf or root / "report.pdf", root / "scores.csv",
-                   root / "report.json")
+                   root / "report.json", figures)
 
 
 def load(root: Path) -> Results:
@@ -112,10 +114,15 @@ def check_options(outputs: Outputs | None, reps: int) -> None:
     for path in (outputs.html, outputs.pdf) if outputs else ():
         if not path.parent.is_dir():
             raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+    figures = outputs.figures if outputs else None
+    if figures is not None and (figures.exists() and not figures.is_dir() or not figures.parent.is_dir()):
+        raise ReportError(f"cannot write figures into {figures}: give a folder (made if missing) whose parent "
+                          "exists")
 
 
 def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
-    """Write the four files, each atomically (folders checked by check_options beforehand)."""
+    """Write the four files, each atomically (folders checked by check_options beforehand), and with
+    `outputs.figures` every figure as FOLDER/<name>.png (the PNG the HTML and PDF embed)."""
     from reports.html import render_html
     from reports.pdf import render_pdf
 
@@ -123,6 +130,10 @@ def write(report: Report, record: dict, results: Results, outputs: Outputs) -> N
     store.write_bytes_atomic(outputs.report_json, json.dumps(_json_safe(record), indent=1, allow_nan=False).encode())
     store.write_bytes_atomic(outputs.html, render_html(report).encode("utf-8"))
     render_pdf(report, outputs.pdf)
+    if outputs.figures is not None:
+        outputs.figures.mkdir(exist_ok=True)
+        for figure in report.figures():
+            store.write_bytes_atomic(outputs.figures / f"{figure.name}.png", figure.png)
 
 
 def _json_safe(value):
@@ -139,13 +150,13 @@ def _json_safe(value):
 
 
 def make_report(root: Path, html: Path | None = None, pdf: Path | None = None, reps: int = stats.DEFAULT_REPS,
-                seed: int = stats.DEFAULT_SEED, strict: bool = False,
+                seed: int = stats.DEFAULT_SEED, strict: bool = False, figures: Path | None = None,
                 warn: Callable[[str], None] | None = None) -> tuple[Outputs, tuple[str, ...]]:
     """Everything `drol-diag report` does; returns where it wrote and the three summary lines.
     Options are checked before anything is read. Each skipped run folder is passed to `warn` as one
     line (skipped_line) as soon as the runs are read; with `strict`, any is a ReportError and nothing
     is written."""
-    outputs = default_outputs(root, html, pdf)
+    outputs = default_outputs(root, html, pdf, figures)
     check_root(root)
     check_options(outputs, reps)
     results = load(root)

@@ -3,7 +3,8 @@
 One colour per ablation across every figure (seaborn's colour-blind palette in the order of
 `drol-diag list ablations`), one marker per ablation as well so lines stay distinguishable in
 grey print. Bands are 95% bootstrap intervals over seeds; where a line has no interval (one seed)
-it is drawn dashed without a band and its legend entry says so.
+it is drawn dashed without a band and its legend entry says so. The second line of a pair drawn in one colour
+(a truth beside the estimate of it, `Line.secondary`) is dotted with hollow markers, banded or not.
 
 Axes do not mislead: a quantity's axis stays within the values it can take (no dead-candidates axis
 below 0), spans at least its materiality threshold twice over (so a visible gap is not a sub-threshold
@@ -60,6 +61,8 @@ class Line:
     y: np.ndarray
     low: np.ndarray
     high: np.ndarray
+    secondary: bool = False  # the second line of a pair in one colour (a truth beside its estimate): dotted,
+    # hollow markers
 
 
 @dataclass(frozen=True)
@@ -163,8 +166,10 @@ def _draw_line(ax, line: Line) -> tuple[str, object]:
     banded = np.isfinite(line.low).any()
     label = line.label if banded else f"{line.label} (1 seed: no band)"
     markevery = max(1, len(line.x) // 8)
+    style = ":" if line.secondary else "-" if banded else "--"
     (handle,) = ax.plot(line.x, line.y, color=colour, marker=marker, markersize=4, markevery=markevery,
-                        linewidth=1.6, linestyle="-" if banded else "--", label=label)
+                        linewidth=1.6, linestyle=style, label=label,
+                        markerfacecolor="white" if line.secondary else colour)
     if banded:
         ax.fill_between(line.x, line.low, line.high, color=colour, alpha=0.2, linewidth=0)
     return label, handle

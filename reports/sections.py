@@ -1,5 +1,6 @@
-"""The report's sections in order: the run inventory, the six referee questions (reports.questions), the per-task
-scores and the published numbers beside this sweep's; and the three summary lines the build prints.
+"""The report's sections in order: the run inventory, the six referee questions (reports.questions), the diagnostics
+against the task's ground truth (reports.questions.truth), the per-task scores and the published numbers beside
+this sweep's; and the three summary lines the build prints.
 
 Each question's section answers from the numbers (reports.analysis) or, where the runs cannot answer it, gives
 the sweep command that would; the wording rules are in reports.text.
@@ -21,6 +22,7 @@ from reports.questions import (
     question_k,
     question_ownership,
     question_support,
+    question_truth,
 )
 from reports.questions.common import STATIC, undertrained, undertrained_notice
 from reports.questions.dynamic_vs_static import improvement_verdict
@@ -144,7 +146,8 @@ def inventory_section(results: Results) -> Section:
 def all_sections(results: Results, analysis: Analysis) -> tuple[Section, ...]:
     return (inventory_section(results), question_ownership(results, analysis), question_support(results, analysis),
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
-            question_k(results, analysis), question_error_bars(results, analysis), per_task_section(results, analysis),
+            question_k(results, analysis), question_error_bars(results, analysis), question_truth(results, analysis),
+            per_task_section(results, analysis),
             published_section(results, analysis))
 
 

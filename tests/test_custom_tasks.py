@@ -18,6 +18,9 @@ import xarray as xr
 from drol_diag.settings import resolve
 from drol_diag.tasks import Task, load_task, task_folder_name, task_kind
 from drol_diag.tasks.custom import task_from_factory_result
+from reports.analysis import analyse
+from reports.questions.truth import question_truth
+from reports.runs import read_results
 from tests.helpers import invoke
 from tests.test_truth_diagnostics import TRUTH
 
@@ -107,6 +110,11 @@ def test_npz_task_trains_through_the_cli_with_diagnostics_and_env_evaluation(npz
         # No reference scores in the file: the score is the mean return of gymnasium.make(env_id) episodes.
         np.testing.assert_array_equal(logs.eval_score.values, logs.eval_return.values)
         assert (logs.eval_length.values >= 1).all() and np.isfinite(logs.eval_score.values).all()
+    # Nothing to hold the diagnostics against: the report's truth section says so, naming the tasks that have one.
+    results = read_results(out)
+    (paragraph,) = question_truth(results, analyse(results, reps=10)).blocks
+    assert paragraph.text.startswith(f"None of these runs logged a ground truth (task: npz:{path})")
+    assert "modes-2d, modes-5d, arc-2d" in paragraph.text
 
 
 def test_factory_task_trains_through_the_cli_and_logs_its_score(in_tmp_dir):

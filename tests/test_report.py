@@ -3,6 +3,7 @@ static-routing, K 2 and 4, 3 seeds, tiny networks): scores.csv against the logs,
 rliable run directly, the referee answers, the HTML in headless Chromium, the PDF through poppler,
 and bad input."""
 
+import base64
 import json
 import shlex
 import shutil
@@ -21,6 +22,7 @@ from rliable import metrics
 
 from ablations import grid
 from ablations.sweep import plan_sweep
+from diagnostics.quantities import CALIBRATIONS
 from drol_diag.cli import app
 from drol_diag.runfolder import store
 from reports import stats
@@ -44,7 +46,7 @@ def reported(small_sweep, tmp_path_factory) -> tuple[Path, str]:
     (its folder, what the report printed)."""
     out = tmp_path_factory.mktemp("report") / "runs"
     shutil.copytree(small_sweep, out, symlinks=True)
-    made = report(str(out), "--reps", str(REPS))
+    made = report(str(out), "--reps", str(REPS), "--figures", str(out / "figures"))
     assert made.exit_code == 0, made.output
     return out, made.output
 
@@ -68,6 +70,16 @@ def test_report_writes_its_four_outputs_and_a_three_line_summary(reported):
     for name in ("report.html", "report.pdf", "scores.csv", "report.json"):
         assert (sweep / name).stat().st_size > 0, name
     assert not list(sweep.glob("*.tmp*")), "a temporary file was left behind"
+
+
+def test_figures_folder_holds_every_figure_the_html_embeds(reported):
+    sweep, output = reported
+    assert f"the figures in {sweep / 'figures'}" in output
+    html = (sweep / "report.html").read_text()
+    files = sorted((sweep / "figures").iterdir())
+    assert len(files) == html.count('<img src="data:image/png;base64,') > 5
+    for path in files:
+        assert path.suffix == ".png" and base64.b64encode(path.read_bytes()).decode("ascii") in html, path.name
 
 
 def test_scores_csv_is_the_mean_of_the_last_three_evaluations_in_each_runs_log(sweep):
@@ -178,6 +190,29 @@ def test_every_referee_section_has_an_answer_or_a_command(sweep):
     assert html_escape(recorded) in html  # the inventory shows the command that made the runs
 
 
+def test_the_report_holds_every_estimate_against_the_tasks_truth_after_question_six(sweep):
+    record = report_json(sweep)
+    runs = record["calibration"]["runs"]["modes-2d"]  # modes-2d knows its true value and behaviour density
+    assert {(a, k) for a in runs for k in runs[a]} == {("dynamic", "2"), ("dynamic", "4"), ("static-routing", "2"),
+                                                      ("static-routing", "4")}
+    bars = {c.estimate: c for c in CALIBRATIONS}
+    for ablation, by_k in runs.items():
+        for k, pairs in by_k.items():
+            assert set(pairs) == set(bars), (ablation, k)
+            for name, pair in pairs.items():
+                assert pair["truth"] == bars[name].truth and pair["bar"] == bars[name].bar
+                assert pair["seeds"] == [0, 1, 2] and pair["diverged_left_out"] == []
+                per_seed = [v for v in pair["agreement_per_seed"] if v is not None]
+                assert pair["agreement"]["point"] == pytest.approx(np.mean(per_seed))
+                assert pair["within_bar"] == bars[name].within_bar(pair["agreement"]["point"])
+            assert pairs["support_dist"]["pairs_per_seed"] == [3 * 64] * 3  # 3 logged rows x 64 probes, every seed
+    answers = record["answers"]["q7-truth"]
+    assert any(text.startswith("modes-2d, dynamic K=4 (3 seeds): support_dist against") for text in answers)
+    html = (sweep / "report.html").read_text()
+    assert html.index('id="q6-error-bars"') < html.index('id="q7-truth"') < html.index('id="per-task"')
+    assert "Do the diagnostics measure what they say?" in html and 'alt="modes-2d: each diagnostic estimate' in html
+
+
 def test_html_opens_in_chromium_with_every_figure_rendered_and_no_console_errors(sweep, tmp_path):
     if not chromium_available():
         pytest.skip("Chromium is missing: apt-get install chromium (make test installs it)")
@@ -225,6 +260,8 @@ def test_bad_options_are_one_line_exit_2(tmp_path):
     made = report(str(tmp_path), "--html", str(tmp_path / "no" / "such" / "r.html"))
     assert made.exit_code == 2 and "does not exist" in made.output
     assert not (tmp_path / "no").exists()
+    made = report(str(tmp_path), "--figures", str(tmp_path / "no" / "such"))
+    assert made.exit_code == 2 and "cannot write figures into" in made.output and not (tmp_path / "no").exists()
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +289,18 @@ def test_single_seeds_and_diverged_seeds_are_said_not_plotted_as_zero_width(odd_
     assert "Single seed for dynamic K=2" in html and "no interval: 1 seed" in html
     assert "1 seed run diverged" in html
     assert "--seeds 0-4 --force" in html  # what to run to get intervals
+
+
+def test_a_run_whose_every_seed_diverged_is_named_in_the_truth_section_not_dropped(odd_runs):
+    from reports.analysis import analyse
+    from reports.questions.truth import question_truth
+    from reports.runs import read_results
+
+    results = read_results(odd_runs)
+    texts = [b.text for b in question_truth(results, analyse(results, reps=10)).blocks if hasattr(b, "text")]
+    assert "modes-2d, static-routing K=2: every seed diverged (1 seed: 0)" in " ".join(texts)
+    healthy = next(t for t in texts if t.startswith("modes-2d, dynamic K=2 (1 seed)"))
+    assert "rank correlation" in healthy and "no interval: 1 seed" in healthy
 
 
 def test_runs_without_evaluations_get_a_section_that_says_what_to_run(odd_runs, tmp_path):

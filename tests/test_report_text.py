@@ -1,7 +1,8 @@
 """The report's text and figures do not mislead (issue 13): no verdict from too few log intervals, aggregates that
 coincide by construction said so, the task's reference levels beside the scores (and runs below a random supported
 mode called undertrained), differences stated as effect sizes against documented thresholds and never given a
-cause, axes and labels that stay in range and on the page, tables that wrap, and paths in any script in the PDF.
+cause, axes and labels that stay in range and on the page, tables that wrap, and paths in any script in the PDF;
+and (issue 14) on a task with ground truth, each diagnostic estimate beside its truth.
 
 Most checks read the analysis and the sections of the session's small sweep (read only, never written) or
 synthetic diagnostic summaries put in its place; one figure of each kind is drawn, one page opened in Chromium and
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from scipy.stats import spearmanr
 
-from diagnostics.quantities import REPORTING, materiality_table, reported
+from diagnostics.quantities import CALIBRATIONS, REPORTING, materiality_table, reported
 from drol_diag.tasks.base import UNDERTRAINED_REFERENCE, Task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry, modes_evaluator, modes_task
 from reports import stats
@@ -33,6 +35,7 @@ from reports.questions.conflict import conflict_answer
 from reports.questions.dynamic_vs_static import aggregates_table, question_dynamic_vs_static, score_panels
 from reports.questions.k_sensitivity import k_answer, k_panels
 from reports.questions.ownership import ownership_answer
+from reports.questions.truth import calibration_panels, calibration_table, pair_sentence, run_paragraph, verdict
 from reports.runs import read_results
 from reports.sections import per_task_section, summary_lines
 from reports.text import fmt_interval, plural
@@ -281,3 +284,75 @@ def test_pdf_prints_paths_in_any_script_never_as_boxes(tmp_path):
     assert "\ufffd" not in text and "数" not in text
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
     assert "DejaVuSans" in fonts
+
+
+# ------------------------------------------------------------------------------------------------
+# Estimates against the task's truth (issue 14; the pairs and the rank correlation: tests/test_calibration.py)
+
+
+def late_per_seed(logged: xr.Dataset, name: str) -> np.ndarray:
+    """Each seed's mean over the last third of its logged rows, from the raw log (as the report defines late)."""
+    values = logged[name].dropna("step", how="all").values
+    return values[:, -max(1, values.shape[1] // 3):].mean(axis=1)
+
+
+def test_a_truth_task_shows_every_estimate_beside_its_truth_with_agreement_bar_and_verdict(analysed):
+    results, analysis = analysed
+    table = calibration_table(results, analysis, TASK)  # (the whole section, figure drawn: tests/test_report.py)
+    rows = {(row[0], row[1].split(" ")[0]): dict(zip(table.columns, row)) for row in table.rows}
+    for ablation, k in results.groups:  # every run, every pair (modes-2d knows its value and its density)
+        label = f"{ablation} K={k}"
+        assert {name for run, name in rows if run == label} == {c.estimate for c in CALIBRATIONS}, label
+        summaries = {s.calibration.estimate: s for s in analysis.calibrations[(TASK, ablation, k)]}
+        raw = results.logs.sel(task=TASK, ablation=ablation, k=k)
+        # |late estimate - late truth| per seed, from the raw log: the agreement the table shows and judges.
+        for name, truth in (("ood_frac", "true_ood_frac"), ("conflict_frac", "true_conflict_frac")):
+            per_seed = np.abs(late_per_seed(raw, name) - late_per_seed(raw, truth))
+            np.testing.assert_allclose(summaries[name].agreement_values, per_seed)
+            bar = summaries[name].calibration.bar
+            assert rows[(label, name)]["verdict"].startswith("within the bar" if per_seed.mean() <= bar
+                                                              else "outside the bar")
+            assert fmt_interval(summaries[name].agreement) in rows[(label, name)]["agreement"]
+        # The rank correlation per seed is scipy's Spearman of distance against minus log-density, every probe.
+        distance, logp = (raw[n].transpose("seed", "step", "probe").values for n in ("support_dist", "behavior_logp"))
+        expected = [spearmanr(d[np.isfinite(d)], -p[np.isfinite(p)]).statistic for d, p in zip(distance, logp)]
+        np.testing.assert_allclose(summaries["support_dist"].agreement_values, expected)
+        assert rows[(label, "support_dist")]["verdict"].startswith(
+            "within the bar" if np.mean(expected) >= 0.7 else "outside the bar")
+        assert rows[(label, "q_deployed")]["verdict"] == "no bar"
+        bias = late_per_seed(raw, "q_deployed") - late_per_seed(raw, "true_value_deployed")
+        assert summaries["q_deployed"].difference.point[0] == pytest.approx(bias.mean())
+        paragraph = run_paragraph(TASK, ablation, k, analysis.calibrations[(TASK, ablation, k)]).text
+        assert paragraph.startswith(f"{TASK}, {label} (3 seeds): ")
+        assert f"Q minus true value {fmt_interval(summaries['q_deployed'].difference)}" in paragraph
+        for name in ("ood_frac", "conflict_frac"):  # a miss is said, with what the estimate still measures
+            missed = summaries[name].calibration.within_bar(float(summaries[name].agreement.point[0])) is False
+            assert (f"Where it misses: {name}" in paragraph) == missed
+    # The figure pairs each estimate (solid) with its truth (dotted) per K (the section's place: tests/test_report.py).
+    panels = calibration_panels(results, analysis, TASK)
+    assert [p.title for p in panels] == [f"{c.estimate} vs {c.truth}, K={k}" for c in CALIBRATIONS
+                                         if c.measure == "difference" for k in (2, 4)]
+    figure = draw_line_figure(panels, columns=2)
+    styles = {line.get_label(): line.get_linestyle() for line in figure.axes[0].get_lines()}
+    assert styles == {"dynamic: estimate": "-", "dynamic: truth": ":", "static-routing: estimate": "-",
+                      "static-routing: truth": ":"}
+    assert inside(figure)
+
+
+def test_an_undefined_rank_correlation_and_diverged_seeds_are_said_never_dropped(analysed):
+    results, analysis = analysed
+    summaries = analysis.calibrations[(TASK, "dynamic", 4)]
+    rank = next(s for s in summaries if s.calibration.estimate == "support_dist")
+    nan = stats.Interval(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), 0)
+    # Every deployed action at the floor in every seed: undefined, said in the paragraph and the table.
+    undefined = dataclasses.replace(rank, agreement=nan, agreement_values=np.full(3, np.nan))
+    text = pair_sentence(undefined, summaries)
+    assert "undefined: every deployed action has the same log-density (e.g. all beyond the support)" in text
+    assert verdict(undefined) == "undefined"
+    # In one seed of three: the interval rests on the other two, and the paragraph says which seed.
+    one = dataclasses.replace(rank, agreement_values=np.array([rank.agreement_values[0], np.nan,
+                                                               rank.agreement_values[2]]))
+    assert "in 1 of the 3 seeds (seed 1); the mean and its interval rest on the other 2" in pair_sentence(one, summaries)
+    # A diverged seed is left out as from every diagnostic, and counted where the run is reported.
+    left_out = tuple(dataclasses.replace(s, left_out=(7,)) for s in summaries)
+    assert "1 diverged seed, 7, left out" in run_paragraph(TASK, "dynamic", 4, left_out).text

@@ -1,6 +1,6 @@
 """Probe diagnostics against a task's ground truth (issue 14): the true value and the behaviour log-density at the
 winner, the data action and the deployed action, the critic's bias, the truly-out-of-support share and the
-true-gradient conflict. Known answers on small constructed arrays, then one tiny run of cliff-2d."""
+true-gradient conflict. Known answers on small constructed arrays; a real run logs them all: tests/test_calibration.py."""
 
 from __future__ import annotations
 
@@ -9,19 +9,14 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import xarray as xr
 
-from diagnostics.hooks import TRUE_OOD_PERCENTILE, held_out_rows
 from diagnostics.probes import LOG_DENSITY_FLOOR, truth_diagnostics
-from diagnostics.quantities import DERIVED, DROL, QUANTITIES, ROW
-from drol_diag.runfolder import store
-from drol_diag.tasks import load_task
-from tests.helpers import invoke
+from diagnostics.quantities import DERIVED, DROL, QUANTITIES
 
 # The quantities that need a task's truth (all registered; none logged for a task without one).
 TRUTH = ("true_value_winner", "true_value_data", "true_value_deployed", "critic_bias", "critic_bias_winner",
          "true_conflict_frac", "behavior_logp_winner", "behavior_logp_data", "behavior_logp_deployed",
-         "true_ood_threshold", "true_ood_frac")
+         "behavior_logp", "true_ood_threshold", "true_ood_frac")
 WINNER_ONLY = {"true_value_winner", "critic_bias_winner", "true_conflict_frac", "behavior_logp_winner"}
 
 WEIGHTS = jnp.asarray([2.0, -1.0])  # a linear true value: v(s, a) = s_0 + a . w, gradient w in a
@@ -62,6 +57,8 @@ def test_truth_quantities_have_their_known_answers():
     far = at_origin - 8.0
     expected = (2 * LOG_DENSITY_FLOOR + 2 * far + 4 * at_origin) / 8
     assert float(out["behavior_logp_deployed"]) == pytest.approx(expected, abs=1e-4)
+    per_probe = [LOG_DENSITY_FLOOR] * 2 + [far] * 2 + [at_origin] * 4  # behavior_logp: the same, probe by probe
+    np.testing.assert_allclose(np.asarray(out["behavior_logp"]), per_probe, atol=1e-4)
     assert float(out["behavior_logp_data"]) == pytest.approx(mean(gaussian_with_edge(obs, data)), abs=1e-4)
     assert float(out["true_ood_frac"]) == pytest.approx(4 / 8)  # beyond the edge, and far out
     # FQL has no winner: only the data and deployed quantities; a task without truth: none.
@@ -76,30 +73,3 @@ def test_registry_methods_of_the_truth_quantities():
         quantity = QUANTITIES[name]
         assert quantity.kind != DERIVED
         assert quantity.methods == ((DROL,) if name in WINNER_ONLY else ("drol", "fql")), name
-
-
-@pytest.fixture(scope="module")
-def cliff_logs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("truth")
-    result = invoke("run", "--task", "cliff-2d", "--hidden", "8", "--steps", "20", "--log-interval", "10",
-                    "--probes", "32", "--seeds", "0", "--no-progress", "--out", str(out))
-    assert result.exit_code == 0, result.output
-    (log_store,) = list(out.glob(f"*/*/{store.LOG_STORE}"))
-    return xr.open_zarr(log_store.resolve(), consolidated=False).load()
-
-
-def test_a_run_on_a_task_with_truth_logs_every_truth_quantity(cliff_logs):
-    for name in TRUTH:
-        quantity = QUANTITIES[name]
-        expected = ("seed", "step", *quantity.dims) if quantity.kind == ROW else quantity.dims
-        assert cliff_logs[name].dims == expected, name
-        assert np.isfinite(cliff_logs[name].values).all(), name
-    for name in ("true_ood_frac", "true_conflict_frac"):
-        assert ((cliff_logs[name].values >= 0) & (cliff_logs[name].values <= 1)).all()
-    np.testing.assert_allclose(cliff_logs.critic_bias.values,
-                               cliff_logs.q_deployed.values - cliff_logs.true_value_deployed.values, rtol=1e-5)
-    # The threshold is the data's own 5% quantile of the behaviour log-density on held-out rows.
-    task = load_task("cliff-2d")
-    rows = held_out_rows(task)
-    logp = np.asarray(task.behavior_log_density(jnp.asarray(rows["observations"]), jnp.asarray(rows["actions"])))
-    assert float(cliff_logs.true_ood_threshold) == pytest.approx(np.percentile(logp, TRUE_OOD_PERCENTILE), rel=1e-5)

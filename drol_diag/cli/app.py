@@ -145,6 +145,8 @@ def report(
     strict: bool = typer.Option(False, "--strict", help="stop with an error (exit 2, nothing written) when a run "
                                 "folder under FOLDER cannot be read (default: off: the report lists it as skipped, "
                                 "with the reason, and so does stderr)"),
+    figures: Optional[Path] = typer.Option(None, help="also write every figure as FIGURES/<name>.png (the folder is "
+                                           "made if missing; default: figures only inside the HTML and PDF)"),
 ) -> None:
     """Statistics (rliable) and the referee-response report: FOLDER/report.html, report.pdf, scores.csv
     (one score per task, ablation, K and seed) and report.json (every statistic shown). Every run
@@ -156,10 +158,11 @@ def report(
     typer.echo(f"reading runs under {folder} ...", err=True)
     try:
         outputs, summary = make_report(folder, html=html, pdf=pdf, reps=reps, seed=seed, strict=strict,
-                                       warn=lambda line: typer.echo(line, err=True))
+                                       figures=figures, warn=lambda line: typer.echo(line, err=True))
     except ReportError as error:
         fail(str(error))
-    typer.echo(f"wrote {outputs.html}, {outputs.pdf}, {outputs.scores_csv}, {outputs.report_json} "
+    figure_files = f", the figures in {outputs.figures}" if outputs.figures is not None else ""
+    typer.echo(f"wrote {outputs.html}, {outputs.pdf}, {outputs.scores_csv}, {outputs.report_json}{figure_files} "
                f"({time.perf_counter() - started:.1f} s)")
     for line in summary:
         typer.echo(f"  {line}")

@@ -1,0 +1,312 @@
+"""Question 7: do the diagnostics measure what they say? Each estimate against the task's ground truth.
+
+For every task whose runs logged a ground truth (the embedded modes, arc and cliff tasks know theirs), per run
+and per pair of diagnostics.quantities.CALIBRATIONS: the estimate and its truth late in training with intervals
+over seeds, how well they agree (|late estimate - late truth| per seed, or the rank correlation of support_dist
+against the behaviour's log-density) against the pair's bar, and a verdict; paragraphs that say where an
+estimate misses its truth and what it is still good for; a figure pairing each estimate with its truth over
+training. Tasks without a truth are named and left out; where none has one, the section says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING
+from drol_diag.tasks.registry import SYNTHETIC_TASKS
+from reports.analysis import BASELINE_WITHOUT_K, PROBE_MEANS, Analysis, CalibrationSummary, run_seeds
+from reports.document import Block, Figure, Paragraph, Section, Table
+from reports.figures import Line, Panel, line_figure
+from reports.questions.common import STEP_AXIS
+from reports.runs import Results
+from reports.text import fmt_interval, group_label, plural, run_ks, seeds_text
+
+TITLE = "7. Do the diagnostics measure what they say? Estimates against the task's truth"
+UNDEFINED = "undefined: every deployed action has the same log-density (e.g. all beyond the support)"
+
+
+def bar_text(summary: CalibrationSummary) -> str:
+    """'<= 0.1' (|estimate - truth| at most), '>= 0.7' (rank correlation at least) or 'none'."""
+    c = summary.calibration
+    if c.bar is None:
+        return "none"
+    return f">= {c.bar:g}" if c.measure != DIFFERENCE else f"<= {c.bar:g}"
+
+
+def crosses_bar(summary: CalibrationSummary) -> bool:
+    """Whether the agreement's 95% interval reaches across the bar (the verdict is the mean's, not settled)."""
+    bar, agreement = summary.calibration.bar, summary.agreement
+    if bar is None or not agreement.has_interval:
+        return False
+    return bool(agreement.low[0] < bar < agreement.high[0] or bar in (agreement.low[0], agreement.high[0]))
+
+
+def verdict(summary: CalibrationSummary, crossing: bool = True) -> str:
+    """'within the bar', 'outside the bar', 'no bar' or 'undefined' (the mean over seeds'), with ' (its interval
+    crosses the bar)' where it does, unless `crossing` is False."""
+    within = summary.calibration.within_bar(float(summary.agreement.point[0]))
+    if summary.calibration.bar is None:
+        return "no bar"
+    if within is None:
+        return "undefined"
+    text = "within the bar" if within else "outside the bar"
+    return text + (" (its interval crosses the bar)" if crossing and crosses_bar(summary) else "")
+
+
+def bar_clause(summary: CalibrationSummary, bar: str) -> str:
+    """'within the bar (at most 0.1)', 'outside the bar (at most 0.15; its interval crosses it)'."""
+    crossing = "; its interval crosses it" if crosses_bar(summary) else ""
+    return f"{verdict(summary, crossing=False)} ({bar}{crossing})"
+
+
+def pairs_text(summary: CalibrationSummary) -> str:
+    """'1,536' or '1,024 to 1,536' (row, probe) pairs per seed."""
+    low, high = int(summary.pairs.min()), int(summary.pairs.max())
+    return f"{low:,}" if low == high else f"{low:,} to {high:,}"
+
+
+def undefined_text(summary: CalibrationSummary) -> str:
+    """Where a rank correlation is undefined in some seeds: how many, why, and what the interval rests on."""
+    if not summary.undefined:
+        return ""
+    seeds = len(summary.seeds)
+    if summary.undefined == seeds:
+        return f"{UNDEFINED}, in every one of the {plural(seeds, 'seed')}"
+    undefined = [s for s, v in zip(summary.seeds, summary.agreement_values) if np.isnan(v)]
+    return (f"{UNDEFINED}, in {summary.undefined} of the {plural(seeds, 'seed')} (seed {seeds_text(undefined)}); "
+            f"the mean and its interval rest on the other {seeds - summary.undefined}")
+
+
+def agreement_cell(summary: CalibrationSummary) -> str:
+    """The judged agreement: |estimate - truth| (mean over seeds), or the rank correlation with its pairs per
+    seed; '-' for a pair without a bar (its signed difference is the estimate's bias, in its own column)."""
+    c = summary.calibration
+    if c.measure != DIFFERENCE:
+        if summary.undefined == len(summary.seeds):
+            return UNDEFINED
+        text = f"{fmt_interval(summary.agreement)} ({pairs_text(summary)} pairs per seed)"
+        return text + (f"; {undefined_text(summary)}" if summary.undefined else "")
+    return "-" if c.bar is None else fmt_interval(summary.agreement)
+
+
+def seeds_cell(summary: CalibrationSummary) -> str:
+    left_out = f" ({len(summary.left_out)} diverged, left out)" if summary.left_out else ""
+    return f"{len(summary.seeds)}{left_out}"
+
+
+def calibration_table(results: Results, analysis: Analysis, task: str) -> Table:
+    rows = []
+    for ablation, k in results.groups:
+        for s in analysis.calibrations.get((task, ablation, k), ()):
+            c = s.calibration
+            rows.append((group_label(ablation, k), c.estimate, fmt_interval(s.estimate.late), c.truth,
+                         fmt_interval(s.truth.late), "-" if s.difference is None else fmt_interval(s.difference),
+                         agreement_cell(s), bar_text(s), verdict(s), seeds_cell(s)))
+    probe_means = ", ".join(f"{name} by {mean}" for name, mean in PROBE_MEANS.items())
+    return Table(f"{task}: each diagnostic estimate beside its truth", (
+        "run", "estimate", "estimate, late", "truth", "truth, late", "estimate - truth, late", "agreement", "bar",
+        "verdict", "seeds"), tuple(rows),
+        note="late: mean over the last third of logged rows; mean over seeds [95% bootstrap interval over seeds]; "
+        f"a per-probe quantity by its mean over probes ({probe_means}). Agreement: |late estimate - late truth| per "
+        "seed, at most the bar; or per seed the rank correlation (Spearman) of support_dist against minus "
+        "behavior_logp over every logged (row, probe) pair, at least the bar. No bar for the critic's Q: its "
+        "bias's scale follows the task's rewards. The verdict is the mean's; diverged seeds are left out, as from "
+        "every diagnostic.")
+
+
+# ------------------------------------------------------------------------------------------------
+# Paragraphs
+
+
+def direction(difference, over: str, under: str) -> str:
+    """`over` / `under` where the signed difference's interval lies above / below 0, else unsettled."""
+    if difference.has_interval and difference.low[0] > 0:
+        return over
+    if difference.has_interval and difference.high[0] < 0:
+        return under
+    return "the sign of the gap is not settled by these seeds"
+
+
+def rank_summary(summaries: tuple[CalibrationSummary, ...]) -> CalibrationSummary | None:
+    return next((s for s in summaries if s.calibration.measure != DIFFERENCE), None)
+
+
+def still_good_for(summary: CalibrationSummary, summaries: tuple[CalibrationSummary, ...]) -> str:
+    """What an estimate that misses its truth still measures, in this run's terms."""
+    name = summary.calibration.estimate
+    if name == "support_dist":
+        return ("distance to the nearest training pair does not order deployed actions as the behaviour's density "
+                "does here: it still measures how far the policy acts from the training pairs, not how likely the "
+                "behaviour is to take those actions")
+    if name == "ood_frac":
+        text = ("ood_frac counts deployed actions beyond the data's own 95% nearest-neighbour distance in the "
+                "standardised (state, action) space, which is not the same cut as a low behaviour density; ")
+        rank = rank_summary(summaries)
+        within = None if rank is None else rank.calibration.within_bar(float(rank.agreement.point[0]))
+        if within:
+            return text + ("since support_dist orders deployed actions as the true density does (its rank "
+                           "correlation is within the bar), ood_frac still compares runs and training steps on this "
+                           "task, but not as the share of actions truly out of support")
+        return text + ("and support_dist does not order deployed actions as the true density does either, so read "
+                       "the support quantities as distances to the training pairs, not as the behaviour's support")
+    if name == "conflict_frac":
+        return ("conflict_frac reads the learned critic's action gradient: it still measures how often the pull to "
+                "the data opposes the critic the actor is trained against, not how often it opposes the true "
+                "improvement direction")
+    return "read it as the estimate it is, not as its truth"
+
+
+def pair_sentence(summary: CalibrationSummary, summaries: tuple[CalibrationSummary, ...]) -> str:
+    c, s = summary.calibration, summary
+    if c.measure != DIFFERENCE:
+        if s.undefined == len(s.seeds):
+            return f"support_dist against the behaviour's log-density at the same deployed actions: {UNDEFINED}."
+        text = (f"support_dist against the behaviour's log-density at the same deployed actions: rank correlation "
+                f"{fmt_interval(s.agreement)} (Spearman of distance against minus log-density, over "
+                f"{pairs_text(s)} (row, probe) pairs per seed), {bar_clause(s, f'at least {c.bar:g}')}")
+        text += f"; {undefined_text(s)}" if s.undefined else ""
+    elif c.bar is None:
+        where = "deployed action" if c.estimate == "q_deployed" else "winner"
+        return (f"The critic's Q at the {where}, {fmt_interval(s.estimate.late)} late, against its true value "
+                f"{fmt_interval(s.truth.late)}: Q minus true value {fmt_interval(s.difference)} "
+                f"({direction(s.difference, 'the critic over-estimates it', 'the critic under-estimates it')}; "
+                "no bar: the bias's scale follows the task's rewards).")
+    else:
+        gap = direction(s.difference, f"{c.estimate} over-states {c.truth}", f"{c.estimate} under-states {c.truth}")
+        text = (f"{c.estimate} is {fmt_interval(s.estimate.late)} late against {c.truth} "
+                f"{fmt_interval(s.truth.late)}: estimate minus truth {fmt_interval(s.difference)} ({gap}); "
+                f"|estimate - truth| per seed {fmt_interval(s.agreement)}, {bar_clause(s, f'at most {c.bar:g}')}")
+    within = c.within_bar(float(s.agreement.point[0]))
+    if within is False:
+        return f"{text}. Where it misses: {still_good_for(s, summaries)}."
+    if within and not crosses_bar(s):
+        return f"{text}: on this task it can stand for its truth."
+    return f"{text}."
+
+
+def run_paragraph(task: str, ablation: str, k: int, summaries: tuple[CalibrationSummary, ...]) -> Paragraph:
+    seeds = summaries[0].seeds
+    left_out = summaries[0].left_out
+    head = f"{task}, {group_label(ablation, k)} ({plural(len(seeds), 'seed')}"
+    head += f"; {plural(len(left_out), 'diverged seed')}, {seeds_text(left_out)}, left out)" if left_out else ")"
+    return Paragraph(f"{head}: " + " ".join(pair_sentence(s, summaries) for s in summaries))
+
+
+def absent_paragraph(results: Results, task: str, ablation: str, k: int) -> Paragraph:
+    """Why a run of a task with a truth holds nothing against it: every seed diverged, or it logged no truth."""
+    healthy, diverged = run_seeds(results, task, ablation, k)
+    if not healthy:
+        return Paragraph(f"{task}, {group_label(ablation, k)}: every seed diverged ({plural(len(diverged), 'seed')}: "
+                         f"{seeds_text(diverged)}), and diverged seeds are left out of every diagnostic: nothing to "
+                         "hold against the truth.")
+    return Paragraph(f"{task}, {group_label(ablation, k)}: logged no ground truth beside its estimates (a run made "
+                     "before drol-diag logged it, or without probe diagnostics); not in this section.")
+
+
+def missed_paragraph(task: str, analysis: Analysis) -> Paragraph | None:
+    """One line over the task's runs: which estimates miss their truth in how many runs, or that none does."""
+    runs = [summaries for (t, _, _), summaries in analysis.calibrations.items() if t == task]
+    judged: dict[str, list[bool]] = {}
+    for summaries in runs:
+        for s in summaries:
+            within = s.calibration.within_bar(float(s.agreement.point[0]))
+            if within is not None:
+                judged.setdefault(s.calibration.estimate, []).append(within)
+    if not judged:
+        return None
+    missing = [f"{name} in {sum(not w for w in within)} of {plural(len(within), 'run')}"
+               for name, within in judged.items() if not all(within)]
+    if not missing:
+        return Paragraph(f"{task}: every judged estimate ({', '.join(judged)}) is within its bar in every run.")
+    holding = [name for name, within in judged.items() if all(within)]
+    return Paragraph(f"{task}: outside their bars: {'; '.join(missing)}."
+                     + (f" Within their bars in every run: {', '.join(holding)}." if holding else ""))
+
+
+# ------------------------------------------------------------------------------------------------
+# Figure
+
+
+def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[Panel]:
+    """Panels (estimate-truth pair x K) against training step, one colour per ablation: the estimate solid, its
+    truth dotted with hollow markers (Line.secondary); means over seeds with 95% bootstrap bands. The
+    rank-correlation pair is in the table only (one number per seed, no curve)."""
+    ks = run_ks(results.groups) or [1]
+    panels = []
+    pairs = {s.calibration.estimate: s.calibration for (t, _, _), summaries in analysis.calibrations.items()
+             if t == task for s in summaries if s.calibration.measure == DIFFERENCE}
+    for name, calibration in pairs.items():
+        for k in ks:
+            lines = []
+            for ablation in results.ablations:
+                run_k = 1 if ablation == BASELINE_WITHOUT_K else k
+                if ablation == BASELINE_WITHOUT_K and k != ks[0]:
+                    continue
+                s = next((s for s in analysis.calibrations.get((task, ablation, run_k), ())
+                          if s.calibration.estimate == name), None)
+                if s is None:
+                    continue
+                for summary, what, secondary in ((s.estimate, "estimate", False), (s.truth, "truth", True)):
+                    e = summary.curve.estimate
+                    lines.append(Line(f"{ablation}: {what}", ablation, summary.curve.steps, e.point, e.low, e.high,
+                                      secondary=secondary))
+            if lines:
+                units = {QUANTITIES[calibration.estimate].unit, QUANTITIES[calibration.truth].unit}
+                reporting = REPORTING.get(calibration.estimate)
+                bounds = (reporting.low, reporting.high) if reporting else (None, None)
+                panels.append(Panel(f"{calibration.estimate} vs {calibration.truth}, K={k}", STEP_AXIS,
+                                    " / ".join(sorted(units)), tuple(lines), bounds=bounds,
+                                    min_span=2 * (calibration.bar or 0.0)))
+    return panels
+
+
+def calibration_figure(results: Results, analysis: Analysis, task: str) -> Figure | None:
+    """calibration_panels drawn, or None where no pair has a curve."""
+    panels = calibration_panels(results, analysis, task)
+    if not panels:
+        return None
+    columns = min(len(run_ks(results.groups) or [1]), 3)
+    return line_figure(f"truth-{task}", f"{task}: each diagnostic estimate (solid) beside its truth (dotted, hollow "
+                       "markers) over training; mean over seeds, bands 95% bootstrap intervals over seeds.", panels,
+                       columns=columns)
+
+
+# ------------------------------------------------------------------------------------------------
+# The section
+
+
+def question_truth(results: Results, analysis: Analysis) -> Section:
+    with_truth = [t for t in results.tasks if any(task == t for task, _, _ in analysis.calibrations)]
+    if not with_truth:
+        return Section("q7-truth", TITLE, (Paragraph(
+            f"None of these runs logged a ground truth (task{'' if len(results.tasks) == 1 else 's'}: "
+            f"{', '.join(results.tasks)}), so no diagnostic can be held against one here. The embedded tasks know "
+            f"theirs ({', '.join(SYNTHETIC_TASKS)}), and a factory task can give one (true_value, "
+            "behavior_log_density): a run on such a task logs the truth beside each estimate (e.g. `drol-diag run "
+            "--task modes-2d`), and this section then shows how well each estimate agrees with it."),))
+    bars = "; ".join(f"{c.estimate} against {c.truth}: " + (
+        f"at most {c.bar:g} apart late" if c.measure == DIFFERENCE and c.bar is not None else
+        f"rank correlation at least {c.bar:g}" if c.bar is not None else "shown, no bar")
+        for c in dict.fromkeys(s.calibration for summaries in analysis.calibrations.values() for s in summaries))
+    blocks: list[Block] = [Paragraph(
+        "A task that knows its ground truth lets each diagnostic be checked against what it estimates: the share "
+        "of deployed actions out of support against the share whose true behaviour log-density lies below the "
+        "held-out data's own 5% quantile; the conflict share with the learned critic's gradient against the "
+        "same with the true value's; the critic's Q against the true value; and, deployed action by deployed "
+        f"action, the distance to the nearest training pair against the behaviour's log-density. Bars: {bars}.")]
+    without = [t for t in results.tasks if t not in with_truth]
+    if without:
+        blocks.append(Paragraph(f"No ground truth logged for {', '.join(without)}: not in this section."))
+    for task in with_truth:
+        missed = missed_paragraph(task, analysis)
+        blocks += [missed] if missed else []
+        for ablation, k in results.groups:
+            if (task, ablation, k) in analysis.calibrations:
+                blocks.append(run_paragraph(task, ablation, k, analysis.calibrations[(task, ablation, k)]))
+            elif results.run(task, ablation, k) is not None:
+                blocks.append(absent_paragraph(results, task, ablation, k))
+        figure = calibration_figure(results, analysis, task)
+        blocks += [figure] if figure else []
+        blocks.append(calibration_table(results, analysis, task))
+    return Section("q7-truth", TITLE, tuple(blocks))
+
