@@ -19,8 +19,13 @@ $(TEST_INSTALLED): $(INSTALLED)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# The demo: DROL's dynamic routing against a frozen assignment (static-routing) on arc-2d, where the data lie
+# along a curve whose best end is rare (the geometry dynamic routing is for; docs/findings.md), 3 seeds each.
+DEMO_RUN := --task arc-2d --k 4 --seeds 0,1,2 --bc-coef 10 --steps 4000 --batch-size 64 --lr 1e-3 \
+	--hidden 64,64 --log-interval 500 --eval-interval 1000 --out runs/demo --force
 demo: $(INSTALLED)
-	$(BIN)/drol-diag run --task modes-2d --seeds 0,1,2 --out runs/demo --force
+	$(BIN)/drol-diag run --ablation dynamic $(DEMO_RUN)
+	$(BIN)/drol-diag run --ablation static-routing $(DEMO_RUN)
 	$(BIN)/drol-diag report runs/demo
 
 # One pytest worker per core (at most 4); --dist loadfile keeps each file's tests, and its
@@ -46,6 +51,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/datagen.py
 	$(BIN)/python benchmarks/evaluation.py
+	$(BIN)/python benchmarks/gpu.py
 
 clean-runs:
 	rm -rf runs/

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import queue
 import shlex
 import signal
 import subprocess
@@ -19,12 +20,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ablations import folders
+from ablations.gpus import MEMORY_FRACTION, VISIBLE_DEVICES, GpuSlot, ray_slot
 from drol_diag.runfolder import store
 
 DONE, SKIPPED, FAILED, ELSEWHERE = "done", "skipped", "failed", "running-elsewhere"  # a group's outcome
@@ -47,6 +49,7 @@ class GroupJob:
     steps: int  # updates per seed the run must reach
     threads: int  # cores the run is pinned to
     force: bool  # restart a run folder whose settings differ (else the group fails)
+    slot: GpuSlot | None = None  # on GPUs: the environment the run gets (its GPU: a local slot's, or Ray's choice)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class GroupOutcome:
     wall_s: float | None = None  # seconds the run took (None: not run)
     error: str = ""  # FAILED: the last line of the log (or why); ELSEWHERE: who holds the lock
     exit_status: int | None = None  # the run's exit status (None: not run)
+    gpus: tuple[str, ...] = ()  # the GPUs its process was given (a local GPU slot's, or Ray's ray.get_gpu_ids())
 
 
 # An executor bound to its settings: runner(jobs, on_done) runs the jobs, calls on_done(job, outcome) as
@@ -81,28 +85,34 @@ def run_group(job: GroupJob) -> GroupOutcome:
         return GroupOutcome(FAILED, error=f"{run_dir}: {state.detail}; pass --force to start it again")
     flag = "--resume" if state.kind in (folders.NEW, folders.RESUMABLE) else "--force"  # (--resume of NEW: a fresh run)
     command = [sys.executable, "-m", "drol_diag.cli", "run", *job.arguments, flag]
-    outcome = run_logged(command, Path(job.log_path), job.threads)
+    outcome = run_logged(command, Path(job.log_path), job.threads, job.slot)
     if outcome.exit_status == store.EXIT_BUSY:  # another process got the lock first, after our check
         return GroupOutcome(ELSEWHERE, outcome.wall_s, folders.lock_holder(run_dir) or "another process")
     return outcome
 
 
-def run_logged(command: list[str], log_path: Path, threads: int) -> GroupOutcome:
-    """Run `command` pinned to `threads` cores, its output appended to `log_path` between a header
-    and an exit line. DONE on exit status 0, else FAILED with the output's last line."""
+def run_logged(command: list[str], log_path: Path, threads: int, slot: GpuSlot | None = None) -> GroupOutcome:
+    """Run `command` pinned to `threads` cores (on a GPU `slot`: with its GPU and memory share), its output
+    appended to `log_path` between a header and an exit line. DONE on exit status 0, else FAILED with the
+    output's last line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    environment = slot.apply(os.environ) if slot is not None else dict(os.environ)
+    shown = [f"{name}={environment[name]}" for name in (VISIBLE_DEVICES, MEMORY_FRACTION)
+             if slot is not None and name in environment]
+    on_gpu = f", {' '.join(shown)}" if shown else ""
     with claim_cores(threads) as cores, open(log_path, "a") as log:
         log.write(f"{ATTEMPT_HEADER} {datetime.now().isoformat(timespec='seconds')} on {os.uname().nodename}, "
-                  f"cores {','.join(map(str, cores))}: {shlex.join(command)}\n")
+                  f"cores {','.join(map(str, cores))}{on_gpu}: {shlex.join(command)}\n")
         log.flush()
         returncode = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                    env={**environment, "PYTHONUNBUFFERED": "1"},
                                     preexec_fn=lambda: pin_child(cores)).returncode
         wall = time.perf_counter() - started
         last = last_line(log_path)
         log.write(f"=== exit status {returncode} after {wall:.1f} s\n")
-    return GroupOutcome(DONE if returncode == 0 else FAILED, wall, "" if returncode == 0 else last, returncode)
+    return GroupOutcome(DONE if returncode == 0 else FAILED, wall, "" if returncode == 0 else last, returncode,
+                        (slot.gpu,) if slot is not None and slot.gpu is not None else ())
 
 
 def pin_child(cores: list[int]) -> None:
@@ -165,17 +175,17 @@ def guarded(job: GroupJob) -> GroupOutcome:
 def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | None) -> tuple[int, int]:
     """(groups at a time, cores per group). Local: by default as many groups as there are cores
     (at most the groups to run), the cores shared out evenly; --jobs x --threads may not exceed
-    the cores (each run gets cores of its own). Ray: the cluster schedules; one core per group
-    unless --threads. Raises ValueError (one line)."""
-    if executor not in ("local", "ray"):
-        raise ValueError(f"unknown --executor {executor!r}; valid: local, ray")
+    the cores (each run gets cores of its own). Ray and SLURM: the cluster schedules; one core per
+    group unless --threads. Raises ValueError (one line)."""
+    if executor not in ("local", "ray", "slurm"):
+        raise ValueError(f"unknown --executor {executor!r}; valid: local, ray, slurm")
     for option, value in (("--jobs", jobs), ("--threads", threads)):
         if value is not None and value < 1:
             raise ValueError(f"{option} must be a positive integer, got {value}")
-    if executor == "ray":
+    if executor in ("ray", "slurm"):
         if jobs is not None:
             raise ValueError("--jobs applies to --executor local; Ray runs as many groups at once as the cluster's "
-                             "CPUs allow (each asks for --threads CPUs)")
+                             "CPUs allow (each asks for --threads CPUs), SLURM as --array-parallelism allows")
         return max(1, groups), threads or 1
     cores = len(os.sched_getaffinity(0))
     jobs = jobs or max(1, min(groups, cores // (threads or 1)))
@@ -191,11 +201,24 @@ def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | N
 
 
 def run_local(jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None],
-              workers: int) -> list[GroupOutcome]:
-    """Run the groups on this machine, `workers` at a time (each pins its run to job.threads cores)."""
+              workers: int, slots: tuple[GpuSlot, ...] = ()) -> list[GroupOutcome]:
+    """Run the groups on this machine, `workers` at a time (each pins its run to job.threads cores); with GPU
+    `slots` (ablations.gpus.gpu_slots), at most one group per slot at a time, each started in the first
+    free slot (in the slots' round-robin order at first)."""
+    free: queue.SimpleQueue[GpuSlot] = queue.SimpleQueue()
+    for slot in slots:
+        free.put(slot)
+
+    def in_a_slot(job: GroupJob) -> GroupOutcome:
+        slot = free.get()  # (never waits: there are at most as many workers as slots)
+        try:
+            return guarded(replace(job, slot=slot))
+        finally:
+            free.put(slot)
+
     outcomes: list[GroupOutcome | None] = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = {pool.submit(guarded, job): i for i, job in enumerate(jobs)}
+    with ThreadPoolExecutor(max_workers=min(len(slots), max(1, workers)) if slots else max(1, workers)) as pool:
+        futures = {pool.submit(in_a_slot if slots else guarded, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             i = futures[future]
             outcomes[i] = future.result()
@@ -215,8 +238,11 @@ class GroupFailed(Exception):
 
 
 def run_group_or_raise(job: GroupJob) -> GroupOutcome:
-    """The Ray task: guarded(job), raising GroupFailed for a failed group."""
-    outcome = guarded(job)
+    """The Ray task: guarded(job), raising GroupFailed for a failed group. The outcome names the GPUs Ray
+    gave the task (ray.get_gpu_ids(); Ray also sets CUDA_VISIBLE_DEVICES to them, which the run inherits)."""
+    import ray
+
+    outcome = replace(guarded(job), gpus=tuple(map(str, ray.get_gpu_ids())))
     if outcome.status == FAILED:
         raise GroupFailed(outcome)
     return outcome
@@ -261,11 +287,15 @@ def ray_connection(address: str | None) -> Iterator[Any]:
         ray.shutdown()
 
 
-def run_ray(ray: Any, jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None]) -> list[GroupOutcome]:
-    """Run the groups as Ray tasks (each asks for job.threads CPUs; a failed one is retried once).
-    Every node must see the results folder at the same path."""
+def run_ray(ray: Any, jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None],
+            gpus_per_group: float = 0.0) -> list[GroupOutcome]:
+    """Run the groups as Ray tasks (each asks for job.threads CPUs and `gpus_per_group` GPUs, its run getting
+    the memory fraction of that share of a GPU: gpus.ray_slot; a failed one is retried once). Every node must
+    see the results folder at the same path."""
     task = ray.remote(run_group_or_raise)
-    pending = {task.options(num_cpus=job.threads, max_retries=RAY_RETRIES, retry_exceptions=True).remote(job): i
+    slot = ray_slot(gpus_per_group)
+    pending = {task.options(num_cpus=job.threads, num_gpus=gpus_per_group, max_retries=RAY_RETRIES,
+                            retry_exceptions=True).remote(replace(job, slot=slot)): i
                for i, job in enumerate(jobs)}
     outcomes: list[GroupOutcome | None] = [None] * len(jobs)
     while pending:

@@ -145,8 +145,8 @@ def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
     for name, value in run_settings(spec, group).items():
         if value is not None:
             args += [OPTIONS[name].cli_flag, option_text(value)]
-    for name, option in OPTIONS.items():  # the run's other inputs: dataset folder, diagnostics settings
-        value = getattr(spec, name) if option.destination in ("dataset", "diagnostics") else None
+    for name, option in OPTIONS.items():  # the run's other inputs: dataset folder, diagnostics settings, W&B
+        value = getattr(spec, name) if option.destination in ("dataset", "diagnostics", "tracking") else None
         if option.destination == "dataset" and value is not None:
             value = os.path.abspath(value)  # (a Ray worker may run elsewhere)
         if isinstance(value, bool):

@@ -24,6 +24,7 @@ from ablations.executors import (
     run_local,
     run_ray,
 )
+from ablations.gpus import GpuSlot
 from ablations.grid import (
     FQL,
     SWEEP_FILE,
@@ -35,6 +36,7 @@ from ablations.grid import (
     unused_options,
     write_sweep_file,
 )
+from ablations.slurm import SlurmSettings, run_slurm
 from drol.config import LearnerConfig
 from drol_diag.runfolder import store
 from drol_diag.runfolder.record import diagnostics_record, run_dir_for
@@ -43,6 +45,7 @@ from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import check_task
 from drol_diag.training.driver import check_writable_folder
 from drol_diag.training.memory import check_fits, device_memory_elsewhere, estimate_memory, known_task_shape
+from drol_diag.training.tracking import check_wandb
 
 LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
 NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "
@@ -120,20 +123,24 @@ def plan_group(spec: SweepSpec, group: Group, out: Path, force: bool) -> Planned
     return PlannedGroup(group, learner, run, run_dir, log_path_for(out, run_dir), settings, state)
 
 
-def plan_sweep(spec: SweepSpec, out: Path, force: bool = False) -> SweepPlan:
-    """Validate the whole grid and look at every run folder; writes nothing. Raises ValueError
-    (one line) for bad settings, unknown tasks or ablations, missing datasets, conflicting folders."""
+def plan_sweep(spec: SweepSpec, out: Path, force: bool = False, available: tuple[int, str] | None = None) -> SweepPlan:
+    """Validate the whole grid and look at every run folder; writes nothing. Raises ValueError (one line)
+    for bad settings, unknown tasks or ablations, missing datasets, conflicting folders, or a group that
+    cannot fit in the memory `available` to each group (bytes, what they are; None: this machine's device,
+    memory.device_memory_elsewhere; on GPU slots: ablations.gpus.gpu_share)."""
     out = Path(out).absolute()  # (Ray workers on other nodes, and in other folders, get the same paths)
     groups = expand(spec)
     unused = unused_options(spec, groups)
     if unused:
         raise ValueError(f"{', '.join(unused)} applies to no group of this grid "
                          "(--bc-coef: DROL variants, --alpha: fql, --routing-temperature: soft-routing)")
+    if spec.wandb is not None:  # (every group's run would refuse it)
+        check_wandb(spec.wandb)
     for task in spec.tasks:
         check_task(task, spec.dataset_dir)
     check_writable_folder(out / LOGS_DIR, out)
     planned: dict[Path, PlannedGroup] = {}
-    available = device_memory_elsewhere()  # (not in this process: its runs need the accelerator's memory)
+    available = available or device_memory_elsewhere()  # (not in this process: its runs need the accelerator's)
     for group in groups:
         plan = plan_group(spec, group, out, force)
         check_group_memory(plan, spec, available)
@@ -207,21 +214,33 @@ def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
 
 
 @contextlib.contextmanager
-def connected_runner(executor: str = "local", address: str | None = None, workers: int = 1) -> Iterator[Runner]:
-    """The executor's runner: local (`workers` groups at a time) or Ray (connected for the block;
-    address: see executors.ray_connection). ValueError (one line) when Ray is missing or unreachable."""
+def connected_runner(executor: str = "local", address: str | None = None, workers: int = 1,
+                     slots: tuple[GpuSlot, ...] = (), gpus_per_group: float | None = None,
+                     slurm: SlurmSettings | None = None) -> Iterator[Runner]:
+    """The executor's runner: local (`workers` groups at a time; on GPU `slots`, one group per slot) or Ray
+    (connected for the block; address: see executors.ray_connection; each group's task asks for
+    `gpus_per_group` GPUs) or SLURM (a job per group, as `slurm` says: ablations.slurm). ValueError (one
+    line) when Ray is missing or unreachable."""
     if executor == "local":
-        yield functools.partial(run_local, workers=workers)
+        yield functools.partial(run_local, workers=workers, slots=slots)
+        return
+    if executor == "slurm":
+        if slurm is None:
+            raise ValueError("--executor slurm needs its settings (ablations.slurm.slurm_settings)")
+        yield functools.partial(run_slurm, slurm)
         return
     with ray_connection(address) as ray:
-        yield functools.partial(run_ray, ray)
+        yield functools.partial(run_ray, ray, gpus_per_group=gpus_per_group or 0.0)
 
 
 def execute(plan: SweepPlan, executor: str = "local", address: str | None = None, workers: int = 1,
-            threads: int = 1, on_progress: Progress = lambda *_: None, note: str = "") -> list[GroupResult]:
-    """Run a planned sweep: connect the executor (connected_runner), record the grid (start_sweep,
-    `note` as a comment) and run the groups, each pinned to `threads` cores (run_sweep)."""
-    with connected_runner(executor, address, workers) as runner:
+            threads: int = 1, on_progress: Progress = lambda *_: None, note: str = "",
+            slots: tuple[GpuSlot, ...] = (), gpus_per_group: float | None = None,
+            slurm: SlurmSettings | None = None) -> list[GroupResult]:
+    """Run a planned sweep: connect the executor (connected_runner, with GPU `slots` or `gpus_per_group`,
+    or the `slurm` settings), record the grid (start_sweep, `note` as a comment) and run the groups, each
+    pinned to `threads` cores (run_sweep)."""
+    with connected_runner(executor, address, workers, slots, gpus_per_group, slurm) as runner:
         start_sweep(plan, note)
         return run_sweep(plan, runner, threads, on_progress)
 

@@ -77,6 +77,25 @@ class TimedEvaluation:
         return self.results.summary()
 
 
+def env_factory(max_episode_steps: int | None = None) -> functools.partial:
+    """A picklable maker of one evaluation environment of TASK, as drol_diag.tasks makes them (time limit:
+    the task's own, or `max_episode_steps`)."""
+    limit = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    return functools.partial(ogbench.make_env_and_datasets, TASK, env_only=True, **limit)
+
+
+def compile_policy(learner, states, act_fn, episodes: int) -> float:
+    """Seconds to compile the jitted `act_fn` at the batch shape an evaluation of `episodes` episodes gives
+    it (one call through evaluate_seeds, no environment)."""
+    def warm_up(policy, num_episodes: int, seed: int) -> dict:  # one policy call at the evaluation's batch shape
+        policy(np.zeros((min(num_episodes, 50), OBS_DIM), np.float32))
+        return {"score": 0.0}
+
+    start = time.perf_counter()
+    evaluate_seeds(Task("warm-up", {}, evaluate=warm_up), learner, states, [0], EVAL_STEP, episodes, act_fn)
+    return time.perf_counter() - start
+
+
 def step_alone(envs: list, seed: int, actions: list[np.ndarray], lengths: np.ndarray) -> tuple[float, EpisodeResults]:
     """Seconds to reset envs[i] with episode_seed(seed, i) and step it lengths[i] times with the recorded
     actions (row i of each step's batch, clipped beforehand), stepping all episodes step by step as the
@@ -123,16 +142,9 @@ def main() -> None:
     learner = make_learner(config, OBS_DIM, ACTION_DIM)
     states = make_init(learner)(jnp.asarray([0]))
     act_fn = jax.jit(learner.act)  # as drol_diag.training.driver does
+    compile_s = compile_policy(learner, states, act_fn, episodes)
 
-    def warm_up(policy, num_episodes: int, seed: int) -> dict:  # one policy call at the evaluation's batch shape
-        policy(np.zeros((min(num_episodes, 50), OBS_DIM), np.float32))
-        return {"score": 0.0}
-
-    start = time.perf_counter()
-    evaluate_seeds(Task("warm-up", {}, evaluate=warm_up), learner, states, [0], EVAL_STEP, episodes, act_fn)
-    compile_s = time.perf_counter() - start
-
-    make_env = functools.partial(ogbench.make_env_and_datasets, TASK, env_only=True)  # as drol_diag.tasks does
+    make_env = env_factory()
     start = time.perf_counter()
     envs = [make_env() for _ in range(episodes)]
     create_in_process_s = time.perf_counter() - start

@@ -59,18 +59,19 @@ def update_flops(config: DROLConfig, obs_dim: int, action_dim: int) -> int:
     return actor * (b * k + b + 3 * b) + critic * e * (b + 3 * b + 2 * b)
 
 
-def matmul_peak_gflops(repeats: int = 10) -> float:
-    """Best float32 GFLOP/s over a few large square-ish matmuls, as XLA runs them here."""
+def matmul_peak_gflops(repeats: int = 10, sizes: tuple[int, ...] = (1024, 2048), rows: int = 4096) -> float:
+    """Best float32 GFLOP/s over a few large square-ish matmuls (rows x n times n x n for n in `sizes`), as
+    XLA runs them here (at the process's matmul precision: on a GPU JAX's default may use TF32)."""
     best = 0.0
-    for n in (1024, 2048):
-        a = jax.random.normal(jax.random.PRNGKey(0), (4096, n))
+    for n in sizes:
+        a = jax.random.normal(jax.random.PRNGKey(0), (rows, n))
         w = jax.random.normal(jax.random.PRNGKey(1), (n, n))
         matmul = jax.jit(lambda a, w: a @ w)
         matmul(a, w).block_until_ready()
         for _ in range(repeats):
             start = time.perf_counter()
             matmul(a, w).block_until_ready()
-            best = max(best, 2 * 4096 * n * n / (time.perf_counter() - start) / 1e9)
+            best = max(best, 2 * rows * n * n / (time.perf_counter() - start) / 1e9)
     return best
 
 
@@ -83,15 +84,20 @@ def synthetic_dataset(n: int = 100_000) -> dict[str, jnp.ndarray]:
                 next_observations=jnp.asarray(rng.normal(size=(n, OBS_DIM)), jnp.float32))
 
 
-def measure(hidden: tuple[int, ...], num_seeds: int, chunk: int, repeats: int) -> dict[str, float]:
-    """Best-of-`repeats` updates/s (per seed) of compiled chunks of `chunk` updates."""
-    config = DROLConfig(actor_hidden=hidden, critic_hidden=hidden)
+def measure(hidden: tuple[int, ...], num_seeds: int, chunk: int, repeats: int, transitions: int = 100_000,
+            **fields) -> dict[str, float]:
+    """Best-of-`repeats` updates/s (per seed) of compiled chunks of `chunk` updates (DROLConfig with `hidden`
+    widths and `fields`, on `transitions` synthetic transitions). "program_bytes": the compiled chunk's
+    arguments plus temporaries by XLA's buffer assignment (None where the backend does not say)."""
+    config = DROLConfig(actor_hidden=hidden, critic_hidden=hidden, **fields)
     learner = Learner(config, OBS_DIM, ACTION_DIM)
-    dataset = synthetic_dataset()
+    dataset = synthetic_dataset(transitions)
     states = make_init(learner)(jnp.arange(num_seeds))
     start = time.perf_counter()
     train_chunk = make_train_chunk(learner, chunk).lower(states, dataset).compile()
     compile_s = time.perf_counter() - start
+    analysis = train_chunk.memory_analysis()
+    program_bytes = None if analysis is None else analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
     states, metrics = train_chunk(states, dataset)
     jax.block_until_ready(metrics)
     best = 0.0
@@ -103,13 +109,14 @@ def measure(hidden: tuple[int, ...], num_seeds: int, chunk: int, repeats: int) -
     flops = update_flops(config, OBS_DIM, ACTION_DIM)
     return {"hidden": "x".join(map(str, hidden)), "seeds": num_seeds, "updates_per_s": best,
             "seed_updates_per_s": best * num_seeds, "gflop_per_update": flops / 1e9,
-            "gflops": best * num_seeds * flops / 1e9, "compile_s": compile_s}
+            "gflops": best * num_seeds * flops / 1e9, "compile_s": compile_s, "program_bytes": program_bytes}
 
 
 def measure_diagnostics(hidden: tuple[int, ...], num_seeds: int, transitions: int, log_interval: int,
-                        updates_per_s: float) -> dict[str, float]:
-    """Seconds for one diagnostics row (1024 probes per seed, support search over `transitions`
-    pairs) and the throughput it leaves at `log_interval` updates between rows."""
+                        updates_per_s: float, num_probes: int = 1024, **fields) -> dict[str, float]:
+    """Seconds for one diagnostics row (`num_probes` probes per seed, support search over `transitions`
+    pairs; DROLConfig with `hidden` widths and `fields`) and the throughput it leaves at `log_interval`
+    updates between rows."""
     from diagnostics.hooks import ProbeRecorder
     from drol_diag.tasks import Task
 
@@ -119,12 +126,12 @@ def measure_diagnostics(hidden: tuple[int, ...], num_seeds: int, transitions: in
                           rewards=np.zeros(n, np.float32), masks=np.ones(n, np.float32),
                           next_observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32))
     task = Task("synthetic", host(transitions), host(transitions // 10))
-    config = DROLConfig(actor_hidden=hidden, critic_hidden=hidden)
+    config = DROLConfig(actor_hidden=hidden, critic_hidden=hidden, **fields)
     learner = Learner(config, OBS_DIM, ACTION_DIM)
     dataset = {k: jnp.asarray(v) for k, v in task.dataset.items()}
     states = make_init(learner)(jnp.arange(num_seeds))
     start = time.perf_counter()
-    recorder = ProbeRecorder(learner, task, dataset, list(range(num_seeds)))
+    recorder = ProbeRecorder(learner, task, dataset, list(range(num_seeds)), num_probes)
     setup_s = time.perf_counter() - start
     recorder.row(states, 0)  # compiles
     start = time.perf_counter()

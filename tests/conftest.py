@@ -3,7 +3,8 @@ whole session, the test modules go to the xdist workers longest first, and the f
 modules share (no network; one small finished sweep and one tiny OGBench dataset, made once).
 
 The compilation cache is one folder per pytest session, made by the process that starts the session
-and handed down through the environment (JAX reads JAX_COMPILATION_CACHE_DIR): the pytest-xdist
+and handed down through the environment (DROL_DIAG_COMPILE_CACHE, which drol_diag.platform.start_process
+turns into JAX's JAX_COMPILATION_CACHE_DIR, as for every drol-diag process): the pytest-xdist
 workers and every process the tests start (CLI runs, sweeps, Ray workers) compile each program
 once between them. The starting process removes the folder at the end.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from drol_diag.platform import start_process
+from drol_diag.platform import COMPILE_CACHE_VARIABLE, cpu_backend_here, start_process
 
 # Most of the suite's time is XLA compiling many small programs, not running them. Two XLA:CPU settings
 # make that cheaper (measured on the 2-core machine CI uses): LLVM at -O0 instead of -O2 (-O1: a tiny
@@ -31,27 +32,24 @@ from drol_diag.platform import start_process
 # defaults' in the last bits; every comparison in the tests is between results of this session, which
 # all get the flags: they go through the environment to the xdist workers and to every process the
 # tests start. Only for the jaxlib line known to have them (an unknown XLA flag aborts the process),
-# as drol_diag.platform does for its own.
+# and only on the CPU backend, as drol_diag.platform does for its own.
 FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
-if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10):
+if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10) and cpu_backend_here():
     flags = os.environ.get("XLA_FLAGS", "")
     os.environ["XLA_FLAGS"] = " ".join([flags, *(flag for flag in FAST_COMPILE_FLAGS if flag not in flags)]).strip()
-start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags before JAX starts
-
 CACHE_OWNER_ENV = "DROL_DIAG_TESTS_XLA_CACHE_OWNER"  # the pid of the process that made the cache folder
 if os.environ.get(CACHE_OWNER_ENV) is None:  # the session's first process (not an xdist worker)
     os.environ[CACHE_OWNER_ENV] = str(os.getpid())
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-")
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # (tests compile many small, identical programs)
-os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+    os.environ[COMPILE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-")
+    os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # the session's own folder, never a user's cache
+start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags and the compilation cache before JAX starts
 
 import jax  # noqa: E402  (after the environment above: JAX reads it when first imported)
 
 from tests.helpers import SMALL_SWEEP, TINY_CUBE, run_cli, write_tiny_ogbench_dataset  # noqa: E402
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # (in case JAX started before this file)
 
 
 # pytest-xdist hands whole modules to its workers (--dist loadfile) in the order of the collection
@@ -66,6 +64,7 @@ MODULE_SECONDS = {
     "test_examples.py": 11, "test_truth_diagnostics.py": 8, "test_structure.py": 11, "test_resume_scores.py": 6, "test_report_render.py": 6,
     "test_yardsticks.py": 6, "test_minari.py": 6, "test_bad_input.py": 6, "test_report_inventory.py": 5, "test_help_and_presets.py": 4,
     "test_report_text.py": 4, "test_config_and_modes.py": 3, "test_evaluate.py": 2,
+    "test_benchmarks.py": 9, "test_platform.py": 7, "test_slurm.py": 25, "test_gpus.py": 8, "test_tracking.py": 12,
 }
 
 

@@ -176,3 +176,22 @@ def random_dataset(n=512, obs_dim=3, action_dim=2, seed=0):
                 rewards=jnp.asarray(rng.normal(size=n), jnp.float32),
                 masks=jnp.asarray(rng.integers(0, 2, n), jnp.float32),
                 next_observations=jnp.asarray(rng.normal(size=(n, obs_dim)), jnp.float32))
+
+
+def assert_same_results(out: Path, reference: Path, groups) -> None:
+    """Every group (run folder relative to the results folders) of `out` holds bit for bit the checkpoint, logs
+    and scores of the same group in `reference`."""
+    import filecmp
+
+    import xarray as xr
+
+    from drol_diag.runfolder import store
+
+    for group in groups:
+        run, ref = out / group, reference / group
+        assert filecmp.cmp(run / store.CHECKPOINT_FILE, ref / store.CHECKPOINT_FILE, shallow=False), group
+        with xr.open_zarr(run / store.LOG_STORE, consolidated=False) as logs, \
+                xr.open_zarr(ref / store.LOG_STORE, consolidated=False) as ref_logs:
+            xr.testing.assert_equal(logs.load(), ref_logs.load())  # values and coordinates (no duplicated rows)
+        summary, ref_summary = store.read_json(run / store.SUMMARY_FILE), store.read_json(ref / store.SUMMARY_FILE)
+        assert summary["scores"] == ref_summary["scores"] and summary["steps"] == ref_summary["steps"], group

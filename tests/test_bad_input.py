@@ -133,3 +133,28 @@ def test_batch_and_probes_larger_than_the_training_set_are_said_and_recorded_as_
                            log_interval=4, eval_interval=4, checkpoint_interval=4, batch_size=64)
     expected = folders.settings_record(learner, run, diagnostics_record(True, 100))
     assert folders.folder_state(run_dir, expected, 4).kind == folders.FINISHED
+
+
+def test_gpu_options_naming_no_gpu_or_out_of_range_are_refused(tmp_path, monkeypatch):
+    # The GPUs a sweep finds come from CUDA_VISIBLE_DEVICES here (else nvidia-smi -L); JAX_PLATFORMS=cpu keeps
+    # JAX off any GPU this machine may have, so that a GPU that exists is refused for that reason alone.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    out = tmp_path / "out"
+    for options, phrase in ((("--gpus", "2"), "--gpus 2: no GPU 2 here; found 0,1 (from CUDA_VISIBLE_DEVICES)"),
+                            (("--gpus", "0,x"), "malformed --gpus '0,x'; list GPU indices (non-negative integers)"),
+                            (("--gpus", "-1"), "malformed --gpus '-1'"),
+                            (("--gpus", "1,1"), "a GPU is listed twice"),
+                            (("--gpus", "1"), "--gpus 1: JAX cannot use a GPU here: JAX_PLATFORMS=cpu leaves out cuda"),
+                            (("--groups-per-gpu", "0"), "--groups-per-gpu must be a positive integer, got 0"),
+                            (("--executor", "ray", "--gpus-per-group", "-0.5"), "--gpus-per-group must be >= 0"),
+                            (("--gpus-per-group", "1"), "--gpus-per-group applies to the cluster executors"),
+                            (("--executor", "ray", "--gpus", "0"), "--gpus applies to --executor local")):
+        assert_refused(invoke("sweep", *TINY_SWEEP, *options, "--out", str(out)), phrase)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert_refused(invoke("sweep", *TINY_SWEEP, "--gpus", "0", "--out", str(out)),
+                   "--gpus 0: no GPU found here (CUDA_VISIBLE_DEVICES='' hides every GPU)")
+    (tmp_path / "sweep.toml").write_text('tasks = "modes-2d"\nseeds = [0]\ngroups-per-gpu = 0\n')
+    assert_refused(invoke("sweep", "--from", str(tmp_path / "sweep.toml"), "--out", str(out)), "--groups-per-gpu must")
+    assert invoke("run", *TINY_RUN, "--gpus", "0", "--out", str(out)).exit_code == 2  # (a sweep's option only)
+    assert not out.exists()

@@ -3,7 +3,7 @@
 Every ```python block of README.md and examples/README.md is executed (each in a fresh namespace, in
 this process, matplotlib on Agg) in a folder where `runs/` is a copy of tests/conftest.py's small_sweep
 (modes-2d x {dynamic, static-routing} x K {2, 4} x seeds 0-2: the realistic case of a sweep) and
-`runs/demo/modes-2d/dynamic-k16` (the run `make demo` writes, which the README opens with plain xarray)
+`runs/demo/arc-2d/dynamic-k4` (the run `make demo` writes, which the README opens with plain xarray)
 links to one of its runs (a linked folder, which open_runs does not search). So the snippets keep the
 paths a user types. examples/diagnostics.ipynb is executed with nbclient in a kernel started in that
 folder's `examples/`, with its default results folder (`runs/`, found from examples/).
@@ -56,11 +56,11 @@ RUNNABLE = [(where, code) for document in DOCUMENTS for where, code in python_bl
 
 @pytest.fixture(scope="module")
 def user_folder(small_sweep, tmp_path_factory) -> Path:
-    """A folder as a user's: runs/ (the sweep, a copy), runs/demo/modes-2d/dynamic-k16 (a link to one of
+    """A folder as a user's: runs/ (the sweep, a copy), runs/demo/arc-2d/dynamic-k4 (a link to one of
     its runs) and an empty examples/ (where Jupyter starts a notebook's kernel)."""
     folder = tmp_path_factory.mktemp("user")
     shutil.copytree(small_sweep, folder / "runs", symlinks=True)
-    demo = folder / "runs" / "demo" / "modes-2d" / "dynamic-k16"
+    demo = folder / "runs" / "demo" / "arc-2d" / "dynamic-k4"
     demo.parent.mkdir(parents=True)
     demo.symlink_to(folder / "runs" / "modes-2d" / "dynamic-k4", target_is_directory=True)
     (folder / "examples").mkdir()

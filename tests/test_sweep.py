@@ -4,7 +4,6 @@ the Ray executor against the local one, bad input.
 The finished sweep these tests compare with is the session's small sweep (tests/conftest.py, shared
 with the report tests) extended by an fql group; the sweeps they run themselves are two of its groups."""
 
-import filecmp
 import shutil
 import signal
 import sys
@@ -12,13 +11,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import xarray as xr
 
 from ablations import executors, folders, grid
 from ablations.grid import Group, SweepSpec
 from ablations.sweep import execute, job_for, plan_sweep
 from drol_diag.runfolder import store
-from tests.helpers import SMALL_SWEEP, SMALL_SWEEP_GROUPS, WAIT_S, invoke, run_cli, start_cli, wait_until
+from tests.helpers import (
+    SMALL_SWEEP,
+    SMALL_SWEEP_GROUPS,
+    WAIT_S,
+    assert_same_results,
+    invoke,
+    run_cli,
+    start_cli,
+    wait_until,
+)
 
 
 def replace_option(option: str, value: str, grid_args: list[str] = SMALL_SWEEP) -> list[str]:
@@ -48,18 +55,6 @@ def sweep(out: Path, *extra: str, grid_args: list[str] = PAIR):
 
 def start_sweep(out: Path, *extra: str):
     return start_cli("sweep", *PAIR, "--out", str(out), "--no-progress", *extra)
-
-
-def assert_same_results(out: Path, reference: Path) -> None:
-    """Every group of `out` holds bit for bit the checkpoint, logs and scores of the same group in `reference`."""
-    for group in GROUP_DIRS:
-        run, ref = out / group, reference / group
-        assert filecmp.cmp(run / store.CHECKPOINT_FILE, ref / store.CHECKPOINT_FILE, shallow=False), group
-        with xr.open_zarr(run / store.LOG_STORE, consolidated=False) as logs, \
-                xr.open_zarr(ref / store.LOG_STORE, consolidated=False) as ref_logs:
-            xr.testing.assert_equal(logs.load(), ref_logs.load())  # values and coordinates (no duplicated rows)
-        summary, ref_summary = store.read_json(run / store.SUMMARY_FILE), store.read_json(ref / store.SUMMARY_FILE)
-        assert summary["scores"] == ref_summary["scores"] and summary["steps"] == 300, group
 
 
 def trainings_in_log(out: Path, group: str) -> int:
@@ -131,7 +126,7 @@ def test_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one(finished, t
     result = sweep(out, "--jobs", "2", "--threads", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "resume from its checkpoint" in result.stdout
-    assert_same_results(out, finished)
+    assert_same_results(out, finished, GROUP_DIRS)
     log = (out / "logs" / f"{GROUP_DIRS[0]}.log").read_text()
     assert log.count(executors.ATTEMPT_HEADER) == 2  # the killed attempt, then the one that finished
     assert log.strip().splitlines()[-1].startswith("=== exit status 0")
@@ -146,7 +141,7 @@ def test_two_sweeps_on_one_folder_train_each_group_once(finished, tmp_path):
     assert all(trainings_in_log(out, group) == 1 for group in GROUP_DIRS)
     statuses = " ".join(stdout for stdout, _ in outputs)
     assert statuses.count(" done ") == 2 and "failed" not in statuses
-    assert_same_results(out, finished)
+    assert_same_results(out, finished, GROUP_DIRS)
 
 
 def test_a_failed_group_does_not_stop_the_others_and_is_listed_with_its_log(tmp_path):
@@ -165,17 +160,26 @@ def test_a_failed_group_does_not_stop_the_others_and_is_listed_with_its_log(tmp_
     assert f"(log: {log})" in result.stdout and "bad OGBench dataset file" in log.read_text()
 
 
-def test_ray_executor_gives_the_results_of_the_local_one(finished, tmp_path, monkeypatch):
+def test_ray_executor_gives_the_results_of_the_local_one_each_group_on_the_gpu_ray_gave_it(finished, tmp_path,
+                                                                                          monkeypatch):
     ray = pytest.importorskip("ray")
     for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
         monkeypatch.setenv(name, value)  # (Ray's workers, and the runs they start, inherit them)
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)  # (logical GPUs: Ray needs no hardware for them)
     try:
-        results = execute(plan_sweep(PAIR_SPEC, tmp_path / "out"), executor="ray", address=None, threads=1)
+        results = execute(plan_sweep(PAIR_SPEC, tmp_path / "out"), executor="ray", address=None, threads=1,
+                          gpus_per_group=1)
     finally:
         ray.shutdown()
     assert [r.outcome.status for r in results] == ["done", "done"], [r.outcome for r in results]
-    assert_same_results(tmp_path / "out", finished)
+    assert_same_results(tmp_path / "out", finished, GROUP_DIRS)  # (JAX on the CPU ignores CUDA_VISIBLE_DEVICES)
+    # Both groups ran at once (2 CPUs, one each), so Ray gave each one of its two GPUs (ray.get_gpu_ids() in
+    # the task), and set CUDA_VISIBLE_DEVICES to it, which the group's run process inherited and recorded.
+    assert sorted(r.outcome.gpus for r in results) == [("0",), ("1",)], [r.outcome for r in results]
+    for r in results:  # (and the memory fraction of a whole GPU: ablations.gpus.ray_slot)
+        devices = store.read_json(r.planned.run_dir / store.CONFIG_FILE)["devices"]
+        assert devices["environment"]["CUDA_VISIBLE_DEVICES"] == r.outcome.gpus[0], (r.planned.name, devices)
+        assert devices["environment"]["XLA_CLIENT_MEM_FRACTION"] == "0.9", (r.planned.name, devices)
 
 
 def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,6 +68,7 @@ def run(
     from drol_diag.settings import resolve
     from drol_diag.tasks import load_task
     from drol_diag.training.driver import RunError, check_writable_folder, format_summary, train
+    from drol_diag.training.tracking import check_wandb
 
     try:
         from_file = read_run_file(config) if config else {}
@@ -75,9 +77,11 @@ def run(
                   for name, value in values.items()}
         learner_config, run_config = resolve(values["task"], values["profile"], **resolve_keywords(values))
         check_writable_folder(run_dir_for(out, run_config, learner_config), out)  # (before loading the data)
+        if values["wandb"] is not None:
+            check_wandb(values["wandb"])
         loaded = load_task(values["task"], values["dataset_dir"])
         summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
-                        diagnostics=values["diagnostics"], num_probes=values["probes"])
+                        diagnostics=values["diagnostics"], num_probes=values["probes"], wandb=values["wandb"])
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BUSY) from None
@@ -92,31 +96,50 @@ def sweep(
     settings: dict,
     from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it "
                                                 "(default: none)"),
-    out: Path = typer.Option(Path("runs"), help="results folder (Ray: on a filesystem every node sees, same path)"),
-    executor: str = typer.Option("local", help="local (this machine) or ray (an existing Ray cluster)"),
+    out: Path = typer.Option(Path("runs"), help="results folder (Ray, SLURM: on a filesystem every node sees, same "
+                             "path)"),
+    executor: str = typer.Option("local", help="local (this machine), ray (an existing Ray cluster) or slurm (a job "
+                                 "per group, submitted through submitit)"),
     address: str = typer.Option("auto", help="ray: auto, HOST:PORT, or local (start one on this machine)"),
     jobs: Optional[int] = typer.Option(None, help="local: groups at a time (default: min(groups, cores / --threads))"),
-    threads: Optional[int] = typer.Option(None, help="cores per group (default: local: cores / --jobs; ray: 1)"),
+    threads: Optional[int] = typer.Option(None, help="cores per group (default: local: cores / --jobs; ray, slurm: "
+                                          "1)"),
     dry_run: bool = typer.Option(False, help="print the plan and a time estimate; write nothing"),
     force: bool = typer.Option(False, help="start again the run folders whose settings differ from the sweep's"),
     progress: bool = typer.Option(True, help="show a progress bar over the groups"),
+    status: Optional[Path] = typer.Option(None, "--status", metavar="DIR", help="print the state of every group of "
+                                          "the sweep in DIR (done, running, queued, stopped, failed with its log), "
+                                          "whatever executor ran it, and exit; reads only (default: run the sweep)"),
 ) -> None:
     """Run a grid of tasks x ablations x K, all seeds of a (task, ablation, K) in one program; finished
     groups are skipped, unfinished ones resumed."""
-    from ablations import executors, grid, tables
+    from ablations import executors, gpus, grid, slurm, tables
     from ablations import sweep as sweeps
     from ablations.estimate import estimate_groups
 
+    if status is not None:
+        show_sweep_status(status, given=["--" + name.replace("_", "-") for name, value in settings.items()
+                                         if value is not None] + (["--from"] if from_file else []))
+        return
     try:
         spec = grid.spec_from_values(grid.read_sweep_file(from_file) if from_file else {}, settings)
-        plan = sweeps.plan_sweep(spec, out, force=force)
-        workers, group_threads = executors.worker_layout(executor, len(plan.to_run), jobs, threads)
+        slurm.check_executor_options(executor, spec)
+        gpus.check_executor_gpus(executor, spec.gpus, spec.groups_per_gpu, spec.gpus_per_group)
+        slots = gpus.local_slots(spec.gpus, spec.groups_per_gpu) if executor == "local" else ()
+        available = slurm.job_memory(spec) if executor == "slurm" else gpus.gpu_share(slots)
+        plan = sweeps.plan_sweep(spec, out, force=force, available=available)
+        workers, group_threads = (gpus.slot_layout(slots, jobs, threads, len(os.sched_getaffinity(0))) if slots else
+                                  executors.worker_layout(executor, len(plan.to_run), jobs, threads))
         if executor == "ray":
             executors.import_ray()
+        on_slurm = slurm.slurm_settings(spec, out, group_threads) if executor == "slurm" else None
     except ValueError as error:
         fail(str(error))
     where = (f"executor local: {workers} group(s) at a time" if executor == "local" else
              f"executor ray (--address {address}): as many groups at a time as the cluster's CPUs allow")
+    where += f", on {gpus.describe_slots(slots)}" if slots else ""
+    where += f", each asking for {spec.gpus_per_group:g} GPU(s)" if executor == "ray" and spec.gpus_per_group else ""
+    where = slurm.describe(on_slurm) if on_slurm else where
     typer.echo(tables.plan_text(plan, f"{where}, each run pinned to {group_threads} core(s)"))
     if dry_run:
         if plan.to_run:
@@ -124,7 +147,8 @@ def sweep(
         return
     with contextlib.ExitStack() as connection:
         try:
-            runner = connection.enter_context(sweeps.connected_runner(executor, address, workers))
+            runner = connection.enter_context(sweeps.connected_runner(executor, address, workers, slots,
+                                                                      spec.gpus_per_group, on_slurm))
         except ValueError as error:  # Ray missing or unreachable (nothing written yet)
             fail(str(error))
         sweeps.start_sweep(plan, "command: " + " ".join(sys.argv))
@@ -133,6 +157,19 @@ def sweep(
     typer.echo(tables.results_text(results))
     if any(r.outcome.status == executors.FAILED for r in results):
         raise typer.Exit(1)
+
+
+def show_sweep_status(folder: Path, given: list[str]) -> None:
+    """`drol-diag sweep --status DIR`: one line per group of the sweep in DIR and a count line (reads only)."""
+    from ablations.status import group_statuses, status_text
+
+    if given:
+        fail(f"--status takes no other sweep settings (given: {', '.join(given)}): it shows the sweep DIR holds")
+    try:
+        statuses = group_statuses(folder)
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(status_text(folder, statuses))
 
 
 @app.command()
@@ -145,8 +182,8 @@ def report(
     strict: bool = typer.Option(False, "--strict", help="stop with an error (exit 2, nothing written) when a run "
                                 "folder under FOLDER cannot be read (default: off: the report lists it as skipped, "
                                 "with the reason, and so does stderr)"),
-    figures: Optional[Path] = typer.Option(None, help="also write every figure as FIGURES/<name>.png (the folder is "
-                                           "made if missing; default: figures only inside the HTML and PDF)"),
+    figures: Optional[Path] = typer.Option(None, help="also write every figure as FIGURES/<name>.png, making the "
+                                           "folder if missing (default: none: figures only in the HTML and PDF)"),
 ) -> None:
     """Statistics (rliable) and the referee-response report: FOLDER/report.html, report.pdf, scores.csv
     (one score per task, ablation, K and seed) and report.json (every statistic shown). Every run

@@ -13,9 +13,9 @@ from typing import Any, Optional
 
 import typer
 
-from drol_diag.settings.options import OPTIONS, Option
+from drol_diag.settings.options import OPTIONS, RUN_OPTIONS, Option
 
-PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "widths": str, "seeds": str}
+PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "widths": str, "seeds": str, "devices": str}
 
 
 def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
@@ -34,7 +34,8 @@ def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
 
 def declared_options(for_sweep: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command every declared run option (see the module docstring)."""
-    names = {(option.grid if for_sweep and option.grid else option.name) for option in OPTIONS.values()}
+    options = list((OPTIONS if for_sweep else RUN_OPTIONS).values())  # (executor settings: sweep only)
+    names = {(option.grid if for_sweep and option.grid else option.name) for option in options}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for name, p in inspect.signature(command, eval_str=True).parameters.items() if name != "settings"]
@@ -44,7 +45,7 @@ def declared_options(for_sweep: bool = False) -> Callable[[Callable[..., Any]], 
             return command(settings, **values)
 
         wrapper.__name__, wrapper.__doc__ = command.__name__, command.__doc__
-        declared = [_parameter(option, for_sweep) for option in OPTIONS.values()]
+        declared = [_parameter(option, for_sweep) for option in options]
         wrapper.__signature__ = inspect.Signature(declared + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                                                                for p in own])
         return wrapper

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 
 from drol.config import LearnerConfig
+from drol_diag.platform import device_record
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
@@ -35,6 +36,7 @@ def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dic
         "git_commit": store.git_commit(),
         "command": " ".join(sys.argv),
         "backend": jax.default_backend(),
+        "devices": device_record(),
         **extra,
     }
 
@@ -62,14 +64,16 @@ def diagnostics_settings(diagnostics: dict[str, Any] | None) -> dict[str, Any] |
 
 # {comparable()'s key: where in config.json it comes from}, the prefix of its settings' names in messages
 COMPARED = {"learner settings": "learner", "task": "run.task", "ablation": "run.ablation", "seeds": "run.seeds",
-            "diagnostics settings": "diagnostics"}
+            "diagnostics settings": "diagnostics", "matmul precision": "run.matmul_precision"}
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields that must match for a run to be resumed: learner config, task, ablation, seeds."""
+    """The fields that must match for a run to be resumed: learner config, task, ablation, seeds, diagnostics
+    settings and the matmul precision (a run folder from before it was recorded: "default", what it ran at)."""
     fields = {"learner settings": record["learner"], "task": record["run"]["task"],
               "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"],
-              "diagnostics settings": diagnostics_settings(record.get("diagnostics"))}
+              "diagnostics settings": diagnostics_settings(record.get("diagnostics")),
+              "matmul precision": record["run"].get("matmul_precision", "default")}
     return json.loads(json.dumps(fields))  # tuples and lists compare equal after a JSON round trip
 
 

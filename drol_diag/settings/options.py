@@ -23,10 +23,12 @@ from drol_diag.settings.parsing import parse_seeds, parse_widths, split_items
 
 DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
-KINDS = ("int", "float", "str", "bool", "widths", "seeds")
-# Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), or one of
-# the run's other inputs.
-DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "diagnostics")
+KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices")
+# Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), one of
+# the run's other inputs ("tracking": where else the run's log rows go, drol_diag.training.tracking), or
+# "executor": how a sweep's executor runs its groups (sweep only: the sweep's flag and sweep-file key, never a
+# `drol-diag run` option).
+DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "diagnostics", "executor", "tracking")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("eval_episodes", "int", "episodes per evaluation", default_text="profile"),
     Option("log_interval", "int", "updates between metric rows", default_text="profile"),
     Option("checkpoint_interval", "int", "updates between checkpoints", default_text="profile"),
+    Option("matmul_precision", "str", "float32 matmul precision (JAX's jax_default_matmul_precision): default (GPU: "
+           "TF32 on Ampere and newer), high, or highest (full float32); no effect on CPU", default_text="default"),
     Option("profile", "str", "auto, smoke (tiny, fast) or paper (published sizes)", default="auto",
            destination="profile"),
     Option("preset", "str", "published column of the family presets: tuned (DROL*: each family's tuned K) or k16 "
@@ -99,6 +103,27 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            destination="diagnostics"),
     Option("probes", "int", "probe transitions per seed for the diagnostics", default=DEFAULT_PROBES,
            destination="diagnostics"),
+    Option("wandb", "str", "Weights & Biases project: each seed also logged as a W&B run (pip install "
+           "'drol-diag[wandb]'; offline, for `wandb sync`, without W&B credentials)", default_text="off",
+           destination="tracking"),
+    Option("gpus", "devices", "local executor: GPUs to spread the groups over, e.g. 0,1 (as CUDA_VISIBLE_DEVICES or "
+           "nvidia-smi -L number them), or none (CPU)", default_text="the GPUs found: CUDA_VISIBLE_DEVICES, else "
+           "nvidia-smi -L; none without JAX's CUDA build", destination="executor"),
+    Option("groups_per_gpu", "int", "local executor: groups sharing one GPU at a time (each gets 1/N of its memory)",
+           default_text="1", destination="executor"),
+    Option("gpus_per_group", "float", "ray: GPUs each group's task asks for (Ray's num_gpus; a fraction shares one); "
+           "slurm: GPUs each group's job asks for (a whole number)", default_text="0", destination="executor"),
+    Option("partition", "str", "slurm: the partition each group's job runs in", default_text="the cluster's default",
+           destination="executor"),
+    Option("time_limit", "int", "slurm: minutes each group's job may run; at its limit (or when preempted) it requeues "
+           "itself and resumes from its checkpoint", default_text="240", destination="executor"),
+    Option("memory_gb", "float", "slurm: memory of each group's job, in GB", default_text="the partition's default",
+           destination="executor"),
+    Option("array_parallelism", "int", "slurm: groups running at once (the job array's %N)", default_text="all",
+           destination="executor"),
+    Option("slurm_cluster", "str", "slurm: where submitit sends the jobs: slurm (sbatch), or local (submitit's local "
+           "executor: each job a process on this machine, signalled and requeued alike; to try a sweep out)",
+           default_text="slurm", destination="executor"),
 )}
 
 
@@ -109,6 +134,7 @@ def applies_to(name: str) -> tuple[str, ...]:
 
 
 RESTRICTED = frozenset(name for name, option in OPTIONS.items() if option.variants)  # e.g. routing_temperature
+RUN_OPTIONS = {name: option for name, option in OPTIONS.items() if option.destination != "executor"}  # drol-diag run's
 
 
 # ------------------------------------------------------------------------------------------
@@ -167,9 +193,25 @@ def read_ks(value: Any, key: str) -> tuple[int, ...]:
     return ks
 
 
+def read_devices(value: Any, key: str) -> tuple[int, ...]:
+    """'0,1' or [0, 1] -> (0, 1); 'none' (or '') -> () (no GPU). Raises ValueError (one line) unless every
+    item is a non-negative integer, none repeated."""
+    text = _as_text(value, key).strip()
+    if text.lower() in ("", "none"):
+        return ()
+    items = split_items(text, f"--{key}", "0,1")
+    if not all(item.isdigit() for item in items):
+        raise ValueError(f"malformed --{key} {text!r}; list GPU indices (non-negative integers) like 0,1, or none")
+    devices = tuple(int(item) for item in items)
+    if len(set(devices)) != len(devices):
+        raise ValueError(f"malformed --{key} {text!r}: a GPU is listed twice")
+    return devices
+
+
 READERS: dict[str, Callable[[Any, str], Any]] = {
     "int": _scalar(int), "float": _scalar(float), "str": _scalar(str), "bool": _scalar(bool),
     "seeds": lambda value, key: parse_seeds(_as_text(value, key)),
+    "devices": read_devices,
 }
 
 

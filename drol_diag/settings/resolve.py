@@ -16,6 +16,10 @@ from drol.variants import variant
 from drol_diag.settings.options import RESTRICTED, applies_to
 from drol_diag.settings.presets import DEFAULT_PRESET, check_preset, family_preset, profile_settings
 
+# JAX's precision levels for float32 matmuls (jax.lax.Precision): on GPUs "default" and "high" may use
+# TF32 tensor cores (Ampere and newer), "highest" computes in float32; XLA:CPU computes in float32 at every level.
+MATMUL_PRECISIONS = ("default", "high", "highest")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -31,6 +35,7 @@ class RunConfig:
     checkpoint_interval: int = 1000  # updates between checkpoints of the whole training state
     profile: str = "auto"  # sizing profile the run was resolved from
     preset: str = DEFAULT_PRESET  # published column the family preset came from: tuned (DROL*) or k16 (DROL(16))
+    matmul_precision: str = "default"  # float32 matmuls: one of MATMUL_PRECISIONS (jax_default_matmul_precision)
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
@@ -40,6 +45,9 @@ class RunConfig:
             raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(f"--matmul-precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
+                             f"{self.matmul_precision!r}")
         for name in ("steps", "log_interval", "eval_interval", "eval_episodes", "checkpoint_interval"):
             value = getattr(self, name)
             if value < 1:

@@ -8,20 +8,16 @@ the dashes (`k = 4`, `batch-size = 64` or `batch_size = 64`, `hidden = [32, 32]`
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10: the same parser as a package
-    import tomli as tomllib
-
-from drol_diag.settings.options import OPTIONS, read_value
+from drol_diag.settings.options import OPTIONS, RUN_OPTIONS, read_value
 
 # {key of a run settings file: option name}: each option's flag without "--" (k for num_candidates) and its name.
 RUN_FILE_KEYS: dict[str, str] = {
-    **{name: name for name in OPTIONS},
-    **{option.cli_flag[2:].replace("-", "_"): name for name, option in OPTIONS.items()},
+    **{name: name for name in RUN_OPTIONS},
+    **{option.cli_flag[2:].replace("-", "_"): name for name, option in RUN_OPTIONS.items()},
 }
 
 
@@ -45,7 +41,7 @@ def read_run_file(path: Path) -> dict[str, Any]:
     for key, value in read_toml(path, "settings file").items():
         name = RUN_FILE_KEYS.get(key.replace("-", "_"))
         if name is None:
-            valid = ", ".join(option.cli_flag[2:] for option in OPTIONS.values())
+            valid = ", ".join(option.cli_flag[2:] for option in RUN_OPTIONS.values())
             raise ValueError(f"unknown setting {key!r} in settings file {path}; valid: {valid}")
         if name in values:
             raise ValueError(f"settings file {path} sets {OPTIONS[name].cli_flag[2:]} twice ({key!r} and another "

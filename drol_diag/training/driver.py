@@ -36,6 +36,7 @@ from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
 from drol_diag.training.memory import OWNER_CHUNK_CANDIDATES, check_fits, device_memory, estimate_memory
+from drol_diag.training.tracking import WandbRuns
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
 
@@ -238,32 +239,42 @@ def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray]
     return states._replace(owners=jnp.asarray(np.concatenate(owners, axis=1)))
 
 
+def matmul_precision(run: RunConfig) -> Any:
+    """The context every program of `run` is traced in: JAX's jax_default_matmul_precision at the run's
+    --matmul-precision (jax.default_matmul_precision; part of jit's cache key, so a program traced at one
+    precision is never reused at another)."""
+    return jax.default_matmul_precision(run.matmul_precision)
+
+
 def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, *, resume: bool = False,
           force: bool = False, progress: bool = True, config_extra: dict[str, Any] | None = None,
-          diagnostics: bool = True, num_probes: int = DEFAULT_PROBES) -> RunSummary:
+          diagnostics: bool = True, num_probes: int = DEFAULT_PROBES, wandb: str | None = None) -> RunSummary:
     """Train every seed of `run` on `task`, logging to the run folder; returns the summary.
 
     With `diagnostics`, every log row also holds the probe diagnostics of `num_probes` probe
-    transitions per seed (diagnostics.hooks). Raises RunError for a conflicting run folder.
+    transitions per seed (diagnostics.hooks). With `wandb` (a W&B project), each seed is also a W&B run
+    fed from the rows written to the log (drol_diag.training.tracking). Raises RunError for a conflicting
+    run folder.
     """
     started = time.perf_counter()
     run_dir = run_dir_for(out, run, learner_config)
     check_run(task, learner_config, run, out, run_dir, num_probes if diagnostics else 0)
-    with store.run_lock(run_dir):
+    with store.run_lock(run_dir), matmul_precision(run):
         return _train_locked(task, learner_config, run, run_dir, started, resume=resume, force=force,
                              progress=progress, config_extra=config_extra, diagnostics=diagnostics,
-                             num_probes=num_probes)
+                             num_probes=num_probes, wandb=wandb)
 
 
 def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, started: float, *,
                   resume: bool, force: bool, progress: bool, config_extra: dict[str, Any] | None,
-                  diagnostics: bool, num_probes: int) -> RunSummary:
+                  diagnostics: bool, num_probes: int, wandb: str | None = None) -> RunSummary:
     """train() while holding the run folder's lock."""
     seeds = list(run.seeds)
     learner = make_learner(learner_config, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
     record = config_record(learner_config, run, task, {
         **(config_extra or {}),
-        "diagnostics": diagnostics_record(diagnostics, num_probes, len(task.dataset["actions"]))})
+        "diagnostics": diagnostics_record(diagnostics, num_probes, len(task.dataset["actions"])),
+        **({"wandb": wandb} if wandb else {})})
     prepare_run_dir(run_dir, record, resume, force)
     store.remove_stale_versions(run_dir)
 
@@ -294,6 +305,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
         log.written["eval_step"] = mark_counted_evaluations(log.written["eval_step"], run.eval_interval, run.steps)
         if recorder is not None and kept is not None and "winner" in kept:
             recorder.replay(kept["winner"].values, kept["nearest"].values)
+    tracker = start_tracking(wandb, run_dir, record, run, learner_config, log) if wandb else None
 
     act_fn = jax.jit(learner.act)
     compiled: dict[int, Any] = {}
@@ -315,6 +327,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
             chunk_metrics = jax.tree.map(np.asarray, chunk_metrics)  # waits for the chunk
             train_time += time.perf_counter() - t0
             step = end
+            written: dict[str, dict[str, np.ndarray]] = {}  # {row dim: row} appended to the log at this step
             since_log.append((length, chunk_metrics))
             bar.update(length)
             healthy = ~np.asarray(states.diverged)
@@ -329,16 +342,19 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
                 if recorder is not None:
                     row.update(recorder.row(states, step))
                 log.append("step", step, row)
+                written["step"] = row
                 # A final row off the log grid does not close the averaging window: a resumed run
                 # carries these chunks into its next row (and drops this row), as if never stopped.
                 since_log = [] if on_grid else since_log
             if task.evaluate is not None and (step % run.eval_interval == 0 or last):
                 counted = scoring.counted_evaluations(np.array([step]), run.eval_interval, step if last else run.steps)
-                log.append("eval_step", step,
-                           {**evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn),
-                            "eval_counted": np.full(len(seeds), counted[0])})
+                written["eval_step"] = {**evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn),
+                                        "eval_counted": np.full(len(seeds), counted[0])}
+                log.append("eval_step", step, written["eval_step"])
             if on_grid or step % run.eval_interval == 0 or last:
                 log.flush()
+            if tracker is not None:  # (after the flush: W&B gets rows the log holds)
+                tracker.log(step, written)
             if step % run.checkpoint_interval == 0 or last:
                 log.flush()
                 store.save_checkpoint(run_dir, states, {"step": step, "seeds": seeds, "since_log": since_log})
@@ -347,6 +363,8 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     finally:
         bar.close()
         log.flush()
+        if tracker is not None:
+            tracker.close(failed=sys.exc_info()[0] is not None)
 
     wall = time.perf_counter() - started
     rate = (step - start) / train_time if train_time > 0 else float("nan")
@@ -358,6 +376,22 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     store.write_json_atomic(run_dir / store.SUMMARY_FILE,
                             {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
     return summary
+
+
+def start_tracking(project: str, run_dir: Path, record: dict[str, Any], run: RunConfig,
+                   learner_config: LearnerConfig, log: store.RunLog) -> WandbRuns:
+    """The W&B runs of the run's seeds (drol_diag.training.tracking), named <task>/<ablation>/k<K>/seed<seed>,
+    grouped by the results folder, given the rows the log already holds that they lack (a resume).
+    Raises RunError (one line) when wandb cannot start them."""
+    out = run_dir.parent.parent.resolve()  # (run_dir_for: <out>/<task>/<ablation>-k<K>)
+    try:
+        tracker = WandbRuns(project, run_dir, record, list(run.seeds),
+                            f"{run.task}/{run.ablation}/k{learner_config.num_candidates}", out.name, out)
+    except Exception as error:  # noqa: BLE001  (wandb raises its own errors: no network, bad credentials, ...)
+        raise RunError(f"cannot start the W&B runs of --wandb {project}: "
+                       f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
+    tracker.backfill(log.dataset())
+    return tracker
 
 
 def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | None = None) -> str:

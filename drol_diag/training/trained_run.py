@@ -30,7 +30,7 @@ from drol.variants import variant
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task, load_task
-from drol_diag.training.driver import DeployedPolicy, eval_seed, evaluate_seeds
+from drol_diag.training.driver import DeployedPolicy, eval_seed, evaluate_seeds, matmul_precision
 
 EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every evaluation record, oldest first
 
@@ -177,7 +177,8 @@ def evaluate_run(trained: TrainedRun, episodes: int | None = None, seeds: tuple[
     task = evaluation_task(trained, dataset_dir) if task is None else task
     positions = np.asarray([trained.seeds.index(s) for s in seeds])
     states = jax.tree.map(lambda x: x[positions], trained.states)
-    results = evaluate_seeds(task, trained.model, states, list(seeds), trained.step, episodes, trained.act_fn)
+    with matmul_precision(trained.run):  # (as training evaluated)
+        results = evaluate_seeds(task, trained.model, states, list(seeds), trained.step, episodes, trained.act_fn)
     return RunEvaluation(run_dir=trained.run_dir, step=trained.step, episodes=episodes, seeds=seeds, results=results,
                          episode_seeds=tuple(eval_seed(s, trained.step) for s in seeds))
 

@@ -1,0 +1,307 @@
+"""The SLURM executor: one job-array element per group, submitted through submitit.
+
+Each group's job runs `executors.guarded` (the same `run_group` as the local and Ray executors: skip a
+finished folder, resume a resumable one, else start it) inside a submitit job. SLURM signals a job
+(USR2) `signal_delay_s` before its time limit, and when it is preempted (where the cluster sends
+preempted jobs a user signal); submitit then calls the job's `checkpoint`, which resubmits the same
+group unchanged, and requeues the job: `run_group` finds the run folder's checkpoint and resumes it
+with --resume (the trainer resumes exactly). The run process that was training is killed by then
+(it loses the updates since its last checkpoint, --checkpoint-interval), so its folder's lock is free
+for the requeued job. A job may hit its time limit MAX_TIMEOUTS times before it fails; preemptions
+do not count.
+
+submitit keeps its files in <out>/.submitit/<job id>/ (the job's stdout and stderr, its pickled
+submission and result); <out>/.submitit/jobs.json records which job runs which group, for
+`drol-diag sweep --status`. `cluster="local"` sends the jobs to submitit's local executor instead of
+sbatch: each job a process on this machine, signalled, checkpointed and requeued the same way (for
+trying a cluster sweep out, and for the tests).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ablations.executors import FAILED, GroupJob, GroupOutcome, guarded
+from ablations.grid import SweepSpec
+from drol_diag.runfolder import store
+from drol_diag.training.memory import GIB
+
+SUBMITIT_DIR = ".submitit"  # <out>/.submitit/<job id>/: submitit's files for each job
+JOBS_FILE = "jobs.json"  # <out>/.submitit/jobs.json: {run folder (relative to <out>): its latest job}
+CLUSTERS = ("slurm", "local")  # where submitit sends the jobs: sbatch, or processes on this machine
+DEFAULT_TIME_LIMIT_MIN = 240
+MAX_TIMEOUTS = 10  # times a group's job may hit its time limit (and requeue) before it fails
+JOB_NAME = "drol-diag"
+POLL_S = {"slurm": 30.0, "local": 0.5}  # between looks at the jobs' states while waiting for them
+# The sweep settings (drol_diag.settings.options, destination "executor") that only this executor reads.
+SLURM_OPTIONS = ("partition", "time_limit", "memory_gb", "array_parallelism", "slurm_cluster")
+SUBMITIT_MISSING = "--executor slurm needs submitit: pip install 'drol-diag[slurm]' (or pip install 'submitit>=1.5')"
+# SLURM job states (sacct) in which a job waits to run again or for the first time.
+WAITING_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING", "SUSPENDED",
+                  "PREEMPTED")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """What each group's job asks SLURM for, and where submitit keeps its files."""
+
+    folder: str  # <out>/.submitit
+    cluster: str  # one of CLUSTERS
+    partition: str | None  # None: the cluster's default partition
+    time_limit: int  # minutes (sbatch --time)
+    cpus: int  # cores per group (sbatch --cpus-per-task; the run is pinned to them)
+    gpus: int  # GPUs per group (sbatch --gpus-per-node)
+    memory_gb: float | None  # sbatch --mem (None: the partition's default)
+    array_parallelism: int | None  # groups running at once (the array's %N; None: all)
+
+
+def import_submitit() -> Any:
+    """The submitit module; ValueError (one line) if it is not installed."""
+    try:
+        import submitit
+    except ImportError:
+        raise ValueError(SUBMITIT_MISSING) from None
+    return submitit
+
+
+def check_executor_options(executor: str, spec: SweepSpec) -> None:
+    """Raise ValueError (one line) when the sweep (its command line or sweep file) gives SLURM settings
+    to another executor."""
+    named = [f"--{name.replace('_', '-')}" for name in SLURM_OPTIONS if getattr(spec, name) is not None]
+    if executor != "slurm" and named:
+        them = "it" if len(named) == 1 else "them"
+        raise ValueError(f"{', '.join(named)} appl{'ies' if len(named) == 1 else 'y'} to --executor slurm only "
+                         f"(this sweep: {executor}); pass --executor slurm, or leave {them} out (of the sweep file "
+                         "too)")
+
+
+def slurm_settings(spec: SweepSpec, out: Path, threads: int) -> SlurmSettings:
+    """The jobs' settings from the sweep's (SLURM_OPTIONS and gpus_per_group), each group pinned to
+    `threads` cores. Raises ValueError (one line) for bad values, a missing submitit, or no sbatch to
+    submit with."""
+    values = {name: getattr(spec, name) for name in (*SLURM_OPTIONS, "gpus_per_group")}
+    cluster = values["slurm_cluster"] or "slurm"
+    if cluster not in CLUSTERS:
+        raise ValueError(f"unknown --slurm-cluster {cluster!r}; valid: {', '.join(CLUSTERS)}")
+    time_limit = values["time_limit"]
+    time_limit = DEFAULT_TIME_LIMIT_MIN if time_limit is None else time_limit
+    if time_limit < 1:
+        raise ValueError(f"--time-limit must be at least 1 (minutes), got {time_limit}")
+    gpus = values["gpus_per_group"] or 0
+    if gpus < 0 or gpus != int(gpus):
+        raise ValueError(f"--gpus-per-group must be a whole number of GPUs for --executor slurm, got {gpus:g}")
+    memory_gb = values["memory_gb"]
+    check_memory_gb(memory_gb)
+    parallelism = values["array_parallelism"]
+    if parallelism is not None and parallelism < 1:
+        raise ValueError(f"--array-parallelism must be a positive integer, got {parallelism}")
+    partition = values["partition"]
+    if partition is not None and not partition.strip():
+        raise ValueError("--partition is empty; name a partition (sinfo lists them), or leave it out for the default")
+    import_submitit()
+    missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
+    if cluster == "slurm" and missing:
+        raise ValueError(f"--executor slurm: no {' or '.join(missing)} on this machine's PATH; run the sweep on a "
+                         "machine that submits to the cluster (its login node), or pass --slurm-cluster local to try "
+                         "it on this machine")
+    return SlurmSettings(str(Path(out).absolute() / SUBMITIT_DIR), cluster, partition, time_limit, threads, int(gpus),
+                         memory_gb, parallelism)
+
+
+def check_memory_gb(memory_gb: float | None) -> None:
+    """Raise ValueError (one line) unless --memory-gb is unset or positive."""
+    if memory_gb is not None and memory_gb <= 0:
+        raise ValueError(f"--memory-gb must be positive, got {memory_gb:g}")
+
+
+def job_memory(spec: SweepSpec) -> tuple[int, str] | None:
+    """The memory a group's job has, for the sweep plan's check (bytes, what they are): --memory-gb when the
+    jobs ask for no GPU; None (this machine's memory) without --memory-gb, or when they run on GPUs, whose
+    memory is not known here (the run checks against it on its node). ValueError (one line) for a bad
+    --memory-gb."""
+    check_memory_gb(spec.memory_gb)
+    if spec.memory_gb is None or spec.gpus_per_group:
+        return None
+    return int(spec.memory_gb * GIB), "each job asks for (--memory-gb)"
+
+
+def describe(settings: SlurmSettings) -> str:
+    """The executor's line of the sweep plan."""
+    asked = [f"{settings.cpus} CPU(s)", f"{settings.gpus} GPU(s)", f"{settings.time_limit} min"]
+    asked += [f"{settings.memory_gb:g} GB"] if settings.memory_gb is not None else []
+    where = f"partition {settings.partition}" if settings.partition else "the default partition"
+    at_once = f"{settings.array_parallelism} at a time" if settings.array_parallelism else "all at once"
+    backend = "" if settings.cluster == "slurm" else " (submitit's local executor: processes on this machine)"
+    return (f"executor slurm{backend}: one job per group in {where}, each asking for {', '.join(asked)}, "
+            f"{at_once} (submitit's files: {settings.folder})")
+
+
+# ------------------------------------------------------------------------------------------
+# A group as a submitit job.
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """The callable a group's job runs: submitit pickles it, runs it on the node, and on a time limit or
+    preemption calls `checkpoint` and requeues the job with what that returns: the same group, which
+    `run_group` resumes from its run folder. (What submitit.helpers.Checkpointable does, without
+    importing submitit where it is not installed.)"""
+
+    job: GroupJob
+
+    def __call__(self) -> GroupOutcome:
+        # submitit's process only logs SIGTERM, which SLURM sends every process of a job it preempts or cancels
+        # (SIGKILL follows): the run ignores it too (an ignored signal stays ignored across exec), so that it
+        # trains on until submitit's USR2 handler has requeued the job, or the SIGKILL comes.
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            return guarded(self.job)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def checkpoint(self) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(GroupTask(self.job))
+
+
+def make_executor(settings: SlurmSettings) -> Any:
+    """A submitit executor asking, for each job, what `settings` say."""
+    submitit = import_submitit()
+    executor = submitit.AutoExecutor(folder=Path(settings.folder) / "%j", cluster=settings.cluster,
+                                     slurm_max_num_timeout=MAX_TIMEOUTS, local_max_num_timeout=MAX_TIMEOUTS)
+    parameters: dict[str, Any] = dict(name=JOB_NAME, timeout_min=settings.time_limit, nodes=1, tasks_per_node=1,
+                                      cpus_per_task=settings.cpus)
+    if settings.gpus:
+        parameters["gpus_per_node"] = settings.gpus
+    if settings.memory_gb is not None:
+        parameters["mem_gb"] = settings.memory_gb
+    if settings.partition:
+        parameters["slurm_partition"] = settings.partition
+    if settings.array_parallelism is not None:
+        parameters["slurm_array_parallelism"] = settings.array_parallelism
+    executor.update_parameters(**parameters)
+    return executor
+
+
+def run_slurm(settings: SlurmSettings, jobs: list[GroupJob],
+              on_done: Callable[[GroupJob, GroupOutcome], None]) -> list[GroupOutcome]:
+    """Submit the groups as one job array, record which job runs which group (jobs.json), and wait for
+    them, calling on_done as each ends. Every node must see the results folder at the same path."""
+    if not jobs:
+        return []
+    executor = make_executor(settings)
+    submitted = executor.submit_array([GroupTask(job) for job in jobs])
+    record_jobs(settings, jobs, [job.job_id for job in submitted])
+    outcomes: list[GroupOutcome | None] = [None] * len(jobs)
+    pending = dict(enumerate(submitted))
+    while pending:
+        for i, job in list(pending.items()):
+            if job.done():
+                outcomes[i] = job_outcome(job)
+                del pending[i]
+                on_done(jobs[i], outcomes[i])
+        if pending:
+            time.sleep(POLL_S[settings.cluster])
+    return outcomes
+
+
+def job_outcome(job: Any) -> GroupOutcome:
+    """A finished job's GroupOutcome; FAILED with the job's error and its log when it did not return one
+    (killed, cancelled, out of time more than MAX_TIMEOUTS times, an error outside run_group)."""
+    try:
+        return job.result()
+    except Exception as error:  # noqa: BLE001  (submitit's UncompletedJobError, FailedJobError, ...)
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return GroupOutcome(FAILED, error=f"job {job.job_id}: {lines[-1] if lines else type(error).__name__} "
+                                          f"(submitit's log: {job.paths.stderr})")
+
+
+# ------------------------------------------------------------------------------------------
+# Which job runs which group, for `drol-diag sweep --status`.
+
+
+def record_jobs(settings: SlurmSettings, jobs: list[GroupJob], job_ids: list[str]) -> None:
+    """Add the submitted jobs to <out>/.submitit/jobs.json (atomically): each group's run folder,
+    relative to the results folder, with its job id and the cluster it went to."""
+    path = Path(settings.folder) / JOBS_FILE
+    records = read_jobs(Path(settings.folder).parent)
+    submitted = datetime.now().isoformat(timespec="seconds")
+    for job, job_id in zip(jobs, job_ids):
+        key = os.path.relpath(job.run_dir, Path(settings.folder).parent)
+        records[key] = {"job_id": job_id, "cluster": settings.cluster, "submitted": submitted}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.write_json_atomic(path, records)
+
+
+def read_jobs(out: Path) -> dict[str, dict[str, str]]:
+    """<out>/.submitit/jobs.json ({} when the sweep never ran on --executor slurm). ValueError (one
+    line) if unreadable."""
+    path = Path(out) / SUBMITIT_DIR / JOBS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return store.read_json(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """A submitted job as the scheduler (or this machine, for local jobs) sees it."""
+
+    job_id: str
+    state: str  # SLURM's job state (sacct): PENDING, RUNNING, COMPLETED, FAILED, ...; UNKNOWN if not known
+    log: Path  # submitit's stderr of the job
+
+
+def job_state(out: Path, record: dict[str, str]) -> JobState:
+    """The state of a recorded job. A local job: RUNNING while its controller process lives, else
+    COMPLETED (it left a result) or FAILED. A SLURM job: sacct's state through submitit (UNKNOWN where
+    submitit or sacct is missing)."""
+    folder = Path(out) / SUBMITIT_DIR / "%j"
+    job_id = record["job_id"]
+    try:
+        submitit = import_submitit()
+    except ValueError:
+        return JobState(job_id, "UNKNOWN", folder / job_id)
+    paths = submitit.core.utils.JobPaths(folder, job_id=job_id, task_id=0)
+    if record.get("cluster") == "local":
+        state = "RUNNING" if local_job_alive(job_id) else "COMPLETED" if paths.result_pickle.exists() else "FAILED"
+        return JobState(job_id, state, paths.stderr)
+    try:
+        with quiet_submitit():
+            state = submitit.SlurmJob(folder, job_id).state
+    except Exception:  # noqa: BLE001  (sacct missing or failing: the folder's own state still tells)
+        state = "UNKNOWN"
+    return JobState(job_id, state.split()[0] if state else "UNKNOWN", paths.stderr)
+
+
+@contextlib.contextmanager
+def quiet_submitit() -> Iterator[None]:
+    """Within the block, submitit logs nothing (it warns on stderr when sacct is missing or fails)."""
+    logger = logging.getLogger("submitit")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
+def local_job_alive(job_id: str) -> bool:
+    """Whether a local job's controller (submitit's job id: its process id) still runs."""
+    try:
+        with open(f"/proc/{int(job_id)}/cmdline", "rb") as f:
+            return b"submitit" in f.read()
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,181 @@
+"""Experiment tracking (`--wandb PROJECT`): each seed of a run as its own Weights & Biases run.
+
+The run log (logs.zarr) stays the source of truth: W&B gets the rows the driver has just written
+to it, at their steps (the update count), nothing else. Of each row it gets the per-seed scalars:
+the training metrics (`train/<name>`), the diagnostics' per-step scalars (`diagnostics/<name>`,
+not the per-probe arrays) and the evaluations (`eval/<name>`, from the log's `eval_<name>`; not
+`eval_counted`, which a resume that extends the run marks again).
+
+Each seed's W&B run is named `<task>/<ablation>/k<K>/seed<seed>`, grouped by the results folder's
+name (one group per sweep; WANDB_RUN_GROUP overrides it), with config.json's content (plus the
+seed) as its config. Its id is derived from the run folder, the seed and the moment W&B first
+tracked that folder, recorded with the last step logged in the run folder's `wandb.json`: a resumed
+run continues the same W&B runs (resume="allow") and logs only steps past that one, so no step is
+logged twice (the rows a resume recomputes after its checkpoint are skipped), and rows the log holds
+that W&B never got (a run started without --wandb) are logged first. A run folder started again
+(--force) gets new W&B runs.
+
+Offline by default: without W&B credentials (WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, or a netrc
+entry for the W&B host, as `wandb login` writes) the runs are written offline, for `wandb sync`
+later; WANDB_MODE, where set, decides. They land in WANDB_DIR where set, else in the results folder
+(`<out>/wandb/`). wandb is imported only when --wandb is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import netrc
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import xarray as xr
+
+from diagnostics.quantities import QUANTITIES
+from drol_diag.runfolder import store
+
+WANDB_MISSING = "--wandb needs the wandb package: pip install 'drol-diag[wandb]'"
+RECORD_FILE = "wandb.json"  # in the run folder: the W&B runs of its seeds and the last step they logged
+PROJECT_FORBIDDEN = "/\\#?%:"  # characters W&B refuses in a project name
+PROJECT_MAX_LENGTH = 128
+DEFAULT_HOST = "https://api.wandb.ai"
+# Logged variables W&B does not get: which evaluations count toward the score is marked again when a resume
+# moves the run's end (driver.mark_counted_evaluations), and W&B cannot change a step it holds.
+NOT_TRACKED = frozenset({"eval_counted"})
+
+
+def check_wandb(project: str) -> None:
+    """Raise ValueError (one line) unless `project` is a valid W&B project name and wandb is installed
+    (found without importing it)."""
+    if not project.strip() or len(project) > PROJECT_MAX_LENGTH or any(c in project for c in PROJECT_FORBIDDEN):
+        raise ValueError(f"--wandb {project!r} is not a W&B project name: 1 to {PROJECT_MAX_LENGTH} characters, "
+                         f"none of {' '.join(PROJECT_FORBIDDEN)}")
+    if importlib.util.find_spec("wandb") is None:
+        raise ValueError(WANDB_MISSING)
+
+
+def credentials_configured(environ: Mapping[str, str]) -> bool:
+    """Whether W&B credentials are configured: WANDB_API_KEY or WANDB_IDENTITY_TOKEN_FILE, or an entry for
+    the W&B host (WANDB_BASE_URL, else api.wandb.ai) in the netrc file ($NETRC, else ~/.netrc)."""
+    if environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(environ.get("WANDB_BASE_URL") or DEFAULT_HOST).netloc
+    path = environ.get("NETRC") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".netrc")
+    try:
+        return bool(host) and netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_mode(environ: Mapping[str, str]) -> str | None:
+    """The mode for wandb.init: None (wandb decides: WANDB_MODE, else online) where WANDB_MODE is set or
+    credentials are configured, else "offline"."""
+    return None if environ.get("WANDB_MODE") or credentials_configured(environ) else "offline"
+
+
+def metric_key(dim: str, name: str) -> str:
+    """The W&B key of a logged variable: eval_<name> (dim eval_step) -> eval/<name>; a diagnostic quantity
+    (diagnostics.quantities) -> diagnostics/<name>; a training metric -> train/<name>."""
+    if dim == "eval_step":
+        return "eval/" + name.removeprefix("eval_")
+    return ("diagnostics/" if name in QUANTITIES else "train/") + name
+
+
+def seed_scalars(rows: Mapping[str, Mapping[str, np.ndarray]], index: int) -> dict[str, float | bool]:
+    """One seed's scalars of the rows logged at one step {dim: {name: array (S, ...)}}: every variable of
+    shape (S,) at seed `index` but NOT_TRACKED (per-probe and other arrays are left to the run log), under
+    metric_key."""
+    scalars: dict[str, float | bool] = {}
+    for dim, row in rows.items():
+        for name, values in row.items():
+            values = np.asarray(values)
+            if values.ndim == 1 and name not in NOT_TRACKED:
+                value = values[index]
+                scalars[metric_key(dim, name)] = bool(value) if values.dtype == bool else float(value)
+    return scalars
+
+
+def logged_rows(logged: xr.Dataset) -> list[tuple[int, dict[str, dict[str, np.ndarray]]]]:
+    """The rows of a run log (store.RunLog.dataset()) as the driver hands them over: [(step, {dim: {name:
+    (S,)}})] in step order, the `step` and `eval_step` rows of one step together."""
+    by_step: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    for dim in store.ROW_DIMS:
+        if dim not in logged.dims:
+            continue
+        names = [name for name, variable in logged.data_vars.items() if variable.dims == ("seed", dim)]
+        for i, step in enumerate(logged[dim].values):
+            by_step.setdefault(int(step), {})[dim] = {name: logged[name].values[:, i] for name in names}
+    return sorted(by_step.items())
+
+
+class WandbRuns:
+    """The W&B runs of one run folder's seeds (see the module docstring)."""
+
+    def __init__(self, project: str, run_dir: Path, config: dict[str, Any], seeds: list[int], name: str,
+                 group: str, directory: Path):
+        """Start (or resume) one W&B run per seed: named `<name>/seed<seed>`, in `group`, written under
+        `directory` unless WANDB_DIR is set; `config` is config.json's content."""
+        import wandb  # (slow to import: only with --wandb)
+
+        self.run_dir, self.path = Path(run_dir), Path(run_dir) / RECORD_FILE
+        entity = os.environ.get("WANDB_ENTITY")
+        previous = store.read_json(self.path) if self.path.exists() else None
+        if previous and previous.get("project") == project and previous.get("entity") == entity \
+                and previous.get("seeds") == list(seeds):
+            self.record = previous
+        else:  # (first tracked, or now to another project: new W&B runs, given every row the log holds)
+            created = time.time_ns()  # (the folder started again, --force: other ids)
+            ids = {str(seed): hashlib.sha256(f"{self.run_dir.resolve()}|{created}|{seed}".encode()).hexdigest()[:16]
+                   for seed in seeds}
+            self.record = {"project": project, "entity": entity, "seeds": list(seeds), "created": created,
+                           "ids": ids, "logged_through": -1}
+        self.runs = []
+        try:
+            for seed in seeds:
+                self.runs.append(wandb.init(
+                    project=project, id=self.record["ids"][str(seed)], name=f"{name}/seed{seed}",
+                    group=os.environ.get("WANDB_RUN_GROUP") or group, config={**config, "seed": seed},
+                    resume="allow", reinit="create_new", allow_val_change=True, mode=wandb_mode(os.environ),
+                    dir=None if os.environ.get("WANDB_DIR") else str(directory),
+                    settings=wandb.Settings(console="off", silent=True)))
+        except BaseException:
+            self.close(failed=True)
+            raise
+        self.disabled = all(run.settings.mode == "disabled" for run in self.runs)  # (WANDB_MODE=disabled)
+        if not self.disabled:  # (disabled: nothing is sent, so nothing is recorded as sent)
+            store.write_json_atomic(self.path, self.record)
+
+    @property
+    def logged_through(self) -> int:
+        """The last step the W&B runs hold (-1: none)."""
+        return int(self.record["logged_through"])
+
+    def log(self, step: int, rows: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Log the rows written to the run log at `step` {dim: {name: array (S, ...)}}, one W&B run per seed;
+        a step the W&B runs already hold is skipped."""
+        if step <= self.logged_through or not rows or self.disabled:
+            return
+        for index, run in enumerate(self.runs):
+            run.log(seed_scalars(rows, index), step=step)
+        self.record["logged_through"] = int(step)
+        store.write_json_atomic(self.path, self.record)
+
+    def backfill(self, logged: xr.Dataset | None) -> None:
+        """Log the rows of the run log `logged` (what a resume kept) that the W&B runs do not hold yet."""
+        for step, rows in logged_rows(logged) if logged is not None else []:
+            self.log(step, rows)
+
+    def close(self, failed: bool = False) -> None:
+        """Finish every W&B run (exit code 1 when the run failed), and say on stderr where offline runs are."""
+        offline = [str(run.settings.sync_dir) for run in self.runs if run.settings.mode == "offline"]
+        for run in self.runs:
+            run.finish(exit_code=1 if failed else 0)
+        if offline:
+            print(f"wandb: {len(offline)} offline run{'s' * (len(offline) != 1)} in {os.path.dirname(offline[0])}; "
+                  f"upload with: wandb sync {' '.join(offline)}", file=sys.stderr)
