@@ -7,11 +7,18 @@ K), trained together in one compiled program by one `drol-diag run` (the seeds a
 Sweep files are TOML with keys mirroring the options (`tasks`, `ablations`, `k`, `seeds`,
 `steps`, `profile`, `hidden`, `batch-size`, ...); lists may be TOML arrays or the command line's
 comma-separated strings ("0-7" for seeds). Options given on the command line override the file.
+
+A hyper-parameter grid (`--grid bc_coef=0.3,1,3 --grid lr=1e-4,3e-4`, or a `[grid]` table in the sweep
+file: `bc_coef = [0.3, 1, 3]`) multiplies the groups: every (task, ablation, K) runs at every combination
+of the swept learner settings that its ablation accepts (bc_coef: DROL variants, alpha: fql), each in its
+own folder `<out>/<task>/<ablation>-k<K>-bc_coef=0.3-lr=0.0001` (drol_diag.runfolder.record.run_dir_for,
+from the run's `grid_settings`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -19,10 +26,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from drol.config import LearnerConfig
+from drol.config import LearnerConfig, learner_config_class
+from drol.variants import VARIANTS, variant
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig, option_applies, resolve
 from drol_diag.settings.options import OPTIONS, Option, read_grid, read_value, resolve_keywords
+from drol_diag.settings.parsing import split_items
 from drol_diag.settings.settings_file import read_toml
 
 SWEEP_FILE = "sweep.toml"  # the grid a sweep ran, written into its results folder
@@ -39,10 +48,13 @@ def _spec_field(option: Option) -> tuple[str, Any, Any]:
 
 # A sweep: the grid (tasks x ablations x K; empty k: each task's preset K) and every other run option,
 # passed to every group's run (None: the run's default). Its fields are drol_diag.settings.options.OPTIONS.
-SweepSpec = dataclasses.make_dataclass("SweepSpec", [_spec_field(option) for option in OPTIONS.values()],
-                                       frozen=True)
+# `grid`: the hyper-parameter grid, ((setting, (value, ...)), ...) in the order given (() : none).
+SweepSpec = dataclasses.make_dataclass("SweepSpec", [_spec_field(option) for option in OPTIONS.values()
+                                                     if option.sweep]
+                                       + [("grid", tuple, dataclasses.field(default=()))], frozen=True)
 SweepSpec.__module__ = __name__
-SPEC_OPTIONS: dict[str, Option] = {option.grid or option.name: option for option in OPTIONS.values()}
+SPEC_OPTIONS: dict[str, Option] = {option.grid or option.name: option for option in OPTIONS.values() if option.sweep}
+GRID = "grid"  # the sweep file's table (and the sweep's repeatable --grid KEY=V1,V2,...)
 
 
 @dataclass(frozen=True)
@@ -53,20 +65,134 @@ class Group:
     ablation: str
     k: int | None  # None: the task's preset K; always None for fql (no candidates; folder fql-k1)
     seeds: tuple[int, ...]
+    settings: tuple[tuple[str, Any], ...] = ()  # its point of the hyper-parameter grid: ((setting, value), ...)
 
 
 def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any]) -> SweepSpec:
     """The sweep from a sweep file's values and the command line's (None: not given; these win).
-    Keys are SweepSpec fields (dashes or underscores). Raises ValueError (one line) for bad values."""
-    given = {**file_values, **{key: value for key, value in option_values.items() if value is not None}}
-    values = {}
+    Keys are SweepSpec fields (dashes or underscores); "grid" is the sweep file's [grid] table {setting:
+    values} or the command line's --grid texts ["bc_coef=0.3,1", ...] (read_grid_axes; the command line's
+    axes replace the file's of the same setting). Raises ValueError (one line) for bad values."""
+    file_values = dict(file_values)
+    grid = read_grid_axes(file_values.pop(GRID, None), "the sweep file's [grid]")
+    grid.update(read_grid_axes(option_values.get(GRID), "--grid"))
+    given = {**file_values, **{key: value for key, value in option_values.items()
+                               if value is not None and key != GRID}}
+    values: dict[str, Any] = {}
     for key, value in given.items():
         field = key.replace("-", "_")
         if field not in SPEC_OPTIONS:
-            raise ValueError(f"unknown sweep setting {key!r}; valid: {', '.join(SPEC_OPTIONS)}")
+            raise ValueError(f"unknown sweep setting {key!r}; valid: {', '.join(SPEC_OPTIONS)}, {GRID}")
         option = SPEC_OPTIONS[field]
         values[field] = read_grid(option, value) if option.grid == field else read_value(option, value)
-    return SweepSpec(**values)
+    twice = [name for name in grid if values.get(name) is not None
+             or (name in ("actor_hidden", "critic_hidden") and values.get("hidden") is not None)]
+    if twice:
+        flags = OPTIONS[twice[0]].cli_flag + (" or --hidden" if twice[0].endswith("_hidden") else "")
+        raise ValueError(f"{twice[0]} is given both as a --grid axis and as its own option ({flags}); give it once")
+    spec = SweepSpec(**values, grid=tuple(grid.items()))
+    check_grid(spec)
+    return spec
+
+
+def grid_keys() -> list[str]:
+    """The settings a --grid may vary: every learner setting of a method (drol.config) that is a declared
+    option, except K (--k is its own axis)."""
+    fields = {f.name for method in ("drol", "fql") for f in dataclasses.fields(learner_config_class(method))}
+    return [name for name, option in OPTIONS.items() if option.destination == "config" and name in fields
+            and name != "num_candidates"]
+
+
+def accepts(ablation: str, name: str) -> bool:
+    """Whether `ablation` takes setting `name` from a grid: its method has it, and the variant neither restricts
+    it to others (routing_temperature: soft-routing) nor fixes it (critic-only: bc_coef 0)."""
+    return option_applies(ablation, name) and name not in variant(ablation).fixed
+
+
+def read_grid_axes(given: Any, where: str) -> dict[str, tuple[Any, ...]]:
+    """Grid axes {setting: (value, ...)} from a sweep file's [grid] table ({setting: [values] or "v1,v2"}) or the
+    command line's --grid texts (["bc_coef=0.3,1,3", ...]); None: none. Raises ValueError (one line) for an
+    unknown setting, a value of the wrong kind, an empty axis or a value listed twice."""
+    if given is None:
+        return {}
+    if isinstance(given, dict):
+        items = list(given.items())
+    elif isinstance(given, (list, tuple)) and all(isinstance(text, str) for text in given):
+        items = []
+        for text in given:
+            key, equals, values = text.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(f"malformed --grid {text!r}; write SETTING=V1,V2,... like bc_coef=0.3,1,3")
+            items.append((key.strip(), values))
+    else:
+        raise ValueError(f"{where} must be a table of setting = [values], got {given!r}")
+    axes: dict[str, tuple[Any, ...]] = {}
+    for key, values in items:
+        name = key.replace("-", "_")
+        if name not in grid_keys():
+            raise ValueError(f"{where}: {key!r} is not a learner setting a grid can vary; valid: "
+                             f"{', '.join(grid_keys())} (K: --k)")
+        if name in axes:
+            raise ValueError(f"{where} lists {name} twice; give each setting once")
+        axes[name] = read_axis_values(OPTIONS[name], values, where)
+    return axes
+
+
+def read_axis_values(option: Option, values: Any, where: str) -> tuple[Any, ...]:
+    """The values of one grid axis: TOML values ([0.3, 1]; widths [[64, 64], [128]]) or comma-separated text
+    ("0.3,1"; widths "64x64,128"). Raises ValueError (one line) for an empty axis, a value of the wrong kind
+    or one listed twice."""
+    name = option.name
+    if isinstance(values, str):
+        if not values.strip():
+            raise ValueError(f"empty grid: {where} {name} lists no value; give values like {name}=0.3,1,3")
+        items: list[Any] = split_items(values, f"{where} {name}", "0.3,1,3")
+    elif isinstance(values, list):
+        items = values
+    else:
+        raise ValueError(f"{where} {name} must be a list of values, got {values!r}")
+    if not items:
+        raise ValueError(f"empty grid: {where} {name} lists no value; give values like {name} = [0.3, 1, 3]")
+    read = tuple(read_axis_value(option, item, where) for item in items)
+    if len(set(read)) != len(read):
+        raise ValueError(f"{where} {name} lists a value twice: {values!r}")
+    return read
+
+
+def read_axis_value(option: Option, item: Any, where: str) -> Any:
+    """One grid value of `option` from its text ('0.3', 'true', '64x64') or TOML value. Raises ValueError (one line)."""
+    if isinstance(item, str) and option.kind != "str":
+        text = item.strip()
+        try:
+            if option.kind == "widths":
+                item = text.replace("x", ",")
+            elif option.kind == "bool" and text.lower() in ("true", "false"):
+                item = text.lower() == "true"
+            elif option.kind in ("int", "float"):
+                item = int(text) if option.kind == "int" else float(text)
+        except ValueError:
+            raise ValueError(f"{where} {option.name}: {item!r} is not {'an int' if option.kind == 'int' else 'a float'}"
+                             f"; give values like {option.name}=0.3,1,3") from None
+    try:
+        return read_value(option, item)
+    except ValueError as error:
+        raise ValueError(f"{where} {option.name}: {error}") from None
+
+
+def check_grid(spec: SweepSpec) -> None:
+    """Raise ValueError (one line) when a grid axis is a setting no chosen ablation accepts, naming those that do."""
+    for name, _ in spec.grid:
+        if spec.ablations and not any(accepts(ablation, name) for ablation in spec.ablations):
+            takers = [v for v in VARIANTS if v != "refresh-N" and accepts(v, name)]
+            raise ValueError(f"--grid {name}: no chosen ablation accepts it (--ablations {','.join(spec.ablations)}); "
+                             f"it applies to {', '.join(takers)}")
+
+
+def grid_points(spec: SweepSpec, ablation: str) -> list[tuple[tuple[str, Any], ...]]:
+    """The grid's points for `ablation`: every combination of the axes it accepts, in grid order ([()]: no grid)."""
+    axes = [(name, values) for name, values in spec.grid if accepts(ablation, name)]
+    return [tuple(zip((name for name, _ in axes), combination))
+            for combination in itertools.product(*(values for _, values in axes))]
 
 
 def read_sweep_file(path: Path) -> dict[str, Any]:
@@ -91,8 +217,10 @@ def sweep_file_text(spec: SweepSpec, note: str = "") -> str:
     lines += [f"# {note}"] if note else []
     for field in dataclasses.fields(spec):
         value = getattr(spec, field.name)
-        if value is not None and value != ():
+        if value is not None and value != () and field.name != GRID:
             lines.append(f"{field.name.replace('_', '-')} = {_toml_value(value)}")
+    if spec.grid:  # (a TOML table comes after the top-level keys)
+        lines += ["", f"[{GRID}]"] + [f"{name} = {_toml_value(values)}" for name, values in spec.grid]
     return "\n".join(lines) + "\n"
 
 
@@ -106,8 +234,9 @@ def write_sweep_file(path: Path, spec: SweepSpec, note: str = "") -> None:
 
 
 def expand(spec: SweepSpec) -> list[Group]:
-    """Every (task, ablation, K) of the grid once, in grid order, all seeds in each group.
-    fql has no K: one group per task. Raises ValueError for an empty grid."""
+    """Every (task, ablation, K) of the grid once, in grid order, all seeds in each group, times each point
+    of the hyper-parameter grid the ablation accepts (grid_points). fql has no K: one group per task.
+    Raises ValueError for an empty grid."""
     for name in ("tasks", "ablations", "seeds"):
         if not getattr(spec, name):
             raise ValueError(f"empty grid: --{name} lists nothing")
@@ -115,17 +244,19 @@ def expand(spec: SweepSpec) -> list[Group]:
     for task in spec.tasks:
         for ablation in spec.ablations:
             for k in (None,) if ablation == FQL else (spec.k or (None,)):
-                group = Group(task, ablation, k, spec.seeds)
-                if group not in groups:  # (a K listed twice)
-                    groups.append(group)
+                for point in grid_points(spec, ablation):
+                    group = Group(task, ablation, k, spec.seeds, point)
+                    if group not in groups:  # (a K listed twice)
+                        groups.append(group)
     return groups
 
 
 def run_settings(spec: SweepSpec, group: Group) -> dict[str, Any]:
     """The group's settings as drol_diag.settings.resolve keywords (None: not given, or not for this
     group's ablation, so the default applies)."""
-    values = {name: getattr(spec, name) for name, option in OPTIONS.items() if not option.grid}
-    keywords = {**resolve_keywords(values), "ablation": group.ablation, "num_candidates": group.k}
+    values = {name: getattr(spec, name) for name, option in OPTIONS.items() if not option.grid and option.sweep}
+    keywords = {**resolve_keywords(values), "ablation": group.ablation, "num_candidates": group.k,
+                **dict(group.settings), "grid_settings": tuple(name for name, _ in group.settings) or None}
     return {name: value if option_applies(group.ablation, name) else None for name, value in keywords.items()}
 
 
@@ -143,7 +274,9 @@ def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
     """The `drol-diag run` arguments of a group (without --resume/--force), progress bar off."""
     args = ["--task", group.task, "--profile", spec.profile, "--out", str(out), "--no-progress"]
     for name, value in run_settings(spec, group).items():
-        if value is not None:
+        if isinstance(value, bool):  # (a flag: --normalize-q-loss / --no-normalize-q-loss)
+            args += [OPTIONS[name].cli_flag if value else "--no-" + OPTIONS[name].cli_flag[2:]]
+        elif value is not None:
             args += [OPTIONS[name].cli_flag, option_text(value)]
     for name, option in OPTIONS.items():  # the run's other inputs: dataset folder, diagnostics settings, W&B
         value = getattr(spec, name) if option.destination in ("dataset", "diagnostics", "tracking") else None

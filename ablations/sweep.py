@@ -66,7 +66,8 @@ class PlannedGroup:
 
     @property
     def name(self) -> str:
-        return f"{self.run.task} {self.run.ablation} K={self.learner.num_candidates}"
+        point = "".join(f" {name}={value}" for name, value in self.group.settings)  # (its grid point)
+        return f"{self.run.task} {self.run.ablation} K={self.learner.num_candidates}{point}"
 
 
 @dataclass(frozen=True)

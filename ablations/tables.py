@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from ablations import folders
 from ablations.estimate import Estimate, wall_time
 from ablations.executors import ELSEWHERE, FAILED
-from ablations.sweep import GroupResult, SweepPlan, action
+from ablations.grid import SweepSpec
+from ablations.sweep import GroupResult, PlannedGroup, SweepPlan, action
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -45,24 +46,32 @@ def plan_text(plan: SweepPlan, layout: str) -> str:
     for p in plan.groups:
         holder = folders.lock_holder(p.run_dir) if p.state.kind != folders.FINISHED else None
         doing = f"running elsewhere ({holder})" if holder else action(p.state)
-        rows.append((p.run.task, p.run.ablation, p.learner.num_candidates, seeds_text(p.run.seeds), p.run.steps, doing))
+        rows.append((p.run.task, p.run.ablation, p.learner.num_candidates, *grid_cells(plan.spec, p),
+                     seeds_text(p.run.seeds), p.run.steps, doing))
     lines = [f"sweep into {plan.out}: {len(plan.groups)} groups x {seeds} seeds = {len(plan.groups) * seeds} runs, "
              f"{len(plan.to_run)} to run",
-             table(("task", "ablation", "K", "seeds", "steps", "action"), rows)]
+             table(("task", "ablation", "K", *(name for name, _ in plan.spec.grid), "seeds", "steps", "action"), rows)]
     lines += [f"note: {note}" for note in plan.notes]
     lines.append(layout)
     return "\n".join(lines)
 
 
+def grid_cells(spec: SweepSpec, planned: PlannedGroup) -> tuple[str, ...]:
+    """A group's value of each grid axis of the sweep ('-': its ablation does not take that setting)."""
+    point = dict(planned.group.settings)
+    return tuple(str(point[name]) if name in point else "-" for name, _ in spec.grid)
+
+
 def estimate_text(plan: SweepPlan, estimates: dict[str, Estimate], jobs: int) -> str:
     """Per group: compile time, speed and estimated time; then the total and the wall time."""
-    rows = [(p.run.task, p.run.ablation, p.learner.num_candidates, p.run.steps, f"{e.compile_s:.1f} s",
-             f"{e.seed_updates_per_s:.0f}", duration_text(e.total_s))
+    rows = [(p.run.task, p.run.ablation, p.learner.num_candidates, *grid_cells(plan.spec, p), p.run.steps,
+             f"{e.compile_s:.1f} s", f"{e.seed_updates_per_s:.0f}", duration_text(e.total_s))
             for p in plan.to_run for e in [estimates[str(p.run_dir)]]]
     durations = [estimates[str(p.run_dir)].total_s for p in plan.to_run]
     return "\n".join([
         "estimated time (a short warm-up measured here):",
-        table(("task", "ablation", "K", "steps", "compile", "seed-updates/s", "estimate"), rows),
+        table(("task", "ablation", "K", *(name for name, _ in plan.spec.grid), "steps", "compile", "seed-updates/s",
+               "estimate"), rows),
         f"total {duration_text(sum(durations))} of group time; about {duration_text(wall_time(durations, jobs))} "
         f"wall with {jobs} at a time (evaluations on real tasks come on top)"])
 
@@ -70,12 +79,15 @@ def estimate_text(plan: SweepPlan, estimates: dict[str, Estimate], jobs: int) ->
 def results_text(results: list[GroupResult]) -> str:
     """The final table (status, wall time, mean score per group), then each failure with its log."""
     rows = []
+    axes = list(dict.fromkeys(name for r in results for name, _ in r.planned.group.settings))
     for r in results:
         p, outcome = r.planned, r.outcome
         score = r.summary.get("mean_score") if r.summary else None
-        rows.append((p.run.task, p.run.ablation, p.learner.num_candidates, seeds_text(p.run.seeds), outcome.status,
-                     duration_text(outcome.wall_s), "-" if score is None else f"{score:.3f}"))
-    lines = [table(("task", "ablation", "K", "seeds", "status", "wall", "mean score"), rows)]
+        point = dict(p.group.settings)
+        rows.append((p.run.task, p.run.ablation, p.learner.num_candidates, *(str(point.get(a, "-")) for a in axes),
+                     seeds_text(p.run.seeds), outcome.status, duration_text(outcome.wall_s),
+                     "-" if score is None else f"{score:.3f}"))
+    lines = [table(("task", "ablation", "K", *axes, "seeds", "status", "wall", "mean score"), rows)]
     for r in results:
         if r.outcome.status == FAILED:
             lines.append(f"failed: {r.planned.name}: {r.outcome.error} (log: {r.planned.log_path})")

@@ -6,14 +6,15 @@
 A run folder (`<out>/<task>/<ablation>-k<K>/`, see drol_diag.runfolder.store) holds `config.json` and
 `logs.zarr`, one Dataset per run. `open_runs` finds every run folder under a path, reads each
 store's metadata (no values), and lays the runs side by side along new leading dims `task`,
-`ablation` and `k`; every value stays on disk until it is computed (dask, one chunk per run and
-variable).
+`ablation` and `k` (and one per setting a sweep's hyper-parameter grid varied, e.g. `bc_coef`); every
+value stays on disk until it is computed (dask, one chunk per run and variable).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -26,9 +27,11 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
+from drol_diag.runfolder.record import setting_text
 from drol_diag.runfolder.store import CONFIG_FILE, FORMAT_VERSION, LOG_STORE
 
-RUN_DIMS = ("task", "ablation", "k")
+RUN_DIMS = ("task", "ablation", "k")  # then one dim per setting a sweep's grid varied (config.json's run.grid_settings)
+GRID_SETTINGS_ATTR = "run.grid_settings"  # the store attr (config.json's run.grid_settings, a JSON list)
 # Store attrs that identify or describe one run; they become dims or per-run variables, never combined attrs.
 PER_RUN_ATTRS = frozenset({"task", "ablation", "num_candidates", "run.task", "run.ablation", "task.name",
                            "learner.num_candidates", "git_commit", "command"})
@@ -74,12 +77,24 @@ class _Run:
     k: int
     logs: xr.Dataset
     coords: dict[str, np.ndarray]  # per dim of `logs`: its coordinate values, or 0..n-1 where it has none
+    grid: tuple[str, ...] = ()  # the settings its sweep's grid varied (config.json's run.grid_settings)
+
+    def setting(self, name: str) -> Any:
+        """Its value of learner setting `name` (widths as text, 64x64); None: its method has no such setting."""
+        value = self.logs.attrs.get(f"learner.{name}")
+        if isinstance(value, str) and value.startswith("["):  # (widths: a JSON list in the attrs)
+            value = setting_text(json.loads(value))
+        return value.item() if isinstance(value, np.generic) else value
 
 
 def open_runs(path: str | Path, *, read_values: bool = False) -> xr.Dataset:
     """Every run under `path` (one run folder, or any folder above run folders) as one lazy Dataset.
 
-    Dims: `task`, `ablation`, `k` (K, candidates per state), then the store's own dims `seed`,
+    Dims: `task`, `ablation`, `k` (K, candidates per state), one per setting a sweep's hyper-parameter grid
+    varied (`drol-diag sweep --grid bc_coef=...`: config.json's run.grid_settings, e.g. `bc_coef`, `lr`, in
+    the order first met; each run sits at its own value of it, from its config.json's learner settings as its
+    store's attrs repeat them (`learner.bc_coef`; widths as text, 64x64), grid or not; a run whose method
+    lacks the setting, e.g. fql in a bc_coef grid, at NaN, or "" for a text setting), then the store's own dims `seed`,
     `step`, `eval_step`, `probe`, `candidate`, `layer`, `quantile`, `reference`. Each variable is
     the store's variable with the leading run dims added, e.g. flip_rate (task, ablation, k, seed,
     step), winner (task, ablation, k, seed, step, probe), load (..., seed, step, candidate),
@@ -89,6 +104,7 @@ def open_runs(path: str | Path, *, read_values: bool = False) -> xr.Dataset:
     - The dims are the same for every folder: `task`, `ablation` and `k` are dims even when every run
       shares one value (a single run gives size-1 dims), so code written on one folder runs on the
       next; select what to plot, e.g. `.sel(task="modes-2d", k=16).mean("seed")` -> (ablation, step).
+      Only runs of a grid add dims (its swept settings'), size-1 for one run of it like the others.
     - Outer join: each dim's coordinate is the sorted union over runs; combinations a run lacks
       (another seed set, other steps, another K's extra candidates, a (task, ablation, K) never run)
       are NaN. So integer and boolean variables (winner, diverged, ...) become float64; float
@@ -248,8 +264,9 @@ def _read_run(run_dir: Path, store: Path, read_values: bool = False) -> _Run:
     variables = logs.variables
     coords = {dim: np.asarray(variables[dim].values) if dim in variables else np.arange(size)
               for dim, size in logs.sizes.items()}
+    grid = tuple(json.loads(logs.attrs.get(GRID_SETTINGS_ATTR, "[]")))
     return _Run(run_dir, str(logs.attrs["task"]), str(logs.attrs["ablation"]), int(logs.attrs["num_candidates"]),
-                logs, coords)
+                logs, coords, grid)
 
 
 def _needs_cf_decoding(logs: xr.Dataset) -> bool:
@@ -264,13 +281,25 @@ def _needs_cf_decoding(logs: xr.Dataset) -> bool:
     return False
 
 
+def _grid_dims(runs: list[_Run]) -> list[str]:
+    """The settings any run's sweep grid varied, in the order first met: each becomes a leading dim."""
+    return list(dict.fromkeys(name for run in runs for name in run.grid))
+
+
+def _run_key(run: _Run, grid: list[str]) -> tuple:
+    """The run's place on the leading dims: (task, ablation, k, its value of each grid setting)."""
+    return (run.task, run.ablation, run.k, *(run.setting(name) for name in grid))
+
+
 def _check_distinct(runs: list[_Run]) -> None:
-    seen: dict[tuple[str, str, int], Path] = {}
+    seen: dict[tuple, Path] = {}
+    grid = _grid_dims(runs)
     for run in runs:
-        key = (run.task, run.ablation, run.k)
+        key = _run_key(run, grid)
         if key in seen:
+            point = "".join(f", {name}={value}" for name, value in zip(grid, key[3:]))
             raise RunsError(f"runs {seen[key]} and {run.run_dir} are both task={run.task}, ablation={run.ablation}, "
-                            f"K={run.k}; open a folder that holds only one of them")
+                            f"K={run.k}{point}; open a folder that holds only one of them")
         seen[key] = run.run_dir
 
 
@@ -303,11 +332,13 @@ def _fill_for(dtypes: list[np.dtype]) -> tuple[np.dtype, Any]:
 
 
 def _combine(runs: list[_Run]) -> xr.Dataset:
-    """Lay `runs` out along (task, ablation, k) with an outer join of every other dim."""
-    lead = {"task": sorted({r.task for r in runs}), "ablation": sorted({r.ablation for r in runs}),
-            "k": sorted({r.k for r in runs})}
-    lead_index = {dim: {value: i for i, value in enumerate(values)} for dim, values in lead.items()}
-    at = {(lead_index["task"][r.task], lead_index["ablation"][r.ablation], lead_index["k"][r.k]): r for r in runs}
+    """Lay `runs` out along (task, ablation, k, grid settings...) with an outer join of every other dim."""
+    grid = _grid_dims(runs)
+    keys = {id(r): _run_key(r, grid) for r in runs}
+    lead = {dim: _coordinate([keys[id(r)][i] for r in runs]) for i, dim in enumerate(RUN_DIMS + tuple(grid))}
+    lead_index = {dim: {_missing_safe(value): i for i, value in enumerate(values)} for dim, values in lead.items()}
+    at = {tuple(lead_index[dim][_missing_safe(value)] for dim, value in zip(lead, keys[id(r)])): r for r in runs}
+    lead_dims = tuple(lead)
 
     dims = list(dict.fromkeys(d for r in runs for d in r.coords))
     union = {d: pd.Index(np.concatenate([r.coords[d] for r in runs if d in r.coords])).unique().sort_values()
@@ -319,7 +350,7 @@ def _combine(runs: list[_Run]) -> xr.Dataset:
     names = list(dict.fromkeys(n for r in runs for n in r.logs.data_vars))
     lead_shape = tuple(len(v) for v in lead.values())
     token = tokenize(sorted(os.path.realpath(r.run_dir / LOG_STORE) for r in runs))  # store versions
-    variables = {name: _combined_variable(name, at, positions, union, lead_shape, token) for name in names}
+    variables = {name: _combined_variable(name, at, positions, union, lead_dims, lead_shape, token) for name in names}
 
     per_run = {"run_dir": {k: str(r.run_dir) for k, r in at.items()},
                "git_commit": {k: str(r.logs.attrs.get("git_commit", "")) for k, r in at.items()}}
@@ -327,17 +358,31 @@ def _combine(runs: list[_Run]) -> xr.Dataset:
         table = np.full(lead_shape, "", dtype=object)
         for key, value in values.items():
             table[key] = value
-        variables[name] = xr.Variable(RUN_DIMS, table.astype(str))
+        variables[name] = xr.Variable(lead_dims, table.astype(str))
 
     coords = {**{dim: np.asarray(values) for dim, values in lead.items()},
               **{d: union[d].to_numpy() for d in dims if d in has_coord}}
     return xr.Dataset(variables, coords=coords, attrs=_shared_attrs(runs))
 
 
-def _combined_variable(name: str, at: dict[tuple[int, int, int], _Run], positions: dict[tuple[int, int, int],
-                       dict[str, np.ndarray]], union: dict[str, pd.Index], lead_shape: tuple[int, ...],
-                       token: str) -> xr.Variable:
-    """Variable `name` of every run as one dask array (task, ablation, k, *dims), a chunk per run."""
+def _coordinate(values: list[Any]) -> list[Any]:
+    """A leading dim's coordinate: its distinct values sorted; a run without the setting (None) sits at NaN
+    (numbers) or "" (text), last."""
+    present = sorted(set(v for v in values if v is not None))
+    if None in values:
+        present.append("" if present and isinstance(present[0], str) else np.nan)
+    return present
+
+
+def _missing_safe(value: Any) -> Any:
+    """A coordinate value as a lookup key: None, NaN and "" of a missing setting are one key."""
+    return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _combined_variable(name: str, at: dict[tuple[int, ...], _Run], positions: dict[tuple[int, ...],
+                       dict[str, np.ndarray]], union: dict[str, pd.Index], lead_dims: tuple[str, ...],
+                       lead_shape: tuple[int, ...], token: str) -> xr.Variable:
+    """Variable `name` of every run as one dask array (task, ablation, k, *grid settings, *dims), a chunk per run."""
     having = {key: run.logs.variables[name] for key, run in at.items() if name in run.logs.variables}
     first = next(iter(having.values()))
     dims = first.dims  # the same in every run (_drop_inconsistent_variables)
@@ -346,8 +391,8 @@ def _combined_variable(name: str, at: dict[tuple[int, int, int], _Run], position
     inner_shape = tuple(len(union[d]) for d in dims)
 
     def block(block_id: tuple[int, ...]) -> np.ndarray:
-        out = np.full((1, 1, 1) + inner_shape, fill, dtype)
-        source = sources.get(tuple(block_id[:3]))
+        out = np.full((1,) * len(lead_dims) + inner_shape, fill, dtype)
+        source = sources.get(tuple(block_id[:len(lead_dims)]))
         if source is not None:
             variable, where = source
             out.reshape(inner_shape)[np.ix_(*where)] = variable.values  # a view of `out`
@@ -357,7 +402,7 @@ def _combined_variable(name: str, at: dict[tuple[int, int, int], _Run], position
     data = da.map_blocks(block, chunks=chunks, dtype=dtype, meta=np.empty((0,) * len(chunks), dtype),
                          name=f"open_runs-{name}-{tokenize(token, chunks, dtype)}")
     attrs = {k: v for k, v in first.attrs.items() if k != "_FillValue"}
-    return xr.Variable(RUN_DIMS + dims, data, attrs=attrs)
+    return xr.Variable(lead_dims + dims, data, attrs=attrs)
 
 
 def _shared_attrs(runs: list[_Run]) -> dict[str, Any]:

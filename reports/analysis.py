@@ -28,7 +28,7 @@ import xarray as xr
 from diagnostics.calibration import finite_pairs, support_rank_correlation
 from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, REPORTING, Calibration, reported
 from reports import stats
-from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
+from reports.runs import Results, ScoreMatrix, base_ablation, eval_curves, score_matrix
 
 REFERENCE_ABLATION = "dynamic"  # the paper's method: probabilities of improvement are of it over the others
 BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at every K
@@ -183,14 +183,20 @@ def task_reference_levels(task: str) -> dict[str, float]:
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
-    """(dynamic, K, other, K') pairs to compare: every other variant at the same K, fql at its K=1."""
+    """(dynamic, K, other, K') pairs to compare: every other variant at the same K, fql at its K=1. With a
+    hyper-parameter grid (Results.grid), each dynamic grid point against every other variant at the same point
+    (matched settings) and K, and against fql at each of its points."""
     pairs = []
-    for k in results.ks(REFERENCE_ABLATION):
+    for label, k in results.groups:
+        if base_ablation(label) != REFERENCE_ABLATION:
+            continue
+        point = results.grid[label].settings if label in results.grid else ()
         for other, other_k in results.groups:
-            if other == REFERENCE_ABLATION:
+            if base_ablation(other) == REFERENCE_ABLATION:
                 continue
-            if other_k == k or other == BASELINE_WITHOUT_K:
-                pairs.append((REFERENCE_ABLATION, k, other, other_k))
+            other_point = results.grid[other].settings if other in results.grid else ()
+            if base_ablation(other) == BASELINE_WITHOUT_K or (other_k == k and other_point == point):
+                pairs.append((label, k, other, other_k))
     return pairs
 
 

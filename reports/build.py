@@ -73,6 +73,8 @@ def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DE
                     subtitle=f"runs under {results.root.resolve()}; made {when}", summary=summary,
                     sections=all_sections(results, analysis))
     record = {"summary": list(summary), "root": str(results.root.resolve()), "inventory": inventory_json(results),
+              **({"grid": {label: {"ablation": point.ablation, "settings": dict(point.settings)}  # (label: its point)
+                           for label, point in results.grid.items()}} if results.grid else {}),
               **analysis_json(analysis, results),
               "answers": {s.anchor: [b.text for b in s.blocks if isinstance(b, Paragraph)]
                           for s in report.sections}}

@@ -5,18 +5,25 @@ what it was asked to do; a run folder that cannot be read is kept as a SkippedRu
 reason) and turns evaluations into the published protocol's per-seed scores
 (drol_diag.runfolder.scoring.run_scores: mean of the last three evaluations on the run's final schedule,
 NaN for a diverged seed). Which evaluations count is the log's `eval_counted` (`with_counted_evaluations`).
+
+A sweep's hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1`: open_runs gives each swept setting a
+dim) is folded into the ablation dim (`fold_grid`): each grid point of an ablation is its own ablation label,
+"dynamic bc_coef=0.3", so that every section keyed by (task, ablation, K) reads it as a run of its own;
+`Results.grid` maps each label back to its ablation and point (reports.questions.grid compares them).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from diagnostics.runs import RUN_DIMS
 from drol.variants import VARIANTS
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings.options import DEFAULT_PROBES, OPTIONS
@@ -63,6 +70,14 @@ class SkippedRunInfo:
 
 
 @dataclass(frozen=True)
+class GridPoint:
+    """An ablation label of a hyper-parameter grid: the ablation and its point ((setting, value), ...)."""
+
+    ablation: str
+    settings: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True)
 class Results:
     """A results folder, read: the lazy logs (dims task, ablation, k, seed, ...), the runs and the scores,
     and the run folders found but skipped (every run folder under `root` is in `runs` or `skipped`)."""
@@ -72,6 +87,7 @@ class Results:
     runs: tuple[RunInfo, ...]
     scores: pd.DataFrame  # SCORE_COLUMNS, one row per (task, ablation, k, seed)
     skipped: tuple[SkippedRunInfo, ...] = ()  # by run folder
+    grid: dict[str, GridPoint] = field(default_factory=dict)  # ablation label -> its ablation and grid point ({}: none)
 
     @property
     def found(self) -> int:
@@ -98,9 +114,47 @@ class Results:
         return next((r for r in self.runs if (r.task, r.ablation, r.k) == (task, ablation, k)), None)
 
 
+def base_ablation(label: str) -> str:
+    """The ablation of an ablation label: 'dynamic bc_coef=0.3' -> 'dynamic' (a label without a grid point is one)."""
+    return label.split(" ", 1)[0]
+
+
+def grid_label(ablation: str, settings: tuple[tuple[str, Any], ...]) -> str:
+    """The ablation label of a grid point: 'dynamic bc_coef=0.3 lr=0.0001'."""
+    return " ".join([ablation, *(f"{name}={value}" for name, value in settings)])
+
+
+def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
+    """`logs` (open_runs) with its grid dims (those after task, ablation, k before the store's own) folded into
+    `ablation`: one label per (ablation, grid point) that has a run (grid_label; a setting the ablation's method
+    lacks, NaN or "", is left out of its label). Returns the logs unchanged and {} when there is no grid."""
+    grid = [dim for dim in logs["run_dir"].dims if dim not in RUN_DIMS]
+    if not grid:
+        return logs, {}
+    stacked = logs.stack(_point=("ablation", *grid))
+    has_run = (stacked["run_dir"] != "").any([d for d in stacked["run_dir"].dims if d != "_point"]).values
+    stacked = stacked.isel(_point=np.nonzero(has_run)[0])
+    points: dict[str, GridPoint] = {}
+    for values in stacked["_point"].values:
+        ablation, *settings = values
+        kept = tuple((name, _plain(value)) for name, value in zip(grid, settings)
+                     if not (value == "" or (isinstance(value, float) and np.isnan(value))))
+        points[grid_label(str(ablation), kept)] = GridPoint(str(ablation), kept)
+    folded = stacked.drop_vars(["_point", "ablation", *grid]).assign_coords(ablation=("_point", list(points)))
+    folded = folded.swap_dims({"_point": "ablation"}).transpose("task", "ablation", "k", ...)
+    return folded, points
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (0.3, not np.float64(0.3))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def ablation_rank(name: str) -> int:
-    """Position of an ablation in the variant list (refresh-50 as refresh-N; unknown names last)."""
+    """Position of an ablation in the variant list (refresh-50 as refresh-N; a grid label as its ablation; unknown
+    names last)."""
     order = list(VARIANTS)
+    name = base_ablation(name)
     family = "refresh-N" if re.fullmatch(r"refresh-\d+", name) else name
     return order.index(family) if family in order else len(order)
 
@@ -113,6 +167,7 @@ def read_results(root: Path) -> Results:
     from diagnostics.runs import RunsError, read_runs
 
     logs, unreadable = read_runs(root, read_values=True)
+    logs, grid = fold_grid(logs)
     skipped = [skipped_run_info(run.run_dir, run.reason) for run in unreadable]
     read = []
     for path in (str(p) for p in np.unique(logs.run_dir.values) if p):
@@ -128,7 +183,7 @@ def read_results(root: Path) -> Results:
     runs = tuple(sorted(read, key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
     logs = with_counted_evaluations(logs, runs)
     return Results(root=root, logs=logs, runs=runs, scores=score_table(logs, runs),
-                   skipped=tuple(sorted(skipped, key=lambda s: s.run_dir)))
+                   skipped=tuple(sorted(skipped, key=lambda s: s.run_dir)), grid=grid)
 
 
 def skipped_run_info(run_dir: Path, reason: str, logs: xr.Dataset | None = None) -> SkippedRunInfo:

@@ -26,7 +26,8 @@ from reports.questions import (
 )
 from reports.questions.common import STATIC, undertrained, undertrained_notice
 from reports.questions.dynamic_vs_static import improvement_verdict
-from reports.runs import Results, SkippedRunInfo
+from reports.questions.grid import question_grid
+from reports.runs import Results, SkippedRunInfo, base_ablation
 from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
 
 # ------------------------------------------------------------------------------------------------
@@ -146,7 +147,8 @@ def inventory_section(results: Results) -> Section:
 def all_sections(results: Results, analysis: Analysis) -> tuple[Section, ...]:
     return (inventory_section(results), question_ownership(results, analysis), question_support(results, analysis),
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
-            question_k(results, analysis), question_error_bars(results, analysis), question_truth(results, analysis),
+            question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
+            question_error_bars(results, analysis), question_truth(results, analysis),
             per_task_section(results, analysis),
             published_section(results, analysis))
 
@@ -157,10 +159,11 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
     read = (f"{found_text(results)}; {plural(len(results.tasks), 'task')}, ablations {', '.join(results.ablations)}, "
             f"K {seeds_text(run_ks(results.groups)) or '-'}, {'/'.join(map(str, seeds))} "
             f"seed{'' if seeds == [1] else 's'} each")
-    static = [(kx, i) for (x, kx, y, ky), i in analysis.improvement.items() if y == STATIC]
+    static = [(x, kx, i) for (x, kx, y, ky), i in analysis.improvement.items() if base_ablation(y) == STATIC]
     if static:
-        kx, i = max(static, key=lambda item: item[1].point[0])
-        versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}: "
+        x, kx, i = max(static, key=lambda item: item[2].point[0])
+        point = x[len("dynamic "):]  # (a grid point: the settings both were run at)
+        versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}{', ' + point if point else ''}: "
                   f"{improvement_verdict('dynamic', 'static-routing', i)}")
     elif any(s.ablation in ("dynamic", STATIC) for s in results.skipped):
         versus = ("dynamic vs static-routing: not compared, a run folder of one of them was skipped as unreadable "

@@ -21,7 +21,7 @@ from drol_diag.settings.options import OPTIONS
 from reports import stats
 from reports.analysis import BASELINE_WITHOUT_K
 from reports.document import Notice
-from reports.runs import Results
+from reports.runs import Results, base_ablation
 
 # ------------------------------------------------------------------------------------------------
 # Numbers and labels
@@ -94,7 +94,7 @@ def fill_command(results: Results, *, ablations: list[str] | None = None, ks: li
     `DIR/sweep.toml` when there is one: a run extended with `run --resume --steps N` after the sweep
     keeps the sweep file's other settings, and shorter runs are extended to N, so that the sweep
     planner accepts the command and the new groups are comparable."""
-    ablations = ablations or results.ablations
+    ablations = list(dict.fromkeys(base_ablation(a) for a in ablations or results.ablations))  # (grid labels)
     ks = ks or run_ks(results.groups) or [1]
     root = str(results.root)
     template = max(results.runs, key=lambda r: r.steps_planned)

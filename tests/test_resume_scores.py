@@ -98,7 +98,8 @@ def planned(command: str):
     assert words[:2] == ["drol-diag", "sweep"], command
     sweep_command = typer.main.get_command(app).commands["sweep"]
     params = sweep_command.make_context("sweep", words[2:]).params
-    settings = {name: params[name] for name in (option.grid or option.name for option in OPTIONS.values())}
+    settings = {name: params[name] for name in (option.grid or option.name for option in OPTIONS.values()
+                                                if option.sweep)}  # (grid_settings: the sweep sets it from --grid)
     file_values = grid.read_sweep_file(params["from_file"]) if params["from_file"] else {}
     return sweeps.plan_sweep(grid.spec_from_values(file_values, settings), params["out"], force=params["force"])
 

@@ -96,6 +96,10 @@ def sweep(
     settings: dict,
     from_file: Optional[Path] = typer.Option(None, "--from", help="sweep file (TOML); options given here override it "
                                                 "(default: none)"),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="SETTING=V1,V2", help="a hyper-parameter axis, "
+                                             "repeatable (e.g. --grid bc_coef=0.3,1,3 --grid lr=1e-4,3e-4): every "
+                                             "group runs at every combination of the learner settings its ablation "
+                                             "takes, in <ablation>-k<K>-bc_coef=0.3-lr=0.0001 (default: none)"),
     out: Path = typer.Option(Path("runs"), help="results folder (Ray, SLURM: on a filesystem every node sees, same "
                              "path)"),
     executor: str = typer.Option("local", help="local (this machine), ray (an existing Ray cluster) or slurm (a job "
@@ -113,16 +117,19 @@ def sweep(
 ) -> None:
     """Run a grid of tasks x ablations x K, all seeds of a (task, ablation, K) in one program; finished
     groups are skipped, unfinished ones resumed."""
-    from ablations import executors, gpus, grid, slurm, tables
+    from ablations import executors, gpus, slurm, tables
+    from ablations import grid as grids
     from ablations import sweep as sweeps
     from ablations.estimate import estimate_groups
 
     if status is not None:
         show_sweep_status(status, given=["--" + name.replace("_", "-") for name, value in settings.items()
-                                         if value is not None] + (["--from"] if from_file else []))
+                                         if value is not None] + (["--from"] if from_file else [])
+                          + (["--grid"] if grid else []))
         return
     try:
-        spec = grid.spec_from_values(grid.read_sweep_file(from_file) if from_file else {}, settings)
+        spec = grids.spec_from_values(grids.read_sweep_file(from_file) if from_file else {},
+                                      {**settings, grids.GRID: grid or None})
         slurm.check_executor_options(executor, spec)
         gpus.check_executor_gpus(executor, spec.gpus, spec.groups_per_gpu, spec.gpus_per_group)
         slots = gpus.local_slots(spec.gpus, spec.groups_per_gpu) if executor == "local" else ()

@@ -15,7 +15,8 @@ import typer
 
 from drol_diag.settings.options import OPTIONS, RUN_OPTIONS, Option
 
-PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "widths": str, "seeds": str, "devices": str}
+PYTHON_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "widths": str, "seeds": str, "devices": str,
+                "names": str}
 
 
 def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
@@ -34,7 +35,8 @@ def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
 
 def declared_options(for_sweep: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command every declared run option (see the module docstring)."""
-    options = list((OPTIONS if for_sweep else RUN_OPTIONS).values())  # (executor settings: sweep only)
+    options = [option for option in (OPTIONS if for_sweep else RUN_OPTIONS).values()  # (executor settings: sweep only)
+               if option.sweep or not for_sweep]  # (the sweep sets grid_settings itself, from --grid)
     names = {(option.grid if for_sweep and option.grid else option.name) for option in options}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:

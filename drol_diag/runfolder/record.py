@@ -21,8 +21,18 @@ from drol_diag.tasks import Task, task_folder_name
 
 def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
     """<out>/<task folder>/<ablation>-k<K>; the task folder is drol_diag.tasks.task_folder_name(task)
-    (the task name itself unless it has '/' or ':')."""
-    return Path(out) / task_folder_name(run.task) / f"{run.ablation}-k{learner.num_candidates}"
+    (the task name itself unless it has '/' or ':'). A run of a sweep's grid (run.grid_settings) adds each
+    swept setting's value: <ablation>-k<K>-bc_coef=0.3-lr=0.0001."""
+    point = "".join(f"-{name}={setting_text(getattr(learner, name))}" for name in run.grid_settings)
+    return Path(out) / task_folder_name(run.task) / f"{run.ablation}-k{learner.num_candidates}{point}"
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as a run folder's name shows it: floats exactly (repr: 0.0001, 3e-05, 1.0), widths as
+    64x64, the rest as str."""
+    if isinstance(value, (tuple, list)):
+        return "x".join(map(str, value))
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from drol_diag.settings.parsing import parse_seeds, parse_widths, split_items
 
 DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
-KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices")
+KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices", "names")
 # Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), one of
 # the run's other inputs ("tracking": where else the run's log rows go, drol_diag.training.tracking), or
 # "executor": how a sweep's executor runs its groups (sweep only: the sweep's flag and sweep-file key, never a
@@ -44,6 +44,7 @@ class Option:
     flag: str = ""  # the command-line flag when not --<name-with-dashes>
     variants: tuple[str, ...] = ()  # only these ablations accept it; (): those whose method's config has the field
     grid: str = ""  # a sweep grid axis: the sweep's option (a list of values) instead of one value per group
+    sweep: bool = True  # False: a `drol-diag run` option the sweep sets itself (no sweep flag or sweep-file key)
 
     @property
     def cli_flag(self) -> str:
@@ -93,6 +94,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     Option("checkpoint_interval", "int", "updates between checkpoints", default_text="profile"),
     Option("matmul_precision", "str", "float32 matmul precision (JAX's jax_default_matmul_precision): default (GPU: "
            "TF32 on Ampere and newer), high, or highest (full float32); no effect on CPU", default_text="default"),
+    Option("grid_settings", "names", "the settings a sweep's --grid varies, e.g. bc_coef,lr: the run folder is named "
+           "by their values (<ablation>-k<K>-bc_coef=0.3-lr=0.0001) and open_runs gives each a dim (drol-diag sweep "
+           "sets it)", default_text="none", sweep=False),
     Option("profile", "str", "auto, smoke (tiny, fast) or paper (published sizes)", default="auto",
            destination="profile"),
     Option("preset", "str", "published column of the family presets: tuned (DROL*: each family's tuned K) or k16 "
@@ -168,7 +172,7 @@ def read_names(value: Any, key: str) -> tuple[str, ...]:
     line) for an empty item ('a,,b', a trailing comma, '' in a list)."""
     if isinstance(value, str) and not value.strip():
         return ()
-    example = "modes-2d,modes-5d" if key == "tasks" else "dynamic,static-routing"
+    example = {"tasks": "modes-2d,modes-5d", "grid-settings": "bc_coef,lr"}.get(key, "dynamic,static-routing")
     items = split_items(value, f"--{key}", example) if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise ValueError(f"{key} must be comma-separated names or a list of names, got {value!r}")
@@ -212,6 +216,7 @@ READERS: dict[str, Callable[[Any, str], Any]] = {
     "int": _scalar(int), "float": _scalar(float), "str": _scalar(str), "bool": _scalar(bool),
     "seeds": lambda value, key: parse_seeds(_as_text(value, key)),
     "devices": read_devices,
+    "names": read_names,
 }
 
 

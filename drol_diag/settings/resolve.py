@@ -36,6 +36,7 @@ class RunConfig:
     profile: str = "auto"  # sizing profile the run was resolved from
     preset: str = DEFAULT_PRESET  # published column the family preset came from: tuned (DROL*) or k16 (DROL(16))
     matmul_precision: str = "default"  # float32 matmuls: one of MATMUL_PRECISIONS (jax_default_matmul_precision)
+    grid_settings: tuple[str, ...] = ()  # settings a sweep's grid varies: the run folder's name carries their values
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
@@ -116,4 +117,10 @@ def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[Learner
                     **{k: v for k, v in merged.items() if k in run_fields and k not in ("task", "profile")})
     learner.validate()
     run.validate()
+    unknown_grid = [name for name in run.grid_settings if name not in learner_fields]
+    if len(set(run.grid_settings)) != len(run.grid_settings):
+        raise ValueError(f"--grid-settings {','.join(run.grid_settings)} names a setting twice; name each once")
+    if unknown_grid:
+        raise ValueError(f"--grid-settings {','.join(unknown_grid)}: not a setting of {ablation.name}'s learner; "
+                         f"name its learner settings, e.g. {', '.join(sorted(learner_fields)[:4])}")
     return learner, run

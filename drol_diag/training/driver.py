@@ -31,7 +31,14 @@ from drol.config import ACTION_CLIP_EPS, LearnerConfig
 from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
 from drol_diag.runfolder import scoring, store
-from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for, setting_differences
+from drol_diag.runfolder.record import (
+    comparable,
+    config_record,
+    diagnostics_record,
+    run_dir_for,
+    setting_differences,
+    setting_text,
+)
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
@@ -380,13 +387,15 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
 
 def start_tracking(project: str, run_dir: Path, record: dict[str, Any], run: RunConfig,
                    learner_config: LearnerConfig, log: store.RunLog) -> WandbRuns:
-    """The W&B runs of the run's seeds (drol_diag.training.tracking), named <task>/<ablation>/k<K>/seed<seed>,
+    """The W&B runs of the run's seeds (drol_diag.training.tracking), named <task>/<ablation>/k<K>/seed<seed> (a run
+    of a sweep's grid: <task>/<ablation>/k<K>/bc_coef=0.3/seed<seed>),
     grouped by the results folder, given the rows the log already holds that they lack (a resume).
     Raises RunError (one line) when wandb cannot start them."""
     out = run_dir.parent.parent.resolve()  # (run_dir_for: <out>/<task>/<ablation>-k<K>)
     try:
+        point = "".join(f"/{name}={setting_text(getattr(learner_config, name))}" for name in run.grid_settings)
         tracker = WandbRuns(project, run_dir, record, list(run.seeds),
-                            f"{run.task}/{run.ablation}/k{learner_config.num_candidates}", out.name, out)
+                            f"{run.task}/{run.ablation}/k{learner_config.num_candidates}{point}", out.name, out)
     except Exception as error:  # noqa: BLE001  (wandb raises its own errors: no network, bad credentials, ...)
         raise RunError(f"cannot start the W&B runs of --wandb {project}: "
                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None

@@ -15,7 +15,7 @@ from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import IntervalRow, Line, Panel, interval_figure, line_figure
 from reports.questions.common import STATIC, STEP_AXIS, reference_aggregates, score_levels, undertrained_notice
-from reports.runs import Results
+from reports.runs import Results, base_ablation
 from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
 ANCHOR, TITLE = "q4-dynamic-vs-static", "4. Does dynamic routing beat a static assignment?"
@@ -42,15 +42,17 @@ def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
     sentences = []
     for key, interval in analysis.improvement.items():
         x, kx, y, ky = key
-        if y != STATIC:
+        if base_ablation(y) != STATIC:
             continue
         ix, iy = analysis.groups[(x, kx)].aggregates, analysis.groups[(y, ky)].aggregates
         tasks = len(analysis.groups[(x, kx)].matrix.tasks)
-        sentences.append(f"At K={kx}, P(dynamic > static-routing) = {fmt_interval(interval)} over "
+        point = x[len(REFERENCE_ABLATION) + 1:]  # (a grid point's settings: "bc_coef=0.3", compared matched)
+        sentences.append(f"At K={kx}{', ' + point if point else ''}, P(dynamic > static-routing) = "
+                         f"{fmt_interval(interval)} over "
                          f"{plural(interval.runs, 'seed')} x {plural(tasks, 'task')}; "
                          f"{improvement_verdict('dynamic', 'static-routing', interval)} (IQM {fmt_interval(ix)} vs "
                          f"{fmt_interval(iy)}; {score_effect(analysis, key)}).")
-    others = [(key, i) for key, i in analysis.improvement.items() if key[2] != STATIC]
+    others = [(key, i) for key, i in analysis.improvement.items() if base_ablation(key[2]) != STATIC]
     if others:
         named = lambda key: f"{group_label(key[2], key[3])} ({score_effect(analysis, key)})"
         wins = [named(key) for key, i in others if i.has_interval and i.low[0] > 0.5]
@@ -126,8 +128,9 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
     if notice is not None:
         blocks.append(notice)
     blocks += [Paragraph(sentence) for sentence in improvement_answer(results, analysis)]
-    if REFERENCE_ABLATION not in results.ablations or STATIC not in results.ablations:
-        need = [a for a in (REFERENCE_ABLATION, STATIC) if a not in results.ablations]
+    ablations = [base_ablation(a) for a in results.ablations]
+    if REFERENCE_ABLATION not in ablations or STATIC not in ablations:
+        need = [a for a in (REFERENCE_ABLATION, STATIC) if a not in ablations]
         blocks.append(missing(f"This comparison needs both dynamic and static-routing runs; missing: "
                               f"{', '.join(need)}.", fill_command(results, ablations=results.ablations + need)))
     blocks.append(aggregates_table(results, analysis))

@@ -1,0 +1,137 @@
+"""Question 5b, only for a sweep with a hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1,3`):
+how sensitive is each variant to each swept setting, and does dynamic routing beat static routing at
+matched settings?
+
+Each grid point of an ablation is its own ablation label (reports.runs.fold_grid: "dynamic bc_coef=0.3"), so
+the score statistics are those of every other section (reports.analysis: IQM over runs and tasks with 95%
+stratified bootstrap intervals). Per swept setting: the IQM against the setting's values, one line per
+(ablation, K, values of the other swept settings), as a figure (numeric settings) and a table, with the spread
+between the best and the worst value; then P(dynamic > static-routing) and the IQM difference at each grid
+point where both ran with the same settings and K (analysis.improvement's matched comparisons).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from reports import stats
+from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores
+from reports.document import Block, Paragraph, Section, Table
+from reports.figures import Line, Panel, line_figure
+from reports.questions.common import STATIC, score_levels
+from reports.questions.dynamic_vs_static import improvement_verdict
+from reports.runs import Results, base_ablation
+from reports.text import fmt, fmt_interval, group_label
+
+ANCHOR, TITLE = "q5b-grid", "5b. How sensitive is it to the swept hyper-parameters?"
+
+# (ablation, K, the other swept settings' values) -> [(value of the setting, its group's scores)], by value
+Curves = dict[tuple[str, int, tuple[tuple[str, Any], ...]], list[tuple[Any, GroupScores]]]
+
+
+def swept_settings(results: Results) -> list[str]:
+    """The settings the grid varied, in the order the runs name them."""
+    return list(dict.fromkeys(name for point in results.grid.values() for name, _ in point.settings))
+
+
+def setting_curves(results: Results, analysis: Analysis, name: str) -> Curves:
+    """The IQM of every scored group at each value of setting `name`, one curve per (ablation, K, other settings)."""
+    curves: Curves = {}
+    for (label, k), group in analysis.groups.items():
+        point = results.grid.get(label)
+        values = dict(point.settings) if point else {}
+        if name not in values:
+            continue
+        others = tuple((other, value) for other, value in point.settings if other != name)
+        curves.setdefault((point.ablation, k, others), []).append((values[name], group))
+    return {key: sorted(points, key=lambda p: p[0]) for key, points in curves.items()}
+
+
+def curve_label(ablation: str, k: int, others: tuple[tuple[str, Any], ...]) -> str:
+    """'dynamic K=2', or 'dynamic K=2 lr=0.0001' where other settings were swept too."""
+    return " ".join([group_label(ablation, k), *(f"{name}={value}" for name, value in others)])
+
+
+def sensitivity_text(name: str, curves: Curves) -> list[str]:
+    """Per curve: the IQM at each value, the best value, and whether the best and worst differ materially."""
+    sentences = []
+    for (ablation, k, others), points in curves.items():
+        label = curve_label(ablation, k, others)
+        text = f"{label}: IQM " + ", ".join(f"{name}={value} {fmt_interval(g.aggregates)}" for value, g in points) + "."
+        if len(points) > 1:
+            best = max(points, key=lambda p: p[1].aggregates.point[0])
+            worst = min(points, key=lambda p: p[1].aggregates.point[0])
+            gap = best[1].aggregates.point[0] - worst[1].aggregates.point[0]
+            text += (f" Highest at {name}={best[0]}, {fmt(gap)} above the lowest ({name}={worst[0]}): "
+                     + ("more than the materiality threshold " if gap > stats.SCORE_MATERIAL else
+                        "within the materiality threshold ") + f"{stats.SCORE_MATERIAL:g}.")
+        else:
+            text += f" One value of {name} only: no curve."
+        sentences.append(text)
+    return sentences
+
+
+def sensitivity_panel(results: Results, analysis: Analysis, name: str, curves: Curves) -> Panel | None:
+    """The IQM against the setting's values (numbers only; None for a text setting)."""
+    lines = []
+    for (ablation, k, others), points in curves.items():
+        values = [value for value, _ in points]
+        if not all(isinstance(v, (int, float)) for v in values):
+            return None
+        intervals = [g.aggregates for _, g in points]
+        lines.append(Line(curve_label(ablation, k, others), ablation, np.array(values, float),
+                          np.array([i.point[0] for i in intervals]), np.array([i.low[0] for i in intervals]),
+                          np.array([i.high[0] for i in intervals])))
+    values = [float(v) for line in lines for v in line.x]
+    logarithmic = min(values) > 0 and max(values) >= 4 * min(values)  # (0.3, 1, 3; 1e-4, 3e-4: a log axis)
+    return Panel(f"IQM against {name}", name + (" (log scale)" if logarithmic else ""), "IQM of score", tuple(lines),
+                 log2_x=logarithmic, levels=score_levels(results, analysis))
+
+
+def matched_rows(results: Results, analysis: Analysis) -> list[tuple[str, ...]]:
+    """P(dynamic > static-routing) and the IQM difference at each grid point where both ran (same settings, K)."""
+    rows = []
+    for (x, kx, y, ky), interval in analysis.improvement.items():
+        if base_ablation(y) != STATIC or x not in results.grid:
+            continue
+        settings = ", ".join(f"{name}={value}" for name, value in results.grid[x].settings) or "-"
+        rows.append((settings, f"K={kx}", fmt_interval(analysis.groups[(x, kx)].aggregates),
+                     fmt_interval(analysis.groups[(y, ky)].aggregates), fmt_interval(interval),
+                     fmt_interval(analysis.score_difference[(x, kx, y, ky)]),
+                     improvement_verdict(REFERENCE_ABLATION, STATIC, interval)))
+    return rows
+
+
+def question_grid(results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = []
+    panels = []
+    for name in swept_settings(results):
+        curves = setting_curves(results, analysis, name)
+        blocks += [Paragraph(sentence) for sentence in sensitivity_text(name, curves)]
+        blocks.append(Table(f"IQM of the score at each {name}", ("run", name, "IQM [95% CI]", "seeds x tasks"),
+                            tuple((curve_label(a, k, others), str(value), fmt_interval(g.aggregates),
+                                   f"{g.matrix.num_runs} x {len(g.matrix.tasks)}")
+                                  for (a, k, others), points in curves.items() for value, g in points),
+                            note="IQM over runs x tasks, 95% stratified bootstrap intervals (rliable); one row per "
+                                 "value of the setting, the other swept settings held at the values named."))
+        panel = sensitivity_panel(results, analysis, name, curves) if curves else None
+        if panel is not None:
+            panels.append(panel)
+    if panels:
+        blocks.append(line_figure("grid-sensitivity", "Sensitivity to each swept setting: IQM of the score over runs "
+                                  "and tasks against the setting's value, per ablation and K (grey lines: the "
+                                  "task's reference policies, where it has them); bands 95% bootstrap intervals.",
+                                  panels, columns=2))
+    rows = matched_rows(results, analysis)
+    if rows:
+        blocks.append(Table("Dynamic vs static routing at matched settings",
+                            ("settings", "K", "IQM dynamic", "IQM static-routing", "P(dynamic > static) [95% CI]",
+                             "IQM difference [95% CI]", "reading"), tuple(rows),
+                            note="each row compares runs of dynamic and static-routing made with the same swept "
+                                 "settings and K; P(X > Y) as in section 4 (0.5: no difference)."))
+    else:
+        blocks.append(Paragraph("No grid point has both dynamic and static-routing runs: dynamic and static routing "
+                                "are not compared at matched settings (add both to --ablations)."))
+    return Section(ANCHOR, TITLE, tuple(blocks))

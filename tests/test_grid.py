@@ -1,0 +1,123 @@
+"""Hyper-parameter grids (`drol-diag sweep --grid bc_coef=0.3,1`), end to end: the sweep names a run folder per
+grid point and records the grid, a second sweep skips them, `--status` reads them, open_runs gives bc_coef a
+dim, and the report draws a bc_coef curve and compares dynamic and static routing at matched settings. Bad grids
+end with one `error:` line, exit status 2 and nothing written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablations import grid
+from diagnostics.runs import open_runs
+from reports.analysis import analyse, comparisons
+from reports.questions.grid import matched_rows, question_grid, setting_curves
+from reports.runs import read_results
+from tests.helpers import invoke
+from tests.test_bad_input import assert_refused
+
+TINY = ("--tasks", "modes-2d", "--k", "2", "--seeds", "0", "--steps", "40", "--hidden", "8", "--no-diagnostics",
+        "--no-progress")  # (the probe diagnostics would double each group's time; the scores are what is compared)
+GRID = (*TINY, "--ablations", "dynamic,static-routing", "--grid", "bc_coef=0.3,1")
+POINTS = ("dynamic-k2-bc_coef=0.3", "dynamic-k2-bc_coef=1.0", "static-routing-k2-bc_coef=0.3",
+          "static-routing-k2-bc_coef=1.0")
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory) -> Path:
+    """A finished sweep of dynamic and static-routing at bc_coef 0.3 and 1 (K 2, one seed, 40 updates, no probe
+    diagnostics): four groups, two at a time."""
+    out = tmp_path_factory.mktemp("grid") / "out"
+    result = invoke("sweep", *GRID, "--out", str(out), "--jobs", "2", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_grid_sweep_names_a_folder_per_point_records_the_grid_and_skips_finished_runs(grid_sweep):
+    assert sorted(p.name for p in (grid_sweep / "modes-2d").iterdir() if not p.name.startswith(".")) == list(POINTS)
+    config = json.loads((grid_sweep / "modes-2d" / POINTS[2] / "config.json").read_text())
+    assert config["learner"]["bc_coef"] == 0.3 and config["run"]["grid_settings"] == ["bc_coef"]
+    assert "--grid-settings bc_coef" in config["command"] and "--bc-coef 0.3" in config["command"]
+    recorded = grid.spec_from_values(grid.read_sweep_file(grid_sweep / grid.SWEEP_FILE), {})
+    assert recorded.grid == (("bc_coef", (0.3, 1.0)),) and recorded.ablations == ("dynamic", "static-routing")
+    again = invoke("sweep", *GRID, "--out", str(grid_sweep))  # every group finished: nothing runs
+    assert again.exit_code == 0, again.output
+    assert "4 groups x 1 seeds = 4 runs, 0 to run" in again.stdout and again.stdout.count("skipped") == 4
+    status = invoke("sweep", "--status", str(grid_sweep))
+    assert status.exit_code == 0 and "4 done" in status.stdout and "static-routing-k2-bc_coef=1.0" in status.stdout
+
+
+def test_open_runs_gives_the_swept_setting_a_dim(grid_sweep):
+    logs = open_runs(grid_sweep)
+    assert logs["eval_score"].dims[:5] == ("task", "ablation", "k", "bc_coef", "seed")
+    assert list(logs["bc_coef"].values) == [0.3, 1.0]
+    for name in POINTS:  # each run at its own place, the same values as its folder opened alone
+        ablation, bc_coef = name.split("-k2-bc_coef=")
+        one = open_runs(grid_sweep / "modes-2d" / name)
+        assert one["eval_score"].dims[:4] == ("task", "ablation", "k", "bc_coef")
+        placed = logs["eval_score"].sel(ablation=ablation, bc_coef=float(bc_coef)).squeeze().values
+        assert np.array_equal(placed, one["eval_score"].squeeze().values)
+        assert str(logs["run_dir"].sel(ablation=ablation, bc_coef=float(bc_coef)).item()).endswith(name)
+
+
+def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_sweep):
+    results = read_results(grid_sweep)
+    assert set(results.grid) == {"dynamic bc_coef=0.3", "dynamic bc_coef=1.0", "static-routing bc_coef=0.3",
+                                 "static-routing bc_coef=1.0"}
+    analysis = analyse(results, reps=50)
+    curves = setting_curves(results, analysis, "bc_coef")
+    assert sorted(curves) == [("dynamic", 2, ()), ("static-routing", 2, ())]
+    scores = results.scores.set_index("ablation")["score"]
+    for (ablation, _, _), points in curves.items():
+        assert [value for value, _ in points] == [0.3, 1.0]
+        assert [g.aggregates.point[0] for _, g in points] == pytest.approx(  # one seed: its IQM is its score
+            [scores[f"{ablation} bc_coef={value}"] for value, _ in points])
+    # dynamic at each point against static-routing at the same point only
+    assert sorted(comparisons(results)) == [("dynamic bc_coef=0.3", 2, "static-routing bc_coef=0.3", 2),
+                                            ("dynamic bc_coef=1.0", 2, "static-routing bc_coef=1.0", 2)]
+    assert [row[0] for row in matched_rows(results, analysis)] == ["bc_coef=0.3", "bc_coef=1.0"]
+    section = question_grid(results, analysis)
+    assert any(getattr(block, "name", "") == "grid-sensitivity" for block in section.blocks)
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (("--ablations", "dynamic", "--grid", "routing_temperature=0.5,1"), "it applies to soft-routing"),
+    (("--ablations", "dynamic", "--grid", "alpha=1,10"), "it applies to fql"),
+    (("--ablations", "dynamic", "--grid", "bc_coef=0.3,high"), "'high' is not a float"),
+    (("--ablations", "dynamic", "--grid", "bc_coef="), "empty grid"),
+    (("--ablations", "dynamic", "--grid", "bc_coef=0.3,1", "--bc-coef", "1"), "both as a --grid axis and as its own"),
+    (("--ablations", "dynamic", "--grid", "seeds=1,2"), "'seeds' is not a learner setting a grid can vary"),
+])
+def test_bad_grids_are_refused_before_anything_is_written(tmp_path, args, phrase):
+    result = invoke("sweep", *TINY, *args, "--out", str(tmp_path / "out"))
+    assert_refused(result, phrase)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_names_only_its_learner_settings_as_grid_settings(tmp_path):
+    result = invoke("run", "--ablation", "dynamic", "--grid-settings", "alpha", "--out", str(tmp_path / "out"))
+    assert_refused(result, "--grid-settings alpha: not a setting of dynamic's learner")
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_file_grid_table_is_read_and_checked(tmp_path):
+    sweep_file = tmp_path / "sweep.toml"
+    sweep_file.write_text('ablations = ["dynamic", "fql"]\n[grid]\nbc_coef = [0.3, 1]\nalpha = [1, 10]\n')
+    spec = grid.spec_from_values(grid.read_sweep_file(sweep_file), {"tasks": "modes-2d", "k": "2"})
+    points = [(g.ablation, g.settings) for g in grid.expand(spec)]  # each ablation varies what it takes
+    assert points == [("dynamic", (("bc_coef", 0.3),)), ("dynamic", (("bc_coef", 1.0),)),
+                      ("fql", (("alpha", 1.0),)), ("fql", (("alpha", 10.0),))]
+    assert grid.spec_from_values(grid.read_sweep_file(sweep_file), {}).grid == spec.grid  # (the file's own grid)
+    # A flag setting swept reaches each run as its flag: --normalize-q-loss / --no-normalize-q-loss.
+    flags = grid.spec_from_values({}, {"tasks": "modes-2d", "grid": ["normalize_q_loss=true,false"]})
+    on, off = [grid.run_arguments(flags, group, tmp_path) for group in grid.expand(flags)]
+    assert "--normalize-q-loss" in on and "--no-normalize-q-loss" in off
+    assert not {"True", "False"} & {*on, *off}
+    sweep_file.write_text('ablations = ["dynamic"]\n[grid]\nbc_coef = ["a"]\n')
+    assert_refused(invoke("sweep", "--from", str(sweep_file), "--out", str(tmp_path / "out")), "bc_coef")
+    sweep_file.write_text('ablations = ["dynamic"]\n[grid]\nbc_coef = []\n')
+    assert_refused(invoke("sweep", "--from", str(sweep_file), "--out", str(tmp_path / "out")), "empty grid")
+    assert not (tmp_path / "out").exists()
