@@ -173,8 +173,12 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
     if analysis.groups:
         (a, k), g = max(analysis.groups.items(), key=lambda item: item[1].aggregates.point[0])
         best = f"highest IQM: {group_label(a, k)} {fmt_interval(g.aggregates)}"
-        if any(group_label(a, k) == label for runs in undertrained(results, analysis).values() for label, _ in runs):
-            best += " (below a randomly played supported action's score: undertrained, not a finding)"
+        label = group_label(a, k)
+        below = [task for task, runs in undertrained(results, analysis).items() if any(r == label for r, _ in runs)]
+        if below:
+            where = "" if len(below) == len(results.tasks) else f" on {', '.join(below)}"
+            best += (f" (undertrained, not a finding{where}: below a randomly played supported action's score"
+                     f"{' there' if where else ''})")
     else:
         best = "no evaluation scores in these runs"
     return read, versus, best
