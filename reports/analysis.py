@@ -34,6 +34,11 @@ REFERENCE_ABLATION = "dynamic"  # the paper's method: probabilities of improveme
 BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at every K
 
 
+def is_baseline(label: str) -> bool:
+    """Whether an ablation label is the baseline without K's (fql, or one of its grid points: "fql alpha=3")."""
+    return base_ablation(label) == BASELINE_WITHOUT_K
+
+
 DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
 PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
 YARDSTICKS = ("return_rate_chance", "data_action_spread", "support_dist_ref")  # what the ratios and excesses divide
@@ -195,7 +200,7 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
             if base_ablation(other) == REFERENCE_ABLATION:
                 continue
             other_point = results.grid[other].settings if other in results.grid else ()
-            if base_ablation(other) == BASELINE_WITHOUT_K or (other_k == k and other_point == point):
+            if is_baseline(other) or (other_k == k and other_point == point):
                 pairs.append((label, k, other, other_k))
     return pairs
 

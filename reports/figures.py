@@ -98,9 +98,10 @@ def draw_line_figure(panels: list[Panel], columns: int = 2):
     with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
         fig, axes = plt.subplots(rows, columns, figsize=(WIDTH_IN, height), squeeze=False)
         handles: dict[str, object] = {}
+        shades = line_shades(panels)
         for ax, panel in zip(axes.flat, panels):
             for line in panel.lines:
-                handles.setdefault(*_draw_line(ax, line))
+                handles.setdefault(*_draw_line(ax, line, shades[line.ablation]))
             if panel.reference is not None:
                 value, label = panel.reference
                 handles.setdefault(label, ax.axhline(value, color="0.3", linestyle=":", linewidth=1.2, label=label))
@@ -161,8 +162,19 @@ def _fit_y_axis(ax, panel: Panel) -> None:
                 va="top", fontsize=8, color="0.25", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
 
 
-def _draw_line(ax, line: Line) -> tuple[str, object]:
+def line_shades(panels: list[Panel]) -> dict[str, int]:
+    """{line key (Line.ablation): its shade}: 0 for the first key of each ablation in the figure, 1, 2, ... for the
+    next ones ("dynamic bc_coef=0.3", "dynamic bc_coef=3": grid points of one ablation), which are drawn darker and
+    with another marker, the same in every panel."""
+    keys = list(dict.fromkeys(line.ablation for panel in panels for line in panel.lines))
+    return {key: [ablation_rank(other) for other in keys[:i]].count(ablation_rank(key)) for i, key in enumerate(keys)}
+
+
+def _draw_line(ax, line: Line, shade: int = 0) -> tuple[str, object]:
     colour, marker = ablation_colour(line.ablation), ablation_marker(line.ablation)
+    if shade:  # another line of the same ablation's colour: darker, and the marker after its own
+        colour = tuple(c * (1.0 - 0.3 * ((shade - 1) % 3 + 1) / 1.5) for c in colour)
+        marker = MARKERS[(MARKERS.index(marker) + 3 * shade) % len(MARKERS)]
     banded = np.isfinite(line.low).any()
     label = line.label if banded else f"{line.label} (1 seed: no band)"
     markevery = max(1, len(line.x) // 8)

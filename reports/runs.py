@@ -119,6 +119,12 @@ def base_ablation(label: str) -> str:
     return label.split(" ", 1)[0]
 
 
+def grid_settings_text(label: str) -> str:
+    """The swept settings of an ablation label: 'dynamic bc_coef=0.3 lr=0.0001' -> 'bc_coef=0.3 lr=0.0001' ('' for
+    a label without a grid point)."""
+    return label.split(" ", 1)[1] if " " in label else ""
+
+
 def grid_label(ablation: str, settings: tuple[tuple[str, Any], ...]) -> str:
     """The ablation label of a grid point: 'dynamic bc_coef=0.3 lr=0.0001'."""
     return " ".join([ablation, *(f"{name}={value}" for name, value in settings)])

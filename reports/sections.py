@@ -24,7 +24,7 @@ from reports.questions import (
     question_support,
     question_truth,
 )
-from reports.questions.common import STATIC, undertrained, undertrained_notice
+from reports.questions.common import STATIC, at_point, undertrained, undertrained_notice
 from reports.questions.dynamic_vs_static import improvement_verdict
 from reports.questions.grid import question_grid
 from reports.runs import Results, SkippedRunInfo, base_ablation
@@ -162,8 +162,7 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
     static = [(x, kx, i) for (x, kx, y, ky), i in analysis.improvement.items() if base_ablation(y) == STATIC]
     if static:
         x, kx, i = max(static, key=lambda item: item[2].point[0])
-        point = x[len("dynamic "):]  # (a grid point: the settings both were run at)
-        versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}{', ' + point if point else ''}: "
+        versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}{at_point(x)}: "
                   f"{improvement_verdict('dynamic', 'static-routing', i)}")
     elif any(s.ablation in ("dynamic", STATIC) for s in results.skipped):
         versus = ("dynamic vs static-routing: not compared, a run folder of one of them was skipped as unreadable "

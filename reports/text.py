@@ -19,7 +19,7 @@ import numpy as np
 
 from drol_diag.settings.options import OPTIONS
 from reports import stats
-from reports.analysis import BASELINE_WITHOUT_K
+from reports.analysis import is_baseline
 from reports.document import Notice
 from reports.runs import Results, base_ablation
 
@@ -64,7 +64,7 @@ def effect_text(difference: stats.Interval, threshold: float | None) -> str:
 
 
 def group_label(ablation: str, k: int) -> str:
-    return ablation if ablation == BASELINE_WITHOUT_K else f"{ablation} K={k}"
+    return ablation if is_baseline(ablation) else f"{ablation} K={k}"
 
 
 def seeds_text(seeds: tuple[int, ...] | list[int]) -> str:
@@ -73,7 +73,7 @@ def seeds_text(seeds: tuple[int, ...] | list[int]) -> str:
 
 def run_ks(groups: Iterable[tuple[str, int]]) -> list[int]:
     """The K values of (ablation, K) groups, ascending, leaving out the baseline that has no K."""
-    return sorted({k for a, k in groups if a != BASELINE_WITHOUT_K})
+    return sorted({k for a, k in groups if not is_baseline(a)})
 
 
 # ------------------------------------------------------------------------------------------------

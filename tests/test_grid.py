@@ -1,6 +1,7 @@
 """Hyper-parameter grids (`drol-diag sweep --grid bc_coef=0.3,1`), end to end: the sweep names a run folder per
 grid point and records the grid, a second sweep skips them, `--status` reads them, open_runs gives bc_coef a
-dim, and the report draws a bc_coef curve and compares dynamic and static routing at matched settings. Bad grids
+dim, the report draws a bc_coef curve and compares dynamic and static routing at matched settings, in the scores
+and in every diagnostic question (ownership, support, conflict: each grid point against its own). Bad grids
 end with one `error:` line, exit status 2 and nothing written."""
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import pytest
 
 from ablations import grid
 from diagnostics.runs import open_runs
-from reports.analysis import analyse, comparisons
+from reports.analysis import analyse, comparisons, is_baseline
+from reports.document import Notice, Paragraph
+from reports.questions import question_conflict, question_ownership, question_support
+from reports.questions.common import late_difference
 from reports.questions.grid import matched_rows, question_grid, setting_curves
 from reports.runs import read_results
+from reports.text import fmt_interval, group_label, run_ks
 from tests.helpers import invoke
 from tests.test_bad_input import assert_refused
 
-TINY = ("--tasks", "modes-2d", "--k", "2", "--seeds", "0", "--steps", "40", "--hidden", "8", "--no-diagnostics",
-        "--no-progress")  # (the probe diagnostics would double each group's time; the scores are what is compared)
+TINY = ("--tasks", "modes-2d", "--k", "2", "--seeds", "0,1", "--steps", "40", "--hidden", "8", "--probes", "16",
+        "--log-interval", "20", "--no-progress")
 GRID = (*TINY, "--ablations", "dynamic,static-routing", "--grid", "bc_coef=0.3,1")
 POINTS = ("dynamic-k2-bc_coef=0.3", "dynamic-k2-bc_coef=1.0", "static-routing-k2-bc_coef=0.3",
           "static-routing-k2-bc_coef=1.0")
@@ -28,8 +33,8 @@ POINTS = ("dynamic-k2-bc_coef=0.3", "dynamic-k2-bc_coef=1.0", "static-routing-k2
 
 @pytest.fixture(scope="module")
 def grid_sweep(tmp_path_factory) -> Path:
-    """A finished sweep of dynamic and static-routing at bc_coef 0.3 and 1 (K 2, one seed, 40 updates, no probe
-    diagnostics): four groups, two at a time."""
+    """A finished sweep of dynamic and static-routing at bc_coef 0.3 and 1 (K 2, two seeds, 40 updates, diagnostics
+    on 16 probes every 20 updates): four groups, two at a time."""
     out = tmp_path_factory.mktemp("grid") / "out"
     result = invoke("sweep", *GRID, "--out", str(out), "--jobs", "2", "--threads", "1")
     assert result.exit_code == 0, result.output
@@ -45,7 +50,7 @@ def test_grid_sweep_names_a_folder_per_point_records_the_grid_and_skips_finished
     assert recorded.grid == (("bc_coef", (0.3, 1.0)),) and recorded.ablations == ("dynamic", "static-routing")
     again = invoke("sweep", *GRID, "--out", str(grid_sweep))  # every group finished: nothing runs
     assert again.exit_code == 0, again.output
-    assert "4 groups x 1 seeds = 4 runs, 0 to run" in again.stdout and again.stdout.count("skipped") == 4
+    assert "4 groups x 2 seeds = 8 runs, 0 to run" in again.stdout and again.stdout.count("skipped") == 4
     status = invoke("sweep", "--status", str(grid_sweep))
     assert status.exit_code == 0 and "4 done" in status.stdout and "static-routing-k2-bc_coef=1.0" in status.stdout
 
@@ -70,10 +75,10 @@ def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_swee
     analysis = analyse(results, reps=50)
     curves = setting_curves(results, analysis, "bc_coef")
     assert sorted(curves) == [("dynamic", 2, ()), ("static-routing", 2, ())]
-    scores = results.scores.set_index("ablation")["score"]
+    scores = results.scores.groupby("ablation")["score"].mean()
     for (ablation, _, _), points in curves.items():
         assert [value for value, _ in points] == [0.3, 1.0]
-        assert [g.aggregates.point[0] for _, g in points] == pytest.approx(  # one seed: its IQM is its score
+        assert [g.aggregates.point[0] for _, g in points] == pytest.approx(  # two seeds: the IQM is their mean
             [scores[f"{ablation} bc_coef={value}"] for value, _ in points])
     # dynamic at each point against static-routing at the same point only
     assert sorted(comparisons(results)) == [("dynamic bc_coef=0.3", 2, "static-routing bc_coef=0.3", 2),
@@ -81,6 +86,27 @@ def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_swee
     assert [row[0] for row in matched_rows(results, analysis)] == ["bc_coef=0.3", "bc_coef=1.0"]
     section = question_grid(results, analysis)
     assert any(getattr(block, "name", "") == "grid-sensitivity" for block in section.blocks)
+
+
+def test_diagnostic_questions_answer_each_grid_point_and_compare_dynamic_and_static_at_matched_settings(grid_sweep):
+    results = read_results(grid_sweep)
+    analysis = analyse(results, reps=50)
+    sections = {question.__name__: question(results, analysis)
+                for question in (question_ownership, question_support, question_conflict)}
+    for name, section in sections.items():  # both ablations ran: nothing is said to be missing
+        assert not [b for b in section.blocks if isinstance(b, Notice) and b.kind == "missing"], name
+    text = {name: " ".join(b.text for b in s.blocks if isinstance(b, Paragraph)) for name, s in sections.items()}
+    for value in (0.3, 1.0):
+        assert f"Under dynamic routing with K=2, bc_coef={value} (2 seeds)" in text["question_ownership"]
+        assert f"static-routing (K=2, bc_coef={value}) never reassigns" in text["question_ownership"]
+        # each dynamic grid point against static-routing at the same point, never at another
+        for name, variable in (("question_support", "ood_frac"), ("question_conflict", "conflict_frac")):
+            dynamic = analysis.diagnostics[(variable, "modes-2d", f"dynamic bc_coef={value}", 2)].late_values
+            static = analysis.diagnostics[(variable, "modes-2d", f"static-routing bc_coef={value}", 2)].late_values
+            difference = late_difference(results, analysis, variable, "modes-2d", f"dynamic bc_coef={value}", 2)
+            assert difference.point[0] == pytest.approx(np.mean(dynamic) - np.mean(static))
+            assert f"At K=2, bc_coef={value}, " in text[name] and fmt_interval(difference) in text[name]
+    assert late_difference(results, analysis, "ood_frac", "modes-2d", "dynamic bc_coef=3.0", 2) is None
 
 
 @pytest.mark.parametrize("args, phrase", [
@@ -121,3 +147,10 @@ def test_sweep_file_grid_table_is_read_and_checked(tmp_path):
     sweep_file.write_text('ablations = ["dynamic"]\n[grid]\nbc_coef = []\n')
     assert_refused(invoke("sweep", "--from", str(sweep_file), "--out", str(tmp_path / "out")), "empty grid")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_point_of_fql_is_the_baseline_without_k():
+    assert is_baseline("fql alpha=3.0") and is_baseline("fql") and not is_baseline("dynamic bc_coef=3.0")
+    assert group_label("fql alpha=3.0", 1) == "fql alpha=3.0" and group_label("dynamic bc_coef=3.0", 4) == (
+        "dynamic bc_coef=3.0 K=4")
+    assert run_ks([("fql alpha=3.0", 1), ("dynamic bc_coef=3.0", 4)]) == [4]  # fql's K=1 is not a K that was run

@@ -13,17 +13,17 @@ from diagnostics.quantities import QUANTITIES, REPORTING
 from drol_diag.tasks.base import undertrained_level
 from reports import stats
 from reports.analysis import (
-    BASELINE_WITHOUT_K,
     DIAGNOSTICS,
     PER_PROBE,
     REFERENCE_ABLATION,
     TREND_ROWS,
     Analysis,
     DiagnosticSummary,
+    is_baseline,
 )
 from reports.document import Block, Figure, Notice, Paragraph, Table
 from reports.figures import Line, Panel, line_figure
-from reports.runs import Results
+from reports.runs import Results, base_ablation, grid_label, grid_settings_text
 from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, plural, run_ks
 
 STATIC = "static-routing"
@@ -34,8 +34,28 @@ def get(analysis: Analysis, variable: str, task: str, ablation: str, k: int) -> 
     return analysis.diagnostics.get((variable, task, ablation, k))
 
 
-def dynamic_ks(results: Results) -> list[int]:
-    return results.ks(REFERENCE_ABLATION)
+def groups_of(results: Results, ablation: str) -> list[tuple[str, int]]:
+    """The (label, K) groups of `ablation`: the ablation itself, or each of its grid points ("dynamic bc_coef=0.3")."""
+    return [(label, k) for label, k in results.groups if base_ablation(label) == ablation]
+
+
+def has_ablation(results: Results, ablation: str) -> bool:
+    """Whether `ablation` was run, at any grid point."""
+    return bool(groups_of(results, ablation))
+
+
+def matched(results: Results, label: str, ablation: str) -> str | None:
+    """The label of `ablation` run at the grid point of `label` (the same swept settings), or None where it was not:
+    matched("dynamic bc_coef=0.3", "static-routing") -> "static-routing bc_coef=0.3"."""
+    point = results.grid[label].settings if label in results.grid else ()
+    other = grid_label(ablation, point)
+    return other if other in results.ablations else None
+
+
+def at_point(label: str) -> str:
+    """', bc_coef=0.3' for a grid point's label (its swept settings, to follow "K=4"); '' without a grid."""
+    settings = grid_settings_text(label)
+    return f", {settings}" if settings else ""
 
 
 def material_threshold(variable: str) -> float | None:
@@ -43,23 +63,30 @@ def material_threshold(variable: str) -> float | None:
     return REPORTING[variable].material
 
 
-def late_difference(analysis: Analysis, variable: str, task: str, k: int) -> stats.Interval | None:
-    """dynamic's late value minus static-routing's at K (independent seeds, 95% bootstrap interval), or None
-    when either run lacks the quantity."""
-    dyn, sta = get(analysis, variable, task, REFERENCE_ABLATION, k), get(analysis, variable, task, STATIC, k)
+def late_difference(results: Results, analysis: Analysis, variable: str, task: str, label: str,
+                    k: int) -> stats.Interval | None:
+    """The dynamic run `label`'s late value minus that of static-routing at its grid point and K (independent seeds,
+    95% bootstrap interval), or None when either run lacks the quantity."""
+    static = matched(results, label, STATIC)
+    dyn, sta = get(analysis, variable, task, label, k), static and get(analysis, variable, task, static, k)
     if dyn is None or sta is None:
         return None
     return stats.difference_interval(dyn.late_values, sta.late_values, analysis.reps, analysis.seed)
 
 
-def late_comparison(analysis: Analysis, variable: str, task: str, k: int, what: str) -> str | None:
-    """'At K=4, <what>, dynamic minus static-routing late: difference ... : no material difference
-    (threshold 0.05).' (None when either run lacks the quantity). States the effect, never a cause."""
-    difference = late_difference(analysis, variable, task, k)
-    if difference is None:
-        return None
-    effect = effect_text(difference, material_threshold(variable))
-    return f"At K={k}, {what}, dynamic minus static-routing late: {effect}."
+def late_comparisons(results: Results, analysis: Analysis, variable: str, task: str,
+                     what: str) -> list[tuple[str, stats.Interval]]:
+    """Per dynamic run with a static-routing run at its K and grid point: ('At K=4, <what>, dynamic minus
+    static-routing late: difference ...: no material difference (threshold 0.05).', the difference). States the
+    effect, never a cause."""
+    comparisons = []
+    for label, k in groups_of(results, REFERENCE_ABLATION):
+        difference = late_difference(results, analysis, variable, task, label, k)
+        if difference is not None:
+            effect = effect_text(difference, material_threshold(variable))
+            comparisons.append((f"At K={k}{at_point(label)}, {what}, dynamic minus static-routing late: {effect}.",
+                                difference))
+    return comparisons
 
 
 def trend_difference(analysis: Analysis, summary: DiagnosticSummary) -> stats.Interval:
@@ -98,9 +125,9 @@ def diagnostic_figure(results: Results, analysis: Analysis, task: str, names: li
         for k in ks:
             lines = []
             for ablation in results.ablations:
-                run_k = 1 if ablation == BASELINE_WITHOUT_K else k
+                run_k = 1 if is_baseline(ablation) else k
                 summary = get(analysis, variable, task, ablation, run_k)
-                if summary is None or (ablation == BASELINE_WITHOUT_K and k != ks[0] and len(ks) > 1):
+                if summary is None or (is_baseline(ablation) and k != ks[0] and len(ks) > 1):
                     continue
                 e = summary.curve.estimate
                 lines.append(Line(ablation, ablation, summary.curve.steps, e.point, e.low, e.high))

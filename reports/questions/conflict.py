@@ -15,11 +15,10 @@ from reports.questions.common import (
     STATIC,
     diagnostic_figure,
     diagnostic_table,
-    dynamic_ks,
     fill_static_command,
     get,
-    late_comparison,
-    late_difference,
+    has_ablation,
+    late_comparisons,
     material_threshold,
     task_blocks,
 )
@@ -46,12 +45,9 @@ def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str
         sentences.append(f"{group_label(ablation, k)}: cosine between the BC and critic gradients "
                          f"{fmt_interval(cos.late)} late ({verdict}); the BC pull opposes the critic's ascent on "
                          f"{fmt_interval(frac.early)} of probes at first and {fmt_interval(frac.late)} late.")
-    for k in dynamic_ks(results):
-        comparison = late_comparison(analysis, "conflict_frac", task, k,
-                                     "the fraction of probes where the BC pull opposes the critic's ascent")
-        if comparison is None:
-            continue
-        difference = late_difference(analysis, "conflict_frac", task, k)
+    for comparison, difference in late_comparisons(
+            results, analysis, "conflict_frac", task,
+            "the fraction of probes where the BC pull opposes the critic's ascent"):
         if stats.is_material(difference, material_threshold("conflict_frac")) and difference.high[0] < 0:
             comparison += " " + HYPOTHESIS
         sentences.append(comparison)
@@ -70,7 +66,7 @@ def question_conflict(results: Results, analysis: Analysis) -> Section:
                                    "bands 95% bootstrap intervals.", {"grad_cos": (0.0, "no agreement (cosine 0)")})
         table = diagnostic_table(results, analysis, task, names, f"{task}: gradient conflict, early -> late")
         blocks += task_blocks(task, conflict_answer(results, analysis, task), figure, table)
-    if STATIC not in results.ablations:
+    if not has_ablation(results, STATIC):
         blocks.append(missing("Without static-routing runs there is nothing to tell whether routing resolves the "
                               "conflict.", fill_static_command(results)))
     return Section("q3-conflict", "3. Do the critic and BC directions disagree, and does routing resolve it?",

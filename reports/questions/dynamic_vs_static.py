@@ -11,10 +11,17 @@ mean and median; fewer than 4 runs x tasks: IQM and mean); a warning when runs s
 from __future__ import annotations
 
 from reports import stats
-from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
+from reports.analysis import REFERENCE_ABLATION, Analysis, is_baseline
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import IntervalRow, Line, Panel, interval_figure, line_figure
-from reports.questions.common import STATIC, STEP_AXIS, reference_aggregates, score_levels, undertrained_notice
+from reports.questions.common import (
+    STATIC,
+    STEP_AXIS,
+    at_point,
+    reference_aggregates,
+    score_levels,
+    undertrained_notice,
+)
 from reports.runs import Results, base_ablation
 from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
@@ -46,8 +53,7 @@ def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
             continue
         ix, iy = analysis.groups[(x, kx)].aggregates, analysis.groups[(y, ky)].aggregates
         tasks = len(analysis.groups[(x, kx)].matrix.tasks)
-        point = x[len(REFERENCE_ABLATION) + 1:]  # (a grid point's settings: "bc_coef=0.3", compared matched)
-        sentences.append(f"At K={kx}{', ' + point if point else ''}, P(dynamic > static-routing) = "
+        sentences.append(f"At K={kx}{at_point(x)}, P(dynamic > static-routing) = "
                          f"{fmt_interval(interval)} over "
                          f"{plural(interval.runs, 'seed')} x {plural(tasks, 'task')}; "
                          f"{improvement_verdict('dynamic', 'static-routing', interval)} (IQM {fmt_interval(ix)} vs "
@@ -104,7 +110,7 @@ def score_panels(results: Results, analysis: Analysis) -> list[Panel]:
     panels = []
     levels = score_levels(results, analysis)
     for k in run_ks(analysis.groups) or [1]:
-        shown = [(a, kk, g) for (a, kk), g in analysis.groups.items() if kk == k or a == BASELINE_WITHOUT_K]
+        shown = [(a, kk, g) for (a, kk), g in analysis.groups.items() if kk == k or is_baseline(a)]
         panels.append(Panel(f"Performance profile, K={k}", "score threshold tau (1 = best)",
                             "fraction of runs with score > tau",
                             tuple(Line(a, a, stats.PROFILE_TAUS, g.profile.point, g.profile.low, g.profile.high)
@@ -160,10 +166,10 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
             "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],
-            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if y == BASELINE_WITHOUT_K else ""), y,
+            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if is_baseline(y) else ""), y,
                          *zip(i.at(0))) for (x, kx, y, ky), i in analysis.improvement.items()], reference=0.5,
             xlim=(-0.02, 1.02)))
-    has_baseline = any(a == BASELINE_WITHOUT_K for a, _ in analysis.groups)
+    has_baseline = any(is_baseline(a) for a, _ in analysis.groups)
     levels = score_levels(results, analysis)
     blocks.append(line_figure("profiles", "Left: performance profiles (fraction of runs above each score, over all "
                               "tasks). Right: IQM of the evaluation score against training step"

@@ -81,7 +81,8 @@ def sensitivity_panel(results: Results, analysis: Analysis, name: str, curves: C
         if not all(isinstance(v, (int, float)) for v in values):
             return None
         intervals = [g.aggregates for _, g in points]
-        lines.append(Line(curve_label(ablation, k, others), ablation, np.array(values, float),
+        label = curve_label(ablation, k, others)
+        lines.append(Line(label, label, np.array(values, float),
                           np.array([i.point[0] for i in intervals]), np.array([i.low[0] for i in intervals]),
                           np.array([i.high[0] for i in intervals])))
     values = [float(v) for line in lines for v in line.x]

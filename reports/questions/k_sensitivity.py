@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from reports import stats
-from reports.analysis import BASELINE_WITHOUT_K, DIAGNOSTICS, Analysis
+from reports.analysis import DIAGNOSTICS, Analysis, is_baseline
 from reports.document import Block, Paragraph, Section
 from reports.figures import Line, Panel, line_figure
 from reports.questions.common import diagnostic_panel, get, score_levels
@@ -91,7 +91,7 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
     lines = []
     for ablation in results.ablations:
         ks = scored_ks(results, analysis, ablation)
-        if ablation == BASELINE_WITHOUT_K or len(ks) < 1:
+        if is_baseline(ablation) or len(ks) < 1:
             continue
         lines.append(k_line(ablation, ks, [analysis.groups[(ablation, k)].aggregates for k in ks]))
     if lines:
@@ -103,7 +103,7 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
             for ablation in results.ablations:
                 pts = [(k, get(analysis, variable, task, ablation, k)) for k in results.ks(ablation)]
                 pts = [(k, s) for k, s in pts if s is not None]
-                if ablation == BASELINE_WITHOUT_K or not pts:
+                if is_baseline(ablation) or not pts:
                     continue
                 lines.append(k_line(ablation, [k for k, _ in pts], [s.late for _, s in pts]))
             if lines:

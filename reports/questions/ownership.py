@@ -15,26 +15,30 @@ from reports.analysis import REFERENCE_ABLATION, Analysis, DiagnosticSummary
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
     STATIC,
+    at_point,
     diagnostic_figure,
     diagnostic_table,
-    dynamic_ks,
     fill_static_command,
     get,
+    groups_of,
+    has_ablation,
     material_threshold,
     task_blocks,
     too_few_rows,
     trend_difference,
 )
 from reports.runs import Results
-from reports.text import effect_text, fill_command, fmt_interval, missing
+from reports.text import effect_text, fill_command, fmt_interval, missing, plural
 
 
-def returns_text(analysis: Analysis, task: str, k: int, returns: DiagnosticSummary, flips: DiagnosticSummary) -> str:
-    """Late returns to a former owner beside their chance level, read as the excess over chance."""
+def returns_text(analysis: Analysis, task: str, label: str, k: int, returns: DiagnosticSummary,
+                 flips: DiagnosticSummary) -> str:
+    """Late returns to a former owner beside their chance level, read as the excess over chance (dynamic run
+    `label`: "dynamic", or a grid point of it)."""
     share = returns.late.point[0] / flips.late.point[0]
     text = f"Returns to a former owner are {fmt_interval(returns.late)} per interval ({share:.0%} of flips)"
-    chance = get(analysis, "return_rate_chance", task, REFERENCE_ABLATION, k)
-    excess = get(analysis, "return_excess", task, REFERENCE_ABLATION, k)
+    chance = get(analysis, "return_rate_chance", task, label, k)
+    excess = get(analysis, "return_excess", task, label, k)
     if chance is None or excess is None:  # a log without the chance level: the share alone
         kind = ("most late flips go back to an owner the probe had before (back and forth)" if share >= 0.5
                 else "most late flips hand a probe to a candidate that never owned it (migration, not back and forth)")
@@ -52,19 +56,19 @@ def returns_text(analysis: Analysis, task: str, k: int, returns: DiagnosticSumma
 
 def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
     sentences = []
-    for k in dynamic_ks(results):
-        if k == 1:
-            sentences.append("With K=1 there is one candidate per state, so nothing is routed and nothing can flip.")
-            continue
-        flips = get(analysis, "flip_rate", task, REFERENCE_ABLATION, k)
+    dynamic = groups_of(results, REFERENCE_ABLATION)
+    if any(k == 1 for _, k in dynamic):
+        sentences.append("With K=1 there is one candidate per state, so nothing is routed and nothing can flip.")
+    for label, k in dynamic:
+        flips = get(analysis, "flip_rate", task, label, k) if k > 1 else None
         if flips is None:
             continue
-        seeds = len(flips.seeds)
+        run = f"Under dynamic routing with K={k}{at_point(label)} ({plural(len(flips.seeds), 'seed')})"
         if flips.rows < 2:
-            text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
+            text = (f"{run}, {fmt_interval(flips.early)} of probe states "
                     "changed owner in the only logged interval (between the first two logs)")
         else:
-            text = (f"Under dynamic routing with K={k} ({seeds} seeds), {fmt_interval(flips.early)} of probe states "
+            text = (f"{run}, {fmt_interval(flips.early)} of probe states "
                     f"changed owner between the first two logs and {fmt_interval(flips.late)} per log interval late "
                     "in training")
         if flips.early.point[0] == 0 and flips.late.point[0] == 0:
@@ -84,25 +88,25 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
                 text += f": ownership keeps moving, with no material change from early to late ({effect})."
             else:
                 text += f": the data do not show whether it settles ({effect})."
-        returns = get(analysis, "return_rate", task, REFERENCE_ABLATION, k)
+        returns = get(analysis, "return_rate", task, label, k)
         if returns is not None and flips.late.point[0] > 0:
-            text += " " + returns_text(analysis, task, k, returns, flips)
-        per_probe = get(analysis, "never_flipped", task, REFERENCE_ABLATION, k)
+            text += " " + returns_text(analysis, task, label, k, returns, flips)
+        per_probe = get(analysis, "never_flipped", task, label, k)
         if per_probe is not None:
             text += f" By the end, {fmt_interval(per_probe.curve.estimate, -1)} of probes were never reassigned."
         sentences.append(text)
-    for k in results.ks(STATIC):
-        flips = get(analysis, "flip_rate", task, STATIC, k)
+    for label, k in groups_of(results, STATIC):
+        flips = get(analysis, "flip_rate", task, label, k)
         if flips is None:
             continue
         largest = float(np.max(flips.curve.estimate.point))
         if largest == 0.0:
-            text = (f"static-routing (K={k}) never reassigns: its flip rate is 0 at every logged step in all "
-                    f"{len(flips.seeds)} seeds, as a frozen owner table must give.")
+            text = (f"static-routing (K={k}{at_point(label)}) never reassigns: its flip rate is 0 at every logged "
+                    f"step in all {plural(len(flips.seeds), 'seed')}, as a frozen owner table must give.")
         else:
-            text = (f"static-routing (K={k}) reassigned owners (largest flip rate "
+            text = (f"static-routing (K={k}{at_point(label)}) reassigned owners (largest flip rate "
                     f"{largest:.3g}): its owner table is not frozen, which is a bug.")
-        mismatch = get(analysis, "owner_mismatch", task, STATIC, k)
+        mismatch = get(analysis, "owner_mismatch", task, label, k)
         if mismatch is not None:
             text += (f" Its frozen owner is no longer the nearest candidate for {fmt_interval(mismatch.late)} of "
                      "probes late in training (owners overtaken by other candidates).")
@@ -117,7 +121,7 @@ def question_ownership(results: Results, analysis: Analysis) -> Section:
         "probe had before and lost (A -> B -> A); its chance level is the return rate if each flip went to a "
         "uniformly drawn other candidate, given the owners each probe has had, and the text reads the excess over "
         "it. static-routing, with its frozen owner table, is the zero line.")]
-    if REFERENCE_ABLATION not in results.ablations:
+    if not has_ablation(results, REFERENCE_ABLATION):
         blocks.append(missing("No dynamic runs: this question is about dynamic routing.",
                               fill_command(results, ablations=[REFERENCE_ABLATION, STATIC])))
     names = ["flip_rate", "return_rate", "return_rate_chance", "return_excess", "nearest_flip_rate", "owner_mismatch",
@@ -133,7 +137,7 @@ def question_ownership(results: Results, analysis: Analysis) -> Section:
         table = diagnostic_table(results, analysis, task, names + ["flips_per_probe", "never_flipped"],
                                  f"{task}: ownership quantities, early -> late")
         blocks += task_blocks(task, ownership_answer(results, analysis, task), figure, table)
-    if STATIC not in results.ablations and REFERENCE_ABLATION in results.ablations:
+    if not has_ablation(results, STATIC) and has_ablation(results, REFERENCE_ABLATION):
         blocks.append(missing("No static-routing runs: the zero line (a frozen assignment) is missing.",
                               fill_static_command(results)))
     return Section("q1-ownership", "1. Does ownership move, and does it settle?", tuple(blocks))

@@ -17,15 +17,14 @@ from reports.questions.common import (
     STATIC,
     diagnostic_figure,
     diagnostic_table,
-    dynamic_ks,
     get,
-    late_comparison,
+    late_comparisons,
     material_threshold,
     task_blocks,
     too_few_rows,
     trend_difference,
 )
-from reports.runs import Results
+from reports.runs import Results, base_ablation
 from reports.text import effect_text, fmt_interval, group_label
 
 HELD_OUT_OOD = 0.05  # held-out data exceed the out-of-support threshold (their own 95th percentile) 5% of the time
@@ -73,7 +72,7 @@ def modes_text(results: Results, analysis: Analysis, task: str, ablation: str, k
 def support_answer(results: Results, analysis: Analysis, task: str, reference: float | None) -> list[str]:
     sentences = []
     for ablation, k in results.groups:
-        if ablation not in (REFERENCE_ABLATION, STATIC, BASELINE_WITHOUT_K):
+        if base_ablation(ablation) not in (REFERENCE_ABLATION, STATIC, BASELINE_WITHOUT_K):
             continue
         label = group_label(ablation, k)
         dist = get(analysis, "winner_data_dist_mean", task, ablation, k)
@@ -125,10 +124,8 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
             parts.append(f"Q(winner) - Q(data action) = {fmt_interval(gap.late)}")
         if parts:
             sentences.append(f"{label}: " + "; ".join(parts) + ".")
-    for k in dynamic_ks(results):
-        comparison = late_comparison(analysis, "ood_frac", task, k, "the fraction of deployed actions out of support")
-        if comparison is not None:
-            sentences.append(comparison)
+    sentences += [comparison for comparison, _ in late_comparisons(
+        results, analysis, "ood_frac", task, "the fraction of deployed actions out of support")]
     return sentences
 
 

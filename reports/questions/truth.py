@@ -14,7 +14,7 @@ import numpy as np
 
 from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING
 from drol_diag.tasks.registry import SYNTHETIC_TASKS
-from reports.analysis import BASELINE_WITHOUT_K, PROBE_MEANS, Analysis, CalibrationSummary, run_seeds
+from reports.analysis import PROBE_MEANS, Analysis, CalibrationSummary, is_baseline, run_seeds
 from reports.document import Block, Figure, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
 from reports.questions.common import STEP_AXIS
@@ -239,8 +239,8 @@ def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[
         for k in ks:
             lines = []
             for ablation in results.ablations:
-                run_k = 1 if ablation == BASELINE_WITHOUT_K else k
-                if ablation == BASELINE_WITHOUT_K and k != ks[0]:
+                run_k = 1 if is_baseline(ablation) else k
+                if is_baseline(ablation) and k != ks[0]:
                     continue
                 s = next((s for s in analysis.calibrations.get((task, ablation, run_k), ())
                           if s.calibration.estimate == name), None)
