@@ -40,7 +40,7 @@ def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
 
 def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     task = load_task("modes-2d")
-    learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=128,
+    learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=64,
                            num_candidates=8, seeds=(0, 1), steps=1000, log_interval=500, eval_interval=500,
                            checkpoint_interval=1000)
     summary = train(task, learner, run, tmp_path, progress=False, diagnostics=False)  # (learning, not probes)
