@@ -37,7 +37,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import ogbench  # noqa: E402
 
-from drol.learner import make_init  # noqa: E402
+from drol.learner import make_act, make_init  # noqa: E402
 from drol.methods import make_learner  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.tasks import Task  # noqa: E402
@@ -141,7 +141,7 @@ def main() -> None:
     config, _ = resolve(TASK, "paper")
     learner = make_learner(config, OBS_DIM, ACTION_DIM)
     states = make_init(learner)(jnp.asarray([0]))
-    act_fn = jax.jit(learner.act)  # as drol_diag.training.driver does
+    act_fn = make_act(learner)  # as drol_diag.training.driver does
     compile_s = compile_policy(learner, states, act_fn, episodes)
 
     make_env = env_factory()

@@ -46,7 +46,7 @@ import jax.numpy as jnp  # noqa: E402
 from benchmarks.evaluation import EVAL_STEP, TASK, TimedEvaluation, compile_policy, env_factory  # noqa: E402
 from benchmarks.throughput import ACTION_DIM, OBS_DIM, matmul_peak_gflops, measure, measure_diagnostics  # noqa: E402
 from drol.config import DROLConfig  # noqa: E402
-from drol.learner import Learner, make_init  # noqa: E402
+from drol.learner import Learner, make_act, make_init  # noqa: E402
 from drol_diag.runfolder import store  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.settings.resolve import MATMUL_PRECISIONS  # noqa: E402
@@ -92,7 +92,7 @@ def measure_evaluation(hidden: tuple[int, ...], fields: dict, episodes: int, wor
     times it (compilation and environment creation apart)."""
     learner = Learner(DROLConfig(actor_hidden=hidden, critic_hidden=hidden, **fields), OBS_DIM, ACTION_DIM)
     states = make_init(learner)(jnp.asarray([0]))
-    act_fn = jax.jit(learner.act)
+    act_fn = make_act(learner)
     compile_s = compile_policy(learner, states, act_fn, episodes)
     timed = TimedEvaluation(EpisodeEvaluator(env_factory(max_episode_steps), workers=workers))
     start = time.perf_counter()

@@ -12,6 +12,8 @@ against it; its out-of-support threshold is the 5% quantile of the held-out data
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +48,47 @@ def held_out_rows(task: Task) -> dict[str, np.ndarray]:
     return {"observations": data["observations"][:n], "actions": data["actions"][:n]}
 
 
+@functools.lru_cache(maxsize=64)
+def probe_set_program(num_probes: int, num_candidates: int):
+    """The jitted probe sets of several seeds: (dataset, seeds (S,)) -> ProbeSet with a leading seed axis (the
+    dataset an argument, not a constant of the program; one program per size in a process)."""
+    return jax.jit(jax.vmap(lambda dataset, seed: draw_probe_set(dataset, seed, num_probes, num_candidates),
+                            in_axes=(None, 0)))
+
+
+@functools.lru_cache(maxsize=64)
+def diagnose_program(learner: Learner | FQLLearner):
+    """The jitted probe diagnostics of a learner, vmapped over seeds: (states, probes, keys) -> {name: (S, ...)}.
+    One per learner in a process (frozen dataclasses: equal settings, one program), so a second run with the same
+    settings reuses its traced and compiled program."""
+    diagnose = probe_diagnostics if learner.config.method == "drol" else fql_probe_diagnostics
+    return jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
+
+
+@functools.lru_cache(maxsize=64)
+def coverage_program(learner: Learner):
+    """The jitted coverage_diagnostics of a learner, vmapped over seeds: (states, probes, centres (S, M, Mo, d) or
+    None, action_scale (d,), reach, noise_scale) -> {name: (S,)}; one per learner in a process."""
+    return jax.jit(jax.vmap(lambda state, probes, centres, action_scale, reach, noise: coverage_diagnostics(
+        learner, state, probes, action_scale, reach, centres, noise), in_axes=(0, 0, 0, None, None, None)))
+
+
+@functools.lru_cache(maxsize=16)
+def truth_program(true_value, behavior_log_density):
+    """The jitted truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
+    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density) -> {name: (S,)}; one per pair
+    of functions in a process (load_task gives a task's functions once)."""
+    return jax.jit(jax.vmap(lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold: truth_diagnostics(
+        obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold),
+        in_axes=(0, 0, 0, 0, 0, 0, None)))
+
+
+@jax.jit
+def deploy_keys(seeds: jnp.ndarray, step: int | jnp.ndarray) -> jax.Array:
+    """The keys of the deployed actions' prior samples at `step`, one per seed (S,) -> (S, 2)."""
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(seed_key(s), DEPLOY_STREAM), step))(seeds)
+
+
 class ProbeRecorder:
     """Probe sets, support index and ownership history of one run (all seeds)."""
 
@@ -53,13 +96,12 @@ class ProbeRecorder:
                  num_probes: int = DEFAULT_PROBES):
         self.learner, self.seeds = learner, jnp.asarray(seeds, jnp.int32)
         k = learner.config.num_candidates
-        self.probes: ProbeSet = jax.jit(jax.vmap(lambda s: draw_probe_set(dataset, s, num_probes, k)))(self.seeds)
+        self.probes: ProbeSet = probe_set_program(num_probes, k)(dataset, self.seeds)
         self.probe_observations = np.asarray(self.probes.observations)  # (S, M, obs)
         self.support = SupportIndex(task.dataset, task.validation, num_reference=num_probes)
         self.routed = learner.config.method == "drol"  # FQL has no candidates: no ownership quantities
         self.tracker = OwnershipTracker(len(seeds), self.probes.indices.shape[1], k) if self.routed else None
-        diagnose = probe_diagnostics if self.routed else fql_probe_diagnostics
-        self._diagnose = jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
+        self._diagnose = diagnose_program(learner)
         if self.routed:
             self._yardsticks(task, dataset)
         self._truth_setup(task)
@@ -75,9 +117,8 @@ class ProbeRecorder:
             data = held_out_rows(task)
             logp = np.asarray(density(jnp.asarray(data["observations"]), jnp.asarray(data["actions"])), np.float64)
             self.true_ood_threshold = float(np.percentile(logp, TRUE_OOD_PERCENTILE))
-        threshold = -np.inf if self.true_ood_threshold is None else self.true_ood_threshold
-        self._truth = jax.jit(jax.vmap(lambda obs, actions, deployed, winners, q_deployed, q_winner: truth_diagnostics(
-            obs, actions, deployed, winners, q_deployed, q_winner, value, density, threshold)))
+        self._truth_threshold = jnp.float32(-np.inf if self.true_ood_threshold is None else self.true_ood_threshold)
+        self._truth = truth_program(value, density)
 
     def _yardsticks(self, task: Task, dataset: dict[str, jnp.ndarray]) -> None:
         """The scales the routing quantities are read against, and the coverage computation."""
@@ -97,9 +138,8 @@ class ProbeRecorder:
             self.mode_noise_scale = float(np.percentile(to_centre, MODE_NOISE_PERCENTILE))
             self.centres = jnp.asarray(mode_centers(jnp.asarray(self.probe_observations.reshape(seeds * m, -1))),
                                        jnp.float32).reshape(seeds, m, *data_centres.shape[1:])  # (S, M, Mo, d)
-        noise = self.mode_noise_scale or 0.0
-        self._cover = jax.jit(jax.vmap(lambda state, probes, centres: coverage_diagnostics(
-            self.learner, state, probes, action_scale, reach, centres, noise)))
+        self._cover_scales = (action_scale, jnp.float32(reach), jnp.float32(self.mode_noise_scale or 0.0))
+        self._cover = coverage_program(self.learner)
 
     def static_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """Variables fixed for the whole run: the probe transitions and the yardsticks (support, data action scale,
@@ -130,17 +170,18 @@ class ProbeRecorder:
 
     def row(self, states: TrainState, step: int) -> dict[str, np.ndarray]:
         """Every diagnostic quantity at `step`, as {name: array (S, ...)}."""
-        keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(seed_key(s), DEPLOY_STREAM), step))(self.seeds)
+        keys = deploy_keys(self.seeds, step)
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
         winner_actions = values.pop("winner_actions") if self.routed else None  # (S, M, d)
         if self._truth is not None:
             values.update(jax.tree.map(np.asarray, self._truth(
                 self.probes.observations, self.probes.actions, deployed, winner_actions, values["q_deployed"],
-                values.get("q_winner"))))
+                values.get("q_winner"), self._truth_threshold)))
         history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         if self.routed:
-            history.update(jax.tree.map(np.asarray, self._cover(states, self.probes, self.centres)))
+            covered = self._cover(states, self.probes, self.centres, *self._cover_scales)
+            history.update(jax.tree.map(np.asarray, covered))
         seeds, probes, _ = deployed.shape
         support_dist = self.support.distances(self.probe_observations.reshape(seeds * probes, -1),
                                               deployed.reshape(seeds * probes, -1)).reshape(seeds, probes)

@@ -14,6 +14,7 @@ snapshot taken every N steps, or, at 0, from a table computed once at initialisa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -251,19 +252,31 @@ def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: in
     return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
 
 
+@functools.lru_cache(maxsize=64)
 def make_train_chunk(learner, num_updates: int) -> Callable[[Any, dict], tuple[Any, dict]]:
     """Jitted chunk of `num_updates` updates for seed-stacked states (S, ...); dataset shared.
 
-    The state argument is donated: its buffers are reused for the result.
+    The state argument is donated: its buffers are reused for the result. One jitted function per (learner,
+    num_updates) in a process (learners are frozen dataclasses, equal when their config and sizes are): a second
+    run with the same settings reuses its traced and compiled program.
     """
     def chunk(states: TrainState, dataset: dict[str, jnp.ndarray]):
         return jax.vmap(lambda s: train_chunk(learner, s, dataset, num_updates))(states)
     return jax.jit(chunk, donate_argnums=0)
 
 
+@functools.lru_cache(maxsize=64)
 def make_init(learner) -> Callable[[jnp.ndarray], Any]:
-    """Jitted init for an array of seed numbers (S,) -> seed-stacked state (any learner)."""
+    """Jitted init for an array of seed numbers (S,) -> seed-stacked state (any learner; one per learner in a
+    process, as make_train_chunk)."""
     return jax.jit(jax.vmap(learner.init_state))
+
+
+@functools.lru_cache(maxsize=64)
+def make_act(learner) -> Callable[[Any, jnp.ndarray, jax.Array], jnp.ndarray]:
+    """Jitted deployed actions of a learner, learner.act (actor_params, observations (n, obs), key) -> (n, d); one
+    per learner in a process, as make_train_chunk."""
+    return jax.jit(learner.act)
 
 
 def act(learner: Learner, actor_params, observations: jnp.ndarray, key: jax.Array) -> jnp.ndarray:

@@ -8,6 +8,7 @@ chunk ends; a chunk ends at every log, evaluation and checkpoint step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from diagnostics.hooks import ProbeRecorder
 from diagnostics.quantities import row_dims
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
-from drol.learner import Learner, make_init, make_train_chunk, seed_key, static_owners
+from drol.learner import Learner, make_act, make_init, make_train_chunk, seed_key, static_owners
 from drol.methods import make_learner
 from drol_diag.runfolder import scoring, store
 from drol_diag.runfolder.record import (
@@ -101,7 +102,8 @@ class DeployedPolicy:
 
     Deterministic: call number i (from 0) draws its prior sample from fold_in(key, i), with key =
     fold_in(fold_in(seed_key(seed), EVAL_STREAM), step) for the evaluation at update `step`; `reset()`
-    starts the count again. `act_fn` is the jitted `learner.act` (it compiles once per batch shape).
+    starts the count again. `act_fn` is the jitted `learner.act` (drol.learner.make_act: it compiles once per
+    batch shape).
     Raises ValueError (one line) for observations of another shape.
     """
 
@@ -223,19 +225,25 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
     store.write_json_atomic(config_path, record)
 
 
-def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
-    """Static routing: every transition's owner under the initial parameters, computed once over
-    the whole training set in chunks (a progress bar), stored in the states as owners (S, N)."""
-    n, k = dataset["actions"].shape[0], learner.config.num_candidates
-    rows = max(1, min(n, OWNER_CHUNK_CANDIDATES // k))
-
-    @jax.jit
+@functools.lru_cache(maxsize=16)
+def owner_table_program(learner: Learner, n: int, rows: int):
+    """The jitted owners of `rows` training rows from `start` under the initial parameters of every seed:
+    (actor_params, bank_keys, observations (N, obs), actions (N, d), start) -> (S, rows); one per (learner, N, rows)
+    in a process."""
     def chunk(actor_params, bank_keys, all_observations, all_actions, start):
         indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
         observations, actions = all_observations[indices], all_actions[indices]
         return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
             actor_params, bank_keys)
+    return jax.jit(chunk)
 
+
+def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
+    """Static routing: every transition's owner under the initial parameters, computed once over
+    the whole training set in chunks (a progress bar), stored in the states as owners (S, N)."""
+    n, k = dataset["actions"].shape[0], learner.config.num_candidates
+    rows = max(1, min(n, OWNER_CHUNK_CANDIDATES // k))
+    chunk = owner_table_program(learner, n, rows)
     owners = []
     with tqdm(total=n, unit="transition", disable=not progress, dynamic_ncols=True, file=sys.stderr,
               desc=f"static routing: owners under the initial parameters (K={k})") as bar:
@@ -314,7 +322,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
             recorder.replay(kept["winner"].values, kept["nearest"].values)
     tracker = start_tracking(wandb, run_dir, record, run, learner_config, log) if wandb else None
 
-    act_fn = jax.jit(learner.act)
+    act_fn = make_act(learner)
     compiled: dict[int, Any] = {}
     compile_time = train_time = 0.0
     bar = tqdm(total=run.steps, initial=start, unit="upd", disable=not progress, dynamic_ncols=True,

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drol.config import LearnerConfig, learner_config_class
-from drol.learner import make_init
+from drol.learner import make_act, make_init
 from drol.methods import make_learner
 from drol.variants import variant
 from drol_diag.runfolder import store
@@ -119,7 +119,7 @@ def load_run(path: str | Path) -> TrainedRun:
                          "train it with drol-diag run --resume")
     states, extra = restored
     step = int(extra["step"])
-    act_fn = jax.jit(model.act)
+    act_fn = make_act(model)
     policies = {seed: DeployedPolicy(act_fn, jax.tree.map(lambda x, i=i: x[i], states.actor_params), seed, step,
                                      obs_dim) for i, seed in enumerate(seeds)}
     diverged = {seed: int(d) for seed, d in zip(seeds, np.asarray(states.diverged_step))}
