@@ -1,14 +1,25 @@
 """JAX's persistent compilation cache, which every drol-diag process turns on before JAX starts
 (drol_diag.platform.compilation_cache_settings): where it lives, how it is turned off, that the user's own JAX
-setting wins, and that a second process finds every program the first compiled there."""
+setting wins, and that a second process finds every program the first compiled there; and, within one process, that
+a second run with the same settings traces and compiles nothing (drol.learner's program factories and the
+diagnostics' are cached per learner)."""
 
 from __future__ import annotations
 
+import collections
 import os
 import subprocess
 import sys
 
+import jax
+import jax.monitoring
+import numpy as np
+
 from drol_diag.platform import COMPILE_CACHE_MAX_BYTES, COMPILE_CACHE_VARIABLE, compilation_cache_settings
+from drol_diag.runfolder import store
+from drol_diag.settings import resolve
+from drol_diag.tasks import load_task
+from drol_diag.training.driver import train
 
 # A process as drol-diag starts one, compiling a small program (a dense layer and its gradient).
 PROGRAM = """
@@ -43,3 +54,24 @@ def test_a_second_process_finds_every_program_in_the_cache_and_computes_the_same
     assert run() == first and sorted(folder.iterdir()) == entries  # all hits: nothing new compiled
     environ[COMPILE_CACHE_VARIABLE] = "off"
     assert run() == first and sorted(folder.iterdir()) == entries
+
+
+def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_nothing(tmp_path):
+    events: collections.Counter = collections.Counter()
+    task = load_task("modes-2d")  # static-routing: its owner table's program too
+    learner, run = resolve("modes-2d", "auto", ablation="static-routing", num_candidates=4, actor_hidden=(8,),
+                           critic_hidden=(8,), seeds=(0, 1), steps=40, log_interval=20, eval_interval=20,
+                           checkpoint_interval=40)
+    first = train(task, learner, run, tmp_path / "first", progress=False, num_probes=16)
+    listener = lambda name, seconds, **_: events.update([name])  # noqa: E731
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        second = train(task, learner, run, tmp_path / "second", progress=False, num_probes=16)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    traced = {name: n for name, n in events.items() if name.startswith("/jax/core/compile/")}
+    assert not traced, traced  # no jaxpr traced, lowered or compiled: every program came from the first run
+    assert second.scores == first.scores
+    logs = [store.read_store(tmp_path / name / "modes-2d" / "static-routing-k4") for name in ("first", "second")]
+    for name in ("flip_rate", "ood_frac", "true_ood_frac", "coverage", "critic_loss"):
+        np.testing.assert_array_equal(logs[0][name].values, logs[1][name].values)

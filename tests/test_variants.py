@@ -23,8 +23,8 @@ from drol_diag.training.driver import train
 from tests.helpers import TINY_LEARNER, random_dataset
 
 ALL_VARIANTS = [name for name in VARIANTS if name != "refresh-N"] + ["refresh-50"]
-TINY_RUN = dict(actor_hidden=(8,), critic_hidden=(8,), seeds=(0, 1), steps=300, log_interval=100,
-                eval_interval=100, checkpoint_interval=300)
+TINY_RUN = dict(actor_hidden=(8,), critic_hidden=(8,), seeds=(0, 1), steps=200, log_interval=100,
+                eval_interval=100, checkpoint_interval=200)
 
 
 @pytest.fixture(scope="module")
