@@ -40,9 +40,10 @@ def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
 
 def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     task = load_task("modes-2d")
-    learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=64,
-                           num_candidates=8, seeds=(0, 1), steps=1000, log_interval=500, eval_interval=500,
-                           checkpoint_interval=1000)
+    # 500 updates at lr 1e-3 (the demo's): seeds 0.48 and 0.42, 8.5 s alone (1000 at the default lr: 12.4 s)
+    learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=64, lr=1e-3,
+                           num_candidates=8, seeds=(0, 1), steps=500, log_interval=250, eval_interval=250,
+                           checkpoint_interval=500)
     summary = train(task, learner, run, tmp_path, progress=False, diagnostics=False)  # (learning, not probes)
 
     geometry = ModesGeometry(MODES_TASKS["modes-2d"])
@@ -57,7 +58,7 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     assert config["learner"]["num_candidates"] == 8 and config["run"]["seeds"] == [0, 1]
     assert "jax" in config["versions"] and config["git_commit"]
     logs = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
-    assert list(logs.step.values) == [500, 1000] and list(logs.seed.values) == [0, 1]
+    assert list(logs.step.values) == [250, 500] and list(logs.seed.values) == [0, 1]
     assert np.all(np.isfinite(logs["critic_loss"].values))
     assert logs["eval_score"].dims == ("seed", "eval_step") and logs["eval_score"].shape == (2, 2)
     np.testing.assert_allclose(summary.scores, logs["eval_score"].values.mean(axis=1), rtol=1e-6)
