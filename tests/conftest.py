@@ -46,7 +46,14 @@ start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags and the co
 
 import jax  # noqa: E402  (after the environment above: JAX reads it when first imported)
 
-from tests.helpers import SMALL_SWEEP, TINY_CUBE, run_cli, write_tiny_ogbench_dataset  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    FINISHED_SWEEP,
+    SMALL_SWEEP,
+    SMALL_SWEEP_GROUPS,
+    TINY_CUBE,
+    run_cli,
+    write_tiny_ogbench_dataset,
+)
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # (in case JAX started before this file)
@@ -58,9 +65,9 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # (in case
 # seconds each took in `make test` on the 2-core machine (only the order matters; modules not listed
 # follow in file order).
 MODULE_SECONDS = {
-    "test_sweep.py": 126, "test_run.py": 88, "test_report.py": 52, "test_variants.py": 46, "test_truth_tasks.py": 33,
+    "test_run.py": 70, "test_sweep_executors.py": 67, "test_report.py": 45, "test_sweep.py": 45, "test_variants.py": 46, "test_truth_tasks.py": 33,
     "test_diagnostics.py": 31, "test_grid.py": 29, "test_variant_maths.py": 28, "test_calibration.py": 26,
-    "test_evaluation.py": 26, "test_datagen.py": 24, "test_slurm.py": 24, "test_run_ogbench.py": 18,
+    "test_evaluation.py": 26, "test_datagen.py": 24, "test_slurm.py": 24, "test_run_ogbench.py": 14,
     "test_learner.py": 18, "test_custom_tasks.py": 16, "test_open_runs.py": 14, "test_ogbench.py": 14,
     "test_examples.py": 10, "test_benchmarks.py": 10, "test_platform.py": 9, "test_compile_cache.py": 9,
     "test_tracking.py": 8, "test_config_and_modes.py": 7, "test_report_render.py": 7, "test_gpus.py": 7,
@@ -139,6 +146,21 @@ def small_sweep(tmp_path_factory) -> Path:
             result = run_cli("sweep", *SMALL_SWEEP, "--out", str(out), "--no-progress", "--jobs", "2",
                              "--threads", "1")
             assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(small_sweep, tmp_path_factory) -> Path:
+    """tests.helpers.FINISHED_SWEEP, finished: the small sweep's folder (copied), swept again with fql added (its 4
+    finished groups skipped, fql trained). For the sweep tests (tests/test_sweep.py, test_sweep_executors.py),
+    which may sweep it again without changing a run."""
+    with _made_once(tmp_path_factory, "finished-sweep") as (out, made):
+        if not made:
+            shutil.copytree(small_sweep, out, symlinks=True)
+            result = run_cli("sweep", *FINISHED_SWEEP, "--out", str(out), "--no-progress", "--jobs", "2",
+                             "--threads", "1")
+            assert result.returncode == 0, result.stdout + result.stderr[-2000:]
+            assert result.stdout.count("skipped") == len(SMALL_SWEEP_GROUPS) and result.stdout.count(" done ") == 1
     return out
 
 

@@ -138,6 +138,19 @@ SMALL_SWEEP_GROUPS = ("modes-2d/dynamic-k2", "modes-2d/dynamic-k4", "modes-2d/st
                       "modes-2d/static-routing-k4")
 
 
+def replace_option(option: str, value: str, grid_args: list[str] = SMALL_SWEEP) -> list[str]:
+    """`grid_args` with `option` set to `value`."""
+    args = list(grid_args)
+    args[args.index(option) + 1] = value
+    return args
+
+
+# The small sweep and an fql group (tests/conftest.py's finished_sweep fixture, for the sweep tests): 5 groups
+# of three seeds, 300 updates, a checkpoint every 100.
+FINISHED_SWEEP = replace_option("--ablations", "dynamic,static-routing,fql")
+FINISHED_GROUPS = (*SMALL_SWEEP_GROUPS, "modes-2d/fql-k1")
+
+
 # The session's tiny OGBench dataset (tests/conftest.py's tiny_cube_dataset): 3 episodes of 30 rows and a
 # validation episode, seed 0.
 TINY_CUBE = dict(dataset_name="cube-single-play-v0", episodes=3, steps=30, seed=0, val_episodes=1)

@@ -1,11 +1,10 @@
-"""`drol-diag sweep`: grid expansion, skip and resume, kill safety, concurrent sweeps on one folder,
-the Ray executor against the local one, bad input.
+"""`drol-diag sweep`: grid expansion, skip, resume and restart by what a folder holds, the dry run, bad input.
+The executors (kill safety, concurrent sweeps on one folder, a failed group, Ray): test_sweep_executors.py.
 
-The finished sweep these tests compare with is the session's small sweep (tests/conftest.py, shared
-with the report tests) extended by an fql group; the sweeps they run themselves are two of its groups."""
+The finished sweep these tests read is the session's small sweep (tests/conftest.py, shared with the report
+tests) extended by an fql group (conftest's finished_sweep); the sweeps the executor tests run themselves are two
+of its groups (PAIR)."""
 
-import shutil
-import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -14,38 +13,25 @@ import pytest
 
 from ablations import executors, folders, grid
 from ablations.grid import Group, SweepSpec
-from ablations.sweep import execute, job_for, plan_sweep
+from ablations.sweep import job_for, plan_sweep
 from drol_diag.runfolder import store
 from tests.helpers import (
-    SMALL_SWEEP,
-    SMALL_SWEEP_GROUPS,
-    WAIT_S,
-    assert_same_results,
+    FINISHED_GROUPS,
+    FINISHED_SWEEP,
     invoke,
+    replace_option,
     run_cli,
     start_cli,
-    wait_until,
 )
 
-
-def replace_option(option: str, value: str, grid_args: list[str] = SMALL_SWEEP) -> list[str]:
-    """`grid_args` with `option` set to `value`."""
-    args = list(grid_args)
-    args[args.index(option) + 1] = value
-    return args
-
-
-# The small sweep and an fql group: 5 groups of three seeds, 300 updates, a checkpoint every 100.
-GRID = replace_option("--ablations", "dynamic,static-routing,fql")
 SPEC = SweepSpec(tasks=("modes-2d",), ablations=("dynamic", "static-routing", "fql"), k=(2, 4), seeds=(0, 1, 2),
                  steps=300, hidden=(8,), log_interval=100, eval_interval=100, checkpoint_interval=100,
-                 eval_episodes=1, probes=64)
-FINISHED_GROUPS = (*SMALL_SWEEP_GROUPS, "modes-2d/fql-k1")
+                 eval_episodes=1, probes=64)  # tests.helpers.FINISHED_SWEEP, as a spec
+GRID = FINISHED_SWEEP
 # What the tests sweep again: two of those groups (dynamic K=2, fql).
 PAIR = replace_option("--k", "2", replace_option("--ablations", "dynamic,fql"))
 PAIR_SPEC = replace(SPEC, ablations=("dynamic", "fql"), k=(2,))
 GROUP_DIRS = ("modes-2d/dynamic-k2", "modes-2d/fql-k1")
-
 
 
 def sweep(out: Path, *extra: str, grid_args: list[str] = PAIR):
@@ -60,18 +46,6 @@ def start_sweep(out: Path, *extra: str):
 def trainings_in_log(out: Path, group: str) -> int:
     """How many trainings of a group ran to the end (each prints its summary once into the log)."""
     return (out / "logs" / f"{group}.log").read_text().count("run folder: ")
-
-
-@pytest.fixture(scope="module")
-def finished(small_sweep, tmp_path_factory) -> Path:
-    """A finished sweep of GRID: the small sweep's folder (copied), swept again with fql added (the 4 finished
-    groups are skipped, fql trains)."""
-    out = tmp_path_factory.mktemp("sweep") / "out"
-    shutil.copytree(small_sweep, out, symlinks=True)
-    result = sweep(out, "--jobs", "2", "--threads", "1", grid_args=GRID)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("skipped") == len(SMALL_SWEEP_GROUPS) and result.stdout.count(" done ") == 1
-    return out
 
 
 def test_grid_expands_to_groups_of_all_seeds_with_fql_once_per_task(tmp_path):
@@ -99,87 +73,17 @@ def test_grid_expands_to_groups_of_all_seeds_with_fql_once_per_task(tmp_path):
     assert any("fql has no K" in note for note in plan.notes) and not (tmp_path / "out").exists()
 
 
-def test_rerun_skips_every_finished_group_and_modifies_nothing(finished):
+def test_rerun_skips_every_finished_group_and_modifies_nothing(finished_sweep):
     def mtimes():
-        return {path: path.stat().st_mtime_ns for path in finished.rglob("*")
+        return {path: path.stat().st_mtime_ns for path in finished_sweep.rglob("*")
                 if path.is_file() and path.name != grid.SWEEP_FILE}
 
     before = mtimes()
-    result = sweep(finished, grid_args=GRID)
+    result = sweep(finished_sweep, grid_args=GRID)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("skipped") == len(FINISHED_GROUPS) and "done" not in result.stdout
     assert mtimes() == before
-    assert grid.spec_from_values(grid.read_sweep_file(finished / grid.SWEEP_FILE), {}) == SPEC
-
-
-def test_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one(finished, tmp_path):
-    out = tmp_path / "out"
-    first = out / GROUP_DIRS[0]
-    process = start_sweep(out, "--jobs", "1", "--threads", "1")
-    wait_until(lambda: (first / store.CHECKPOINT_FILE).exists() or process.poll() is not None, WAIT_S, 0.02)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
-    assert (first / store.CHECKPOINT_FILE).exists(), f"no checkpoint of {first} in {WAIT_S} s"
-    assert not (first / store.SUMMARY_FILE).exists(), "the sweep finished its first group before the kill"
-    assert wait_until(lambda: folders.lock_holder(first) is None), "its run outlived it"  # it dies with the sweep
-
-    result = sweep(out, "--jobs", "2", "--threads", "1")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "resume from its checkpoint" in result.stdout
-    assert_same_results(out, finished, GROUP_DIRS)
-    log = (out / "logs" / f"{GROUP_DIRS[0]}.log").read_text()
-    assert log.count(executors.ATTEMPT_HEADER) == 2  # the killed attempt, then the one that finished
-    assert log.strip().splitlines()[-1].startswith("=== exit status 0")
-
-
-def test_two_sweeps_on_one_folder_train_each_group_once(finished, tmp_path):
-    out = tmp_path / "out"
-    sweeps = [start_sweep(out, "--jobs", "1", "--threads", "1") for _ in range(2)]
-    outputs = [process.communicate(timeout=WAIT_S) for process in sweeps]
-    for process, (stdout, stderr) in zip(sweeps, outputs):
-        assert process.returncode == 0, stdout + stderr
-    assert all(trainings_in_log(out, group) == 1 for group in GROUP_DIRS)
-    statuses = " ".join(stdout for stdout, _ in outputs)
-    assert statuses.count(" done ") == 2 and "failed" not in statuses
-    assert_same_results(out, finished, GROUP_DIRS)
-
-
-def test_a_failed_group_does_not_stop_the_others_and_is_listed_with_its_log(tmp_path):
-    data, task = tmp_path / "data", "cube-single-play-singletask-task2-v0"
-    data.mkdir()
-    for name in ("cube-single-play-v0.npz", "cube-single-play-v0-val.npz"):
-        (data / name).write_bytes(b"not an npz archive")  # there (the sweep starts), but unreadable (the run fails)
-    grid_args = replace_option("--tasks", f"modes-2d,{task}", replace_option("--ablations", "dynamic", PAIR))
-    result = sweep(tmp_path / "out", "--dataset-dir", str(data), "--jobs", "2", "--threads", "1", grid_args=grid_args)
-    assert result.returncode == 1, result.stdout + result.stderr
-    rows = {line.split()[0]: line.split()[4] for line in result.stdout.splitlines()
-            if line.startswith(("modes", "cube"))}  # task -> status in the final table
-    assert rows == {"modes-2d": "done", task: "failed"}, result.stdout
-    log = tmp_path / "out" / "logs" / task / "dynamic-k2.log"
-    assert f"failed: {task} dynamic K=2: error: bad OGBench dataset file" in result.stdout
-    assert f"(log: {log})" in result.stdout and "bad OGBench dataset file" in log.read_text()
-
-
-def test_ray_executor_gives_the_results_of_the_local_one_each_group_on_the_gpu_ray_gave_it(finished, tmp_path,
-                                                                                          monkeypatch):
-    ray = pytest.importorskip("ray")
-    for name, value in {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}.items():
-        monkeypatch.setenv(name, value)  # (Ray's workers, and the runs they start, inherit them)
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)  # (logical GPUs: Ray needs no hardware for them)
-    try:
-        results = execute(plan_sweep(PAIR_SPEC, tmp_path / "out"), executor="ray", address=None, threads=1,
-                          gpus_per_group=1)
-    finally:
-        ray.shutdown()
-    assert [r.outcome.status for r in results] == ["done", "done"], [r.outcome for r in results]
-    assert_same_results(tmp_path / "out", finished, GROUP_DIRS)  # (JAX on the CPU ignores CUDA_VISIBLE_DEVICES)
-    # Both groups ran at once (2 CPUs, one each), so Ray gave each one of its two GPUs (ray.get_gpu_ids() in
-    # the task), and set CUDA_VISIBLE_DEVICES to it, which the group's run process inherited and recorded.
-    assert sorted(r.outcome.gpus for r in results) == [("0",), ("1",)], [r.outcome for r in results]
-    for r in results:  # (and the memory fraction of a whole GPU: ablations.gpus.ray_slot)
-        devices = store.read_json(r.planned.run_dir / store.CONFIG_FILE)["devices"]
-        assert devices["environment"]["CUDA_VISIBLE_DEVICES"] == r.outcome.gpus[0], (r.planned.name, devices)
-        assert devices["environment"]["XLA_CLIENT_MEM_FRACTION"] == "0.9", (r.planned.name, devices)
+    assert grid.spec_from_values(grid.read_sweep_file(finished_sweep / grid.SWEEP_FILE), {}) == SPEC
 
 
 def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):
@@ -190,31 +94,31 @@ def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_changed_settings_of_finished_runs_are_refused_unless_forced(finished):
-    before = store.read_json(finished / GROUP_DIRS[0] / store.CONFIG_FILE)
-    refused = invoke("sweep", *GRID, "--lr", "0.001", "--out", str(finished))
+def test_changed_settings_of_finished_runs_are_refused_unless_forced(finished_sweep):
+    before = store.read_json(finished_sweep / GROUP_DIRS[0] / store.CONFIG_FILE)
+    refused = invoke("sweep", *GRID, "--lr", "0.001", "--out", str(finished_sweep))
     assert refused.exit_code == 2 and "other settings" in refused.stderr and "--force" in refused.stderr
-    assert store.read_json(finished / GROUP_DIRS[0] / store.CONFIG_FILE) == before
-    forced = plan_sweep(replace(SPEC, lr=0.001), finished, force=True)
+    assert store.read_json(finished_sweep / GROUP_DIRS[0] / store.CONFIG_FILE) == before
+    forced = plan_sweep(replace(SPEC, lr=0.001), finished_sweep, force=True)
     assert [p.state.kind for p in forced.groups] == [folders.CONFLICT] * len(FINISHED_GROUPS)
     assert all(job_for(forced, p, 1).force for p in forced.to_run)
-    longer = plan_sweep(replace(SPEC, steps=400), finished)  # more steps: finished runs are extended
+    longer = plan_sweep(replace(SPEC, steps=400), finished_sweep)  # more steps: finished runs are extended
     assert [p.state.kind for p in longer.to_run] == [folders.RESUMABLE] * len(FINISHED_GROUPS)
 
 
-def test_each_group_is_skipped_resumed_or_restarted_by_what_its_folder_holds(finished, monkeypatch):
+def test_each_group_is_skipped_resumed_or_restarted_by_what_its_folder_holds(finished_sweep, monkeypatch):
     launched = []
     monkeypatch.setattr(executors, "run_logged", lambda command, *_: launched.append(command[-1]) or
                         executors.GroupOutcome(executors.DONE))
 
     def outcome(spec, force=False):
-        plan = plan_sweep(spec, finished, force=force)
+        plan = plan_sweep(spec, finished_sweep, force=force)
         return executors.run_group(job_for(plan, plan.groups[0], 1)).status
 
     assert outcome(SPEC) == executors.SKIPPED and launched == []
     assert outcome(replace(SPEC, steps=400)) == executors.DONE and launched == ["--resume"]
     assert outcome(replace(SPEC, lr=0.001), force=True) == executors.DONE and launched[-1] == "--force"
-    conflict = plan_sweep(replace(SPEC, lr=0.001), finished, force=True)
+    conflict = plan_sweep(replace(SPEC, lr=0.001), finished_sweep, force=True)
     unforced = replace(job_for(conflict, conflict.groups[0], 1), force=False)  # (settings changed after planning)
     failed = executors.run_group(unforced)
     assert failed.status == executors.FAILED and "--force" in failed.error and len(launched) == 2
