@@ -2,7 +2,7 @@
 (round-robin slots of one GPU and a memory share each), the up-front memory check against a slot's
 share, and the environment each group's real run process gets and records in its config.json (on
 the CPU: JAX's CPU backend ignores CUDA_VISIBLE_DEVICES and the memory fraction, so no GPU is pretended).
-Ray with logical GPUs: tests/test_sweep.py; bad GPU options: tests/test_bad_input.py."""
+Ray with logical GPUs: tests/test_sweep_executors.py; bad GPU options: tests/test_bad_input.py."""
 
 from __future__ import annotations
 
