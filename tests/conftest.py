@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import urllib.request
@@ -43,6 +44,12 @@ if os.environ.get(CACHE_OWNER_ENV) is None:  # the session's first process (not 
     os.environ[COMPILE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-")
     os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # the session's own folder, never a user's cache
 start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags and the compilation cache before JAX starts
+# A test run started where Ctrl-C is ignored (a background job of a script, nohup) would hand that on to every
+# process it starts, and Python then never raises KeyboardInterrupt in them: the tests of what Ctrl-C does (a
+# dataset generation, an evaluation) would wait out their deadlines. Ctrl-C as in a terminal, for this process and
+# every process it starts (the xdist workers too, which run this file again).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import jax  # noqa: E402  (after the environment above: JAX reads it when first imported)
 
