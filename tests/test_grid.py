@@ -86,6 +86,15 @@ def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_swee
     assert [row[0] for row in matched_rows(results, analysis)] == ["bc_coef=0.3", "bc_coef=1.0"]
     section = question_grid(results, analysis)
     assert any(getattr(block, "name", "") == "grid-sensitivity" for block in section.blocks)
+    # The same through the command line: report.json maps each label to its point, section 5b holds the curve.
+    made = invoke("report", str(grid_sweep), "--reps", "50")
+    assert made.exit_code == 0, made.output
+    assert "at K=2, bc_coef=" in made.stdout  # the summary's dynamic vs static line names the matched point
+    record = json.loads((grid_sweep / "report.json").read_text())
+    assert record["grid"]["static-routing bc_coef=0.3"] == {"ablation": "static-routing", "settings": {"bc_coef": 0.3}}
+    assert any("IQM bc_coef=0.3" in answer for answer in record["answers"]["q5b-grid"])
+    html = (grid_sweep / "report.html").read_text()
+    assert 'id="q5b-grid"' in html and 'id="figure-grid-sensitivity"' in html
 
 
 def test_diagnostic_questions_answer_each_grid_point_and_compare_dynamic_and_static_at_matched_settings(grid_sweep):
