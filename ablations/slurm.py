@@ -274,7 +274,7 @@ def job_state(out: Path, record: dict[str, str]) -> JobState:
     try:
         submitit = import_submitit()
     except ValueError:
-        return JobState(job_id, "UNKNOWN", folder / job_id)
+        return JobState(job_id, "UNKNOWN", Path(out) / SUBMITIT_DIR / job_id)
     paths = submitit.core.utils.JobPaths(folder, job_id=job_id, task_id=0)
     if record.get("cluster") == "local":
         state = "RUNNING" if local_job_alive(job_id) else "COMPLETED" if paths.result_pickle.exists() else "FAILED"

@@ -195,12 +195,11 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
     for label, k in results.groups:
         if base_ablation(label) != REFERENCE_ABLATION:
             continue
-        point = results.grid[label].settings if label in results.grid else ()
+        point = results.point(label)
         for other, other_k in results.groups:
             if base_ablation(other) == REFERENCE_ABLATION:
                 continue
-            other_point = results.grid[other].settings if other in results.grid else ()
-            if is_baseline(other) or (other_k == k and other_point == point):
+            if is_baseline(other) or (other_k == k and results.point(other) == point):
                 pairs.append((label, k, other, other_k))
     return pairs
 

@@ -110,6 +110,10 @@ class Results:
     def ks(self, ablation: str) -> list[int]:
         return [k for a, k in self.groups if a == ablation]
 
+    def point(self, label: str) -> tuple[tuple[str, Any], ...]:
+        """The swept settings of an ablation label ((setting, value), ...); () without a grid."""
+        return self.grid[label].settings if label in self.grid else ()
+
     def run(self, task: str, ablation: str, k: int) -> RunInfo | None:
         return next((r for r in self.runs if (r.task, r.ablation, r.k) == (task, ablation, k)), None)
 

@@ -150,7 +150,8 @@ def sweep(
     typer.echo(tables.plan_text(plan, f"{where}, each run pinned to {group_threads} core(s)"))
     if dry_run:
         if plan.to_run:
-            typer.echo(tables.estimate_text(plan, estimate_groups(plan, group_threads), workers))
+            at_once = min(workers, on_slurm.array_parallelism or workers) if on_slurm else workers  # (the array's %N)
+            typer.echo(tables.estimate_text(plan, estimate_groups(plan, group_threads), at_once))
         return
     with contextlib.ExitStack() as connection:
         try:

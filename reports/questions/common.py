@@ -47,8 +47,7 @@ def has_ablation(results: Results, ablation: str) -> bool:
 def matched(results: Results, label: str, ablation: str) -> str | None:
     """The label of `ablation` run at the grid point of `label` (the same swept settings), or None where it was not:
     matched("dynamic bc_coef=0.3", "static-routing") -> "static-routing bc_coef=0.3"."""
-    point = results.grid[label].settings if label in results.grid else ()
-    other = grid_label(ablation, point)
+    other = grid_label(ablation, results.point(label))
     return other if other in results.ablations else None
 
 
