@@ -109,8 +109,9 @@ def logged_rows(logged: xr.Dataset) -> list[tuple[int, dict[str, dict[str, np.nd
         if dim not in logged.dims:
             continue
         names = [name for name, variable in logged.data_vars.items() if variable.dims == ("seed", dim)]
+        values = {name: logged[name].values for name in names}  # (read once, not per step)
         for i, step in enumerate(logged[dim].values):
-            by_step.setdefault(int(step), {})[dim] = {name: logged[name].values[:, i] for name in names}
+            by_step.setdefault(int(step), {})[dim] = {name: column[:, i] for name, column in values.items()}
     return sorted(by_step.items())
 
 

@@ -20,7 +20,7 @@ from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
-from reports.questions.common import STATIC, score_levels
+from reports.questions.common import STATIC, groups_of, matched, score_levels
 from reports.questions.dynamic_vs_static import improvement_verdict
 from reports.runs import Results, base_ablation
 from reports.text import fmt, fmt_interval, group_label
@@ -132,6 +132,10 @@ def question_grid(results: Results, analysis: Analysis) -> Section:
                              "IQM difference [95% CI]", "reading"), tuple(rows),
                             note="each row compares runs of dynamic and static-routing made with the same swept "
                                  "settings and K; P(X > Y) as in section 4 (0.5: no difference)."))
+    elif any((matched(results, label, STATIC), k) in results.groups
+             for label, k in groups_of(results, REFERENCE_ABLATION)):
+        blocks.append(Paragraph("Dynamic and static-routing ran at matched settings and K, but no such pair has "
+                                "evaluation scores on a common task: they are not compared here."))
     else:
         blocks.append(Paragraph("No grid point has both dynamic and static-routing runs: dynamic and static routing "
                                 "are not compared at matched settings (add both to --ablations)."))
