@@ -193,8 +193,9 @@ def coverage_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, 
                          noise_scale: float | jnp.ndarray = 0.0) -> dict[str, jnp.ndarray]:
     """Do the probe's K candidates (its fixed bank) cover the data?
 
-    coverage (scalar): fraction of probes whose data action some candidate reaches within `reach`, the data's
-    own nearest-neighbour scale, measured as support_dist measures (actions divided by `action_scale` (d,), the
+    coverage (scalar): fraction of probes whose data action some candidate reaches within `reach`, the
+    out-of-support threshold (held-out pairs' 95th-percentile nearest-neighbour distance), measured as support_dist
+    measures (actions divided by `action_scale` (d,), the
     data's per-dimension std; the state is the probe's own, so only the action part counts). With the task's
     mode centres (M, Mo, d) at the probe states: modes_covered (scalar), the number of modes with some candidate
     within `noise_scale` (RMS per action dim) of their centre, mean over probes.

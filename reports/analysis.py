@@ -129,6 +129,17 @@ class TaskScores:
 
 
 @dataclass(frozen=True)
+class Matched:
+    """What one comparison (x, kx, y, ky) rests on: the tasks both ran, the tasks only one side ran (left out),
+    and each side's IQM over the common tasks (1,): like with like, whatever else either side ran."""
+
+    tasks: tuple[str, ...]
+    left_out: tuple[str, ...]
+    iqm_x: stats.Interval
+    iqm_y: stats.Interval
+
+
+@dataclass(frozen=True)
 class Analysis:
     reps: int
     seed: int
@@ -138,6 +149,9 @@ class Analysis:
     diagnostics: dict[tuple[str, str, str, int], DiagnosticSummary] = field(default_factory=dict)  # var, task, a, k
     score_difference: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # IQM x - IQM y
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> reference policy -> score
+    matched: dict[tuple[str, int, str, int], Matched] = field(default_factory=dict)  # what each comparison rests on
+    trends: dict[tuple[str, str, int], stats.Interval] = field(default_factory=dict)  # task, ablation, K -> the
+    # score's change over the last third of its evaluations (learning_trend)
     calibrations: dict[tuple[str, str, int], tuple[CalibrationSummary, ...]] = field(default_factory=dict)  # task,
     # ablation, K -> the calibrations whose truth the run logged, in CALIBRATIONS order (runs without truth: absent)
 
@@ -154,14 +168,14 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
         if matrix.num_runs == 0:
             continue
         analysis.groups[(ablation, k)] = group_scores(results, matrix, reps, seed)
-    for (x, kx, y, ky) in comparisons(results):
-        tasks = [t for t in results.tasks if results.run(t, x, kx) and results.run(t, y, ky)]
-        mx, my = score_matrix(table, x, kx, tasks), score_matrix(table, y, ky, tasks)
-        if tasks and mx.num_runs and my.num_runs:
-            analysis.improvement[(x, kx, y, ky)] = stats.batched_bootstrap(
-                (mx.scores, my.scores), stats.probability_of_improvement_batched, reps, seed)
-            analysis.score_difference[(x, kx, y, ky)] = stats.batched_bootstrap(
-                (mx.scores, my.scores), stats.iqm_difference_batched, reps, seed)
+    for key in comparisons(results):
+        compared = compare(results, *key, reps, seed)
+        if compared is not None:
+            analysis.improvement[key], analysis.score_difference[key], analysis.matched[key] = compared
+    for (task, ablation, k) in analysis.per_task:
+        trend = learning_trend(results, task, ablation, k, reps, seed)
+        if trend is not None:
+            analysis.trends[(task, ablation, k)] = trend
     for run in results.runs:
         logged = run_diagnostics(results, run.task, run.ablation, run.k)
         for name in [*DIAGNOSTICS, *PER_PROBE]:
@@ -202,6 +216,48 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
             if is_baseline(other) or (other_k == k and results.point(other) == point):
                 pairs.append((label, k, other, other_k))
     return pairs
+
+
+def compare(results: Results, x: str, kx: int, y: str, ky: int, reps: int,
+            seed: int) -> tuple[stats.Interval, stats.Interval, Matched] | None:
+    """P(X > Y), IQM(X) - IQM(Y) and what they rest on, over the tasks where both have scores; None without
+    such a task."""
+    table = results.scores
+    ran = lambda a, k: {t for t in results.tasks if results.run(t, a, k) is not None}
+    tasks = sorted(ran(x, kx) & ran(y, ky))
+    if not tasks:
+        return None
+    mx, my = score_matrix(table, x, kx, tasks), score_matrix(table, y, ky, tasks)
+    if not (mx.num_runs and my.num_runs):
+        return None
+    improvement = stats.batched_bootstrap((mx.scores, my.scores), stats.probability_of_improvement_batched, reps,
+                                          seed)
+    difference = stats.batched_bootstrap((mx.scores, my.scores), stats.iqm_difference_batched, reps, seed)
+    left_out = tuple(sorted((ran(x, kx) | ran(y, ky)) - set(tasks)))
+    return improvement, difference, Matched(tuple(tasks), left_out,
+                                            stats.batched_bootstrap(mx.scores, stats.iqm_batched, reps, seed),
+                                            stats.batched_bootstrap(my.scores, stats.iqm_batched, reps, seed))
+
+
+def learning_trend(results: Results, task: str, ablation: str, k: int, reps: int, seed: int) -> stats.Interval | None:
+    """Per seed, the score at the last evaluation minus that at the first evaluation of the last third of
+    training (at least two evaluations apart), with a bootstrap interval over seeds; None with fewer than 3
+    evaluations. Material and positive: the run is still rising (undertrained); negligible: it has plateaued."""
+    if "eval_score" not in results.logs:
+        return None
+    logs = results.logs
+    scores = logs["eval_score"].where(logs["eval_counted"]) if "eval_counted" in logs else logs["eval_score"]
+    scores = scores.sel(task=task, ablation=ablation, k=k)
+    healthy = [s for s in run_seeds(results, task, ablation, k)[0] if s in scores["seed"].values]
+    if not healthy:
+        return None
+    values = np.asarray(scores.sel(seed=healthy).transpose("seed", "eval_step").values, np.float64)
+    counted = np.isfinite(values).all(axis=0)
+    values = values[:, counted]
+    if values.shape[1] < 3:
+        return None
+    first = values.shape[1] - max(2, int(np.ceil(values.shape[1] / 3)))  # the last third, at least 2 evaluations
+    return stats.seed_interval((values[:, -1] - values[:, first])[:, None], reps, seed)
 
 
 def group_scores(results: Results, matrix: ScoreMatrix, reps: int, seed: int) -> GroupScores:
@@ -359,7 +415,10 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
     for (x, kx, y, ky), interval in analysis.score_difference.items():
         difference.setdefault(f"{x}-{y}", {})[str(kx)] = {
             **_interval_json(interval, ("IQM difference",))["IQM difference"], "k_x": kx, "k_y": ky,
-            "material": stats.is_material(interval, stats.SCORE_MATERIAL)}
+            "material": stats.is_material(interval, stats.SCORE_MATERIAL),
+            "verdict": stats.verdict(interval, stats.SCORE_MATERIAL),
+            "tasks": list(analysis.matched[(x, kx, y, ky)].tasks),
+            "tasks_left_out": list(analysis.matched[(x, kx, y, ky)].left_out)}
     per_task: dict[str, Any] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
         point, low, high = scores.mean.at(0)
@@ -408,8 +467,10 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
         "iqm_difference": difference,
         "materiality": {"score (IQM difference)": stats.SCORE_MATERIAL,
                         **{name: r.material for name, r in REPORTING.items()},
-                        "rule": "a difference is material only when its whole 95% interval lies beyond the "
-                                "threshold; null: never called material"},
+                        "rule": "material: the whole 95% interval lies beyond the threshold; negligible: the whole "
+                                "interval lies within it; inconclusive: otherwise; no verdict ('too few runs') "
+                                f"below {stats.MIN_RUNS} seeds per side; null: never judged",
+                        "min_runs": stats.MIN_RUNS},
         "reference_levels": analysis.references,
         "performance_profile": profiles,
         "sample_efficiency": efficiency,

@@ -11,6 +11,8 @@ from drol_diag.settings.presets import OGBENCH_PRESETS
 PAPER_UPDATES = 1_000_000  # OGBench training budget of the published numbers
 PAPER_SEEDS = 8
 PAPER_TASKS_PER_FAMILY = 5
+PAPER_HIDDEN = "512,512,512,512"  # the paper's actor and critic widths
+PAPER_TRANSITIONS = 1_000_000  # OGBench's training datasets (docs/drol-spec.md section 4)
 
 # family (dataset prefix) -> column -> (mean %, std %)
 PUBLISHED: dict[str, dict[str, tuple[float, float]]] = {
@@ -35,7 +37,7 @@ def published_family(task: str) -> str | None:
 
 def published_column(family: str, ablation: str, k: int) -> str | None:
     """Which published column a run corresponds to: fql -> FQL, dynamic at K=16 -> DROL(16),
-    dynamic at the family's tuned K -> DROL* (both when the tuned K is 16)."""
+    dynamic at the family's tuned K -> DROL* (both when the tuned K is 16); None otherwise."""
     if ablation == "fql":
         return "FQL"
     if ablation != "dynamic":
@@ -44,3 +46,13 @@ def published_column(family: str, ablation: str, k: int) -> str | None:
     if k == 16:
         return "DROL(16)" if tuned != 16 else "DROL(16) and DROL*"
     return "DROL*" if k == tuned else None
+
+
+def nearest_column(family: str, ablation: str, k: int) -> tuple[str, int | None] | None:
+    """The published column to set a run beside and that column's K: its own (published_column), else for dynamic
+    at another K the tuned DROL* (the run differs in K); None for a variant the paper did not publish."""
+    tuned = OGBENCH_PRESETS[family]["num_candidates"]
+    column = published_column(family, ablation, k)
+    if column is not None:
+        return column, None if ablation == "fql" else k
+    return ("DROL*", tuned) if ablation == "dynamic" else None

@@ -9,12 +9,22 @@ the sweep command that would; the wording rules are in reports.text.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from reports.analysis import Analysis
+from reports import stats
+from reports.analysis import REFERENCE_ABLATION, Analysis, compare
 from reports.document import Block, Command, Notice, Paragraph, Section, Table
-from reports.published import PAPER_UPDATES, PUBLISHED, published_column, published_family
+from reports.published import (
+    PAPER_HIDDEN,
+    PAPER_SEEDS,
+    PAPER_TRANSITIONS,
+    PAPER_UPDATES,
+    PUBLISHED,
+    nearest_column,
+    published_family,
+)
 from reports.questions import (
     question_conflict,
     question_dynamic_vs_static,
@@ -24,10 +34,22 @@ from reports.questions import (
     question_support,
     question_truth,
 )
-from reports.questions.common import STATIC, at_point, undertrained, undertrained_notice
-from reports.questions.dynamic_vs_static import improvement_verdict
+from reports.questions.common import (
+    STATIC,
+    below_reference,
+    comparison_sentence,
+    get,
+    groups_of,
+    late_difference,
+    material_threshold,
+    trend_difference,
+    undertrained_notice,
+    verdict_counts,
+    yardstick,
+)
 from reports.questions.grid import question_grid
-from reports.runs import Results, SkippedRunInfo, base_ablation
+from reports.questions.support import HELD_OUT_OOD
+from reports.runs import Results, RunInfo, SkippedRunInfo, base_ablation
 from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
 
 # ------------------------------------------------------------------------------------------------
@@ -47,9 +69,9 @@ def per_task_section(results: Results, analysis: Analysis) -> Section:
         "Final score per task and run", ("task", "run", "mean +- std", "mean [95% CI]", "n", "seeds",
                                          "no score (diverged / not evaluated)"), tuple(rows),
         note="score: mean of each seed's last 3 evaluations on the run's schedule; std over seeds (n-1); "
-             "interval: bootstrap over seeds."
-             + (" Reference rows: fixed policies scored with the task's own evaluation; a run below the random "
-                "supported mode (or random behaviour action) is undertrained." if analysis.references else "")
+             f"interval: bootstrap over seeds (none below {stats.MIN_RUNS} seeds: n= the seed count)."
+             + (" Reference rows: fixed policies scored with the task's own evaluation." if analysis.references
+                else "")
              + skipped_note(results)),))
 
 
@@ -76,35 +98,52 @@ def found_text(results: Results, where: object = "") -> str:
 
 
 def published_section(results: Results, analysis: Analysis) -> Section:
+    """Every run on a published family (any of its singletask tasks) beside the paper's number for the nearest
+    column, with how the run differs from the published setting."""
     rows = []
     for task in results.tasks:
         family = published_family(task)
         if family is None:
             continue
         for ablation, k in results.groups:
-            column = published_column(family, ablation, k)
-            scores = analysis.per_task.get((task, ablation, k))
-            run = results.run(task, ablation, k)
-            if column is None or scores is None or run is None:
+            scores, run = analysis.per_task.get((task, ablation, k)), results.run(task, ablation, k)
+            nearest = nearest_column(family, base_ablation(ablation), k)
+            if scores is None or run is None or nearest is None:
                 continue
+            column, paper_k = nearest
             paper = " / ".join(f"{PUBLISHED[family][c][0]:g} +- {PUBLISHED[family][c][1]:g}"
-                               for c in column.replace(" and ", ",").split(","))
-            rows.append((family, task, group_label(ablation, k), column, paper,
+                               for c in column.split(" and "))
+            rows.append((task, group_label(ablation, k), f"{column}: {paper}",
                          f"{100 * scores.mean.point[0]:.0f} +- {100 * scores.std:.0f}" if np.isfinite(scores.std)
-                         else f"{100 * scores.mean.point[0]:.0f}",
-                         f"{run.steps_done:,} / {PAPER_UPDATES:,}", f"{len(scores.seeds)} / 8"))
+                         else f"{100 * scores.mean.point[0]:.0f}", setting_differences(run, k, paper_k, scores)))
     if not rows:
         families = ", ".join(PUBLISHED)
         return Section("published", "Published numbers", (Paragraph(
-            "None of these runs is on a task the paper published (OGBench families: " + families + "), so there "
-            "is nothing to set beside its table. Run dynamic (K=16 and the family's tuned K) and fql on e.g. "
-            "cube-single-play-singletask-task1-v0 with --profile paper to compare."),))
+            "None of these runs is a dynamic or fql run on a family the paper published (OGBench families: "
+            + families + "), so there is nothing to set beside its table."),))
     return Section("published", "Published numbers beside this sweep's", (Table(
-        "Success rate (%), the paper's (5 tasks per family, 8 seeds, 1M updates) beside this sweep's (this task)",
-        ("family", "task", "run", "paper column", "paper", "this sweep", "updates (this / paper)",
-         "seeds (this / paper)"), tuple(rows),
-        note="The paper's numbers average 5 tasks; a single task's number can differ from its family's. "
-             "A smaller training budget or fewer seeds than the paper's makes differences expected."),))
+        "Success rate (%): the paper's column nearest each run (5 tasks per family, 8 seeds) beside the run's",
+        ("task", "run", "paper", "this run (mean +- std over seeds)", "how this run differs from the paper's"),
+        tuple(rows),
+        note="The paper's numbers average the family's 5 tasks; a single task's number can differ from its "
+             "family's. Every difference listed (fewer updates, a smaller dataset or network, another K, fewer "
+             "seeds) makes a gap to the paper expected: these rows place the runs, they do not test the paper."),))
+
+
+def setting_differences(run: RunInfo, k: int, paper_k: int | None, scores) -> str:
+    """'updates 20,000 / 1,000,000; networks 256,256 / 512x4; ...' for what differs from the published setting."""
+    parts = []
+    if run.steps_done != PAPER_UPDATES:
+        parts.append(f"updates {run.steps_done:,} / {PAPER_UPDATES:,}")
+    if run.hidden != PAPER_HIDDEN:
+        parts.append(f"networks {run.hidden} / {PAPER_HIDDEN}")
+    if paper_k is not None and k != paper_k:
+        parts.append(f"K {k} / {paper_k}")
+    if run.transitions is not None and run.transitions != PAPER_TRANSITIONS:
+        parts.append(f"dataset {run.transitions:,} / {PAPER_TRANSITIONS:,} transitions")
+    if len(scores.seeds) != PAPER_SEEDS:
+        parts.append(f"seeds {len(scores.seeds)} / {PAPER_SEEDS}")
+    return "; ".join(parts) or "the published setting"
 
 
 def inventory_section(results: Results) -> Section:
@@ -144,8 +183,93 @@ def inventory_section(results: Results) -> Section:
     return Section("inventory", "Run inventory and commands", tuple(blocks))
 
 
-def all_sections(results: Results, analysis: Analysis) -> tuple[Section, ...]:
-    return (inventory_section(results), question_ownership(results, analysis), question_support(results, analysis),
+@dataclass(frozen=True)
+class VerdictRow:
+    """One difference of the one-page summary: which question, what is compared, and its reading."""
+
+    question: str
+    comparison: str
+    difference: stats.Interval
+    threshold: float | None
+    null: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        return stats.verdict(self.difference, self.threshold, self.null)
+
+    def json(self) -> dict:
+        point, low, high = self.difference.at(0)
+        return {"question": self.question, "comparison": self.comparison, "verdict": self.verdict,
+                "point": point, "low": low, "high": high, "seeds": self.difference.runs,
+                "threshold": self.threshold, "null": self.null}
+
+
+def verdict_rows(results: Results, analysis: Analysis) -> list[VerdictRow]:
+    """The headline differences of questions 1-5, each as its question reads it: per dynamic run the flip rate's
+    change and returns against chance (1); per run deployed actions out of support against held-out data (2);
+    dynamic minus static-routing late for ood_frac (2) and conflict_frac (3); every score comparison of dynamic
+    with another variant over the tasks both ran (4, 5b); each K against the best K (5)."""
+    rows = []
+    for task in results.tasks:
+        for label, k in groups_of(results, REFERENCE_ABLATION):
+            run = f"{task}, {group_label(label, k)}"
+            flips, excess = get(analysis, "flip_rate", task, label, k), get(analysis, "return_excess", task, label, k)
+            if flips is not None and flips.has_trend and k > 1:
+                rows.append(VerdictRow("1. ownership settles", f"{run}: flip rate, late minus early",
+                                       trend_difference(analysis, flips), material_threshold("flip_rate")))
+            if excess is not None and k > 1:
+                rows.append(VerdictRow("1. back and forth", f"{run}: returns minus chance, late", excess.late,
+                                       material_threshold("return_excess")))
+            for variable, question in (("ood_frac", "2. off the support"), ("conflict_frac", "3. conflict")):
+                difference = late_difference(results, analysis, variable, task, label, k)
+                if difference is not None:
+                    rows.append(VerdictRow(question, f"{run} minus static-routing: {variable}, late", difference,
+                                           material_threshold(variable)))
+        for ablation, k in results.groups:
+            ood = get(analysis, "ood_frac", task, ablation, k)
+            if ood is not None:
+                rows.append(VerdictRow("2. off the support", f"{task}, {group_label(ablation, k)}: ood_frac late "
+                                       f"minus held-out data's {HELD_OUT_OOD:g}", ood.late.minus(HELD_OUT_OOD),
+                                       material_threshold("ood_frac")))
+    for key, difference in analysis.score_difference.items():
+        x, kx, y, ky = key
+        rows.append(VerdictRow("4. dynamic vs " + ("static" if base_ablation(y) == STATIC else "controls"),
+                               f"{group_label(x, kx)} minus {group_label(y, ky)}: IQM score over "
+                               f"{', '.join(analysis.matched[key].tasks)}", difference, stats.SCORE_MATERIAL))
+    for ablation in results.ablations:
+        ks = [k for k in results.ks(ablation) if (ablation, k) in analysis.groups]
+        if len(ks) < 2:
+            continue
+        best = max(ks, key=lambda k: analysis.groups[(ablation, k)].aggregates.point[0])
+        for k in ks:
+            compared = compare(results, ablation, k, ablation, best, analysis.reps, analysis.seed) if k != best \
+                else None
+            if compared is not None:
+                rows.append(VerdictRow("5. sensitivity to K", f"{ablation}: IQM at K={k} minus at K={best} (the "
+                                       "highest)", compared[1], stats.SCORE_MATERIAL))
+    return rows
+
+
+def verdict_section(results: Results, analysis: Analysis, rows: list[VerdictRow]) -> Section:
+    """The one-page summary: every headline difference with its verdict, interval and seeds."""
+    counts = {v: sum(r.verdict == v for r in rows) for v in (stats.MATERIAL, stats.NEGLIGIBLE, stats.INCONCLUSIVE,
+                                                              stats.TOO_FEW)}
+    lead = Paragraph(f"{plural(len(rows), 'difference')} read: " + ", ".join(
+        f"{count} {verdict}" for verdict, count in counts.items() if count) + ". Material: the whole 95% interval "
+        "beyond the quantity's threshold; negligible: within it; inconclusive: otherwise (not 'no difference'); "
+        f"below {stats.MIN_RUNS} seeds per side, no verdict (section 6).") if rows else Paragraph(
+        "These runs allow no comparison yet: each question below says what to run.")
+    table = Table("Verdicts, one row per difference read (the text of each question follows)",
+                  ("question", "comparison", "verdict", "difference [95% CI]", "threshold", "seeds"),
+                  tuple((r.question, r.comparison, r.verdict, fmt_interval(r.difference),
+                         "-" if r.threshold is None else f"+-{r.threshold:g}", str(r.difference.runs))
+                        for r in rows))
+    return Section("verdicts", "Summary of verdicts", (lead, table) if rows else (lead,))
+
+
+def all_sections(results: Results, analysis: Analysis, verdicts: list[VerdictRow]) -> tuple[Section, ...]:
+    return (verdict_section(results, analysis, verdicts), inventory_section(results),
+            question_ownership(results, analysis), question_support(results, analysis),
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
             question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
             question_error_bars(results, analysis), question_truth(results, analysis),
@@ -154,16 +278,18 @@ def all_sections(results: Results, analysis: Analysis) -> tuple[Section, ...]:
 
 
 def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
-    """Three lines: what was read, the dynamic-vs-static answer, the best run by IQM."""
+    """Three lines: what was read, the count of verdicts over every dynamic-vs-static comparison (never one
+    chosen comparison), the highest IQM with the state of that run against its yardstick."""
     seeds = sorted({len(r.seeds) for r in results.runs})
     read = (f"{found_text(results)}; {plural(len(results.tasks), 'task')}, ablations {', '.join(results.ablations)}, "
             f"K {seeds_text(run_ks(results.groups)) or '-'}, {'/'.join(map(str, seeds))} "
             f"seed{'' if seeds == [1] else 's'} each")
-    static = [(x, kx, i) for (x, kx, y, ky), i in analysis.improvement.items() if base_ablation(y) == STATIC]
-    if static:
-        x, kx, i = max(static, key=lambda item: item[2].point[0])
-        versus = (f"P(dynamic > static-routing) = {fmt_interval(i)} at K={kx}{at_point(x)}: "
-                  f"{improvement_verdict('dynamic', 'static-routing', i)}")
+    static = [key for key in analysis.improvement if base_ablation(key[2]) == STATIC]
+    if len(static) == 1:
+        versus = comparison_sentence(analysis, static[0]).rstrip(".")
+    elif static:
+        versus = (f"dynamic vs static-routing, {len(static)} comparisons (each K and grid point, over the tasks both "
+                  f"ran): {verdict_counts(analysis, static, 'dynamic', 'static-routing')}")
     elif any(s.ablation in ("dynamic", STATIC) for s in results.skipped):
         versus = ("dynamic vs static-routing: not compared, a run folder of one of them was skipped as unreadable "
                   "(see the inventory)")
@@ -171,13 +297,16 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
         versus = "dynamic vs static-routing: not run (see section 4 for the command)"
     if analysis.groups:
         (a, k), g = max(analysis.groups.items(), key=lambda item: item[1].aggregates.point[0])
-        best = f"highest IQM: {group_label(a, k)} {fmt_interval(g.aggregates)}"
         label = group_label(a, k)
-        below = [task for task, runs in undertrained(results, analysis).items() if any(r == label for r, _ in runs)]
-        if below:
-            where = "" if len(below) == len(results.tasks) else f" on {', '.join(below)}"
-            best += (f" (undertrained, not a finding{where}: below a randomly played supported action's score"
-                     f"{' there' if where else ''})")
+        best = f"highest IQM: {label} {fmt_interval(g.aggregates)} over {', '.join(g.matrix.tasks)}"
+        states = [(task, state) for task, runs in below_reference(results, analysis).items()
+                  for run, _, state in runs if run == label]
+        if states:
+            best += " (below the best reference on " + ", ".join(
+                f"{task}: {'undertrained, still rising' if state == 'still rising' else state}"
+                for task, state in states) + ")"
+        elif not any(yardstick(results, analysis, task) for task in g.matrix.tasks):
+            best += " (no yardstick on its tasks: see section 4)"
     else:
         best = "no evaluation scores in these runs"
     return read, versus, best

@@ -81,11 +81,15 @@ def seed_mean(values: np.ndarray) -> np.ndarray:
     return seed_mean_batched(values[None])[0]
 
 
+def iqm_batched(scores: np.ndarray) -> np.ndarray:
+    """IQM over all runs and tasks as rliable's aggregate_iqm takes it, for R resamples at once:
+    (R, runs, tasks) -> (R, 1)."""
+    return scipy.stats.trim_mean(scores.reshape(scores.shape[0], -1), proportiontocut=0.25, axis=1)[:, None]
+
+
 def iqm_difference_batched(scores_x: np.ndarray, scores_y: np.ndarray) -> np.ndarray:
-    """IQM(X) - IQM(Y), each over all its runs and tasks as rliable's aggregate_iqm takes it, for R
-    resamples at once: (R, runs_x, tasks), (R, runs_y, tasks) -> (R, 1)."""
-    iqm = lambda s: scipy.stats.trim_mean(s.reshape(s.shape[0], -1), proportiontocut=0.25, axis=1)
-    return (iqm(scores_x) - iqm(scores_y))[:, None]
+    """IQM(X) - IQM(Y), for R resamples at once: (R, runs_x, tasks), (R, runs_y, tasks) -> (R, 1)."""
+    return iqm_batched(scores_x) - iqm_batched(scores_y)
 
 
 def mean_difference_batched(values_x: np.ndarray, values_y: np.ndarray) -> np.ndarray:
@@ -121,6 +125,10 @@ class Interval:
 
     def at(self, i: int) -> tuple[float, float, float]:
         return float(self.point[i]), float(self.low[i]), float(self.high[i])
+
+    def minus(self, level: float) -> Interval:
+        """The same estimate against a fixed level: point and bounds minus `level`."""
+        return Interval(self.point - level, self.low - level, self.high - level, self.runs)
 
 
 def bootstrap(scores: np.ndarray | tuple[np.ndarray, np.ndarray], func: Callable[..., np.ndarray], reps: int,
@@ -194,9 +202,41 @@ def paired_difference_interval(before: np.ndarray, after: np.ndarray, reps: int,
     return seed_interval((np.asarray(after, np.float64) - np.asarray(before, np.float64))[:, None], reps, seed)
 
 
-def is_material(difference: Interval, threshold: float | None) -> bool:
-    """Whether a (1,) difference is material: it has an interval, and the whole of it lies beyond
-    `threshold` on one side of zero (above +threshold or below -threshold). Never without a threshold."""
-    if threshold is None or not difference.has_interval:
-        return False
-    return bool(difference.low[0] > threshold or difference.high[0] < -threshold)
+# The three readings of a difference (every sentence of the report that reads one follows them), and the fourth
+# state of too few runs. docs/reading-the-report.md says why MIN_RUNS is 5.
+MATERIAL, NEGLIGIBLE, INCONCLUSIVE, TOO_FEW, NOT_JUDGED = ("material", "negligible", "inconclusive", "too few runs",
+                                                           "not judged")
+MIN_RUNS = 5  # runs (seeds) per side below which an interval is not informative and no verdict is given
+
+
+def verdict(difference: Interval, threshold: float | None, null: float = 0.0) -> str:
+    """The reading of a (1,) difference from `null` (0, or 0.5 for a probability, 1 for a ratio):
+    MATERIAL when its whole 95% interval lies beyond null +- threshold on one side, NEGLIGIBLE when it lies
+    within null +- threshold (an equivalence reading, as two one-sided tests give), INCONCLUSIVE otherwise;
+    TOO_FEW below MIN_RUNS runs (or without an interval), NOT_JUDGED without a threshold."""
+    if threshold is None:
+        return NOT_JUDGED
+    if difference.runs < MIN_RUNS or not difference.has_interval:
+        return TOO_FEW
+    low, high = float(difference.low[0]) - null, float(difference.high[0]) - null
+    if low > threshold or high < -threshold:
+        return MATERIAL
+    if low >= -threshold and high <= threshold:
+        return NEGLIGIBLE
+    return INCONCLUSIVE
+
+
+def is_material(difference: Interval, threshold: float | None, null: float = 0.0) -> bool:
+    """Whether a (1,) difference is MATERIAL (`verdict`)."""
+    return verdict(difference, threshold, null) == MATERIAL
+
+
+def runs_to_settle(difference: Interval, threshold: float, null: float = 0.0) -> int | None:
+    """The runs per side at which an INCONCLUSIVE difference would be read material or negligible, if its point
+    stayed and its interval narrowed as 1/sqrt(runs); None where no count would (the point on the threshold)."""
+    point = float(difference.point[0]) - null
+    half_width = (float(difference.high[0]) - float(difference.low[0])) / 2
+    room = abs(abs(point) - threshold)  # how far the point sits from the threshold, either side
+    if room <= 1e-12 * max(1.0, threshold) or not np.isfinite(half_width):
+        return None
+    return max(difference.runs + 1, int(np.ceil(difference.runs * (half_width / room) ** 2)))

@@ -1,13 +1,13 @@
 """Text helpers shared by the report's questions and sections: numbers with their intervals, run labels, seed
-lists, counted nouns, the effect-size wording behind every claimed difference, and the `drol-diag sweep` commands
-that fill what is missing.
+lists, counted nouns, the verdict wording behind every difference the report reads, and the `drol-diag sweep`
+commands that fill what is missing.
 
-Wording rules: every number is followed by its 95% interval and the seed count; a claim is made only when an
-interval supports it (an improvement only when the probability-of-improvement interval excludes 0.5). A
-difference is stated as an effect size, the difference with its own interval and the threshold it is judged
-against (`effect_text`): "material" only when the whole interval lies beyond the quantity's threshold
-(diagnostics.quantities.REPORTING; scores: stats.SCORE_MATERIAL), else "no material difference". A difference
-is never given a cause: the runs vary one setting, they do not isolate a mechanism.
+Wording rules (the report's method section says them once): every number is followed by its 95% interval, or by
+its seed count where fewer than stats.MIN_RUNS seeds make an interval uninformative. A difference (between two
+runs, late minus early, against chance, a ratio against 1) is read by `effect_text` as material (the whole
+interval beyond the threshold), negligible (the whole interval within it) or inconclusive (otherwise, with the
+seeds that would settle it), and below stats.MIN_RUNS seeds not read at all. A difference is never given a cause:
+the runs vary one setting, they do not isolate a mechanism.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ def fmt(value: float, digits: int = 3) -> str:
 
 
 def fmt_interval(interval: stats.Interval, i: int = 0, digits: int = 3) -> str:
-    """'0.552 [0.471, 0.567]', '0.552 (no interval: 1 seed)', or '0 (the same in all 3 seeds)' where every
-    resample gives one value (an interval [0, 0] would read as a measured spread)."""
+    """'0.552 [0.471, 0.567]'; '0.552 (n=2)' below stats.MIN_RUNS seeds, where a bootstrap interval is not
+    informative; '0 (in every resample of the 5 seeds)' where every resample gives one value."""
     point, low, high = interval.at(i)
     if not np.isfinite(point):
         return "n/a"
-    if not np.isfinite(low):
-        return f"{fmt(point, digits)} (no interval: {plural(interval.runs, 'seed')})"
+    if interval.runs < stats.MIN_RUNS or not np.isfinite(low):
+        return f"{fmt(point, digits)} (n={interval.runs})"
     if low == high:
-        return f"{fmt(point, digits)} (the same in all {plural(interval.runs, 'seed')})"
+        return f"{fmt(point, digits)} (in every resample of the {plural(interval.runs, 'seed')})"
     return f"{fmt(point, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
 
 
@@ -49,18 +49,35 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def effect_text(difference: stats.Interval, threshold: float | None) -> str:
-    """A (1,) difference as an effect size judged against its materiality threshold:
-    'difference 0.015 [0.009, 0.021]: no material difference (threshold 0.05)', or '...: material (the
-    whole interval lies beyond the threshold 0.05)'. Without an interval or a threshold, never material."""
-    text = f"difference {fmt_interval(difference)}"
-    if threshold is None:
-        return f"{text}: not judged material (this quantity has no threshold)"
-    if not difference.has_interval:
-        return f"{text}: not judged material without an interval (threshold {threshold:g})"
-    if stats.is_material(difference, threshold):
-        return f"{text}: material (the whole interval lies beyond the threshold {threshold:g})"
-    return f"{text}: no material difference (threshold {threshold:g})"
+def band_text(threshold: float, null: float = 0.0) -> str:
+    """'+-0.05' around 0, '0.5 +- 0.1' around another null."""
+    return f"{fmt(null)} +- {threshold:g}" if null else f"+-{threshold:g}"
+
+
+def effect_text(difference: stats.Interval, threshold: float | None, null: float = 0.0,
+                what: str = "difference") -> str:
+    """A (1,) difference read by stats.verdict, with its interval, seeds and threshold:
+    'difference 0.12 [0.08, 0.16], 5 seeds: material (the whole interval lies beyond +-0.05)';
+    '...: negligible (the whole interval lies within +-0.05)'; '...: inconclusive (the interval reaches both
+    within and beyond +-0.05; about 12 seeds per side would settle it at this spread)'; 'difference 0.12 (n=2):
+    no verdict with 2 seeds (...)'. `null` is what no difference reads as (0.5 for a probability)."""
+    verdict = stats.verdict(difference, threshold, null)
+    text = f"{what} {fmt_interval(difference)}"
+    if verdict == stats.NOT_JUDGED:
+        return f"{text}: not judged (this quantity has no threshold)"
+    if verdict == stats.TOO_FEW:
+        return (f"{text}: no verdict with {plural(difference.runs, 'seed')} (below {stats.MIN_RUNS} seeds a "
+                "bootstrap interval is not informative)")
+    text += f", {plural(difference.runs, 'seed')}: {verdict}"
+    band = band_text(threshold, null)
+    if verdict == stats.MATERIAL:
+        return f"{text} (the whole interval lies beyond {band})"
+    if verdict == stats.NEGLIGIBLE:
+        return f"{text} (the whole interval lies within {band})"
+    needed = stats.runs_to_settle(difference, threshold, null)
+    settle = (f"about {needed} seeds per side would settle it at this spread" if needed is not None
+              else "its estimate sits on the threshold")
+    return f"{text} (the interval reaches both within and beyond {band}; {settle})"
 
 
 def group_label(ablation: str, k: int) -> str:

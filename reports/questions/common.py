@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diagnostics.quantities import QUANTITIES, REPORTING
+from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING, STUDY_FINDINGS
 from drol_diag.tasks.base import undertrained_level
 from reports import stats
 from reports.analysis import (
@@ -19,6 +19,7 @@ from reports.analysis import (
     TREND_ROWS,
     Analysis,
     DiagnosticSummary,
+    Matched,
     is_baseline,
 )
 from reports.document import Block, Figure, Notice, Paragraph, Table
@@ -197,30 +198,178 @@ def reference_aggregates(results: Results, analysis: Analysis) -> dict[str, np.n
     return {name: stats.aggregate_scores(np.array([[levels[name] for levels in per_task]])) for name in names}
 
 
-def undertrained(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float]]]:
-    """{task: [(run label, mean score)]} of the runs whose mean score over seeds lies below the task's
-    level of a randomly played supported action (drol_diag.tasks.base.undertrained_level)."""
-    below: dict[str, list[tuple[str, float]]] = {}
+def calibration_caveat(results: Results, analysis: Analysis, task: str, estimate: str) -> str | None:
+    """Where `estimate` (a CALIBRATIONS estimate) is outside its bar on `task`: in this report's own runs (question
+    7), the runs, the agreement and the bar; else, on a task without truth, the settle study's finding where the
+    task has as many action dimensions as it applies from (diagnostics.quantities.STUDY_FINDINGS). None otherwise."""
+    outside = [(group_label(a, k), c) for (t, a, k), summaries in analysis.calibrations.items() if t == task
+               for c in summaries if c.calibration.estimate == estimate
+               and c.calibration.within_bar(float(c.agreement.point[0])) is False]
+    if outside:
+        bar = outside[0][1].calibration
+        measure = "rank correlation" if bar.measure != DIFFERENCE else "|estimate - truth|"
+        return (f"Caution: on {task} question 7 finds {estimate} outside its bar ({measure} "
+                + ", ".join(f"{fmt(c.agreement.point[0])} in {label}" for label, c in outside)
+                + f"; bar {bar.bar:g}), so read its values there as the estimate they are, not as the truth"
+                + ("; its signed error (estimate - truth) is "
+                   + ", ".join(f"{fmt(c.difference.point[0])} in {label}" for label, c in outside
+                               if c.difference is not None) if any(c.difference is not None for _, c in outside)
+                   else "") + ".")
+    if any(c.calibration.estimate == estimate for (t, _, _), cs in analysis.calibrations.items() if t == task
+           for c in cs):
+        return None  # checked against the truth here, and within its bar
+    dims = {r.action_dim for r in results.runs if r.task == task and r.action_dim is not None}
+    finding = STUDY_FINDINGS.get(estimate)
+    if finding is None or not dims or max(dims) < finding[0]:
+        return None
+    return (f"Caution: {task} has {max(dims)} action dimensions and no truth to check {estimate} against; in the "
+            f"settle study (docs/findings.md) it {finding[1]}.")
+
+
+BEHAVIOUR_REFERENCE = "bc-only"  # the ablation that clones the data's behaviour: the yardstick of a task without levels
+
+
+def score_reading(x: str, y: str, difference: stats.Interval) -> str:
+    """What an IQM difference of x over y supports, in the three verdicts: 'x beats y' only when material."""
+    verdict = stats.verdict(difference, stats.SCORE_MATERIAL)
+    if verdict == stats.MATERIAL:
+        return f"{x} beats {y}" if difference.point[0] > 0 else f"{y} beats {x}"
+    if verdict == stats.NEGLIGIBLE:
+        return f"{x} and {y} score the same within +-{stats.SCORE_MATERIAL:g}"
+    if verdict == stats.INCONCLUSIVE:
+        return f"these runs cannot tell whether {x} or {y} scores higher"
+    return f"no verdict on {x} against {y} with {plural(difference.runs, 'seed')}"
+
+
+def tasks_text(matched: Matched) -> str:
+    """'the 1 task both ran (arc-2d)', with '; 2 tasks only one side ran left out (a, b)'."""
+    text = f"the {plural(len(matched.tasks), 'task')} both ran ({', '.join(matched.tasks)})"
+    if matched.left_out:
+        text += (f"; {plural(len(matched.left_out), 'task')} only one side ran left out "
+                 f"({', '.join(matched.left_out)})")
+    return text
+
+
+def comparison_sentence(analysis: Analysis, key: tuple[str, int, str, int]) -> str:
+    """'dynamic K=4 against static-routing K=4 over <tasks>: P(X > Y) = ...; IQM ... vs ...; IQM difference ...:
+    <verdict>: <reading>.' Everything over the tasks both ran."""
+    x, kx, y, ky = key
+    matched = analysis.matched[key]
+    difference = analysis.score_difference[key]
+    return (f"{group_label(x, kx)} against {group_label(y, ky)} over {tasks_text(matched)}: "
+            f"P({base_ablation(x)} > {base_ablation(y)}) = {fmt_interval(analysis.improvement[key])}; "
+            f"IQM {fmt_interval(matched.iqm_x)} vs {fmt_interval(matched.iqm_y)}; IQM "
+            f"{effect_text(difference, stats.SCORE_MATERIAL)}: "
+            f"{score_reading(base_ablation(x), base_ablation(y), difference)}.")
+
+
+def verdict_counts(analysis: Analysis, keys: list[tuple[str, int, str, int]], x: str, y: str) -> str:
+    """'x higher in 1, y higher in 2, negligible in 0, inconclusive in 3, no verdict (too few seeds) in 0' over
+    the IQM differences of `keys`, and, with several, how many material ones chance alone would give."""
+    counts = {label: 0 for label in (f"{x} materially higher", f"{y} materially higher", stats.NEGLIGIBLE,
+                                     stats.INCONCLUSIVE, "no verdict (too few seeds)")}
+    for key in keys:
+        difference = analysis.score_difference[key]
+        verdict = stats.verdict(difference, stats.SCORE_MATERIAL)
+        label = ({stats.NEGLIGIBLE: stats.NEGLIGIBLE, stats.INCONCLUSIVE: stats.INCONCLUSIVE}.get(verdict)
+                 or ("no verdict (too few seeds)" if verdict != stats.MATERIAL
+                     else f"{x} materially higher" if difference.point[0] > 0 else f"{y} materially higher"))
+        counts[label] += 1
+    text = ", ".join(f"{label} in {count}" for label, count in counts.items())
+    if len(keys) > 1:
+        text += (f"; with {len(keys)} comparisons at 95% each, a lone material one can arise by chance, so read the "
+                 "count, not any one comparison")
+    return text
+
+
+def yardstick(results: Results, analysis: Analysis, task: str) -> tuple[str, float] | None:
+    """(name, score) of the best reference available on a task: the bc-only run's mean score (behaviour cloning of
+    the data, the highest over its K) where one ran, else the task's own level of a randomly played supported
+    action (drol_diag.tasks.base.undertrained_level); None where neither exists."""
+    behaviour = [(group_label(a, k), float(s.mean.point[0])) for (t, a, k), s in analysis.per_task.items()
+                 if t == task and base_ablation(a) == BEHAVIOUR_REFERENCE and np.isfinite(s.mean.point[0])]
+    if behaviour:
+        return max(behaviour, key=lambda item: item[1])
+    return undertrained_level(analysis.references.get(task, {}))
+
+
+def no_yardstick_notice(results: Results, analysis: Analysis) -> Notice | None:
+    """A notice naming the tasks whose scores have no yardstick, with the command that adds bc-only runs."""
+    bare = [task for task in results.tasks if yardstick(results, analysis, task) is None]
+    if not bare:
+        return None
+    return Notice("missing", f"No yardstick for the scores on {', '.join(bare)}: the task has no reference levels "
+                  "and no bc-only run (behaviour cloning of the data), so a score there cannot be read as good or "
+                  "poor, and a variant that beats another may still do worse than the data's own behaviour. Add "
+                  "bc-only as the reference:",
+                  fill_command(results, ablations=results.ablations + [BEHAVIOUR_REFERENCE]))
+
+
+def yardstick_sentence(results: Results, analysis: Analysis, task: str, labels: list[tuple[str, int]]) -> str | None:
+    """Each run's mean score on `task` against the task's yardstick (its difference read by the three verdicts)."""
+    reference = yardstick(results, analysis, task)
+    if reference is None:
+        return None
+    name, level = reference
+    parts = []
+    for label, k in labels:
+        scores = analysis.per_task.get((task, label, k))
+        if scores is None or group_label(label, k) == name:
+            continue
+        offset = scores.mean.minus(level)
+        reading = stats.verdict(offset, stats.SCORE_MATERIAL)
+        side = ("above it" if offset.point[0] > 0 else "below it") if reading == stats.MATERIAL else \
+            "level with it" if reading == stats.NEGLIGIBLE else "not told apart from it" \
+            if reading == stats.INCONCLUSIVE else "no verdict"
+        parts.append(f"{group_label(label, k)} {fmt_interval(scores.mean)} ({side}; "
+                     f"{effect_text(offset, stats.SCORE_MATERIAL)})")
+    if not parts:
+        return None
+    return f"Beside the best reference on {task}, {name} ({fmt(level)}): " + "; ".join(parts) + "."
+
+
+def below_reference(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float, str]]]:
+    """{task: [(run label, mean score, state)]} of the runs whose mean score lies below the task's yardstick
+    (`yardstick`), each with the state of its learning curve over its last third (analysis.trends): 'still
+    rising' (a material rise: undertrained), 'plateaued' (a negligible change) or 'not clearly flat'."""
+    below: dict[str, list[tuple[str, float, str]]] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
-        level = undertrained_level(analysis.references.get(task, {}))
+        reference = yardstick(results, analysis, task)
         mean = float(scores.mean.point[0])
-        if level is not None and np.isfinite(mean) and mean < level[1]:
-            below.setdefault(task, []).append((group_label(ablation, k), mean))
+        if reference is None or not np.isfinite(mean) or mean >= reference[1] or base_ablation(ablation) == \
+                BEHAVIOUR_REFERENCE:
+            continue
+        trend = analysis.trends.get((task, ablation, k))
+        reading = stats.verdict(trend, stats.SCORE_MATERIAL) if trend is not None else None
+        state = ("still rising" if reading == stats.MATERIAL and trend.point[0] > 0 else
+                 "plateaued" if reading == stats.NEGLIGIBLE else "not clearly flat")
+        below.setdefault(task, []).append((group_label(ablation, k), mean, state))
     return below
 
 
+def undertrained(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float]]]:
+    """{task: [(run label, mean score)]} of the runs below the task's yardstick whose curve still rises over its last
+    third (undertrained: train longer)."""
+    return {task: [(label, mean) for label, mean, state in runs if state == "still rising"]
+            for task, runs in below_reference(results, analysis).items()
+            if any(state == "still rising" for _, _, state in runs)}
+
+
 def undertrained_notice(results: Results, analysis: Analysis) -> Notice | None:
-    """A warning naming the runs that score below a randomly played supported action: undertrained, not a finding."""
-    below = undertrained(results, analysis)
+    """A warning naming the runs below the task's yardstick, each with its learning curve's state: still rising
+    (undertrained: train longer), plateaued below it (a finding about the run, not a matter of steps), or not
+    clearly flat."""
+    below = below_reference(results, analysis)
     if not below:
         return None
     parts = []
     for task, runs in below.items():
-        name, level = undertrained_level(analysis.references[task])
-        parts.append(f"{task}: {', '.join(f'{label} ({fmt(mean)})' for label, mean in runs)} below the {name} "
-                     f"level {fmt(level)}")
-    return Notice("warning", "Undertrained, not a finding: " + "; ".join(parts) + ". A policy that plays a "
-                  "supported action at random (a random supported mode, a random behaviour action) at every state "
-                  "scores that much; runs below it have not learned which supported actions are better, so "
-                  "differences among them say nothing about routing. Train longer (--steps) "
-                  "before reading the comparisons.")
+        name, level = yardstick(results, analysis, task)
+        parts.append(f"{task}: " + ", ".join(
+            f"{label} ({fmt(mean)}, {'undertrained: still rising' if state == 'still rising' else state})"
+            for label, mean, state in runs) + f" below {name} ({fmt(level)})")
+    return Notice("warning", "Below the best reference: " + "; ".join(parts) + ". A run still rising over the last "
+                  "third of its evaluations is undertrained (train longer with --steps before reading its "
+                  "comparisons); a plateaued one has settled below what the data's behaviour scores, which is a "
+                  "finding about that run; 'not clearly flat' means its last-third change is inconclusive or has "
+                  f"too few seeds (fewer than {stats.MIN_RUNS}) to tell.")

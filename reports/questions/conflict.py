@@ -13,6 +13,7 @@ from reports.analysis import Analysis
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
     STATIC,
+    calibration_caveat,
     diagnostic_figure,
     diagnostic_table,
     fill_static_command,
@@ -23,7 +24,7 @@ from reports.questions.common import (
     task_blocks,
 )
 from reports.runs import Results
-from reports.text import fmt_interval, group_label, missing
+from reports.text import fmt_interval, group_label, missing, plural
 
 # Said only beside a material difference, and only as what it is: a hypothesis these runs do not test (they vary
 # the routing rule, and with it the whole training path; nothing in them isolates why the fraction differs).
@@ -38,20 +39,24 @@ def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str
         frac = get(analysis, "conflict_frac", task, ablation, k)
         if cos is None or frac is None:
             continue
-        disagree = cos.late.has_interval and cos.late.high[0] < 0
-        agree = cos.late.has_interval and cos.late.low[0] > 0
-        verdict = ("the two gradients oppose each other" if disagree else "the two gradients point the same way"
-                   if agree else "the sign of their agreement is not settled by these seeds")
+        reading = stats.verdict(cos.late, material_threshold("grad_cos"))
+        verdict = ("the two gradients oppose each other" if reading == stats.MATERIAL and cos.late.point[0] < 0 else
+                   "the two gradients point the same way" if reading == stats.MATERIAL else
+                   "the two gradients are about orthogonal" if reading == stats.NEGLIGIBLE else
+                   "these runs cannot tell the sign of their agreement" if reading == stats.INCONCLUSIVE else
+                   f"no verdict with {plural(cos.late.runs, 'seed')}")
         sentences.append(f"{group_label(ablation, k)}: cosine between the BC and critic gradients "
-                         f"{fmt_interval(cos.late)} late ({verdict}); the BC pull opposes the critic's ascent on "
-                         f"{fmt_interval(frac.early)} of probes at first and {fmt_interval(frac.late)} late.")
+                         f"{fmt_interval(cos.late)} late ({verdict}, threshold +-{material_threshold('grad_cos'):g}); "
+                         f"the BC pull opposes the critic's ascent on {fmt_interval(frac.early)} of probes at first "
+                         f"and {fmt_interval(frac.late)} late.")
     for comparison, difference in late_comparisons(
             results, analysis, "conflict_frac", task,
             "the fraction of probes where the BC pull opposes the critic's ascent"):
-        if stats.is_material(difference, material_threshold("conflict_frac")) and difference.high[0] < 0:
+        if stats.is_material(difference, material_threshold("conflict_frac")) and difference.point[0] < 0:
             comparison += " " + HYPOTHESIS
         sentences.append(comparison)
-    return sentences
+    caveat = calibration_caveat(results, analysis, task, "conflict_frac")
+    return sentences + ([caveat] if caveat else [])
 
 
 def question_conflict(results: Results, analysis: Analysis) -> Section:

@@ -1,11 +1,12 @@
 """Question 4: does dynamic routing beat a static assignment?
 
-Shows the probability that dynamic routing scores above static-routing (and above every other control) with its
-interval and the verdict it supports, with the effect size (the IQM difference, its interval and the threshold
-stats.SCORE_MATERIAL it is judged against); the aggregate scores (median, IQM, mean, optimality gap) of every run
-over seeds and tasks beside the task's reference policies, and which of them coincide by construction (one task:
-mean and median; fewer than 4 runs x tasks: IQM and mean); a warning when runs score below a random supported mode
-(undertrained, not a finding); and the performance profiles and sample-efficiency curves per K.
+Per comparison of dynamic with static-routing, over the tasks both ran: the probability that dynamic scores above
+static-routing, both IQMs and the IQM difference read by the three verdicts (threshold stats.SCORE_MATERIAL); the
+count of verdicts over every comparison (and over the other controls); each run beside the task's best reference
+(bc-only where it ran, else the task's levels; a notice where there is none); the aggregate scores of every run
+beside the task's reference policies, and which of them coincide by construction (one task: mean and median;
+fewer than 4 runs x tasks: IQM and mean); a warning when runs score below the best reference (undertrained when
+still rising, else plateaued below it); the performance profiles and sample-efficiency curves.
 """
 
 from __future__ import annotations
@@ -17,55 +18,38 @@ from reports.figures import IntervalRow, Line, Panel, interval_figure, line_figu
 from reports.questions.common import (
     STATIC,
     STEP_AXIS,
-    at_point,
+    comparison_sentence,
+    no_yardstick_notice,
     reference_aggregates,
     score_levels,
     undertrained_notice,
+    verdict_counts,
+    yardstick_sentence,
 )
 from reports.runs import Results, base_ablation
-from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
+from reports.text import fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
 ANCHOR, TITLE = "q4-dynamic-vs-static", "4. Does dynamic routing beat a static assignment?"
 REFERENCE_ROW = "reference: "  # the label prefix of a reference policy's row in the score table and figure
 
 
-def improvement_verdict(x: str, y: str, interval: stats.Interval) -> str:
-    """What a probability-of-improvement interval of x over y supports, in words."""
-    if not interval.has_interval:
-        return f"one seed only, so no interval: the data cannot say whether {x} beats {y}"
-    if interval.low[0] > 0.5:
-        return f"the interval excludes 0.5: {x} beats {y}"
-    if interval.high[0] < 0.5:
-        return f"the interval lies below 0.5: {y} beats {x}"
-    return f"the interval includes 0.5: these runs do not show {x} beating {y}"
-
-
-def score_effect(analysis: Analysis, key: tuple[str, int, str, int]) -> str:
-    """'IQM difference 0.01 [-0.02, 0.04]: no material difference (threshold 0.05)' of a comparison."""
-    return f"IQM {effect_text(analysis.score_difference[key], stats.SCORE_MATERIAL)}"
-
-
 def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
-    sentences = []
-    for key, interval in analysis.improvement.items():
-        x, kx, y, ky = key
-        if base_ablation(y) != STATIC:
-            continue
-        ix, iy = analysis.groups[(x, kx)].aggregates, analysis.groups[(y, ky)].aggregates
-        tasks = len(analysis.groups[(x, kx)].matrix.tasks)
-        sentences.append(f"At K={kx}{at_point(x)}, P(dynamic > static-routing) = "
-                         f"{fmt_interval(interval)} over "
-                         f"{plural(interval.runs, 'seed')} x {plural(tasks, 'task')}; "
-                         f"{improvement_verdict('dynamic', 'static-routing', interval)} (IQM {fmt_interval(ix)} vs "
-                         f"{fmt_interval(iy)}; {score_effect(analysis, key)}).")
-    others = [(key, i) for key, i in analysis.improvement.items() if base_ablation(key[2]) != STATIC]
+    """One sentence per comparison of dynamic with static-routing (over the tasks both ran), then the count of the
+    verdicts against the other controls (never one chosen comparison)."""
+    static = [key for key in analysis.improvement if base_ablation(key[2]) == STATIC]
+    sentences = [comparison_sentence(analysis, key) for key in static]
+    if len(static) > 1:
+        sentences.append(f"Over the {len(static)} comparisons of dynamic with static-routing: "
+                         f"{verdict_counts(analysis, static, 'dynamic', 'static-routing')}.")
+    others = [key for key in analysis.improvement if base_ablation(key[2]) != STATIC]
     if others:
-        named = lambda key: f"{group_label(key[2], key[3])} ({score_effect(analysis, key)})"
-        wins = [named(key) for key, i in others if i.has_interval and i.low[0] > 0.5]
-        losses = [named(key) for key, i in others if i.has_interval and i.high[0] < 0.5]
-        sentences.append(f"Against the other controls, dynamic (at the same K) wins against "
-                         f"{'; '.join(wins) if wins else 'none'} and loses against "
-                         f"{'; '.join(losses) if losses else 'none'}; every other comparison is within noise.")
+        sentences.append(f"Against the other controls ({plural(len(others), 'comparison')} of dynamic, each at its K "
+                         f"and over the tasks both ran; table below): "
+                         f"{verdict_counts(analysis, others, 'dynamic', 'the control')}.")
+    for task in results.tasks:
+        sentence = yardstick_sentence(results, analysis, task, list(results.groups))
+        if sentence:
+            sentences.append(sentence)
     return sentences
 
 
@@ -130,9 +114,9 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
                               "(the task must have an evaluator and --eval-interval must be reached).",
                               fill_command(results)))
         return Section(ANCHOR, TITLE, tuple(blocks))
-    notice = undertrained_notice(results, analysis)
-    if notice is not None:
-        blocks.append(notice)
+    for notice in (undertrained_notice(results, analysis), no_yardstick_notice(results, analysis)):
+        if notice is not None:
+            blocks.append(notice)
     blocks += [Paragraph(sentence) for sentence in improvement_answer(results, analysis)]
     ablations = [base_ablation(a) for a in results.ablations]
     if REFERENCE_ABLATION not in ablations or STATIC not in ablations:
@@ -154,15 +138,18 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
                                   interval_rows))
     if analysis.improvement:
         rows = [(f"P({group_label(x, kx)} > {group_label(y, ky)})", fmt_interval(i), f"{i.runs}",
-                 improvement_verdict(x, y, i), fmt_interval(analysis.score_difference[(x, kx, y, ky)]))
+                 fmt_interval(analysis.score_difference[(x, kx, y, ky)]),
+                 stats.verdict(analysis.score_difference[(x, kx, y, ky)], stats.SCORE_MATERIAL),
+                 ", ".join(analysis.matched[(x, kx, y, ky)].tasks))
                 for (x, kx, y, ky), i in analysis.improvement.items()]
         blocks.append(Table("Probability of improvement of dynamic over each other variant",
-                            ("comparison", "P [95% CI]", "seeds (smaller side)", "reading", "IQM difference [95% CI]"),
+                            ("comparison", "P [95% CI]", "seeds (smaller side)", "IQM difference [95% CI]",
+                             "verdict", "tasks both ran"),
                             tuple(rows),
                             note="P(X > Y): probability that a run of X scores above a run of Y on the same task, "
                                  "averaged over tasks (rliable); 0.5 means no difference. IQM difference: IQM of X "
-                                 f"minus IQM of Y; material only when its whole interval lies beyond "
-                                 f"{stats.SCORE_MATERIAL:g}."))
+                                 "minus IQM of Y over the tasks both ran; its verdict as everywhere in this report "
+                                 f"(threshold {stats.SCORE_MATERIAL:g})."))
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
             "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],

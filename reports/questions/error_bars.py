@@ -30,7 +30,7 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
                          seeds_text(part[part.diverged].seed.tolist()),
                          seeds_text(part[~part.diverged & ~np.isfinite(part.score)].seed.tolist())))
     diverged = int(table.diverged.sum())
-    single = [group_label(a, k) for (a, k), g in analysis.groups.items() if g.matrix.num_runs < 2]
+    few = [group_label(a, k) for (a, k), g in analysis.groups.items() if g.matrix.num_runs < stats.MIN_RUNS]
     blocks: list[Block] = [Paragraph(
         f"Every number in this report is given with a 95% percentile stratified bootstrap interval "
         f"({analysis.reps} repetitions; numpy's global generator seeded with {analysis.seed} before each "
@@ -40,11 +40,12 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
         "(an evaluation a resume moved off that grid is kept in the log, not counted). "
         + (f"{plural(diverged, 'seed run')} diverged (losses became NaN or infinite); they have no score, are left "
            "out of every statistic and are listed below." if diverged else "No seed diverged."))]
-    if single:
-        blocks.append(Notice("warning", f"Single seed for {', '.join(single)}: a bootstrap over one run repeats the "
-                             "same value, so these have no intervals (shown as 'no interval', drawn without bands), "
-                             "not zero-width ones. Run more seeds:",
-                             fill_command(results, seeds="0-4")))
+    blocks.append(Paragraph(VERDICT_RULES))
+    if few:
+        blocks.append(Notice("warning", f"Fewer than {stats.MIN_RUNS} seeds for {', '.join(few)}: their numbers are "
+                             "shown with their seed count (n=...) and no interval, and no difference involving them "
+                             f"is given a verdict. Run at least {stats.MIN_RUNS} seeds:",
+                             fill_command(results, seeds=f"0-{stats.MIN_RUNS - 1}")))
     if diverged:
         blocks.append(Notice("warning", f"{plural(diverged, 'seed run')} diverged and are excluded from the "
                              "statistics (see the table); excluding them flatters the variants they belong to."))
@@ -54,6 +55,20 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
     return Section("q6-error-bars", "6. Error bars: what every interval rests on", tuple(blocks))
 
 
+VERDICT_RULES = (
+    "How differences are read. Every difference (between two runs, late minus early, against chance or a reference, "
+    "a ratio against 1) is read against its quantity's threshold (the table below) in one of three verdicts: "
+    "material when its whole 95% interval lies beyond the threshold on one side; negligible when its whole "
+    "interval lies within plus or minus the threshold (an equivalence reading, as two one-sided tests give); "
+    "inconclusive otherwise, with the seeds per side that would settle it if the spread stayed as it is. "
+    "Inconclusive is not 'no difference'. "
+    f"Below {stats.MIN_RUNS} seeds per side no verdict is given: a percentile bootstrap resamples only the seeds "
+    "there are, and at 3 seeds one resample in 27 repeats the lowest seed three times (3.7%, more than the 2.5% "
+    "tail), so the interval's ends are the lowest and highest seed, not a 95% interval "
+    "(docs/reading-the-report.md). A headline counts the "
+    "verdicts of every comparison made; with many comparisons a lone material one can arise by chance.")
+
+
 def materiality_table() -> Table:
     """The threshold from which each reported difference is called material, and why."""
     rows = [("score (IQM of one run minus another's)", f"{stats.SCORE_MATERIAL:g}",
@@ -61,6 +76,5 @@ def materiality_table() -> Table:
     rows += [(f"{QUANTITIES[name].label} ({name})", "none" if r.material is None else f"{r.material:g}", r.why)
              for name, r in REPORTING.items()]
     return Table("When a difference is material", ("quantity", "material from", "why"), tuple(rows),
-                 note="A difference (between two runs, or late minus early) is called material only when its whole "
-                      "95% interval lies beyond the threshold; otherwise the report says 'no material difference'. "
-                      "A difference is never given a cause these runs do not isolate.")
+                 note="Material: the whole 95% interval beyond the threshold; negligible: the whole interval within "
+                      "it; inconclusive: otherwise. A difference is never given a cause these runs do not isolate.")

@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 
 from reports import stats
-from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores
+from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores, compare
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
 from reports.questions.common import STATIC, groups_of, matched, score_levels
-from reports.questions.dynamic_vs_static import improvement_verdict
 from reports.runs import Results, base_ablation
-from reports.text import fmt, fmt_interval, group_label
+from reports.text import effect_text, fmt_interval, group_label
 
 ANCHOR, TITLE = "q5b-grid", "5b. How sensitive is it to the swept hyper-parameters?"
 
@@ -54,8 +53,9 @@ def curve_label(ablation: str, k: int, others: tuple[tuple[str, Any], ...]) -> s
     return " ".join([group_label(ablation, k), *(f"{name}={value}" for name, value in others)])
 
 
-def sensitivity_text(name: str, curves: Curves) -> list[str]:
-    """Per curve: the IQM at each value, the best value, and whether the best and worst differ materially."""
+def sensitivity_text(results: Results, analysis: Analysis, name: str, curves: Curves) -> list[str]:
+    """Per curve: the IQM at each value, and the best value against the worst, their IQM difference read by the
+    three verdicts (both over the tasks both values ran)."""
     sentences = []
     for (ablation, k, others), points in curves.items():
         label = curve_label(ablation, k, others)
@@ -63,10 +63,11 @@ def sensitivity_text(name: str, curves: Curves) -> list[str]:
         if len(points) > 1:
             best = max(points, key=lambda p: p[1].aggregates.point[0])
             worst = min(points, key=lambda p: p[1].aggregates.point[0])
-            gap = best[1].aggregates.point[0] - worst[1].aggregates.point[0]
-            text += (f" Highest at {name}={best[0]}, {fmt(gap)} above the lowest ({name}={worst[0]}): "
-                     + ("more than the materiality threshold " if gap > stats.SCORE_MATERIAL else
-                        "within the materiality threshold ") + f"{stats.SCORE_MATERIAL:g}.")
+            compared = compare(results, best[1].matrix.ablation, best[1].matrix.k, worst[1].matrix.ablation,
+                               worst[1].matrix.k, analysis.reps, analysis.seed)
+            text += f" Highest at {name}={best[0]}, lowest at {name}={worst[0]}"
+            text += (f"; IQM {effect_text(compared[1], stats.SCORE_MATERIAL)}." if compared else
+                     ": no task both ran.")
         else:
             text += f" One value of {name} only: no curve."
         sentences.append(text)
@@ -92,16 +93,17 @@ def sensitivity_panel(results: Results, analysis: Analysis, name: str, curves: C
 
 
 def matched_rows(results: Results, analysis: Analysis) -> list[tuple[str, ...]]:
-    """P(dynamic > static-routing) and the IQM difference at each grid point where both ran (same settings, K)."""
+    """P(dynamic > static-routing), both IQMs and their difference with its verdict at each grid point where both
+    ran (same settings and K), over the tasks both ran there."""
     rows = []
     for (x, kx, y, ky), interval in analysis.improvement.items():
         if base_ablation(y) != STATIC or x not in results.grid:
             continue
         settings = ", ".join(f"{name}={value}" for name, value in results.grid[x].settings) or "-"
-        rows.append((settings, f"K={kx}", fmt_interval(analysis.groups[(x, kx)].aggregates),
-                     fmt_interval(analysis.groups[(y, ky)].aggregates), fmt_interval(interval),
-                     fmt_interval(analysis.score_difference[(x, kx, y, ky)]),
-                     improvement_verdict(REFERENCE_ABLATION, STATIC, interval)))
+        matched_set, difference = analysis.matched[(x, kx, y, ky)], analysis.score_difference[(x, kx, y, ky)]
+        rows.append((settings, f"K={kx}", fmt_interval(matched_set.iqm_x), fmt_interval(matched_set.iqm_y),
+                     fmt_interval(interval), fmt_interval(difference),
+                     stats.verdict(difference, stats.SCORE_MATERIAL)))
     return rows
 
 
@@ -110,7 +112,7 @@ def question_grid(results: Results, analysis: Analysis) -> Section:
     panels = []
     for name in swept_settings(results):
         curves = setting_curves(results, analysis, name)
-        blocks += [Paragraph(sentence) for sentence in sensitivity_text(name, curves)]
+        blocks += [Paragraph(sentence) for sentence in sensitivity_text(results, analysis, name, curves)]
         blocks.append(Table(f"IQM of the score at each {name}", ("run", name, "IQM [95% CI]", "seeds x tasks"),
                             tuple((curve_label(a, k, others), str(value), fmt_interval(g.aggregates),
                                    f"{g.matrix.num_runs} x {len(g.matrix.tasks)}")
@@ -129,9 +131,10 @@ def question_grid(results: Results, analysis: Analysis) -> Section:
     if rows:
         blocks.append(Table("Dynamic vs static routing at matched settings",
                             ("settings", "K", "IQM dynamic", "IQM static-routing", "P(dynamic > static) [95% CI]",
-                             "IQM difference [95% CI]", "reading"), tuple(rows),
+                             "IQM difference [95% CI]", "verdict"), tuple(rows),
                             note="each row compares runs of dynamic and static-routing made with the same swept "
-                                 "settings and K; P(X > Y) as in section 4 (0.5: no difference)."))
+                                 "settings and K, over the tasks both ran; P(X > Y) and the verdicts as in "
+                                 "section 4."))
     elif any((matched(results, label, STATIC), k) in results.groups
              for label, k in groups_of(results, REFERENCE_ABLATION)):
         blocks.append(Paragraph("Dynamic and static-routing ran at matched settings and K, but no such pair has "

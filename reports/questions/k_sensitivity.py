@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from reports import stats
-from reports.analysis import DIAGNOSTICS, Analysis, is_baseline
+from reports.analysis import DIAGNOSTICS, Analysis, compare, is_baseline
 from reports.document import Block, Paragraph, Section
 from reports.figures import Line, Panel, line_figure
 from reports.questions.common import diagnostic_panel, get, score_levels
@@ -42,15 +42,25 @@ def k_answer(results: Results, analysis: Analysis) -> list[str]:
             continue
         groups = {k: analysis.groups[(ablation, k)] for k in ks}
         best = max(ks, key=lambda k: groups[k].aggregates.point[0])
-        effects = {k: stats.batched_bootstrap((groups[k].matrix.scores, groups[best].matrix.scores),
-                                              stats.iqm_difference_batched, analysis.reps, analysis.seed)
-                   for k in ks if k != best and groups[k].matrix.tasks == groups[best].matrix.tasks}
-        material = [k for k, d in effects.items() if stats.is_material(d, stats.SCORE_MATERIAL)]
+        effects = {k: compared for k in ks if k != best
+                   and (compared := compare(results, ablation, k, ablation, best, analysis.reps, analysis.seed))}
+        readings = {k: stats.verdict(d, stats.SCORE_MATERIAL) for k, (_, d, _) in effects.items()}
         text = (f"{ablation}: IQM " + ", ".join(f"K={k} {fmt_interval(groups[k].aggregates)}" for k in ks)
-                + f". The highest is at K={best}; IQM of each other K minus K={best}: "
-                + "; ".join(f"K={k} {effect_text(d, stats.SCORE_MATERIAL)}" for k, d in effects.items()) + ". ")
-        text += (f"So these runs show a material sensitivity to K (K={', '.join(map(str, material))} below K={best})."
-                 if material else "So these runs show no material sensitivity to K.")
+                + f". The highest is at K={best}; IQM of each other K minus K={best}, over the tasks both ran: "
+                + "; ".join(f"K={k} {effect_text(d, stats.SCORE_MATERIAL)}" for k, (_, d, _) in effects.items())
+                + ". ")
+        by_reading = {r: [k for k, v in readings.items() if v == r] for r in dict.fromkeys(readings.values())}
+        if by_reading.get(stats.MATERIAL):
+            below = ", ".join(map(str, by_reading[stats.MATERIAL]))
+            text += f"So these runs show a material sensitivity to K (K={below} below K={best})"
+        elif readings and set(readings.values()) == {stats.NEGLIGIBLE}:
+            text += f"So these runs show the score insensitive to K within +-{stats.SCORE_MATERIAL:g}"
+        elif stats.INCONCLUSIVE in readings.values():
+            text += "So these runs cannot tell how sensitive the score is to K"
+        else:
+            text += f"No verdict on K: fewer than {stats.MIN_RUNS} seeds per K"
+        text += (" (" + ", ".join(f"{r} at K={', '.join(map(str, v))}" for r, v in by_reading.items()) + ")."
+                 if len(by_reading) > 1 else ".")
         for task in results.tasks:
             dead = get(analysis, "dead_candidates", task, ablation, max(ks))
             if dead is None:

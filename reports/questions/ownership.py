@@ -39,19 +39,22 @@ def returns_text(analysis: Analysis, task: str, label: str, k: int, returns: Dia
     text = f"Returns to a former owner are {fmt_interval(returns.late)} per interval ({share:.0%} of flips)"
     chance = get(analysis, "return_rate_chance", task, label, k)
     excess = get(analysis, "return_excess", task, label, k)
-    if chance is None or excess is None:  # a log without the chance level: the share alone
-        kind = ("most late flips go back to an owner the probe had before (back and forth)" if share >= 0.5
-                else "most late flips hand a probe to a candidate that never owned it (migration, not back and forth)")
-        return f"{text}: {kind}; the chance level was not logged, so this cannot be told from chance."
+    if chance is None or excess is None:  # a log without the chance level: the share alone, no verdict
+        return f"{text}; the chance level was not logged, so whether that is back and forth cannot be told."
     threshold = material_threshold("return_excess")
     text += (f"; if each flip went to a uniformly drawn other candidate, given each probe's history, they would be "
              f"{fmt_interval(chance.late)} ({chance.late.point[0] / flips.late.point[0]:.0%} of flips). Returns "
              f"minus chance: {effect_text(excess.late, threshold)}")
-    if stats.is_material(excess.late, threshold) and excess.late.low[0] > 0:
-        return text + ": flips go back to former owners more often than chance (back and forth)."
-    if stats.is_material(excess.late, threshold):
-        return text + ": flips go back to former owners less often than chance (ownership migrates to new owners)."
-    return text + ": returns are at the chance level, so they show neither back and forth nor migration."
+    reading = stats.verdict(excess.late, threshold)
+    if reading == stats.MATERIAL:
+        return text + (": flips go back to former owners more often than chance (back and forth)."
+                       if excess.late.point[0] > 0 else
+                       ": flips go back to former owners less often than chance (ownership migrates to new owners).")
+    if reading == stats.NEGLIGIBLE:
+        return text + ": returns are within the threshold of chance, neither back and forth nor migration beyond it."
+    if reading == stats.INCONCLUSIVE:
+        return text + ": these runs cannot tell back and forth from migration."
+    return text + "."
 
 
 def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
@@ -78,16 +81,17 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
         else:
             change = trend_difference(analysis, flips)
             effect = f"late minus early {effect_text(change, material_threshold('flip_rate'))}"
-            material = stats.is_material(change, material_threshold("flip_rate"))
-            if material and change.high[0] < 0:
+            reading = stats.verdict(change, material_threshold("flip_rate"))
+            moving = stats.verdict(flips.late, material_threshold("flip_rate")) == stats.MATERIAL
+            if reading == stats.MATERIAL and change.point[0] < 0:
                 text += f": ownership moves, and it settles ({effect})"
-                text += ", but it has not stopped." if flips.late.has_interval and flips.late.low[0] > 0 else "."
-            elif material:
+                text += ", but it has not stopped." if moving else "."
+            elif reading == stats.MATERIAL:
                 text += f": ownership moves more late in training than early ({effect})."
-            elif flips.late.has_interval and flips.late.low[0] > 0:
-                text += f": ownership keeps moving, with no material change from early to late ({effect})."
+            elif reading == stats.NEGLIGIBLE:
+                text += f": the flip rate stays where it was ({effect})."
             else:
-                text += f": the data do not show whether it settles ({effect})."
+                text += f": these runs cannot tell whether ownership settles ({effect})."
         returns = get(analysis, "return_rate", task, label, k)
         if returns is not None and flips.late.point[0] > 0:
             text += " " + returns_text(analysis, task, label, k, returns, flips)

@@ -15,6 +15,7 @@ from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
 from reports.document import Block, Paragraph, Section
 from reports.questions.common import (
     STATIC,
+    calibration_caveat,
     diagnostic_figure,
     diagnostic_table,
     get,
@@ -39,11 +40,21 @@ def support_reference(results: Results, task: str) -> float | None:
     return float(np.median(values)) if values.size else None
 
 
-def spread_text(ratio: float) -> str:
-    """How a winner-to-data distance compares with the data's own action scale (data_action_spread)."""
-    if ratio <= 0.5:
-        return "well within the data's own scale"
-    return "within the data's own scale" if ratio <= 1.0 else "beyond the data's own scale: far from the data"
+YARDSTICK_BAND = 0.25  # a ratio to the data's own scale within 1 +- this reads as "about that scale"
+
+
+def spread_text(ratio: stats.Interval) -> str:
+    """A winner-to-data distance over the data's own action scale (data_action_spread), read against a band around
+    1 by the three verdicts."""
+    reading = stats.verdict(ratio, YARDSTICK_BAND, null=1.0)
+    if reading == stats.MATERIAL:
+        return ("beyond the data's own scale: far from the data" if ratio.point[0] > 1 else
+                "within the data's own scale")
+    if reading == stats.NEGLIGIBLE:
+        return "about the data's own scale"
+    if reading == stats.INCONCLUSIVE:
+        return "not told apart from the data's own scale"
+    return f"no verdict with {ratio.runs} seeds"
 
 
 def task_modes(results: Results, task: str) -> int | None:
@@ -61,7 +72,7 @@ def modes_text(results: Results, analysis: Analysis, task: str, ablation: str, k
     if covered is None or modes is None:
         return None
     text = f"the candidates cover {fmt_interval(covered.late)} of the {modes} modes the data hold at a probe state"
-    if not covered.late.has_interval or covered.late.high[0] >= modes:
+    if covered.late.runs < stats.MIN_RUNS or not covered.late.has_interval or covered.late.high[0] >= modes:
         return text
     if covered.late.high[0] < 1:
         return text + ": fewer modes than the data hold; at most probe states no candidate sits on any mode"
@@ -88,33 +99,37 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
             else:
                 change = trend_difference(analysis, dist)
                 threshold = material_threshold("winner_data_dist_mean")
-                material = stats.is_material(change, threshold)
+                reading = stats.verdict(change, threshold)
                 text += f", late minus early {effect_text(change, threshold)}"
-                if material:
-                    text += (": winners drift away from the data over training" if change.low[0] > 0 else
+                if reading == stats.MATERIAL:
+                    text += (": winners drift away from the data over training" if change.point[0] > 0 else
                              ": winners move closer to the data over training")
+                elif reading == stats.NEGLIGIBLE:
+                    text += ": winners stay as near the data as they started"
             ratio = get(analysis, "winner_data_ratio", task, ablation, k)
             if ratio is not None:
                 text += (f"; late, {fmt_interval(ratio.late)} times the data's own action scale (the distance from a "
-                         f"data action to that of the nearest other training pair): {spread_text(ratio.late.point[0])}")
+                         f"data action to that of the nearest other training pair), read against 1 +- "
+                         f"{YARDSTICK_BAND:g}: {spread_text(ratio.late)}")
             parts.append(text)
         coverage = get(analysis, "coverage", task, ablation, k)
         if coverage is not None:
-            parts.append(f"some candidate reaches the data action within the data's own nearest-neighbour scale for "
+            parts.append(f"some candidate reaches the data action within the out-of-support threshold for "
                          f"{fmt_interval(coverage.late)} of probes late in training")
         modes = modes_text(results, analysis, task, ablation, k)
         if modes:
             parts.append(modes)
         if ood is not None:
-            excess = stats.Interval(ood.late.point - HELD_OUT_OOD, ood.late.low - HELD_OUT_OOD,
-                                    ood.late.high - HELD_OUT_OOD, ood.late.runs)
+            excess = ood.late.minus(HELD_OUT_OOD)
             threshold = material_threshold("ood_frac")
-            material = stats.is_material(excess, threshold)
+            reading = stats.verdict(excess, threshold)
             parts.append(f"{fmt_interval(ood.late)} of deployed actions lie outside the data's support late in "
                          f"training, against {HELD_OUT_OOD:.0%} for held-out data by construction; the excess over "
                          f"held-out data, {effect_text(excess, threshold)}"
-                         + (": the policy leaves the support more often than held-out data do" if material
-                            and excess.low[0] > 0 else ""))
+                         + ((": the policy leaves the support more often than held-out data do"
+                             if excess.point[0] > 0 else ": the policy stays nearer the data than held-out data do")
+                            if reading == stats.MATERIAL else ": about as often as held-out data"
+                            if reading == stats.NEGLIGIBLE else ""))
         support_ratio = get(analysis, "support_dist_ratio", task, ablation, k)
         if support is not None and support_ratio is not None and reference:
             parts.append(f"their distance to the nearest training pair is {fmt_interval(support.late)}, "
@@ -126,7 +141,8 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
             sentences.append(f"{label}: " + "; ".join(parts) + ".")
     sentences += [comparison for comparison, _ in late_comparisons(
         results, analysis, "ood_frac", task, "the fraction of deployed actions out of support")]
-    return sentences
+    caveats = [calibration_caveat(results, analysis, task, name) for name in ("ood_frac", "support_dist")]
+    return sentences + [caveat for caveat in caveats if caveat]
 
 
 def question_support(results: Results, analysis: Analysis) -> Section:
@@ -137,10 +153,11 @@ def question_support(results: Results, analysis: Analysis) -> Section:
         "held-out pairs (the dotted line: its median), and an action is out of support beyond the held-out 95th "
         "percentile, so held-out data score 5% there by construction. Each distance is also read against the "
         "data's own scale: winner_data_dist against the distance between a data action and the action of the "
-        "nearest other training pair (data_action_spread), support_dist against the held-out median. Coverage is "
-        "the fraction of probes whose data action some candidate of the probe's bank reaches within the "
-        "out-of-support threshold; for a task that knows its modes, a mode is covered when some candidate lies as "
-        "near its centre as 95% of its data.")]
+        "nearest other training pair (data_action_spread), support_dist against the held-out median; a ratio within "
+        f"1 +- {YARDSTICK_BAND:g} reads as about that scale. Coverage is the fraction of probes whose data action "
+        "some candidate of the probe's bank reaches within the out-of-support threshold (the held-out 95th "
+        "percentile above, at the probe's own state); for a task that knows its modes, a mode is covered when some "
+        "candidate lies as near its centre as 95% of its data.")]
     names = ["winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap"]
     yardsticks = ["winner_data_ratio", "support_dist_ratio", "coverage", "modes_covered"]
     for task in results.tasks:

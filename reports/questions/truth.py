@@ -50,12 +50,12 @@ def verdict(summary: CalibrationSummary, crossing: bool = True) -> str:
     if within is None:
         return "undefined"
     text = "within the bar" if within else "outside the bar"
-    return text + (" (its interval crosses the bar)" if crossing and crosses_bar(summary) else "")
+    return text + (" (its interval crosses the bar: inconclusive)" if crossing and crosses_bar(summary) else "")
 
 
 def bar_clause(summary: CalibrationSummary, bar: str) -> str:
     """'within the bar (at most 0.1)', 'outside the bar (at most 0.15; its interval crosses it)'."""
-    crossing = "; its interval crosses it" if crosses_bar(summary) else ""
+    crossing = "; its interval crosses it: inconclusive" if crosses_bar(summary) else ""
     return f"{verdict(summary, crossing=False)} ({bar}{crossing})"
 
 

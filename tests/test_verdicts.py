@@ -1,0 +1,219 @@
+"""Verdicts a referee cannot fault (issue 21): three verdicts (material, negligible, inconclusive) wherever a
+difference is read, no verdict below stats.MIN_RUNS seeds, a headline that counts every comparison, comparisons
+over the tasks both sides ran, a yardstick for every score, and "undertrained" only for a curve still rising.
+
+The folders here are built in memory (reports.runs.Results of chosen per-seed scores and evaluation curves), so
+each property is checked on numbers chosen to exercise it, without training.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from reports import stats
+from reports.analysis import analyse
+from reports.questions.common import below_reference, no_yardstick_notice, yardstick_sentence
+from reports.questions.dynamic_vs_static import improvement_answer
+from reports.questions.k_sensitivity import k_answer
+from reports.runs import SCORE_COLUMNS, Results, RunInfo
+from reports.sections import summary_lines, verdict_rows
+from reports.text import effect_text, fmt_interval
+
+REPS = 200
+USER_TASK = "my-task"  # a task with no reference levels (not an embedded one)
+
+
+def synthetic_results(curves: dict[tuple[str, str, int], np.ndarray], root: Path = Path("/tmp/synthetic")) -> Results:
+    """A results folder in memory: `curves` maps (task, ablation, K) to evaluation scores (seeds, evaluations), the
+    score of a seed the mean of its last three (the published protocol)."""
+    tasks = sorted({t for t, _, _ in curves})
+    ablations = list(dict.fromkeys(a for _, a, _ in curves))
+    ks = sorted({k for _, _, k in curves})
+    seeds = max(c.shape[0] for c in curves.values())
+    evals = max(c.shape[1] for c in curves.values())
+    values = np.full((len(tasks), len(ablations), len(ks), seeds, evals), np.nan)
+    rows, runs = [], []
+    for (task, ablation, k), curve in curves.items():
+        where = tasks.index(task), ablations.index(ablation), ks.index(k)
+        values[where][:curve.shape[0], :curve.shape[1]] = curve
+        for seed in range(curve.shape[0]):
+            rows.append((task, ablation, k, seed, float(curve[seed, -3:].mean()), False, curve.shape[1],
+                         100 * curve.shape[1], 0))
+        runs.append(RunInfo(task=task, ablation=ablation, k=k, seeds=tuple(range(curve.shape[0])),
+                            steps_planned=100 * evals, steps_done=100 * evals, eval_interval=100, evaluations=evals,
+                            profile="auto", hidden="64,64", transitions=1000, action_dim=2, git_commit="0" * 40,
+                            command="", run_dir=str(root / task / f"{ablation}-k{k}"),
+                            sweep_options=("--steps", str(100 * evals))))
+    logs = xr.Dataset({"eval_score": (("task", "ablation", "k", "seed", "eval_step"), values),
+                       "q_data": (("task", "ablation", "k", "seed", "step"),  # a training metric, as every run logs
+                                  np.zeros((len(tasks), len(ablations), len(ks), seeds, evals)))},
+                      coords={"task": tasks, "ablation": ablations, "k": ks, "seed": np.arange(seeds),
+                              "eval_step": 100 * np.arange(1, evals + 1), "step": 100 * np.arange(1, evals + 1)})
+    scores = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
+    return Results(root=root, logs=logs, runs=tuple(runs), scores=scores)
+
+
+def flat(level: float, seeds: int, evals: int = 6, spread: float = 0.02, seed: int = 0) -> np.ndarray:
+    """Scores that stay at `level` (seed to seed noise `spread`): a plateaued run."""
+    rng = np.random.default_rng(seed)
+    return np.clip(level + spread * rng.standard_normal((seeds, 1)) + 0.002 * rng.standard_normal((seeds, evals)),
+                   0, 1)
+
+
+def rising(end: float, seeds: int, evals: int = 6, seed: int = 0) -> np.ndarray:
+    """Scores that climb linearly to `end` over the evaluations: still rising at the end."""
+    rng = np.random.default_rng(seed)
+    return np.linspace(0.0, end, evals)[None] + 0.005 * rng.standard_normal((seeds, evals))
+
+
+# every verdict-bearing phrase the report writes: "<point> [<low>, <high>], <n> seeds: <verdict> (... +-<thr>"
+VERDICT = re.compile(r"(-?[\d.e+-]+) \[(-?[\d.e+-]+), (-?[\d.e+-]+)\], (\d+) seeds?: (material|negligible|inconclusive) "
+                     r"\(the (?:whole )?interval (?:lies beyond|lies within|reaches both within and beyond) "
+                     r"(?:(-?[\d.e+-]+) \+- |\+-)([\d.e+-]+)")
+FEW = re.compile(r"\(n=(\d+)\): no verdict with \d+ seeds?")
+
+
+def check_sentences(sentences: list[str]) -> int:
+    """Every verdict a sentence states agrees with its interval, seeds and threshold; no sentence says what the
+    rules forbid ("no material difference", "at the chance level", "beats" without a material verdict, a verdict
+    below MIN_RUNS seeds). Returns how many verdicts were checked."""
+    checked = 0
+    for sentence in sentences:
+        assert "no material difference" not in sentence and "at the chance level" not in sentence, sentence
+        found = list(VERDICT.finditer(sentence))
+        for match in found:
+            point, low, high, seeds = (float(match[1]), float(match[2]), float(match[3]), int(match[4]))
+            null, threshold = float(match[6] or 0), float(match[7])
+            assert seeds >= stats.MIN_RUNS, sentence
+            assert low <= point <= high, sentence
+            interval = stats.Interval(np.array([point]), np.array([low]), np.array([high]), seeds)
+            # the printed bounds are rounded to 3 significant digits: a bound that sits on the threshold may round
+            if min(abs(abs(low - null) - threshold), abs(abs(high - null) - threshold)) > 1e-3 * max(1, threshold):
+                assert stats.verdict(interval, threshold, null) == match[5], sentence
+            checked += 1
+        for match in FEW.finditer(sentence):
+            assert int(match[1]) < stats.MIN_RUNS, sentence
+        if " beats " in sentence:
+            assert any(m[5] == stats.MATERIAL for m in found), f"'beats' without a material verdict: {sentence}"
+    return checked
+
+
+def test_the_three_verdicts_and_the_seeds_rule():
+    interval = lambda low, high, runs=8: stats.Interval(np.array([(low + high) / 2]), np.array([low]),
+                                                        np.array([high]), runs)
+    assert stats.verdict(interval(0.06, 0.2), 0.05) == stats.MATERIAL
+    assert stats.verdict(interval(-0.2, -0.06), 0.05) == stats.MATERIAL
+    assert stats.verdict(interval(-0.04, 0.04), 0.05) == stats.NEGLIGIBLE
+    # the issue's examples, once read as "no material difference": an estimate 2.5 times the threshold, an interval
+    # reaching from beyond the threshold to zero, and one that excludes 0 but not the threshold
+    assert stats.verdict(interval(-0.208, -0.0439), 0.05) == stats.INCONCLUSIVE
+    assert stats.verdict(interval(-0.73, 0.0241), 0.05) == stats.INCONCLUSIVE
+    assert stats.verdict(interval(0.0258, 0.136), 0.05) == stats.INCONCLUSIVE
+    assert stats.verdict(interval(0.45, 0.58), 0.1, null=0.5) == stats.NEGLIGIBLE  # against 0.5, not 0
+    assert stats.verdict(interval(0.06, 0.2, runs=4), 0.05) == stats.TOO_FEW  # clear, but 4 seeds
+    assert stats.verdict(interval(0.06, 0.2), None) == stats.NOT_JUDGED
+    # inconclusive says what would settle it: the seeds at which the same spread would clear the threshold
+    text = effect_text(interval(-0.208, -0.0439), 0.05)
+    needed = int(re.search(r"about (\d+) seeds per side", text)[1])
+    half, room = (0.208 - 0.0439) / 2, abs((-0.208 - 0.0439) / 2) - 0.05
+    assert needed == int(np.ceil(8 * (half / room) ** 2)) and needed > 8
+    assert check_sentences([text]) == 1
+    # two seeds: the number, no interval, no verdict (a bootstrap over 2 runs can return [1, 1])
+    few = stats.Interval(np.array([0.969]), np.array([0.969]), np.array([0.969]), 2)
+    assert fmt_interval(few) == "0.969 (n=2)"
+    assert "no verdict with 2 seeds" in effect_text(few, 0.05) and "material" not in effect_text(few, 0.05)
+
+
+def test_two_seeds_give_numbers_not_verdicts():
+    """With 2 seeds a side, dynamic clearly higher: P(dynamic > static) = 1 [1, 1], yet no "beats"."""
+    results = synthetic_results({("arc-2d", "dynamic", 4): flat(0.6, 2), ("arc-2d", "static-routing", 4):
+                                 flat(0.3, 2, seed=1)})
+    analysis = analyse(results, reps=REPS)
+    sentences = improvement_answer(results, analysis)
+    assert "beats" not in " ".join(sentences) and "no verdict" in sentences[0]
+    assert "[1, 1]" not in sentences[0] and "(n=2)" in sentences[0]
+    assert [r.verdict for r in verdict_rows(results, analysis)] == [stats.TOO_FEW]
+    check_sentences(sentences + list(summary_lines(results, analysis)))
+
+
+def test_comparisons_use_the_tasks_both_sides_ran():
+    """dynamic on 3 tasks, static-routing on 1: the comparison, both IQMs and their difference are over that task
+    alone, and the sentence names it and the 2 tasks left out (the aggregate table keeps dynamic's 3)."""
+    curves = {("arc-2d", "dynamic", 4): flat(0.30, 6), ("cliff-2d", "dynamic", 4): flat(0.90, 6, seed=2),
+              ("modes-2d", "dynamic", 4): flat(0.80, 6, seed=3), ("arc-2d", "static-routing", 4): flat(0.25, 6, 6, 0.02, 4)}
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    key = ("dynamic", 4, "static-routing", 4)
+    matched = analysis.matched[key]
+    assert matched.tasks == ("arc-2d",) and matched.left_out == ("cliff-2d", "modes-2d")
+    dynamic_on_arc = results.scores.query("task == 'arc-2d' and ablation == 'dynamic'").score.to_numpy()
+    static_on_arc = results.scores.query("ablation == 'static-routing'").score.to_numpy()
+    iqm = lambda x: float(stats.iqm_batched(x[None, :, None])[0, 0])
+    assert matched.iqm_x.point[0] == pytest.approx(iqm(dynamic_on_arc))
+    assert analysis.score_difference[key].point[0] == pytest.approx(iqm(dynamic_on_arc) - iqm(static_on_arc))
+    assert analysis.groups[("dynamic", 4)].aggregates.point[0] > matched.iqm_x.point[0] + 0.2  # all 3 tasks
+    sentence = improvement_answer(results, analysis)[0]
+    assert "over the 1 task both ran (arc-2d); 2 tasks only one side ran left out (cliff-2d, modes-2d)" in sentence
+    assert f"IQM {fmt_interval(matched.iqm_x)} vs {fmt_interval(matched.iqm_y)}" in sentence
+    # K curves too: K=2 on one task only is compared with the best K over that task, not skipped
+    curves[("arc-2d", "dynamic", 2)] = flat(0.30, 6, seed=5)
+    results = synthetic_results(curves)
+    k_text = " ".join(k_answer(results, analyse(results, reps=REPS)))
+    assert "K=2 difference" in k_text and "over the tasks both ran" in k_text
+    check_sentences([sentence, k_text])
+
+
+def test_the_headline_counts_every_comparison():
+    """Six dynamic-vs-static comparisons (3 K): the summary line counts the verdicts of all, not the best one."""
+    curves = {}
+    for i, (k, dynamic, static) in enumerate([(2, 0.7, 0.4), (4, 0.3, 0.6), (8, 0.5, 0.5)]):
+        curves[("arc-2d", "dynamic", k)] = flat(dynamic, 6, seed=i)
+        curves[("arc-2d", "static-routing", k)] = flat(static, 6, seed=10 + i)
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    readings = [stats.verdict(analysis.score_difference[("dynamic", k, "static-routing", k)], stats.SCORE_MATERIAL)
+                for k in (2, 4, 8)]
+    assert readings == [stats.MATERIAL, stats.MATERIAL, stats.NEGLIGIBLE]
+    versus = summary_lines(results, analysis)[1]
+    assert versus.startswith("dynamic vs static-routing, 3 comparisons")
+    assert ("dynamic materially higher in 1, static-routing materially higher in 1, negligible in 1, "
+            "inconclusive in 0") in versus
+    assert "a lone material one can arise by chance" in versus and "beats" not in versus
+    check_sentences(improvement_answer(results, analysis) + [versus])
+
+
+def test_every_score_has_a_yardstick():
+    """A task without reference levels: a notice with the command that adds bc-only; with a bc-only run, each score
+    is read against it (both variants far below the data's behaviour, whichever wins)."""
+    curves = {(USER_TASK, "dynamic", 4): flat(0.2, 6), (USER_TASK, "static-routing", 4): flat(0.1, 6, seed=1)}
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    notice = no_yardstick_notice(results, analysis)
+    assert notice is not None and USER_TASK in notice.text and "--ablations dynamic,static-routing,bc-only" in \
+        notice.command
+    assert yardstick_sentence(results, analysis, USER_TASK, list(results.groups)) is None
+    curves[(USER_TASK, "bc-only", 4)] = flat(0.8, 6, seed=2)
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    assert no_yardstick_notice(results, analysis) is None
+    sentence = yardstick_sentence(results, analysis, USER_TASK, list(results.groups))
+    assert re.match(rf"Beside the best reference on {USER_TASK}, bc-only K=4 \(0\.[78]\d*\): dynamic K=4", sentence)
+    assert sentence.count("below it") == 2
+    check_sentences([sentence])
+
+
+def test_undertrained_only_while_still_rising():
+    """Below the task's random behaviour action: a run still climbing is undertrained, a flat one plateaued below."""
+    results = synthetic_results({("arc-2d", "dynamic", 4): rising(0.45, 6), ("arc-2d", "static-routing", 4):
+                                 flat(0.3, 6, seed=1)})
+    analysis = analyse(results, reps=REPS)
+    states = {label: state for label, _, state in below_reference(results, analysis)["arc-2d"]}
+    assert states == {"dynamic K=4": "still rising", "static-routing K=4": "plateaued"}
+    best = summary_lines(results, analysis)[2]
+    assert "arc-2d: undertrained, still rising" in best
