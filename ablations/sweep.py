@@ -158,7 +158,7 @@ def check_group_memory(planned: PlannedGroup, spec: SweepSpec, available: tuple[
     lower bound (no dataset): its run checks again, exactly."""
     diagnostics = group_diagnostics(spec)
     estimate = estimate_memory(planned.learner, *known_task_shape(planned.run.task), len(planned.run.seeds),
-                               diagnostics["probes"] if diagnostics["enabled"] else 0)
+                               diagnostics["probes"] if diagnostics["enabled"] else 0, planned.run)
     seeds = len(planned.run.seeds)
     check_fits(estimate, available, f"group {planned.name} ({seeds} seed{'s' * (seeds != 1)}, batch "
                                     f"{planned.learner.batch_size})")

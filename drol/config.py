@@ -8,6 +8,8 @@ and the resolution of options into configs live above the method, in drol_diag.s
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 ACTION_CLIP_EPS = 1e-5  # dataset actions are clipped to [-1 + eps, 1 - eps] before training
@@ -17,7 +19,12 @@ Q_AGGS = ("mean", "min")
 
 
 def validate_shared(config: DROLConfig | FQLConfig) -> None:
-    """Checks of the fields DROL and FQL share (networks, optimiser, critic); one-line ValueErrors."""
+    """Checks of the fields DROL and FQL share (networks, optimiser, critic), and every float field finite;
+    one-line ValueErrors."""
+    for field in dataclasses.fields(config):  # (inf passes the range checks below, nan some of them, and both train)
+        value = getattr(config, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{field.name} must be a finite number, got {value}")
     if config.batch_size < 1:
         raise ValueError(f"batch size must be a positive integer, got {config.batch_size}")
     for name in ("actor_hidden", "critic_hidden"):

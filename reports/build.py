@@ -4,8 +4,9 @@
     -> reports.document.Report -> report.html (reports.html), report.pdf (reports.pdf),
        scores.csv (the per-seed scores), report.json (every statistic)
 
-Every output is written under a temporary name and renamed, so an interrupted report leaves the
-previous outputs (or none) in place, never a half-written file.
+A report is written whole or not at all: every output is first written under a temporary name beside
+it, then all are renamed; when one cannot be written (or the report is interrupted) the temporaries are
+removed and the previous outputs (or none) stay as they were, never a half-written file or a partial set.
 
 Every run folder found is read or skipped: a skipped one (its log or config.json cannot be read, a
 chunk included: every value is read once) is listed with its path and the reason in the inventory
@@ -14,8 +15,10 @@ chunk included: every value is read once) is listed with its path and the reason
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,12 +113,15 @@ def check_root(root: Path) -> None:
 
 
 def check_options(outputs: Outputs | None, reps: int) -> None:
-    """ReportError for a repetition count below 10 or an output whose folder does not exist."""
+    """ReportError for a repetition count below 10 or an output whose folder does not exist or takes no files."""
     if reps < 10:
         raise ReportError(f"--reps must be at least 10 (got {reps}); the default is {stats.DEFAULT_REPS}")
-    for path in (outputs.html, outputs.pdf) if outputs else ():
+    for path in (outputs.html, outputs.pdf, outputs.scores_csv) if outputs else ():
         if not path.parent.is_dir():
             raise ReportError(f"cannot write {path}: folder {path.parent} does not exist")
+        reason = store.cannot_write_in(path.parent)
+        if reason:
+            raise ReportError(f"cannot write {path}: nothing can be made in folder {path.parent} ({reason})")
     figures = outputs.figures if outputs else None
     if figures is not None and (figures.exists() and not figures.is_dir() or not figures.parent.is_dir()):
         raise ReportError(f"cannot write figures into {figures}: give a folder (made if missing) whose parent "
@@ -123,19 +129,43 @@ def check_options(outputs: Outputs | None, reps: int) -> None:
 
 
 def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
-    """Write the four files, each atomically (folders checked by check_options beforehand), and with
-    `outputs.figures` every figure as FOLDER/<name>.png (the PNG the HTML and PDF embed)."""
+    """Write the four files and, with `outputs.figures`, every figure as FOLDER/<name>.png (the PNG the HTML
+    and PDF embed), all or none (the module docstring). ReportError (one line) naming an output that cannot
+    be written (the system's error); whatever else fails is raised as it is, after the same clean-up."""
     from reports.html import render_html
     from reports.pdf import render_pdf
 
-    store.write_bytes_atomic(outputs.scores_csv, results.scores.to_csv(index=False).encode())
-    store.write_bytes_atomic(outputs.report_json, json.dumps(_json_safe(record), indent=1, allow_nan=False).encode())
-    store.write_bytes_atomic(outputs.html, render_html(report).encode("utf-8"))
-    render_pdf(report, outputs.pdf)
+    files = {outputs.scores_csv: results.scores.to_csv(index=False).encode(),
+             outputs.report_json: json.dumps(_json_safe(record), indent=1, allow_nan=False).encode(),
+             outputs.html: render_html(report).encode("utf-8")}
     if outputs.figures is not None:
-        outputs.figures.mkdir(exist_ok=True)
-        for figure in report.figures():
-            store.write_bytes_atomic(outputs.figures / f"{figure.name}.png", figure.png)
+        files.update((outputs.figures / f"{figure.name}.png", figure.png) for figure in report.figures())
+    new_figures = outputs.figures is not None and not outputs.figures.exists()
+    temporaries: dict[Path, Path] = {}  # {output: its temporary file}
+    path, renamed = outputs.pdf, 0
+    try:
+        if new_figures:
+            path = outputs.figures
+            path.mkdir()
+        for path, data in files.items():
+            temporaries[path] = store.write_temporary(path, data)
+        path = outputs.pdf
+        temporaries[path] = store.temporary_name(path)
+        render_pdf(report, temporaries[path])
+        for path, temporary in temporaries.items():
+            os.replace(temporary, path)
+            renamed += 1
+    except BaseException as error:
+        for temporary in temporaries.values():
+            temporary.unlink(missing_ok=True)
+        if new_figures:
+            with contextlib.suppress(OSError):  # (a folder this call made, left empty)
+                outputs.figures.rmdir()
+        if isinstance(error, OSError) and error.errno is not None:  # (the system's: not, e.g., PIL's bad image)
+            kept = f"only {renamed} of the {len(temporaries)} outputs were replaced" if renamed else \
+                "nothing was written (earlier outputs are kept)"
+            raise ReportError(f"cannot write {path}: {error.strerror or error}; {kept}") from None
+        raise
 
 
 def _json_safe(value):

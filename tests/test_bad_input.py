@@ -1,20 +1,24 @@
 """Requests that cannot run end with one `error:` line, exit status 2 and nothing written (no traceback,
-no hang): --out naming a file, seeds beyond int32, a run too large for the device's memory, empty list
-items, a dataset file that is not an npz archive. A batch or probe set larger than the training set is
+no hang): --out naming a file, a folder nothing can be made in or nothing, seeds or steps beyond int32, a
+run (or its log) too large for the device's memory, inf and nan settings, report outputs nowhere writable,
+empty list items, a dataset file that is not an npz archive. A batch or probe set larger than the training set is
 allowed, said, and recorded as used. (More bad input: tests/test_run.py, test_sweep.py, test_custom_tasks.py.)"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from ablations import folders
 from drol_diag.runfolder import store
 from drol_diag.runfolder.record import comparable, diagnostics_record
 from drol_diag.settings import resolve
+from drol_diag.training.memory import GIB, estimate_memory
 from tests.helpers import invoke
 
 TINY_RUN = ("--hidden", "8", "--k", "2", "--seeds", "0", "--steps", "4", "--log-interval", "4", "--eval-interval",
@@ -59,6 +63,68 @@ def test_seeds_beyond_int32_or_too_many_are_refused(tmp_path):
     assert_refused(invoke("sweep", *TINY_SWEEP, "--seeds", "0-20000", "--out", str(out)),
                    "lists more than 10000 seeds")
     assert not out.exists()
+
+
+def test_out_that_is_empty_or_where_no_folder_can_be_made_is_refused_by_run_and_sweep(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # (where an empty --out trained, in silence)
+    for command, arguments in (("run", TINY_RUN), ("sweep", TINY_SWEEP)):
+        # /proc takes no folder, even from root (for whom os.access says yes).
+        assert_refused(invoke(command, *arguments, "--out", "/proc/x"),
+                       "--out /proc/x: cannot make a folder in /proc (")
+        for empty in ("", " "):
+            assert_refused(invoke(command, *arguments, "--out", empty), "--out is empty; give a results folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inf_and_nan_settings_are_refused_from_every_source(tmp_path):
+    with pytest.raises(ValueError, match="lr must be a finite number, got inf"):  # (the Python API)
+        resolve("modes-2d", lr=math.inf)
+    out = tmp_path / "out"
+    for option, value in (("--lr", "inf"), ("--bc-coef", "inf"), ("--bc-coef", "nan"), ("--tau", "-inf")):
+        assert_refused(invoke("run", *TINY_RUN, option, value, "--out", str(out)),
+                       f"{option} must be a finite number, got {value}")
+    assert_refused(invoke("run", *TINY_RUN, "--ablation", "soft-routing", "--routing-temperature", "inf", "--out",
+                          str(out)), "--routing-temperature must be a finite number")
+    for axis, phrase in (("lr=inf", "--grid lr: --lr must be a finite number, got inf"),
+                         ("bc_coef=1,nan", "--grid bc_coef: --bc-coef must be a finite number, got nan")):
+        assert_refused(invoke("sweep", *TINY_SWEEP, "--grid", axis, "--out", str(out)), phrase)
+    assert_refused(invoke("sweep", *TINY_SWEEP, "--executor", "ray", "--gpus-per-group", "inf", "--out", str(out)),
+                   "--gpus-per-group must be a finite number")
+    (tmp_path / "run.toml").write_text("lr = inf\n")
+    assert_refused(invoke("run", *TINY_RUN, "--config", str(tmp_path / "run.toml"), "--out", str(out)),
+                   "--lr must be a finite number")
+    (tmp_path / "sweep.toml").write_text('tasks = "modes-2d"\nseeds = [0]\n[grid]\nlr = [1e-4, nan]\n')
+    assert_refused(invoke("sweep", "--from", str(tmp_path / "sweep.toml"), "--out", str(out)),
+                   "the sweep file's [grid] lr: --lr must be a finite number, got nan")
+    assert not out.exists()
+
+
+def test_steps_beyond_int32_or_a_log_beyond_memory_are_refused_before_anything_is_written(tmp_path):
+    # The log's rows count in the estimate: modes-2d's 3 seeds take megabytes at 2500 updates, terabytes at 2^31.
+    learner, run = resolve("modes-2d", seeds=(0, 1, 2))
+    long_learner, long_run = resolve("modes-2d", seeds=(0, 1, 2), steps=2**31 - 1)
+    assert estimate_memory(learner, 2, 2, 20000, 3, 1024, run).log < 0.1 * GIB
+    assert estimate_memory(long_learner, 2, 2, 20000, 3, 1024, long_run).log > 1000 * GIB
+    with pytest.raises(ValueError, match="--steps must be at most 2147483647"):
+        resolve("modes-2d", steps=2**31)
+    out = tmp_path / "out"
+    for command, arguments in (("run", TINY_RUN), ("sweep", TINY_SWEEP)):
+        assert_refused(invoke(command, *arguments, "--steps", "99999999999999999999", "--out", str(out)),
+                       "--steps must be at most 2147483647 (the trainer counts updates in int32), got 9999")
+        line = assert_refused(invoke(command, *arguments, "--steps", "2147483647", "--log-interval", "1", "--out",
+                                     str(out)), "the run's log (every row is kept until the run ends) needs")
+        assert "lower --steps" in line
+    assert not out.exists()
+
+
+def test_report_outputs_where_no_file_can_be_made_are_refused_before_the_runs_are_read(tmp_path):
+    for option in ("--pdf", "--html"):
+        path = f"/proc/r.{option[2:]}"
+        made = invoke("report", str(tmp_path), option, path)
+        *said, error = made.stderr.strip().splitlines()  # (report says first which folder it reads)
+        assert made.exit_code == 2 and said == [f"reading runs under {tmp_path} ..."], made.output
+        assert error.startswith(f"error: cannot write {path}: nothing can be made in folder /proc ("), made.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_run_too_large_for_the_device_memory_is_refused_before_anything_is_written(tmp_path):

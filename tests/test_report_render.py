@@ -13,14 +13,18 @@ import pathlib
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure as MatplotlibFigure
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 import reports.pdf
+from reports import build
 from reports.document import Command, Figure, Notice, Paragraph, Report, Section, Table
 from reports.html import render_html
 from reports.pdf import render_pdf
@@ -325,9 +329,27 @@ def test_pdf_write_leaves_no_temporary_file(report: Report, tmp_path: pathlib.Pa
 def test_pdf_failure_leaves_neither_target_nor_temporary_file(tmp_path: pathlib.Path) -> None:
     bad_figure = Figure(name="bad", caption="not a png", png=b"not a png", width_in=4, height_in=3, dpi=100)
     target = tmp_path / "report.pdf"
-    with pytest.raises(Exception):  # noqa: B017 (whatever reportlab raises for a bad image)
+    with pytest.raises(UnidentifiedImageError, match="cannot identify image file"):  # (PIL's, through reportlab)
         render_pdf(_report((Section(anchor="bad", title="Bad", blocks=(bad_figure,)),)), target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_whose_pdf_fails_writes_none_of_its_outputs(tmp_path: pathlib.Path) -> None:
+    outputs = build.default_outputs(tmp_path, figures=tmp_path / "figures")
+    previous = {path.name: f"previous {path.name}".encode() for path in
+                (outputs.html, outputs.pdf, outputs.scores_csv, outputs.report_json)}
+    for name, data in previous.items():
+        (tmp_path / name).write_bytes(data)
+    results = SimpleNamespace(scores=pd.DataFrame({"task": ["modes-2d"], "score": [0.5]}))  # (all write reads)
+    bad_figure = Figure(name="bad", caption="not a png", png=b"not a png", width_in=4, height_in=3, dpi=100)
+    # A PDF nowhere writable is the system's error, one line; a figure it cannot draw is raised as it is.
+    with pytest.raises(build.ReportError, match=r"^cannot write /proc/r.pdf: No such file or directory; nothing was "
+                       r"written \(earlier outputs are kept\)$"):
+        build.write(_report((Section(anchor="only", title="Only", blocks=(Paragraph("text"),)),)), {}, results,
+                    replace(outputs, pdf=pathlib.Path("/proc/r.pdf")))
+    with pytest.raises(UnidentifiedImageError):
+        build.write(_report((Section(anchor="bad", title="Bad", blocks=(bad_figure,)),)), {}, results, outputs)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == previous  # (no figures folder either)
 
 
 def test_pdf_failure_while_writing_keeps_the_previous_file(

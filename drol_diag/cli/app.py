@@ -50,6 +50,13 @@ def fail(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
+def out_folder(text: str) -> Path:
+    """--out as a path. Raises ValueError for an empty one (read as a Path, "" is the current folder: never meant)."""
+    if not text.strip():
+        raise ValueError("--out is empty; give a results folder, e.g. --out runs (--out . for the current folder)")
+    return Path(text)
+
+
 @app.command()
 @declared_options()
 def run(
@@ -57,7 +64,7 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="settings file (TOML, keys as these options' names "
                                           "without --, e.g. k = 4, batch-size = 64); options given here override it "
                                           "(default: none)"),
-    out: Path = typer.Option(Path("runs"), help="results folder"),
+    out: str = typer.Option("runs", metavar="<path>", help="results folder"),
     resume: bool = typer.Option(False, help="continue the run folder from its last checkpoint"),
     force: bool = typer.Option(False, help="delete an existing run folder and start again"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -71,6 +78,7 @@ def run(
     from drol_diag.training.tracking import check_wandb
 
     try:
+        out = out_folder(out)
         from_file = read_run_file(config) if config else {}
         values = {name: read_value(OPTIONS[name], value) for name, value in settings.items()}
         values = {name: from_file.get(name, OPTIONS[name].default) if value is None else value
@@ -100,8 +108,8 @@ def sweep(
                                              "repeatable (e.g. --grid bc_coef=0.3,1,3 --grid lr=1e-4,3e-4): every "
                                              "group runs at every combination of the learner settings its ablation "
                                              "takes, in <ablation>-k<K>-bc_coef=0.3-lr=0.0001 (default: none)"),
-    out: Path = typer.Option(Path("runs"), help="results folder (Ray, SLURM: on a filesystem every node sees, same "
-                             "path)"),
+    out: str = typer.Option("runs", metavar="<path>", help="results folder (Ray, SLURM: on a filesystem every node "
+                            "sees, same path)"),
     executor: str = typer.Option("local", help="local (this machine), ray (an existing Ray cluster) or slurm (a job "
                                  "per group, submitted through submitit)"),
     address: str = typer.Option("auto", help="ray: auto, HOST:PORT, or local (start one on this machine)"),
@@ -128,6 +136,7 @@ def sweep(
                           + (["--grid"] if grid else []))
         return
     try:
+        out = out_folder(out)
         spec = grids.spec_from_values(grids.read_sweep_file(from_file) if from_file else {},
                                       {**settings, grids.GRID: grid or None})
         slurm.check_executor_options(executor, spec)

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 import warnings
 from pathlib import Path
@@ -77,14 +78,39 @@ def run_lock(run_dir: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def temporary_name(path: Path) -> Path:
+    """A fresh name beside `path` for what becomes `path` by a rename (hidden: readers of the folder skip it)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_temporary(path: Path, data: bytes) -> Path:
+    """Write `data`, flushed to disk, to a temporary file beside `path` and return its name (os.replace it onto
+    `path`); nothing is left behind on failure."""
+    tmp = temporary_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    os.replace(write_temporary(path, data), path)
+
+
+def cannot_write_in(folder: Path) -> str | None:
+    """Why nothing can be made in the existing folder `folder` (the system's words), or None: tried by making and
+    removing an empty folder there (os.access says yes to root, and on read-only or virtual file systems: /proc)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=folder))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

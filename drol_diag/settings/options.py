@@ -15,6 +15,7 @@ it, plus one `Option` here (with `variants=` when only some ablations take it).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -163,6 +164,8 @@ def _scalar(kind: type) -> Callable[[Any, str], Any]:
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ValueError(f"{key} must be {'an' if kind is int else 'a'} {kind.__name__}, got {value!r}")
+        if kind is float and not math.isfinite(value):  # (inf and nan read as floats, and train on them)
+            raise ValueError(f"--{key} must be a finite number, got {value}")
         return value
     return read
 

@@ -19,6 +19,7 @@ from drol_diag.settings.presets import DEFAULT_PRESET, check_preset, family_pres
 # JAX's precision levels for float32 matmuls (jax.lax.Precision): on GPUs "default" and "high" may use
 # TF32 tensor cores (Ampere and newer), "highest" computes in float32; XLA:CPU computes in float32 at every level.
 MATMUL_PRECISIONS = ("default", "high", "highest")
+MAX_STEPS = 2**31 - 1  # updates per seed: the training state counts them in int32 (drol.learner.TrainState.step)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class RunConfig:
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"--steps must be at most {MAX_STEPS} (the trainer counts updates in int32), got "
+                             f"{self.steps}")
 
 
 

@@ -175,15 +175,16 @@ def weighted_means(chunks: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str,
 def check_writable_folder(folder: Path, out: Path) -> None:
     """Raise RunError (one line naming --out) unless `folder` (`out` or a folder under it) is a folder, or
     can be made one, that this process may write in: its nearest existing ancestor must be a folder (not
-    a file) with write permission."""
+    a file) in which a folder can be made (tried: store.cannot_write_in)."""
     existing = Path(folder)
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         what = "a file" if existing.is_file() else "not a folder"
         raise RunError(f"--out {out}: {existing} is {what}; give a folder (it is made if missing)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunError(f"--out {out}: cannot write in {existing} (permission denied); give another --out")
+    reason = store.cannot_write_in(existing)
+    if reason:
+        raise RunError(f"--out {out}: cannot make a folder in {existing} ({reason}); give a folder you can write in")
 
 
 def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, run_dir: Path,
@@ -194,7 +195,7 @@ def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Pa
     check_writable_folder(run_dir, out)
     transitions = len(task.dataset["actions"])
     seeds = len(run.seeds)
-    estimate = estimate_memory(learner_config, task.obs_dim, task.action_dim, transitions, seeds, num_probes)
+    estimate = estimate_memory(learner_config, task.obs_dim, task.action_dim, transitions, seeds, num_probes, run)
     try:
         check_fits(estimate, device_memory(), f"this run ({seeds} seed{'s' * (seeds != 1)}, K "
                                               f"{learner_config.num_candidates}, batch {learner_config.batch_size}, "

@@ -16,7 +16,9 @@ routing, which compute no candidates there), r = 1.5 per pass over the candidate
 probe row (refresh-N makes two passes), J = K for soft routing and all-candidates and 1 otherwise
 (FQL: its flow counts as a second actor), E critics, w_max the widest actor layer. A probe row
 also holds the candidates' pairwise distances (M x K x K floats: candidate_spread), which dominate
-from K of about 1000 on. A training chunk also holds a copy of the state.
+from K of about 1000 on. A training chunk also holds a copy of the state. Beside these, the host keeps
+the run's log, every row until the run ends, and the schedule of chunk ends (log_bytes): megabytes for
+sensible runs, but it grows with --steps / --log-interval (10^20 updates took 24 GB before failing).
 
 How close (benchmarks/memory.py): against XLA's own buffer assignment (`jax.jit(...).lower(...)
 .compile().memory_analysis()`: arguments plus temporaries) on CPU, jax 0.10 with the command line's
@@ -47,8 +49,12 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from drol.config import LearnerConfig
+
+if TYPE_CHECKING:
+    from drol_diag.settings.resolve import RunConfig
 
 FLOAT_BYTES = 4  # everything is float32 (owners int32)
 OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
@@ -60,6 +66,14 @@ PROBE_ROUTING_FACTOR = 1.5  # the same in a probe row, per pass over the candida
 ACTOR_FACTOR = 2.0  # per actor unit per trained candidate, forward and backward
 CRITIC_FACTOR = 4.0  # per critic unit (each member, LayerNorm) per trained candidate, forward and backward
 USABLE_FRACTION = 0.9  # of the available memory, a run's estimate may take; the rest: compiling, XLA's workspace
+# The run's log, in host memory (drol_diag.runfolder.store.RunLog keeps every row until the run ends), counted
+# generously from a modes-2d run (47 variables per row: 37 scalars, 7 per probe, K loads, layers, quantiles):
+LOG_VALUE_BYTES = 8  # a logged value (some are float64 or int64)
+LOG_ROW_VALUES = 64  # per row and seed, besides the K per-candidate and the per-probe values
+LOG_PROBE_VALUES = 8  # per probe, per row and seed
+EVAL_ROW_VALUES = 8  # per evaluation row and seed
+LOG_COPIES = 2  # the rows held, and the copy of them each flush concatenates
+CHUNK_END_BYTES = 80  # one end of a chunk in the driver's schedule (chunk_boundaries: a set and a list; 78 measured)
 GIB = 1 << 30
 
 
@@ -108,11 +122,12 @@ class MemoryEstimate:
     training: int  # working memory of a training chunk
     diagnostics: int  # working memory of a row of probe diagnostics (0 without diagnostics)
     owner_table: int  # working memory of static routing's owner table (0 for other routings)
+    log: int = 0  # the log's rows and the schedule of chunks (host memory; counted on an accelerator too)
 
     @property
     def total(self) -> int:
-        """What is held at the peak: the arrays, the states and the largest program's working memory."""
-        return self.dataset + self.states + max(self.training, self.diagnostics, self.owner_table)
+        """What is held at the peak: the arrays, the states, the log and the largest program's working memory."""
+        return self.dataset + self.states + self.log + max(self.training, self.diagnostics, self.owner_table)
 
     def explain(self, available: int) -> str:
         """Each part that alone needs more than `available` bytes (else the largest), with what lowers it."""
@@ -129,13 +144,26 @@ PARTS = {  # MemoryEstimate's fields: what each is, and what lowers it
     "owner_table": ("static routing's owner table", "lower --k or --hidden"),
     "states": ("the training states", "lower --hidden"),
     "dataset": ("the dataset", "use a smaller dataset, or pass --no-diagnostics"),
+    "log": ("the run's log (every row is kept until the run ends)", "lower --steps, raise --log-interval and "
+            "--eval-interval, or lower --probes"),
 }
 
 
+def log_bytes(config: LearnerConfig, run: RunConfig, num_seeds: int, num_probes: int) -> int:
+    """The log's rows (one per --log-interval and per --eval-interval) and the schedule of chunk ends of a run
+    of `run.steps` updates, for `num_seeds` seeds and `num_probes` probes each (0: no diagnostics)."""
+    rows, evaluations = run.steps // run.log_interval + 1, run.steps // run.eval_interval + 1
+    values = rows * (LOG_ROW_VALUES + config.num_candidates + LOG_PROBE_VALUES * num_probes) + \
+        evaluations * EVAL_ROW_VALUES
+    chunk_ends = rows + evaluations + run.steps // run.checkpoint_interval
+    return LOG_COPIES * LOG_VALUE_BYTES * num_seeds * values + CHUNK_END_BYTES * chunk_ends
+
+
 def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_transitions: int, num_seeds: int,
-                    num_probes: int = 0) -> MemoryEstimate:
+                    num_probes: int = 0, run: RunConfig | None = None) -> MemoryEstimate:
     """The memory a run of `config` needs for `num_seeds` seeds on a dataset of `num_transitions`
-    rows, with `num_probes` probes per seed in its diagnostics (0: none). See the module docstring."""
+    rows, with `num_probes` probes per seed in its diagnostics (0: none), and with `run` its log (log_bytes;
+    None: the learner's arrays and programs only). See the module docstring."""
     dataset = FLOAT_BYTES * num_transitions * (2 * obs_dim + action_dim + 2)
     probes = min(num_probes, num_transitions)
     diagnostics = 0
@@ -156,7 +184,8 @@ def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_tr
             config.num_candidates
         owner_table = int(num_seeds * FLOAT_BYTES * candidates *
                           (TRAINING_ROUTING_FACTOR * max(config.actor_hidden) + TRAINING_ROUTING_EXTRA))
-    return MemoryEstimate(dataset, num_seeds * state, training, diagnostics, owner_table)
+    log = log_bytes(config, run, num_seeds, probes) if run is not None else 0
+    return MemoryEstimate(dataset, num_seeds * state, training, diagnostics, owner_table, log)
 
 
 def known_task_shape(task: str) -> tuple[int, int, int]:
