@@ -30,7 +30,7 @@ from reports import stats
 from reports.analysis import analyse, analysis_json
 from reports.document import Paragraph, Report
 from reports.runs import Results, SkippedRunInfo, read_results
-from reports.sections import all_sections, summary_lines
+from reports.sections import all_sections, summary_lines, verdict_rows
 
 
 class ReportError(ValueError):
@@ -71,14 +71,16 @@ def build(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DE
     """The report and report.json's content."""
     analysis = analyse(results, reps=reps, seed=seed)
     summary = summary_lines(results, analysis)
+    verdicts = verdict_rows(results, analysis)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     report = Report(title="drol-diag report: does dynamic routing work, and why?",
                     subtitle=f"runs under {results.root.resolve()}; made {when}", summary=summary,
-                    sections=all_sections(results, analysis))
+                    sections=all_sections(results, analysis, verdicts))
     record = {"summary": list(summary), "root": str(results.root.resolve()), "inventory": inventory_json(results),
               **({"grid": {label: {"ablation": point.ablation, "settings": dict(point.settings)}  # (label: its point)
                            for label, point in results.grid.items()}} if results.grid else {}),
               **analysis_json(analysis, results),
+              "verdicts": [row.json() for row in verdicts],
               "answers": {s.anchor: [b.text for b in s.blocks if isinstance(b, Paragraph)]
                           for s in report.sections}}
     return report, record

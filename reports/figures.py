@@ -85,6 +85,9 @@ class Panel:
     min_span: float = 0.0
 
 
+PANEL_HEIGHT_IN = 2.4  # one row of line panels (the demo's report fits 10 PDF pages)
+
+
 def line_figure(name: str, caption: str, panels: list[Panel], columns: int = 2) -> Figure:
     """A grid of line panels sharing one legend (one entry per label), rendered to PNG."""
     return _render(draw_line_figure(panels, columns), name, caption)
@@ -94,7 +97,7 @@ def draw_line_figure(panels: list[Panel], columns: int = 2):
     """line_figure's matplotlib figure, drawn but not rendered (for checks of its axes)."""
     columns = max(1, min(columns, len(panels)))
     rows = -(-len(panels) // columns)
-    height = 2.9 * rows + 0.7
+    height = PANEL_HEIGHT_IN * rows + 0.7
     with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
         fig, axes = plt.subplots(rows, columns, figsize=(WIDTH_IN, height), squeeze=False)
         handles: dict[str, object] = {}
@@ -110,7 +113,7 @@ def draw_line_figure(panels: list[Panel], columns: int = 2):
                                                      label=label))
             characters = _characters(WIDTH_IN / columns)
             ax.set(title=_wrap(panel.title, characters), xlabel=_wrap(panel.xlabel, characters),
-                   ylabel=_wrap(panel.ylabel, int(2.9 / CHARACTER_WIDTH_IN)))
+                   ylabel=_wrap(panel.ylabel, int(PANEL_HEIGHT_IN / CHARACTER_WIDTH_IN)))
             if panel.ylim is not None:
                 ax.set_ylim(*panel.ylim)
             else:

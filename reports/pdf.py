@@ -37,7 +37,6 @@ from reportlab.platypus import (
     Image,
     KeepTogether,
     LongTable,
-    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -56,7 +55,7 @@ FOOTER_GAP = 0.9 * cm  # from the bottom edge of the page to the footer's baseli
 FRAME_PADDING = 6  # points: platypus frames pad their content on every side by default
 FRAME_WIDTH = PAGE_SIZE[0] - 2 * MARGIN - 2 * FRAME_PADDING
 FRAME_HEIGHT = PAGE_SIZE[1] - 2 * MARGIN - 2 * FRAME_PADDING
-FIGURE_MAX_HEIGHT = 0.6 * FRAME_HEIGHT
+FIGURE_MAX_HEIGHT = 0.36 * FRAME_HEIGHT
 BOX_PADDING = (9, 8, 6, 7)  # points: left, right, top, bottom padding of notice and command boxes
 BOX_CONTENT_WIDTH = FRAME_WIDTH - BOX_PADDING[0] - BOX_PADDING[1] - 1  # 1 pt to spare
 COURIER_ADVANCE = 0.6  # every Courier glyph is 0.6 em wide (DejaVu Sans Mono's, for what Courier lacks, 0.602)
@@ -176,10 +175,11 @@ def _style(name: str, **attributes: object) -> ParagraphStyle:
 TITLE = _style("title", fontName=FONT_BOLD, fontSize=22, leading=27, spaceAfter=8)
 SUBTITLE = _style("subtitle", fontSize=11, leading=15, textColor=MUTED_COLOR, spaceAfter=16)
 SUMMARY_LINE = _style("summary", fontSize=11, leading=15, leftIndent=14, bulletIndent=2, spaceAfter=4)
+SECTION_START_HEIGHT = 1.0 * inch  # a section starts on a new page unless this much of the page is left
 CONTENTS_HEADING = _style("contents", fontName=FONT_BOLD, fontSize=13, leading=17, spaceBefore=22, spaceAfter=6)
 CONTENTS_ENTRY = _style("contents-entry", fontSize=10.5, leading=16, leftIndent=0, rightIndent=24)
 SECTION_HEADING = _style("section", fontName=FONT_BOLD, fontSize=16, leading=20, spaceAfter=10)
-BODY = _style("body", spaceAfter=7)
+BODY = _style("body", fontSize=9, leading=11.5, spaceAfter=5)
 TABLE_CAPTION = _style("table-caption", fontName=FONT_BOLD, fontSize=9, leading=12, spaceBefore=6, spaceAfter=4)
 TABLE_NOTE = _style("table-note", fontSize=8, leading=10, textColor=MUTED_COLOR, spaceBefore=3)
 FIGURE_CAPTION = _style(
@@ -270,17 +270,21 @@ def _story(report: document.Report) -> list[Flowable]:
         story.append(_para(report.subtitle, SUBTITLE))
     for line in report.summary:
         story.append(_para(line, SUMMARY_LINE, bulletText="\u2022"))
-    if report.sections:
-        story.append(Paragraph("Contents", CONTENTS_HEADING))
-        contents = TableOfContents(dotsMinLevel=0)
-        contents.levelStyles = [CONTENTS_ENTRY]
-        story.append(contents)
     for number, section in enumerate(report.sections, start=1):
-        story.append(PageBreak())
+        if number == 2:  # the first section (the summary of verdicts) shares page 1; the contents follow it
+            story += [CondPageBreak(SECTION_START_HEIGHT), Paragraph("Contents", CONTENTS_HEADING), _contents()]
+        elif number > 2:
+            story.append(CondPageBreak(SECTION_START_HEIGHT))
         story.append(_SectionHeading(section.title, key=f"section-{number}"))
         for block in section.blocks:
             story.extend(_block(block))
     return story
+
+
+def _contents() -> TableOfContents:
+    contents = TableOfContents(dotsMinLevel=0)
+    contents.levelStyles = [CONTENTS_ENTRY]
+    return contents
 
 
 def _markup(text: str, font_name: str = FONT) -> str:

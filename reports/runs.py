@@ -46,6 +46,8 @@ class RunInfo:
     evaluations: int  # evaluation rows logged
     profile: str
     hidden: str  # actor widths, e.g. "128,128,128"
+    transitions: int | None  # training transitions of the task's dataset (config.json; None where not recorded)
+    action_dim: int | None  # the task's action dimensions (config.json; None where not recorded)
     git_commit: str
     command: str
     run_dir: str
@@ -238,6 +240,8 @@ def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
                    eval_interval=int(run["eval_interval"]),
                    evaluations=evaluations, profile=str(run.get("profile", "")),
                    hidden=",".join(map(str, learner.get("actor_hidden", []))),
+                   transitions=config.get("task", {}).get("transitions"),
+                   action_dim=config.get("task", {}).get("action_dim"),
                    git_commit=str(config.get("git_commit", "")), command=str(config.get("command", "")),
                    run_dir=run_dir, sweep_options=sweep_options(config))
 

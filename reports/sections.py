@@ -65,7 +65,10 @@ def per_task_section(results: Results, analysis: Analysis) -> Section:
     for task, levels in analysis.references.items():  # the task's reference policies, computed (no spread)
         rows += [(task, f"reference: {name}", fmt(value), "-", "-", "-", "-") for name, value in levels.items()]
     notice = undertrained_notice(results, analysis)
-    return Section("per-task", "Per-task scores", (*((notice,) if notice else ()), Table(
+    unpublished = () if published_section(results, analysis) else (Paragraph(
+        "None of these runs is a dynamic or fql run on a family the paper published (OGBench families: "
+        + ", ".join(PUBLISHED) + "), so no published number is set beside them."),)
+    return Section("per-task", "Per-task scores", (*((notice,) if notice else ()), *unpublished, Table(
         "Final score per task and run", ("task", "run", "mean +- std", "mean [95% CI]", "n", "seeds",
                                          "no score (diverged / not evaluated)"), tuple(rows),
         note="score: mean of each seed's last 3 evaluations on the run's schedule; std over seeds (n-1); "
@@ -97,7 +100,7 @@ def found_text(results: Results, where: object = "") -> str:
             f"{len(results.skipped)} skipped")
 
 
-def published_section(results: Results, analysis: Analysis) -> Section:
+def published_section(results: Results, analysis: Analysis) -> Section | None:
     """Every run on a published family (any of its singletask tasks) beside the paper's number for the nearest
     column, with how the run differs from the published setting."""
     rows = []
@@ -117,10 +120,7 @@ def published_section(results: Results, analysis: Analysis) -> Section:
                          f"{100 * scores.mean.point[0]:.0f} +- {100 * scores.std:.0f}" if np.isfinite(scores.std)
                          else f"{100 * scores.mean.point[0]:.0f}", setting_differences(run, k, paper_k, scores)))
     if not rows:
-        families = ", ".join(PUBLISHED)
-        return Section("published", "Published numbers", (Paragraph(
-            "None of these runs is a dynamic or fql run on a family the paper published (OGBench families: "
-            + families + "), so there is nothing to set beside its table."),))
+        return None
     return Section("published", "Published numbers beside this sweep's", (Table(
         "Success rate (%): the paper's column nearest each run (5 tasks per family, 8 seeds) beside the run's",
         ("task", "run", "paper", "this run (mean +- std over seeds)", "how this run differs from the paper's"),
@@ -274,7 +274,7 @@ def all_sections(results: Results, analysis: Analysis, verdicts: list[VerdictRow
             question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
             question_error_bars(results, analysis), question_truth(results, analysis),
             per_task_section(results, analysis),
-            published_section(results, analysis))
+            *filter(None, (published_section(results, analysis),)))
 
 
 def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:

@@ -337,6 +337,6 @@ def test_one_ablation_one_k_sections_print_the_sweep_command_that_fills_them(odd
     not_grid = ("from_file", "executor", "address", "jobs", "threads", "dry_run", "force", "progress")
     spec = grid.spec_from_values({}, {key: value for key, value in params.items() if key not in not_grid})
     plan = plan_sweep(spec, out)
-    assert out == folder and {(p.group.ablation, p.group.k) for p in plan.groups} == {("dynamic", k) for k in (1, 2, 4, 16)}
+    assert Path(out) == folder and {(p.group.ablation, p.group.k) for p in plan.groups} == {("dynamic", k) for k in (1, 2, 4, 16)}
     finished = [p for p in plan.groups if p not in plan.to_run]
     assert [(p.group.ablation, p.group.k) for p in finished] == [("dynamic", 2)]  # its settings match the run's

@@ -110,7 +110,7 @@ def test_too_few_flip_intervals_give_no_settling_verdict_but_say_what_is_missing
     sentence = next(s for s in ownership_answer(results, with_diagnostics(analysis, **{"flip_rate/dynamic/4": settling}),
                                                 TASK) if "K=4" in s and "Under dynamic" in s)
     assert "ownership moves, and it settles" in sentence
-    assert re.search(r"late minus early difference -0\.3\d* \[-0\.\d+, -0\.\d+\], 5 seeds: material \(the whole "
+    assert re.search(r"late minus early difference -0\.[23]\d* \[-0\.\d+, -0\.\d+\], 5 seeds: material \(the whole "
                      r"interval lies beyond \+-0\.05\)", sentence), sentence
     # The same curves on 3 seeds: the numbers, no verdict.
     three = synthetic_summary("flip_rate", [np.linspace(0.4, 0.1, 6) * (1 + 0.05 * seed) for seed in range(3)])
@@ -189,7 +189,7 @@ def test_a_small_gap_is_no_material_difference_and_no_mechanism_is_asserted(anal
     assert dynamic.late.high[0] < static.late.low[0]
     small = with_diagnostics(analysis, **{"conflict_frac/dynamic/4": dynamic, "conflict_frac/static-routing/4": static})
     sentence = next(s for s in conflict_answer(results, small, TASK) if s.startswith("At K=4"))
-    assert "dynamic minus static-routing late: difference -0.015" in sentence
+    assert "dynamic minus static-routing late: difference -0.0148 [" in sentence
     assert sentence.endswith("5 seeds: negligible (the whole interval lies within +-0.05).")
     assert "re-routing" not in sentence and "resolve" not in sentence
 

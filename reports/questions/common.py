@@ -136,7 +136,7 @@ def diagnostic_figure(results: Results, analysis: Analysis, task: str, names: li
                                                tuple(lines), references.get(variable)))
     if not panels:
         return None
-    return line_figure(name, caption, panels, columns=min(len(ks), 3))
+    return line_figure(name, caption, panels, columns=min(len(ks), 3) if len(ks) > 1 else 2)
 
 
 def diagnostic_panel(variable: str, title: str, xlabel: str, lines: tuple[Line, ...],
@@ -154,14 +154,22 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
         summaries = [get(analysis, variable, task, ablation, k) for variable in names]
         present = [s for s in summaries if s is not None]
         if present:
-            cells = ["-" if s is None else f"{fmt_interval(s.early)} (one logged value)" if s.rows < 2 else
-                     f"{fmt_interval(s.early)} -> {fmt_interval(s.late)}" for s in summaries]
+            cells = ["-" if s is None else f"{cell(s.early)} (one logged value)" if s.rows < 2 else
+                     cell(s.early) if cell(s.early) == cell(s.late) else f"{cell(s.early)} -> {cell(s.late)}"
+                     for s in summaries]
             rows.append((group_label(ablation, k), *cells, str(len(present[0].seeds))))
     if not rows:
         return None
     columns = ("run", *[diagnostic_label(n) for n in names], "seeds")
-    return Table(caption, columns, tuple(rows), note="first logged value -> mean over the last third of training; "
-                 "mean over seeds [95% bootstrap interval over seeds]")
+    return Table(caption, columns, tuple(rows), note="first logged value -> mean over the last third of training "
+                 "(one value: the same early and late); mean over seeds [95% bootstrap interval over seeds]; a value "
+                 "without brackets is the same in every seed, (n=...) fewer seeds than an interval needs")
+
+
+def cell(interval: stats.Interval) -> str:
+    """A table cell: fmt_interval, with a value that every resample repeats (every seed equal) as the bare value."""
+    point, low, high = interval.at(0)
+    return fmt(point) if np.isfinite(low) and low == high else fmt_interval(interval)
 
 
 def task_blocks(task: str, sentences: list[str], figure: Figure | None, table: Table | None) -> list[Block]:

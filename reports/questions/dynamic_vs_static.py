@@ -150,6 +150,7 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
                                  "averaged over tasks (rliable); 0.5 means no difference. IQM difference: IQM of X "
                                  "minus IQM of Y over the tasks both ran; its verdict as everywhere in this report "
                                  f"(threshold {stats.SCORE_MATERIAL:g})."))
+    if len(analysis.improvement) >= 3:  # (one or two intervals read as well from the table as from a figure)
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
             "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],

@@ -51,7 +51,7 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
                              "statistics (see the table); excluding them flatters the variants they belong to."))
     blocks.append(Table("Seeds behind each run", ("task", "run", "seeds", "scored", "diverged", "not evaluated"),
                         tuple(rows)))
-    blocks.append(materiality_table())
+    blocks.append(materiality_table({name for name, *_ in analysis.diagnostics}))
     return Section("q6-error-bars", "6. Error bars: what every interval rests on", tuple(blocks))
 
 
@@ -69,12 +69,18 @@ VERDICT_RULES = (
     "verdicts of every comparison made; with many comparisons a lone material one can arise by chance.")
 
 
-def materiality_table() -> Table:
-    """The threshold from which each reported difference is called material, and why."""
-    rows = [("score (IQM of one run minus another's)", f"{stats.SCORE_MATERIAL:g}",
-             "5 points of normalised score; the paper's seed-to-seed spread is 2 to 5 points")]
-    rows += [(f"{QUANTITIES[name].label} ({name})", "none" if r.material is None else f"{r.material:g}", r.why)
-             for name, r in REPORTING.items()]
-    return Table("When a difference is material", ("quantity", "material from", "why"), tuple(rows),
+def materiality_table(shown: set[str] | None = None) -> Table:
+    """The threshold from which each reported difference is called material, and why: one row per threshold and
+    reason, naming every quantity that shares them (of `shown`, the quantities this report reads; None: all)."""
+    shared: dict[tuple[str, str], list[str]] = {(f"{stats.SCORE_MATERIAL:g}", "5 points of normalised score; the "
+                                                 "paper's seed-to-seed spread is 2 to 5 points"):
+                                                ["score (IQM of one run minus another's)"]}
+    for name, r in REPORTING.items():
+        if shown is not None and name not in shown:
+            continue
+        key = ("none" if r.material is None else f"{r.material:g}", r.why)
+        shared.setdefault(key, []).append(f"{name} ({QUANTITIES[name].unit})")
+    rows = tuple((", ".join(names), threshold, why) for (threshold, why), names in shared.items())
+    return Table("When a difference is material", ("quantities", "threshold", "why"), rows,
                  note="Material: the whole 95% interval beyond the threshold; negligible: the whole interval within "
                       "it; inconclusive: otherwise. A difference is never given a cause these runs do not isolate.")

@@ -265,7 +265,8 @@ def calibration_figure(results: Results, analysis: Analysis, task: str) -> Figur
     panels = calibration_panels(results, analysis, task)
     if not panels:
         return None
-    columns = min(len(run_ks(results.groups) or [1]), 3)
+    ks = len(run_ks(results.groups) or [1])
+    columns = min(ks, 3) if ks > 1 else 2
     return line_figure(f"truth-{task}", f"{task}: each diagnostic estimate (solid) beside its truth (dotted, hollow "
                        "markers) over training; mean over seeds, bands 95% bootstrap intervals over seeds.", panels,
                        columns=columns)
