@@ -208,3 +208,42 @@ def assert_same_results(out: Path, reference: Path, groups) -> None:
             xr.testing.assert_equal(logs.load(), ref_logs.load())  # values and coordinates (no duplicated rows)
         summary, ref_summary = store.read_json(run / store.SUMMARY_FILE), store.read_json(ref / store.SUMMARY_FILE)
         assert summary["scores"] == ref_summary["scores"] and summary["steps"] == ref_summary["steps"], group
+
+
+# ------------------------------------------------------------------------------------------------
+# The report's wording rules (issue 21)
+
+# every verdict-bearing phrase the report writes: "<point> [<low>, <high>], <n> seeds: <verdict> (... +-<thr>"
+VERDICT = re.compile(r"(-?[\d.e+-]+) \[(-?[\d.e+-]+), (-?[\d.e+-]+)\], (\d+) seeds?: (material|negligible|inconclusive) "
+                     r"\(the (?:whole )?interval (?:lies beyond|lies within|reaches both within and beyond) "
+                     r"(?:(-?[\d.e+-]+) \+- |\+-)([\d.e+-]+)")
+FEW = re.compile(r"\(n=(\d+)\): no verdict with \d+ seeds?")
+
+
+def check_sentences(sentences: list[str]) -> int:
+    """Every verdict a sentence states agrees with its interval, seeds and threshold; no sentence says what the
+    rules forbid ("no material difference", "at the chance level", "beats" without a material verdict, a verdict
+    below MIN_RUNS seeds). Returns how many verdicts were checked."""
+    import numpy as np
+
+    from reports import stats
+
+    checked = 0
+    for sentence in sentences:
+        assert "no material difference" not in sentence and "at the chance level" not in sentence, sentence
+        found = list(VERDICT.finditer(sentence))
+        for match in found:
+            point, low, high, seeds = (float(match[1]), float(match[2]), float(match[3]), int(match[4]))
+            null, threshold = float(match[6] or 0), float(match[7])
+            assert seeds >= stats.MIN_RUNS, sentence
+            assert low <= point <= high, sentence
+            interval = stats.Interval(np.array([point]), np.array([low]), np.array([high]), seeds)
+            # the printed bounds are rounded to 3 significant digits: a bound that sits on the threshold may round
+            if min(abs(abs(low - null) - threshold), abs(abs(high - null) - threshold)) > 1e-3 * max(1, threshold):
+                assert stats.verdict(interval, threshold, null) == match[5], sentence
+            checked += 1
+        for match in FEW.finditer(sentence):
+            assert int(match[1]) < stats.MIN_RUNS, sentence
+        if " beats " in sentence:
+            assert any(m[5] == stats.MATERIAL for m in found), f"'beats' without a material verdict: {sentence}"
+    return checked

@@ -21,7 +21,7 @@ from reports.questions.common import late_difference
 from reports.questions.grid import matched_rows, question_grid, setting_curves
 from reports.runs import read_results
 from reports.text import fmt_interval, group_label, run_ks
-from tests.helpers import invoke
+from tests.helpers import check_sentences, invoke
 from tests.test_bad_input import assert_refused
 
 TINY = ("--tasks", "modes-2d", "--k", "2", "--seeds", "0,1", "--steps", "40", "--hidden", "8", "--probes", "16",
@@ -94,6 +94,9 @@ def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_swee
     record = json.loads((grid_sweep / "report.json").read_text())
     assert record["grid"]["static-routing bc_coef=0.3"] == {"ablation": "static-routing", "settings": {"bc_coef": 0.3}}
     assert any("IQM bc_coef=0.3" in answer for answer in record["answers"]["q5b-grid"])
+    # 2 seeds a point: every sentence gives numbers, never a verdict or "beats" (tests.helpers.check_sentences)
+    check_sentences([s for answers in record["answers"].values() for s in answers] + record["summary"])
+    assert {v["verdict"] for v in record["verdicts"]} == {"too few runs"}
     html = (grid_sweep / "report.html").read_text()
     assert 'id="q5b-grid"' in html and 'id="figure-grid-sensitivity"' in html
 

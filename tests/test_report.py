@@ -5,6 +5,7 @@ and bad input."""
 
 import base64
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from reports import stats
 from reports.analysis import analyse
 from reports.runs import read_results
 from tests.chromium import chromium_available, render_page
-from tests.helpers import invoke
+from tests.helpers import check_sentences, invoke
 
 REPS = 200  # bootstrap repetitions in these tests (the default is 2000)
 # The single-seed runs of odd_runs: tiny networks, 200 updates.
@@ -191,6 +192,21 @@ def test_every_referee_section_has_an_answer_or_a_command(sweep):
     assert html_escape(recorded) in html  # the inventory shows the command that made the runs
 
 
+def test_no_sentence_says_what_the_verdict_and_seed_rules_forbid(sweep):
+    """Every sentence of report.json (3 seeds a side): no verdict, no "beats", no "no material difference"; the table
+    of verdicts counts each difference once, with its seeds; the HTML leads with it."""
+    record = report_json(sweep)
+    sentences = [s for answers in record["answers"].values() for s in answers] + record["summary"]
+    check_sentences(sentences)
+    assert all(" beats " not in s and re.search(r"\], \d+ seeds: (material|negligible|inconclusive)", s) is None
+               for s in sentences)  # 3 seeds: numbers only
+    verdicts = record["verdicts"]
+    assert {v["verdict"] for v in verdicts} == {"too few runs"} and all(v["seeds"] == 3 for v in verdicts)
+    assert sum(v["question"].startswith("4.") for v in verdicts) == 2  # dynamic vs static at K 2 and 4
+    html = (sweep / "report.html").read_text()
+    assert html.index('id="verdicts"') < html.index('id="inventory"') < html.index('id="q1-ownership"')
+
+
 def test_the_report_holds_every_estimate_against_the_tasks_truth_after_question_six(sweep):
     record = report_json(sweep)
     runs = record["calibration"]["runs"]["modes-2d"]  # modes-2d knows its true value and behaviour density
@@ -227,12 +243,15 @@ def test_html_opens_in_chromium_with_every_figure_rendered_and_no_console_errors
     assert pixels.shape[1] == 1280 and pixels.std() > 0.05
 
 
-def test_pdf_has_a_page_per_section_none_blank(sweep, tmp_path):
+def test_pdf_leads_with_its_verdicts_and_is_short_none_blank(sweep, tmp_path):
     if shutil.which("pdftoppm") is None:
         pytest.skip("poppler-utils is missing: apt-get install poppler-utils (make test installs it)")
     info = subprocess.run(["pdfinfo", str(sweep / "report.pdf")], capture_output=True, text=True, check=True).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-    assert pages >= 1 + 9  # a title page, then every section starts a page
+    assert pages <= 12  # 4 runs x 2 K (the demo's 2 runs: 10); each section used to start a page of its own: 20+
+    first = subprocess.run(["pdftotext", "-l", "1", str(sweep / "report.pdf"), "-"], capture_output=True,
+                           text=True).stdout
+    assert "Summary of verdicts" in first and "question" in first and "comparison" in first  # the table, page 1
     subprocess.run(["pdftoppm", "-r", "20", "-png", str(sweep / "report.pdf"), str(tmp_path / "page")], check=True)
     from matplotlib.image import imread
     images = sorted(tmp_path.glob("page-*.png"))

@@ -18,18 +18,22 @@ import xarray as xr
 
 from reports import stats
 from reports.analysis import analyse
-from reports.questions.common import below_reference, no_yardstick_notice, yardstick_sentence
+from reports.questions.common import below_reference, calibration_caveat, no_yardstick_notice, yardstick_sentence
+from reports.questions.conflict import conflict_answer
 from reports.questions.dynamic_vs_static import improvement_answer
 from reports.questions.k_sensitivity import k_answer
+from reports.questions.support import support_answer
 from reports.runs import SCORE_COLUMNS, Results, RunInfo
-from reports.sections import summary_lines, verdict_rows
+from reports.sections import all_sections, per_task_section, published_section, summary_lines, verdict_rows
 from reports.text import effect_text, fmt_interval
+from tests.helpers import check_sentences
 
 REPS = 200
 USER_TASK = "my-task"  # a task with no reference levels (not an embedded one)
 
 
-def synthetic_results(curves: dict[tuple[str, str, int], np.ndarray], root: Path = Path("/tmp/synthetic")) -> Results:
+def synthetic_results(curves: dict[tuple[str, str, int], np.ndarray], root: Path = Path("/tmp/synthetic"),
+                      action_dim: int = 2, steps_per_eval: int = 100) -> Results:
     """A results folder in memory: `curves` maps (task, ablation, K) to evaluation scores (seeds, evaluations), the
     score of a seed the mean of its last three (the published protocol)."""
     tasks = sorted({t for t, _, _ in curves})
@@ -46,8 +50,9 @@ def synthetic_results(curves: dict[tuple[str, str, int], np.ndarray], root: Path
             rows.append((task, ablation, k, seed, float(curve[seed, -3:].mean()), False, curve.shape[1],
                          100 * curve.shape[1], 0))
         runs.append(RunInfo(task=task, ablation=ablation, k=k, seeds=tuple(range(curve.shape[0])),
-                            steps_planned=100 * evals, steps_done=100 * evals, eval_interval=100, evaluations=evals,
-                            profile="auto", hidden="64,64", transitions=1000, action_dim=2, git_commit="0" * 40,
+                            steps_planned=steps_per_eval * evals, steps_done=steps_per_eval * evals,
+                            eval_interval=steps_per_eval, evaluations=evals, profile="auto", hidden="64,64",
+                            transitions=1000, action_dim=action_dim, git_commit="0" * 40,
                             command="", run_dir=str(root / task / f"{ablation}-k{k}"),
                             sweep_options=("--steps", str(100 * evals))))
     logs = xr.Dataset({"eval_score": (("task", "ablation", "k", "seed", "eval_step"), values),
@@ -70,38 +75,6 @@ def rising(end: float, seeds: int, evals: int = 6, seed: int = 0) -> np.ndarray:
     """Scores that climb linearly to `end` over the evaluations: still rising at the end."""
     rng = np.random.default_rng(seed)
     return np.linspace(0.0, end, evals)[None] + 0.005 * rng.standard_normal((seeds, evals))
-
-
-# every verdict-bearing phrase the report writes: "<point> [<low>, <high>], <n> seeds: <verdict> (... +-<thr>"
-VERDICT = re.compile(r"(-?[\d.e+-]+) \[(-?[\d.e+-]+), (-?[\d.e+-]+)\], (\d+) seeds?: (material|negligible|inconclusive) "
-                     r"\(the (?:whole )?interval (?:lies beyond|lies within|reaches both within and beyond) "
-                     r"(?:(-?[\d.e+-]+) \+- |\+-)([\d.e+-]+)")
-FEW = re.compile(r"\(n=(\d+)\): no verdict with \d+ seeds?")
-
-
-def check_sentences(sentences: list[str]) -> int:
-    """Every verdict a sentence states agrees with its interval, seeds and threshold; no sentence says what the
-    rules forbid ("no material difference", "at the chance level", "beats" without a material verdict, a verdict
-    below MIN_RUNS seeds). Returns how many verdicts were checked."""
-    checked = 0
-    for sentence in sentences:
-        assert "no material difference" not in sentence and "at the chance level" not in sentence, sentence
-        found = list(VERDICT.finditer(sentence))
-        for match in found:
-            point, low, high, seeds = (float(match[1]), float(match[2]), float(match[3]), int(match[4]))
-            null, threshold = float(match[6] or 0), float(match[7])
-            assert seeds >= stats.MIN_RUNS, sentence
-            assert low <= point <= high, sentence
-            interval = stats.Interval(np.array([point]), np.array([low]), np.array([high]), seeds)
-            # the printed bounds are rounded to 3 significant digits: a bound that sits on the threshold may round
-            if min(abs(abs(low - null) - threshold), abs(abs(high - null) - threshold)) > 1e-3 * max(1, threshold):
-                assert stats.verdict(interval, threshold, null) == match[5], sentence
-            checked += 1
-        for match in FEW.finditer(sentence):
-            assert int(match[1]) < stats.MIN_RUNS, sentence
-        if " beats " in sentence:
-            assert any(m[5] == stats.MATERIAL for m in found), f"'beats' without a material verdict: {sentence}"
-    return checked
 
 
 def test_the_three_verdicts_and_the_seeds_rule():
@@ -217,3 +190,57 @@ def test_undertrained_only_while_still_rising():
     assert states == {"dynamic K=4": "still rising", "static-routing K=4": "plateaued"}
     best = summary_lines(results, analysis)[2]
     assert "arc-2d: undertrained, still rising" in best
+
+
+def test_a_run_on_a_published_family_is_set_beside_the_papers_number():
+    """dynamic at K 8 (the paper has 16 and the tuned K) and fql on a cube-single singletask: each beside the
+    nearest published column, with every way the run differs from the published setting."""
+    task = "cube-single-play-singletask-task2-v0"
+    results = synthetic_results({(task, "dynamic", 8): flat(0.5, 3), (task, "fql", 1): flat(0.4, 3, seed=1),
+                                 (task, "static-routing", 8): flat(0.3, 3, seed=2)}, steps_per_eval=5000)
+    section = published_section(results, analyse(results, reps=REPS))
+    rows = {row[1]: row for row in section.blocks[0].rows}
+    assert set(rows) == {"dynamic K=8", "fql"}  # static-routing has no published column
+    assert rows["dynamic K=8"][2] == "DROL*: 98 +- 2" and rows["fql"][2] == "FQL: 96 +- 1"
+    assert rows["dynamic K=8"][4] == ("updates 30,000 / 1,000,000; networks 64,64 / 512,512,512,512; K 8 / 16; "
+                                      "dataset 1,000 / 1,000,000 transitions; seeds 3 / 8")
+    assert "K 8" not in rows["fql"][4]
+    # a task outside the published families: no section, one line under the per-task scores
+    results = synthetic_results({("arc-2d", "dynamic", 4): flat(0.5, 3)})
+    analysis = analyse(results, reps=REPS)
+    assert published_section(results, analysis) is None
+    assert "None of these runs is a dynamic or fql run on a family the paper published" in \
+        per_task_section(results, analysis).blocks[1].text
+
+
+def test_readings_say_where_the_estimate_they_read_is_outside_its_bar():
+    """On a 5-action-dimension task without truth, the support and conflict answers carry the settle study's
+    finding for ood_frac, support_dist and conflict_frac in the same section; in 2 dimensions, none."""
+    curves = {(USER_TASK, "dynamic", 4): flat(0.5, 5)}
+    for dims, expected in ((5, True), (2, False)):
+        results = synthetic_results(curves, action_dim=dims)
+        analysis = analyse(results, reps=REPS)
+        support = " ".join(support_answer(results, analysis, USER_TASK, None))
+        conflict = " ".join(conflict_answer(results, analysis, USER_TASK))
+        assert ("Caution: my-task has 5 action dimensions and no truth to check ood_frac against" in support) is expected
+        assert ("read it as a lower bound on the share truly out of support" in support) is expected
+        assert ("no truth to check conflict_frac against" in conflict) is expected
+        assert calibration_caveat(results, analysis, USER_TASK, "q_gap") is None  # no finding for it
+
+
+def test_the_summary_of_verdicts_leads_and_lists_every_headline_difference():
+    curves = {("arc-2d", "dynamic", 2): flat(0.7, 6), ("arc-2d", "static-routing", 2): flat(0.4, 6, seed=1),
+              ("arc-2d", "dynamic", 4): flat(0.6, 6, seed=2), ("arc-2d", "static-routing", 4): flat(0.6, 6, seed=3)}
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    rows = verdict_rows(results, analysis)
+    sections = all_sections(results, analysis, rows)
+    assert sections[0].anchor == "verdicts" and sections[1].anchor == "inventory"
+    table = sections[0].blocks[1]
+    assert table.columns == ("question", "comparison", "verdict", "difference [95% CI]", "threshold", "seeds")
+    assert [(r[0], r[2]) for r in table.rows] == [("4. dynamic vs static", "material"),
+                                                   ("4. dynamic vs static", "negligible"),
+                                                   ("5. sensitivity to K", "material"),  # dynamic: K=4 below K=2
+                                                   ("5. sensitivity to K", "material")]  # static: K=2 below K=4
+    assert sections[0].blocks[0].text.startswith("4 differences read: 3 material, 1 negligible.")
+
