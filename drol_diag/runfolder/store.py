@@ -14,7 +14,9 @@ name and renamed; each log flush makes a fresh version folder under `.versions/`
 to the previous version's chunks plus the appended rows, its metadata consolidated) and swaps the
 `logs.zarr` symlink atomically to it, so a reader always
 opens a complete store holding every row up to the last flush. Stores are chunked one `step`
-row per chunk (see `step_chunking`), which makes reading while a run writes safe.
+row per chunk (see `step_chunking`), which makes reading while a run writes safe. Every chunk is
+written, those holding only the fill value included, and the store's attr `chunks_complete_in` names
+the version folder so written: a chunk file missing from it was lost (diagnostics.runs.missing_chunks).
 """
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ ROW_DIMS = ("step", "eval_step")
 
 
 FLAT_CHUNK_KEYS = {"name": "v2", "separator": "."}  # chunk files side by side (a/0.3), not nested folders
+# The store attr naming the version folder written with every chunk (zarr skips fill-only ones by default, so
+# elsewhere a missing chunk file may be one); a copy rewritten by other code no longer matches its folder.
+CHUNKS_COMPLETE_ATTR = "chunks_complete_in"
 
 
 def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -230,7 +235,8 @@ def consolidate(version: Path) -> None:
 def write_store(run_dir: Path, name: str, dataset: xr.Dataset) -> None:
     """Write `dataset` whole as the new version of store `name` (metadata consolidated) and publish it."""
     version = new_version(run_dir, name)
-    dataset.to_zarr(version, mode="w-", consolidated=False, encoding=step_chunking(dataset))
+    dataset.assign_attrs({CHUNKS_COMPLETE_ATTR: version.name}).to_zarr(
+        version, mode="w-", consolidated=False, encoding=step_chunking(dataset), write_empty_chunks=True)
     consolidate(version)
     publish_version(run_dir, name, version)
 
@@ -367,11 +373,13 @@ class RunLog:
         for dim, rows in new_rows.items():
             if rows is None:
                 continue
-            rows = rows.drop_vars([c for c in rows.coords if c != dim]).assign_attrs(self.attrs)
+            rows = rows.drop_vars([c for c in rows.coords if c != dim]).assign_attrs(
+                {**self.attrs, CHUNKS_COMPLETE_ATTR: version.name})
             if set(rows.data_vars) <= existing:
-                rows.to_zarr(version, append_dim=dim, consolidated=False)
+                rows.to_zarr(version, append_dim=dim, consolidated=False, write_empty_chunks=True)
             else:  # this row dim's first rows: new variables
-                rows.to_zarr(version, mode="a", consolidated=False, encoding=step_chunking(rows))
+                rows.to_zarr(version, mode="a", consolidated=False, encoding=step_chunking(rows),
+                             write_empty_chunks=True)
         consolidate(version)
         publish_version(self.run_dir, LOG_STORE, version)
 
