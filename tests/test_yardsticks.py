@@ -156,7 +156,7 @@ def test_the_report_reads_returns_against_their_chance_level(analysed):
     at_chance = sentence(0.24, 0.235)
     assert "(80% of flips)" in at_chance and "(79% of flips)" in at_chance
     assert "returns are within the threshold of chance" in at_chance and "back and forth)" not in at_chance
-    assert re.search(r"Returns minus chance: difference 0\.00\d+ \[0\.00\d+, 0\.00\d+\], 5 seeds: negligible \(the "
+    assert re.search(r"Returns minus chance: difference 0\.0\d+ \[0\.0\d+, 0\.0\d+\], 5 seeds: negligible \(the "
                      r"whole interval lies within \+-0\.05\)", at_chance), at_chance
     assert "more often than chance (back and forth)" in sentence(0.24, 0.05)
     assert "less often than chance (ownership migrates" in sentence(0.02, 0.2)

@@ -90,8 +90,10 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
                 text += f": ownership moves more late in training than early ({effect})."
             elif reading == stats.NEGLIGIBLE:
                 text += f": the flip rate stays where it was ({effect})."
-            else:
+            elif reading == stats.INCONCLUSIVE:
                 text += f": these runs cannot tell whether ownership settles ({effect})."
+            else:
+                text += f" ({effect})."
         returns = get(analysis, "return_rate", task, label, k)
         if returns is not None and flips.late.point[0] > 0:
             text += " " + returns_text(analysis, task, label, k, returns, flips)
