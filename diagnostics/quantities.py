@@ -1,176 +1,34 @@
-"""The registry of diagnostic quantities: every quantity the probe diagnostics log, once.
+"""The registry of diagnostic quantities: every quantity the probe diagnostics log or the report derives, each
+declared once with everything said about it.
 
-Each `Quantity` has its name, its dims (beyond seed and the row dim `step`), a label and unit for
-figures and tables, the methods that log it, and one line of meaning. From it:
+Each `Quantity` has its name, its dims (beyond seed and the row dim `step`), a label and unit for figures and
+tables, the methods that log it, one line of meaning, and where it applies: how the report judges and draws it
+(`reporting`: its materiality threshold and why, its bounds), how a DERIVED one is computed from logged ones
+(`derived`: an operation of DERIVATIONS and its operands, e.g. a ratio to its yardstick), a per-probe quantity's
+per-row mean (`probe_mean`), the ground truth it estimates and the bar (`calibration`), and the settle study's
+finding where it missed its bar (`study`). Every table the other layers read is a view of these declarations:
 
 - the run log (drol_diag.runfolder.store.RunLog) takes each logged variable's dims (`row_dims`),
-- the report takes its labels, units and which quantities it summarises (`reported`),
-- the README's table of quantities is checked against it (`markdown_table`, tests/test_structure.py),
-- the report judges differences against each reported quantity's materiality threshold (`REPORTING`,
-  shown in the README by `materiality_table`).
+- the report takes its labels, units and which quantities it summarises (`reported`), the thresholds
+  (`REPORTING`), the calibrations (`CALIBRATIONS`), the derivations (`derive`, `operands`) and the findings
+  (`STUDY_FINDINGS`),
+- docs' tables of quantities and thresholds are checked against it (`markdown_table`, `materiality_table`).
 
-A new per-probe quantity is its computation (diagnostics.probes, returned in the dict of
-`probe_diagnostics`) plus one entry here.
+A new quantity is its computation (diagnostics.probes, returned in the dict of `probe_diagnostics`) plus one entry
+here, with its threshold and calibration in that entry.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 DROL, FQL = "drol", "fql"
 BOTH = (DROL, FQL)
 ROW, STATIC, DERIVED = "row", "static", "derived"  # logged per (seed, step); once per run; computed by the report
 EVALUATION = "evaluation"  # logged per (seed, eval_step), beside the evaluation's scores
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """One diagnostic quantity."""
-
-    name: str
-    dims: tuple[str, ...]  # ROW: dims beyond (seed, step); STATIC, EVALUATION: all of its dims
-    label: str  # short, for axes and table headers
-    unit: str  # what its numbers count
-    meaning: str  # one line: what it is
-    methods: tuple[str, ...] = (DROL,)  # the methods whose runs log it (FQL has no candidates)
-    kind: str = ROW  # ROW, STATIC, EVALUATION or DERIVED
-    reported: str = ""  # "summary": the report shows its mean over seeds, early and late; "per_probe": a
-    # per-probe count the report derives from flips_total
-
-
-QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
-    Quantity("winner", ("probe",), "owner", "candidate index",
-             "owner of each probe's data action under the run's routing rule"),
-    Quantity("nearest", ("probe",), "nearest candidate", "candidate index",
-             "the geometrically nearest candidate of each probe's bank"),
-    Quantity("flip_rate", (), "flip rate", "fraction of probes per log interval",
-             "fraction of probes whose winner changed since the previous row (NaN at the first row)",
-             reported="summary"),
-    Quantity("return_rate", (), "return rate (A->B->A)", "fraction of probes per log interval",
-             "fraction of probes whose new winner is one they owned before and lost (A -> B -> A)",
-             reported="summary"),
-    Quantity("return_rate_chance", (), "return rate by chance", "fraction of probes per log interval",
-             "the return rate if each flip went to a uniformly drawn other candidate, given each probe's history: "
-             "sum over flipped probes of (former owners other than the one it leaves) / (K - 1), over all probes",
-             reported="summary"),
-    Quantity("return_excess", (), "return rate over chance", "fraction of probes per log interval",
-             "return_rate - return_rate_chance", kind=DERIVED, reported="summary"),
-    Quantity("nearest_flip_rate", (), "nearest flip rate", "fraction of probes per log interval",
-             "fraction of probes whose nearest candidate changed since the previous row", reported="summary"),
-    Quantity("owner_mismatch", (), "owner not nearest", "fraction of probes",
-             "fraction of probes whose owner is not the nearest (a frozen owner overtaken: the persistent tether)",
-             reported="summary"),
-    Quantity("winner_ari", (), "owner partition ARI", "adjusted Rand index vs previous log",
-             "adjusted Rand index between this row's and the previous row's partition of the probes by winner",
-             reported="summary"),
-    Quantity("flips_total", ("probe",), "flips", "count", "cumulative flips per probe"),
-    Quantity("winner_data_dist", ("probe",), "winner-to-data distance", "RMS per action dim",
-             "RMS-per-dimension distance between each probe's winner and its data action"),
-    Quantity("winner_data_dist_mean", (), "winner-to-data distance", "RMS per action dim",
-             "mean over probes of winner_data_dist", reported="summary"),
-    Quantity("winner_data_dist_quantiles", ("quantile",), "winner-to-data distance quantiles", "RMS per action dim",
-             "quantiles 0.5, 0.9, 0.99 over probes of winner_data_dist"),
-    Quantity("data_action_spread", ("seed", "probe"), "data action spread", "RMS per action dim",
-             "the yardstick of winner_data_dist: distance between each probe's data action and the action of the "
-             "nearest other training pair (standardised joint (state, action) space)", kind=STATIC),
-    Quantity("winner_data_ratio", (), "winner-to-data distance / data spread", "ratio",
-             "winner_data_dist_mean / the mean over probes of data_action_spread", kind=DERIVED, reported="summary"),
-    Quantity("coverage", (), "data actions covered", "fraction of probes",
-             "fraction of probes whose data action some candidate of the probe's bank reaches within ood_threshold "
-             "(the distance support_dist measures, at the probe's own state)", reported="summary"),
-    Quantity("modes_covered", (), "modes covered", "modes per probe state",
-             "modes with some candidate within mode_noise_scale of their centre, mean over probes (tasks with "
-             "mode centres)", reported="summary"),
-    Quantity("num_modes", (), "modes", "count", "the task's modes per state (tasks with mode centres)", kind=STATIC),
-    Quantity("mode_noise_scale", (), "mode noise scale", "RMS per action dim",
-             "95th percentile of the data actions' distance to their nearest mode centre (tasks with mode centres)",
-             kind=STATIC),
-    Quantity("support_dist", ("probe",), "distance to support", "standardised joint (state, action) space",
-             "distance from the deployed action (one fresh prior sample) to the nearest training (state, action) "
-             "pair", methods=BOTH),
-    Quantity("support_dist_mean", (), "distance to support", "deployed action to nearest training pair",
-             "mean over probes of support_dist", methods=BOTH, reported="summary"),
-    Quantity("support_dist_ref", ("reference",), "held-out distance to support",
-             "standardised joint (state, action) space",
-             "the same distance for held-out pairs: the data's own nearest-neighbour scale", methods=BOTH,
-             kind=STATIC),
-    Quantity("ood_threshold", (), "out-of-support threshold", "standardised joint (state, action) space",
-             "95th percentile of support_dist_ref", methods=BOTH, kind=STATIC),
-    Quantity("support_dist_ratio", (), "distance to support / held-out", "ratio",
-             "support_dist_mean / the median of support_dist_ref", methods=BOTH, kind=DERIVED, reported="summary"),
-    Quantity("ood_frac", (), "out of support", "fraction of deployed actions",
-             "fraction of deployed actions farther than ood_threshold", methods=BOTH, reported="summary"),
-    Quantity("q_winner", (), "Q(winner)", "Q units", "min-ensemble Q at the winner, mean over probes"),
-    Quantity("q_data", (), "Q(data action)", "Q units", "min-ensemble Q at the data action, mean over probes",
-             methods=BOTH),
-    Quantity("q_deployed", (), "Q(deployed)", "Q units", "min-ensemble Q at the deployed action, mean over probes",
-             methods=BOTH),
-    Quantity("q_gap", (), "Q(winner) - Q(data action)", "Q units", "q_winner - q_data", kind=DERIVED,
-             reported="summary"),
-    Quantity("true_value_winner", (), "true value (winner)", "return units",
-             "the task's true value at the winner, mean over probes (tasks with true_value)"),
-    Quantity("true_value_data", (), "true value (data action)", "return units",
-             "the task's true value at the data action, mean over probes (tasks with true_value)", methods=BOTH),
-    Quantity("true_value_deployed", (), "true value (deployed)", "return units",
-             "the task's true value at the deployed action, mean over probes (tasks with true_value)", methods=BOTH,
-             reported="summary"),
-    Quantity("critic_bias", (), "Q - true value (deployed)", "return units",
-             "q_deployed - true_value_deployed: the learned min-ensemble Q minus the true value at the deployed "
-             "action, mean over probes (tasks with true_value)", methods=BOTH, reported="summary"),
-    Quantity("critic_bias_winner", (), "Q - true value (winner)", "return units",
-             "q_winner - true_value_winner (tasks with true_value)"),
-    Quantity("true_conflict_frac", (), "BC opposes true ascent", "fraction of probes",
-             "fraction of probes where (data action - winner) points against the true value's ascent direction "
-             "(its action gradient) at the winner: conflict_frac with the true value for the critic (tasks with "
-             "true_value)", reported="summary"),
-    Quantity("behavior_logp_winner", (), "behaviour log-density (winner)", "nats",
-             "mean over probes of max(behaviour log-density at the winner, -50): the floor stands for no support "
-             "(log 0) (tasks with behavior_log_density)"),
-    Quantity("behavior_logp_data", (), "behaviour log-density (data action)", "nats",
-             "mean over probes of max(behaviour log-density at the data action, -50) (tasks with "
-             "behavior_log_density)", methods=BOTH),
-    Quantity("behavior_logp_deployed", (), "behaviour log-density (deployed)", "nats",
-             "mean over probes of max(behaviour log-density at the deployed action, -50) (tasks with "
-             "behavior_log_density)", methods=BOTH, reported="summary"),
-    Quantity("behavior_logp", ("probe",), "behaviour log-density (deployed), per probe", "nats",
-             "max(behaviour log-density at each probe's deployed action, -50): the truth support_dist estimates, "
-             "probe by probe (tasks with behavior_log_density)", methods=BOTH),
-    Quantity("true_ood_threshold", (), "true out-of-support threshold", "nats",
-             "5th percentile of the behaviour log-density at held-out data actions (tasks with behavior_log_density)",
-             methods=BOTH, kind=STATIC),
-    Quantity("true_ood_frac", (), "truly out of support", "fraction of deployed actions",
-             "fraction of deployed actions whose behaviour log-density is below true_ood_threshold (tasks with "
-             "behavior_log_density)", methods=BOTH, reported="summary"),
-    Quantity("grad_cos", (), "cos(grad BC, grad critic)", "cosine",
-             "cosine between the actor-parameter gradients of the imitation term (FQL: distillation) and of L_q "
-             "on the probes", methods=BOTH, reported="summary"),
-    Quantity("grad_cos_layer", ("layer",), "cos(grad BC, grad critic) per layer", "cosine",
-             "grad_cos per Dense layer of the actor", methods=BOTH),
-    Quantity("grad_norm_ratio", (), "|grad BC| / |grad critic|", "ratio (bc_coef included)",
-             "|bc_coef grad L_bc| / |grad L_q| (FQL: alpha and the distillation term)", methods=BOTH,
-             reported="summary"),
-    Quantity("action_cos", ("probe",), "cos(pull to data, critic ascent)", "cosine",
-             "cosine between (a - winner) and the critic's ascent dQ/da at the winner (FQL: the pull towards the "
-             "flow's action at the one-step action)", methods=BOTH),
-    Quantity("conflict_frac", (), "BC opposes critic", "fraction of probes",
-             "fraction of probes where action_cos < 0", methods=BOTH, reported="summary"),
-    Quantity("load", ("candidate",), "load", "fraction of probes", "fraction of probes each candidate owns"),
-    Quantity("load_entropy", (), "load entropy", "entropy / log K", "entropy of load / log K",
-             reported="summary"),
-    Quantity("dead_candidates", (), "dead candidates", "candidates owning no probe",
-             "candidates owning no probe", reported="summary"),
-    Quantity("candidate_spread", (), "candidate spread", "action distance",
-             "mean pairwise distance of a state's K candidates"),
-    Quantity("eval_counted", ("seed", "eval_step"), "counted evaluation", "bool",
-             "whether the evaluation counts towards the score: on the run's final schedule (a multiple of "
-             "eval_interval, or the run's last update); false for the last evaluation of a leg a resume extended",
-             methods=BOTH, kind=EVALUATION),
-    Quantity("flips_per_probe", (), "flips per probe over training", "count", "mean of flips_total over probes",
-             kind=DERIVED, reported="per_probe"),
-    Quantity("never_flipped", (), "probes never reassigned", "fraction of probes",
-             "fraction of probes with flips_total 0",
-             kind=DERIVED, reported="per_probe"),
-)}
 
 
 @dataclass(frozen=True)
@@ -181,50 +39,6 @@ class Reporting:
     why: str  # one line: why that threshold
     low: float | None = None  # the least value the quantity can take (figure axes stop there)
     high: float | None = None  # the largest
-
-
-PROBE_SHARE = "5 points of the probe share: about three standard errors of one seed's share on 1024 probes " \
-              "(0.016 at one half), small beside the gaps between routing rules (static 0, random (K-1)/K)"
-
-# Every reported quantity (`reported`): a difference between two runs, or between early and late, is called
-# material only when its whole 95% interval lies beyond `material` (reports.text.effect_text).
-REPORTING: dict[str, Reporting] = {
-    "flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "return_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "return_rate_chance": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "return_excess": Reporting(0.05, PROBE_SHARE, -1.0, 1.0),
-    "nearest_flip_rate": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "owner_mismatch": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "winner_ari": Reporting(0.05, "a twentieth of the range from unrelated partitions (0) to the same one (1)",
-                            None, 1.0),
-    "winner_data_dist_mean": Reporting(0.05, "the modes family's action noise (std 0.05 per dimension): a smaller "
-                                             "move stays within the data's own spread around a mode", 0.0),
-    "winner_data_ratio": Reporting(0.1, "a tenth of the data's own action scale (data_action_spread)", 0.0),
-    "coverage": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "modes_covered": Reporting(0.5, "half a mode per probe state: one mode gained or lost at half the probes", 0.0),
-    "support_dist_mean": Reporting(0.1, "a tenth of one standard deviation of the standardised (state, action) "
-                                        "space, about the data's own nearest-neighbour distance on modes-2d", 0.0),
-    "support_dist_ratio": Reporting(0.5, "half the data's own median nearest-neighbour distance", 0.0),
-    "ood_frac": Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
-    "q_gap": Reporting(None, "Q scales differ with the task's rewards and discount: differences in Q units are "
-                             "shown, never called material"),
-    "grad_cos": Reporting(0.1, "a tenth of the way from orthogonal (0) to aligned (1) gradients", -1.0, 1.0),
-    "grad_norm_ratio": Reporting(None, "its scale follows bc_coef and the task's reward scale: shown, never called "
-                                       "material", 0.0),
-    "conflict_frac": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "true_value_deployed": Reporting(None, "its scale follows the task's rewards: shown, never called material"),
-    "critic_bias": Reporting(None, "Q scales differ with the task's rewards and discount: differences in return units "
-                                   "are shown, never called material"),
-    "true_conflict_frac": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-    "behavior_logp_deployed": Reporting(1.0, "one nat: the deployed actions' data density changed by a factor e",
-                                        -50.0),
-    "true_ood_frac": Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
-    "load_entropy": Reporting(0.05, "5% of the largest entropy (log K, every candidate owning as many probes)",
-                              0.0, 1.0),
-    "dead_candidates": Reporting(1.0, "one whole candidate", 0.0),
-    "flips_per_probe": Reporting(1.0, "one flip per probe over training", 0.0),
-    "never_flipped": Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-}
 
 
 DIFFERENCE, RANK_CORRELATION = "difference", "rank correlation"  # how an estimate is held against its truth
@@ -242,11 +56,11 @@ class Calibration:
     agreement is shown (the estimate's bias), never judged: its scale follows the task's rewards.
     """
 
-    estimate: str  # a QUANTITIES name
     truth: str  # the QUANTITIES name of what it estimates
     measure: str  # DIFFERENCE or RANK_CORRELATION
     bar: float | None
     text: str  # one line: what the estimate claims to measure and what the truth is
+    estimate: str = ""  # the QUANTITIES name that declares it (filled in by CALIBRATIONS)
 
     def within_bar(self, agreement: float) -> bool | None:
         """Whether an agreement value (|difference| or rank correlation) clears the bar; None without a bar or
@@ -256,34 +70,270 @@ class Calibration:
         return agreement >= self.bar if self.measure == RANK_CORRELATION else abs(agreement) <= self.bar
 
 
-CALIBRATIONS: tuple[Calibration, ...] = (
-    Calibration("support_dist", "behavior_logp", RANK_CORRELATION, 0.7,
-                "the deployed action's distance to the nearest training pair should order deployed actions as the "
-                "behaviour's true log-density there does, reversed: the farther, the less likely"),
-    Calibration("ood_frac", "true_ood_frac", DIFFERENCE, 0.1,
-                "the share of deployed actions beyond the data's nearest-neighbour 95% distance, against the share "
-                "whose true behaviour log-density lies below the held-out data's own 5% quantile"),
-    Calibration("conflict_frac", "true_conflict_frac", DIFFERENCE, 0.15,
-                "the share of probes where the pull to the data action opposes the learned critic's action "
-                "gradient at the winner, against the same share with the true value's gradient"),
-    Calibration("q_deployed", "true_value_deployed", DIFFERENCE, None,
-                "the learned min-ensemble Q at the deployed action against its true value (the difference is the "
-                "critic's bias, critic_bias)"),
-    Calibration("q_winner", "true_value_winner", DIFFERENCE, None,
-                "the learned min-ensemble Q at the winner against its true value (critic_bias_winner)"),
-)
+@dataclass(frozen=True)
+class Quantity:
+    """One diagnostic quantity."""
+
+    name: str
+    dims: tuple[str, ...]  # ROW: dims beyond (seed, step); STATIC, EVALUATION: all of its dims
+    label: str  # short, for axes and table headers
+    unit: str  # what its numbers count
+    meaning: str  # one line: what it is
+    methods: tuple[str, ...] = (DROL,)  # the methods whose runs log it (FQL has no candidates)
+    kind: str = ROW  # ROW, STATIC, EVALUATION or DERIVED
+    reported: str = ""  # "summary": the report shows its mean over seeds, early and late; "per_probe": a
+    # per-probe count the report derives from flips_total
+    reporting: Reporting | None = None  # how the report judges and draws it (every reported quantity has one)
+    derived: tuple[str, ...] = ()  # DERIVED: (operation in DERIVATIONS, its logged operands...)
+    probe_mean: str = ""  # a per-probe quantity's per-row mean over probes, by which a calibration shows it late
+    calibration: Calibration | None = None  # the ground truth it estimates and the bar their agreement must clear
+    study: tuple[int, str] | None = None  # where the settle study (docs/findings.md) found it outside its bar, for
+    # tasks without a truth: (the least action dimensions the finding applies from, what was found and still means)
 
 
-# Where the settle study (docs/findings.md) found an estimate outside its bar, for tasks without a truth to check it
-# on: estimate -> (the least action dimensions the finding applies from, what was found and what it still means).
-STUDY_FINDINGS: dict[str, tuple[int, str]] = {
-    "ood_frac": (5, "under-stated the true out-of-support share by 0.26 to 0.36 in 5 action dimensions (cliff-5d, "
-                    "arc-5d): read it as a lower bound on the share truly out of support"),
-    "conflict_frac": (5, "over-stated the true-gradient conflict by 0.19 to 0.35 in 5 action dimensions (arc-5d): it "
-                         "measures the conflict with the learned critic, not whether BC truly holds the actor back"),
-    "support_dist": (5, "ranked deployed actions by the true behaviour density with a rank correlation of 0.41 to "
-                        "0.61 in 5 action dimensions (bar 0.7): a coarse ordering only"),
+PROBE_SHARE = "5 points of the probe share: about three standard errors of one seed's share on 1024 probes " \
+              "(0.016 at one half), small beside the gaps between routing rules (static 0, random (K-1)/K)"
+
+QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
+    Quantity("winner", ("probe",), "owner", "candidate index",
+             "owner of each probe's data action under the run's routing rule"),
+    Quantity("nearest", ("probe",), "nearest candidate", "candidate index",
+             "the geometrically nearest candidate of each probe's bank"),
+    Quantity("flip_rate", (), "flip rate", "fraction of probes per log interval",
+             "fraction of probes whose winner changed since the previous row (NaN at the first row)",
+             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("return_rate", (), "return rate (A->B->A)", "fraction of probes per log interval",
+             "fraction of probes whose new winner is one they owned before and lost (A -> B -> A)",
+             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("return_rate_chance", (), "return rate by chance", "fraction of probes per log interval",
+             "the return rate if each flip went to a uniformly drawn other candidate, given each probe's history: "
+             "sum over flipped probes of (former owners other than the one it leaves) / (K - 1), over all probes",
+             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("return_excess", (), "return rate over chance", "fraction of probes per log interval",
+             "return_rate - return_rate_chance", kind=DERIVED, reported="summary",
+             derived=("minus", "return_rate", "return_rate_chance"),
+             reporting=Reporting(0.05, PROBE_SHARE, -1.0, 1.0)),
+    Quantity("nearest_flip_rate", (), "nearest flip rate", "fraction of probes per log interval",
+             "fraction of probes whose nearest candidate changed since the previous row", reported="summary",
+             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("owner_mismatch", (), "owner not nearest", "fraction of probes",
+             "fraction of probes whose owner is not the nearest (a frozen owner overtaken: the persistent tether)",
+             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("winner_ari", (), "owner partition ARI", "adjusted Rand index vs previous log",
+             "adjusted Rand index between this row's and the previous row's partition of the probes by winner",
+             reported="summary",
+             reporting=Reporting(0.05,
+                                 "a twentieth of the range from unrelated partitions (0) to the same "
+                                 "one (1)", None, 1.0)),
+    Quantity("flips_total", ("probe",), "flips", "count",
+             "cumulative flips per probe"),
+    Quantity("winner_data_dist", ("probe",), "winner-to-data distance", "RMS per action dim",
+             "RMS-per-dimension distance between each probe's winner and its data action"),
+    Quantity("winner_data_dist_mean", (), "winner-to-data distance", "RMS per action dim",
+             "mean over probes of winner_data_dist", reported="summary",
+             reporting=Reporting(0.05,
+                                 "the modes family's action noise (std 0.05 per dimension): a smaller move "
+                                 "stays within the data's own spread around a mode", 0.0)),
+    Quantity("winner_data_dist_quantiles", ("quantile",), "winner-to-data distance quantiles", "RMS per action dim",
+             "quantiles 0.5, 0.9, 0.99 over probes of winner_data_dist"),
+    Quantity("data_action_spread", ("seed", "probe"), "data action spread", "RMS per action dim",
+             "the yardstick of winner_data_dist: distance between each probe's data action and the action of the "
+             "nearest other training pair (standardised joint (state, action) space)", kind=STATIC),
+    Quantity("winner_data_ratio", (), "winner-to-data distance / data spread", "ratio",
+             "winner_data_dist_mean / the mean over probes of data_action_spread", kind=DERIVED, reported="summary",
+             derived=("over_probe_mean", "winner_data_dist_mean", "data_action_spread"),
+             reporting=Reporting(0.1, "a tenth of the data's own action scale (data_action_spread)", 0.0)),
+    Quantity("coverage", (), "data actions covered", "fraction of probes",
+             "fraction of probes whose data action some candidate of the probe's bank reaches within ood_threshold "
+             "(the distance support_dist measures, at the probe's own state)", reported="summary",
+             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("modes_covered", (), "modes covered", "modes per probe state",
+             "modes with some candidate within mode_noise_scale of their centre, mean over probes (tasks with mode "
+             "centres)", reported="summary",
+             reporting=Reporting(0.5, "half a mode per probe state: one mode gained or lost at half the probes", 0.0)),
+    Quantity("num_modes", (), "modes", "count",
+             "the task's modes per state (tasks with mode centres)", kind=STATIC),
+    Quantity("mode_noise_scale", (), "mode noise scale", "RMS per action dim",
+             "95th percentile of the data actions' distance to their nearest mode centre (tasks with mode centres)",
+             kind=STATIC),
+    Quantity("support_dist", ("probe",), "distance to support", "standardised joint (state, action) space",
+             "distance from the deployed action (one fresh prior sample) to the nearest training (state, action) pair",
+             methods=BOTH, probe_mean="support_dist_mean",
+             calibration=Calibration("behavior_logp", RANK_CORRELATION, 0.7,
+                                     "the deployed action's distance to the nearest training pair should order "
+                                     "deployed actions as the behaviour's true log-density there does, reversed: "
+                                     "the farther, the less likely"),
+             study=(5,
+                    "ranked deployed actions by the true behaviour density with a rank correlation of 0.41 to 0.61 "
+                    "in 5 action dimensions (bar 0.7): a coarse ordering only")),
+    Quantity("support_dist_mean", (), "distance to support", "deployed action to nearest training pair",
+             "mean over probes of support_dist", methods=BOTH, reported="summary",
+             reporting=Reporting(0.1,
+                                 "a tenth of one standard deviation of the standardised (state, action) "
+                                 "space, about the data's own nearest-neighbour distance on modes-2d", 0.0)),
+    Quantity("support_dist_ref", ("reference",), "held-out distance to support",
+             "standardised joint (state, action) space",
+             "the same distance for held-out pairs: the data's own nearest-neighbour scale", methods=BOTH,
+             kind=STATIC),
+    Quantity("ood_threshold", (), "out-of-support threshold", "standardised joint (state, action) space",
+             "95th percentile of support_dist_ref", methods=BOTH, kind=STATIC),
+    Quantity("support_dist_ratio", (), "distance to support / held-out", "ratio",
+             "support_dist_mean / the median of support_dist_ref", methods=BOTH, kind=DERIVED, reported="summary",
+             derived=("over_median", "support_dist_mean", "support_dist_ref"),
+             reporting=Reporting(0.5, "half the data's own median nearest-neighbour distance", 0.0)),
+    Quantity("ood_frac", (), "out of support", "fraction of deployed actions",
+             "fraction of deployed actions farther than ood_threshold", methods=BOTH, reported="summary",
+             reporting=Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
+             calibration=Calibration("true_ood_frac", DIFFERENCE, 0.1,
+                                     "the share of deployed actions beyond the data's nearest-neighbour 95% "
+                                     "distance, against the share whose true behaviour log-density lies below the "
+                                     "held-out data's own 5% quantile"),
+             study=(5,
+                    "under-stated the true out-of-support share by 0.26 to 0.36 in 5 action dimensions (cliff-5d, "
+                    "arc-5d): read it as a lower bound on the share truly out of support")),
+    Quantity("q_deployed", (), "Q(deployed)", "Q units",
+             "min-ensemble Q at the deployed action, mean over probes", methods=BOTH,
+             calibration=Calibration("true_value_deployed", DIFFERENCE, None,
+                                     "the learned min-ensemble Q at the deployed action against its true value "
+                                     "(the difference is the critic's bias, critic_bias)")),
+    Quantity("q_winner", (), "Q(winner)", "Q units",
+             "min-ensemble Q at the winner, mean over probes",
+             calibration=Calibration("true_value_winner", DIFFERENCE, None,
+                                     "the learned min-ensemble Q at the winner against its true value "
+                                     "(critic_bias_winner)")),
+    Quantity("q_data", (), "Q(data action)", "Q units",
+             "min-ensemble Q at the data action, mean over probes", methods=BOTH),
+    Quantity("q_gap", (), "Q(winner) - Q(data action)", "Q units",
+             "q_winner - q_data", kind=DERIVED, reported="summary", derived=("minus", "q_winner", "q_data"),
+             reporting=Reporting(None,
+                                 "Q scales differ with the task's rewards and discount: differences in Q units are "
+                                 "shown, never called material")),
+    Quantity("true_value_winner", (), "true value (winner)", "return units",
+             "the task's true value at the winner, mean over probes (tasks with true_value)"),
+    Quantity("true_value_data", (), "true value (data action)", "return units",
+             "the task's true value at the data action, mean over probes (tasks with true_value)", methods=BOTH),
+    Quantity("true_value_deployed", (), "true value (deployed)", "return units",
+             "the task's true value at the deployed action, mean over probes (tasks with true_value)", methods=BOTH,
+             reported="summary",
+             reporting=Reporting(None, "its scale follows the task's rewards: shown, never called material")),
+    Quantity("critic_bias", (), "Q - true value (deployed)", "return units",
+             "q_deployed - true_value_deployed: the learned min-ensemble Q minus the true value at the deployed "
+             "action, mean over probes (tasks with true_value)", methods=BOTH, reported="summary",
+             reporting=Reporting(None,
+                                 "Q scales differ with the task's rewards and discount: differences in return "
+                                 "units are shown, never called material")),
+    Quantity("critic_bias_winner", (), "Q - true value (winner)", "return units",
+             "q_winner - true_value_winner (tasks with true_value)"),
+    Quantity("true_conflict_frac", (), "BC opposes true ascent", "fraction of probes",
+             "fraction of probes where (data action - winner) points against the true value's ascent direction (its "
+             "action gradient) at the winner: conflict_frac with the true value for the critic (tasks with "
+             "true_value)", reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+    Quantity("behavior_logp_winner", (), "behaviour log-density (winner)", "nats",
+             "mean over probes of max(behaviour log-density at the winner, -50): the floor stands for no support "
+             "(log 0) (tasks with behavior_log_density)"),
+    Quantity("behavior_logp_data", (), "behaviour log-density (data action)", "nats",
+             "mean over probes of max(behaviour log-density at the data action, -50) (tasks with behavior_log_density)",
+             methods=BOTH),
+    Quantity("behavior_logp_deployed", (), "behaviour log-density (deployed)", "nats",
+             "mean over probes of max(behaviour log-density at the deployed action, -50) (tasks with "
+             "behavior_log_density)", methods=BOTH, reported="summary",
+             reporting=Reporting(1.0, "one nat: the deployed actions' data density changed by a factor e", -50.0)),
+    Quantity("behavior_logp", ("probe",), "behaviour log-density (deployed), per probe", "nats",
+             "max(behaviour log-density at each probe's deployed action, -50): the truth support_dist estimates, "
+             "probe by probe (tasks with behavior_log_density)", methods=BOTH, probe_mean="behavior_logp_deployed"),
+    Quantity("true_ood_threshold", (), "true out-of-support threshold", "nats",
+             "5th percentile of the behaviour log-density at held-out data actions (tasks with behavior_log_density)",
+             methods=BOTH, kind=STATIC),
+    Quantity("true_ood_frac", (), "truly out of support", "fraction of deployed actions",
+             "fraction of deployed actions whose behaviour log-density is below true_ood_threshold (tasks with "
+             "behavior_log_density)", methods=BOTH, reported="summary",
+             reporting=Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0)),
+    Quantity("grad_cos", (), "cos(grad BC, grad critic)", "cosine",
+             "cosine between the actor-parameter gradients of the imitation term (FQL: distillation) and of L_q on "
+             "the probes", methods=BOTH, reported="summary",
+             reporting=Reporting(0.1, "a tenth of the way from orthogonal (0) to aligned (1) gradients", -1.0, 1.0)),
+    Quantity("grad_cos_layer", ("layer",), "cos(grad BC, grad critic) per layer", "cosine",
+             "grad_cos per Dense layer of the actor", methods=BOTH),
+    Quantity("grad_norm_ratio", (), "|grad BC| / |grad critic|", "ratio (bc_coef included)",
+             "|bc_coef grad L_bc| / |grad L_q| (FQL: alpha and the distillation term)", methods=BOTH,
+             reported="summary",
+             reporting=Reporting(None,
+                                 "its scale follows bc_coef and the task's reward scale: shown, never called "
+                                 "material", 0.0)),
+    Quantity("action_cos", ("probe",), "cos(pull to data, critic ascent)", "cosine",
+             "cosine between (a - winner) and the critic's ascent dQ/da at the winner (FQL: the pull towards the "
+             "flow's action at the one-step action)", methods=BOTH),
+    Quantity("conflict_frac", (), "BC opposes critic", "fraction of probes",
+             "fraction of probes where action_cos < 0", methods=BOTH, reported="summary",
+             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
+             calibration=Calibration("true_conflict_frac", DIFFERENCE, 0.15,
+                                     "the share of probes where the pull to the data action opposes the learned "
+                                     "critic's action gradient at the winner, against the same share with the true "
+                                     "value's gradient"),
+             study=(5,
+                    "over-stated the true-gradient conflict by 0.19 to 0.35 in 5 action dimensions (arc-5d): it "
+                    "measures the conflict with the learned critic, not whether BC truly holds the actor back")),
+    Quantity("load", ("candidate",), "load", "fraction of probes",
+             "fraction of probes each candidate owns"),
+    Quantity("load_entropy", (), "load entropy", "entropy / log K",
+             "entropy of load / log K", reported="summary",
+             reporting=Reporting(0.05,
+                                 "5% of the largest entropy (log K, every candidate owning as many "
+                                 "probes)", 0.0, 1.0)),
+    Quantity("dead_candidates", (), "dead candidates", "candidates owning no probe",
+             "candidates owning no probe", reported="summary", reporting=Reporting(1.0, "one whole candidate", 0.0)),
+    Quantity("candidate_spread", (), "candidate spread", "action distance",
+             "mean pairwise distance of a state's K candidates"),
+    Quantity("eval_counted", ("seed", "eval_step"), "counted evaluation", "bool",
+             "whether the evaluation counts towards the score: on the run's final schedule (a multiple of "
+             "eval_interval, or the run's last update); false for the last evaluation of a leg a resume extended",
+             methods=BOTH, kind=EVALUATION),
+    Quantity("flips_per_probe", (), "flips per probe over training", "count",
+             "mean of flips_total over probes", kind=DERIVED, reported="per_probe",
+             derived=("probe_mean", "flips_total"), reporting=Reporting(1.0, "one flip per probe over training", 0.0)),
+    Quantity("never_flipped", (), "probes never reassigned", "fraction of probes",
+             "fraction of probes with flips_total 0", kind=DERIVED, reported="per_probe",
+             derived=("zero_share", "flips_total"), reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+)}
+
+
+
+
+
+
+
+
+
+# Views of the declarations above, for the layers that read them by kind.
+REPORTING: dict[str, Reporting] = {q.name: q.reporting for q in QUANTITIES.values() if q.reporting is not None}
+CALIBRATIONS: tuple[Calibration, ...] = tuple(sorted(  # the judged pairs first, then the critic's bias (no bar)
+    (replace(q.calibration, estimate=q.name) for q in QUANTITIES.values() if q.calibration is not None),
+    key=lambda c: c.bar is None))
+STUDY_FINDINGS: dict[str, tuple[int, str]] = {q.name: q.study for q in QUANTITIES.values() if q.study is not None}
+PROBE_MEANS: dict[str, str] = {q.name: q.probe_mean for q in QUANTITIES.values() if q.probe_mean}
+
+# How a DERIVED quantity is computed from its logged operands, each (seeds, steps, ...) as numpy arrays.
+DERIVATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "minus": lambda a, b: a - b,  # an excess over a yardstick (returns over chance; Q(winner) - Q(data))
+    "over_probe_mean": lambda a, spread: a / np.nanmean(spread, axis=-1)[:, None],  # per seed, its probes' scale
+    "over_median": lambda a, reference: a / np.nanmedian(reference),  # the run's held-out distances
+    "probe_mean": lambda per_probe: np.where(np.isnan(per_probe).any(-1), np.nan, per_probe.mean(-1)),
+    "zero_share": lambda per_probe: np.where(np.isnan(per_probe).any(-1), np.nan, (per_probe == 0).mean(-1)),
 }
+
+
+def operands() -> tuple[str, ...]:
+    """Every logged quantity a derived one is computed from."""
+    return tuple(dict.fromkeys(name for q in QUANTITIES.values() for name in q.derived[1:]))
+
+
+def derive(name: str, logged: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """A DERIVED quantity from its logged operands ({name: (seeds, steps, ...)}); None where one is missing."""
+    operation, *names = QUANTITIES[name].derived
+    if any(operand not in logged for operand in names):
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return DERIVATIONS[operation](*(np.asarray(logged[operand], np.float64) for operand in names))
 
 
 def materiality_table() -> str:

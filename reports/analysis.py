@@ -7,7 +7,8 @@ bootstrap interval; the probability that `dynamic` improves on each other varian
 Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds against training
 step with a bootstrap band, and its early (first logged value) and late (mean of the last third
 of training) values with intervals. Diverged seeds are left out of both and counted. Some are read against
-their yardsticks (RATIOS): returns minus their chance level, distances over the data's own scale.
+their yardsticks (a DERIVED quantity's declaration): returns minus their chance level, distances over the data's own
+scale.
 Calibrations: per run whose task logged a ground truth, each diagnostic estimate beside its truth
 (diagnostics.quantities.CALIBRATIONS): both late with intervals, |estimate - truth| late per seed, or the per-seed
 rank correlation of support_dist against the behaviour's log-density (diagnostics.calibration).
@@ -26,7 +27,17 @@ import numpy as np
 import xarray as xr
 
 from diagnostics.calibration import finite_pairs, support_rank_correlation
-from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, REPORTING, Calibration, reported
+from diagnostics.quantities import (
+    CALIBRATIONS,
+    DIFFERENCE,
+    PROBE_MEANS,
+    QUANTITIES,
+    REPORTING,
+    Calibration,
+    derive,
+    operands,
+    reported,
+)
 from reports import stats
 from reports.runs import Results, ScoreMatrix, base_ablation, eval_curves, score_matrix
 
@@ -41,12 +52,8 @@ def is_baseline(label: str) -> bool:
 
 DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
 PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
-YARDSTICKS = ("return_rate_chance", "data_action_spread", "support_dist_ref")  # what the ratios and excesses divide
-# by or subtract (diagnostic_values)
 TREND_ROWS = 3  # logged values a quantity needs before early (the first) and late (the last third) are compared:
 # with fewer, late includes or borders the first value and "settles" or "drifts" cannot be told
-# A per-probe quantity of a calibration is shown late by its per-row mean over probes (logged beside it).
-PROBE_MEANS = {"support_dist": "support_dist_mean", "behavior_logp": "behavior_logp_deployed"}
 CALIBRATED = tuple(dict.fromkeys(PROBE_MEANS.get(name, name) for c in CALIBRATIONS for name in (c.estimate, c.truth)))
 
 
@@ -283,7 +290,7 @@ def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -
 def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Dataset:
     """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
     healthy, _ = run_seeds(results, task, ablation, k)
-    names = [n for n in dict.fromkeys([*DIAGNOSTICS, "q_winner", "q_data", "flips_total", *YARDSTICKS, *CALIBRATED])
+    names = [n for n in dict.fromkeys([*DIAGNOSTICS, *operands(), *CALIBRATED])
              if n in results.logs]
     return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=list(healthy)).compute()
 
@@ -325,41 +332,17 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
     return tuple(calibrated)
 
 
-RATIOS = {"return_excess": ("return_rate", "return_rate_chance"),  # derived quantity: (logged one, its yardstick)
-          "winner_data_ratio": ("winner_data_dist_mean", "data_action_spread"),
-          "support_dist_ratio": ("support_dist_mean", "support_dist_ref")}
-
-
 def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """steps (T,) and values (seeds, T) of one quantity of a run (run_diagnostics), at the steps where
-    every seed logged it. Empty when the run does not log it (FQL has no routing quantities)."""
+    """steps (T,) and values (seeds, T) of one quantity of a run (run_diagnostics), logged or derived from logged
+    ones (diagnostics.quantities.derive), at the steps where every seed has it. Empty when the run does not log it
+    (FQL has no routing quantities)."""
     empty = np.zeros(0, int), np.zeros((logged.sizes["seed"], 0))
-    if name == "q_gap":
-        if "q_winner" not in logged or "q_data" not in logged:
-            return empty
-        values = np.asarray(logged["q_winner"].values - logged["q_data"].values, np.float64)
-    elif name in RATIOS:
-        quantity, yardstick = RATIOS[name]
-        if quantity not in logged or yardstick not in logged:
-            return empty
-        values = np.asarray(logged[quantity].values, np.float64)
-        scale = np.asarray(logged[yardstick].values, np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if name == "return_excess":
-                values = values - scale
-            elif name == "winner_data_ratio":  # per seed: its own probes' scale (seed, probe)
-                values = values / np.nanmean(scale, axis=-1)[:, None]
-            else:  # the run's held-out distances (reference,)
-                values = values / np.nanmedian(scale)
-    elif name in PER_PROBE:
-        if "flips_total" not in logged:
-            return empty
-        flips = np.asarray(logged["flips_total"].values, np.float64)  # (seeds, steps, probes)
-        values = flips.mean(-1) if name == "flips_per_probe" else (flips == 0).mean(-1)
-        values = np.where(np.isnan(flips).any(-1), np.nan, values)
-    elif name in logged:
-        values = np.asarray(logged[name].values, np.float64)
+    if QUANTITIES[name].derived:
+        values = derive(name, {operand: logged[operand].values for operand in QUANTITIES[name].derived[1:]
+                               if operand in logged})
     else:
+        values = np.asarray(logged[name].values, np.float64) if name in logged else None
+    if values is None:
         return empty
     keep = np.isfinite(values).all(axis=0) if values.shape[0] else np.zeros(values.shape[1], bool)
     return logged["step"].values[keep].astype(int), values[:, keep]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING
+from diagnostics.quantities import DIFFERENCE, PROBE_MEANS, QUANTITIES, REPORTING
 from drol_diag.tasks.registry import SYNTHETIC_TASKS
-from reports.analysis import PROBE_MEANS, Analysis, CalibrationSummary, is_baseline, run_seeds
+from reports.analysis import Analysis, CalibrationSummary, is_baseline, run_seeds
 from reports.document import Block, Figure, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
 from reports.questions.common import STEP_AXIS
