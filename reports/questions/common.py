@@ -7,6 +7,9 @@ and the per-task scores): the levels drawn and tabulated, and the runs that scor
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
 from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING, STUDY_FINDINGS
@@ -22,10 +25,10 @@ from reports.analysis import (
     Matched,
     is_baseline,
 )
-from reports.document import Block, Figure, Notice, Paragraph, Table
+from reports.document import Block, Figure, Notice, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
 from reports.runs import Results, base_ablation, grid_label, grid_settings_text
-from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, plural, run_ks
+from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
 STATIC = "static-routing"
 STEP_AXIS = "training step (gradient updates)"
@@ -102,11 +105,6 @@ def too_few_rows(summary: DiagnosticSummary, what: str) -> str:
             f"at least {TREND_ROWS}; log more often with --log-interval, or train longer)")
 
 
-def fill_static_command(results: Results) -> str:
-    """The sweep command that adds static-routing runs beside this folder's ablations."""
-    return fill_command(results, ablations=results.ablations + [STATIC])
-
-
 def diagnostic_label(variable: str) -> str:
     return DIAGNOSTICS[variable].label if variable in DIAGNOSTICS else PER_PROBE[variable]
 
@@ -172,10 +170,39 @@ def cell(interval: stats.Interval) -> str:
     return fmt(point) if np.isfinite(low) and low == high else fmt_interval(interval)
 
 
-def task_blocks(task: str, sentences: list[str], figure: Figure | None, table: Table | None) -> list[Block]:
-    """A diagnostic question's blocks for one task: its answer paragraphs, then its figure and its table
-    where the data give them."""
-    return [Paragraph(f"{task}: {sentence}") for sentence in sentences] + [b for b in (figure, table) if b]
+@dataclass(frozen=True)
+class DiagnosticQuestion:
+    """What a diagnostic question (1-3) reads and how it words it; `diagnostic_section` gives every one the same
+    shape: the intro, a notice for each control it needs and lacks, and per task its answer paragraphs, its
+    figure (`drawn` over training) and its table (`tabled`, early -> late)."""
+
+    anchor: str
+    title: str
+    intro: str
+    drawn: tuple[str, ...]  # quantities in the figure, one row of panels each
+    tabled: tuple[str, ...]  # quantities in the table
+    caption: str  # the figure's caption after "<task>: "
+    answer: Callable[[Results, Analysis, str], list[str]]  # (results, analysis, task) -> sentences
+    references: Callable[[Results, str], dict[str, tuple[float, str]]] = lambda results, task: {}  # dotted lines
+    needs: tuple[tuple[str, str], ...] = ()  # (ablation, why the question needs it) when it is missing
+    routing_only: bool = False  # leave K=1 (nothing routed) out of the figure
+
+
+def diagnostic_section(question: DiagnosticQuestion, results: Results, analysis: Analysis) -> Section:
+    blocks: list[Block] = [Paragraph(question.intro)]
+    for ablation, why in question.needs:
+        if not has_ablation(results, ablation):
+            blocks.append(missing(why, fill_command(results, ablations=list(dict.fromkeys(
+                [*results.ablations, REFERENCE_ABLATION, ablation])))))
+    for task in results.tasks:
+        figure = diagnostic_figure(results, analysis, task, list(question.drawn), f"{question.anchor[3:]}-{task}",
+                                   f"{task}: {question.caption}", question.references(results, task),
+                                   question.routing_only)
+        table = diagnostic_table(results, analysis, task, list(question.tabled),
+                                 f"{task}: {question.anchor[3:]} quantities, early -> late")
+        blocks += [Paragraph(f"{task}: {sentence}") for sentence in question.answer(results, analysis, task)]
+        blocks += [b for b in (figure, table) if b]
+    return Section(question.anchor, question.title, tuple(blocks))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 from reports import stats
 from reports.analysis import Analysis
-from reports.document import Block, Paragraph, Section
+from reports.document import Section
 from reports.questions.common import (
     STATIC,
+    DiagnosticQuestion,
     calibration_caveat,
-    diagnostic_figure,
-    diagnostic_table,
-    fill_static_command,
+    diagnostic_section,
     get,
-    has_ablation,
     late_comparisons,
     material_threshold,
-    task_blocks,
 )
 from reports.runs import Results
-from reports.text import fmt_interval, group_label, missing, plural
+from reports.text import fmt_interval, group_label, plural
 
 # Said only beside a material difference, and only as what it is: a hypothesis these runs do not test (they vary
 # the routing rule, and with it the whole training path; nothing in them isolates why the fraction differs).
@@ -59,20 +56,16 @@ def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str
     return sentences + ([caveat] if caveat else [])
 
 
+CONFLICT = DiagnosticQuestion(
+    "q3-conflict", "3. Do the critic and BC directions disagree, and does routing resolve it?",
+    "grad_cos is the cosine between the actor-parameter gradients of the BC term and of the critic term on the "
+    "probes; grad_norm_ratio compares their sizes (bc_coef included); conflict_frac is the fraction of probes where "
+    "the pull towards the data action points against the critic's ascent dQ/da at the winner.",
+    drawn=("grad_cos", "grad_norm_ratio", "conflict_frac"), tabled=("grad_cos", "grad_norm_ratio", "conflict_frac"),
+    caption="agreement of the BC and critic terms over training; mean over seeds, bands 95% bootstrap intervals.",
+    answer=conflict_answer, references=lambda results, task: {"grad_cos": (0.0, "no agreement (cosine 0)")},
+    needs=((STATIC, "Without static-routing runs there is nothing to tell whether routing resolves the conflict."),))
+
+
 def question_conflict(results: Results, analysis: Analysis) -> Section:
-    blocks: list[Block] = [Paragraph(
-        "grad_cos is the cosine between the actor-parameter gradients of the BC term and of the critic term on the "
-        "probes; grad_norm_ratio compares their sizes (bc_coef included); conflict_frac is the fraction of probes "
-        "where the pull towards the data action points against the critic's ascent dQ/da at the winner.")]
-    names = ["grad_cos", "grad_norm_ratio", "conflict_frac"]
-    for task in results.tasks:
-        figure = diagnostic_figure(results, analysis, task, names, f"conflict-{task}",
-                                   f"{task}: agreement of the BC and critic terms over training; mean over seeds, "
-                                   "bands 95% bootstrap intervals.", {"grad_cos": (0.0, "no agreement (cosine 0)")})
-        table = diagnostic_table(results, analysis, task, names, f"{task}: gradient conflict, early -> late")
-        blocks += task_blocks(task, conflict_answer(results, analysis, task), figure, table)
-    if not has_ablation(results, STATIC):
-        blocks.append(missing("Without static-routing runs there is nothing to tell whether routing resolves the "
-                              "conflict.", fill_static_command(results)))
-    return Section("q3-conflict", "3. Do the critic and BC directions disagree, and does routing resolve it?",
-                   tuple(blocks))
+    return diagnostic_section(CONFLICT, results, analysis)

@@ -12,23 +12,20 @@ import numpy as np
 
 from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis, DiagnosticSummary
-from reports.document import Block, Paragraph, Section
+from reports.document import Section
 from reports.questions.common import (
     STATIC,
+    DiagnosticQuestion,
     at_point,
-    diagnostic_figure,
-    diagnostic_table,
-    fill_static_command,
+    diagnostic_section,
     get,
     groups_of,
-    has_ablation,
     material_threshold,
-    task_blocks,
     too_few_rows,
     trend_difference,
 )
 from reports.runs import Results
-from reports.text import effect_text, fill_command, fmt_interval, missing, plural
+from reports.text import effect_text, fmt_interval, plural
 
 
 def returns_text(analysis: Analysis, task: str, label: str, k: int, returns: DiagnosticSummary,
@@ -120,30 +117,23 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
     return sentences
 
 
+OWNERSHIP = DiagnosticQuestion(
+    "q1-ownership", "1. Does ownership move, and does it settle?",
+    "Each run routes a fixed set of probe transitions, each with its own fixed latent bank, at every log. A flip is a "
+    "probe whose owner changed since the previous log; a return is a flip back to an owner the probe had before and "
+    "lost (A -> B -> A); its chance level is the return rate if each flip went to a uniformly drawn other candidate, "
+    "given the owners each probe has had, and the text reads the excess over it. static-routing, with its frozen "
+    "owner table, is the zero line.",
+    drawn=("flip_rate", "return_rate", "owner_mismatch", "winner_ari"),
+    tabled=("flip_rate", "return_rate", "return_rate_chance", "return_excess", "nearest_flip_rate", "owner_mismatch",
+            "winner_ari", "flips_per_probe", "never_flipped"),
+    caption="ownership over training. Flip and return rates per log interval, the fraction of probes whose owner is "
+            "not the nearest candidate, and the adjusted Rand index of the owner partition against the previous "
+            "log; mean over seeds, bands 95% bootstrap intervals. K=1 (one candidate) is left out.",
+    answer=ownership_answer, routing_only=True,
+    needs=((REFERENCE_ABLATION, "No dynamic runs: this question is about dynamic routing."),
+           (STATIC, "No static-routing runs: the zero line (a frozen assignment) is missing.")))
+
+
 def question_ownership(results: Results, analysis: Analysis) -> Section:
-    blocks: list[Block] = [Paragraph(
-        "Each run routes a fixed set of probe transitions, each with its own fixed latent bank, at every log. "
-        "A flip is a probe whose owner changed since the previous log; a return is a flip back to an owner the "
-        "probe had before and lost (A -> B -> A); its chance level is the return rate if each flip went to a "
-        "uniformly drawn other candidate, given the owners each probe has had, and the text reads the excess over "
-        "it. static-routing, with its frozen owner table, is the zero line.")]
-    if not has_ablation(results, REFERENCE_ABLATION):
-        blocks.append(missing("No dynamic runs: this question is about dynamic routing.",
-                              fill_command(results, ablations=[REFERENCE_ABLATION, STATIC])))
-    names = ["flip_rate", "return_rate", "return_rate_chance", "return_excess", "nearest_flip_rate", "owner_mismatch",
-             "winner_ari"]
-    for task in results.tasks:
-        figure = diagnostic_figure(results, analysis, task, ["flip_rate", "return_rate", "owner_mismatch",
-                                                            "winner_ari"], f"ownership-{task}",
-                                   f"{task}: ownership over training. Flip and return rates per log interval, the "
-                                   "fraction of probes whose owner is not the nearest candidate, and the adjusted "
-                                   "Rand index of the owner partition against the previous log; mean over seeds, "
-                                   "bands 95% bootstrap intervals. K=1 (one candidate) is left out.",
-                                   routing_only=True)
-        table = diagnostic_table(results, analysis, task, names + ["flips_per_probe", "never_flipped"],
-                                 f"{task}: ownership quantities, early -> late")
-        blocks += task_blocks(task, ownership_answer(results, analysis, task), figure, table)
-    if not has_ablation(results, STATIC) and has_ablation(results, REFERENCE_ABLATION):
-        blocks.append(missing("No static-routing runs: the zero line (a frozen assignment) is missing.",
-                              fill_static_command(results)))
-    return Section("q1-ownership", "1. Does ownership move, and does it settle?", tuple(blocks))
+    return diagnostic_section(OWNERSHIP, results, analysis)

@@ -12,16 +12,15 @@ import numpy as np
 
 from reports import stats
 from reports.analysis import BASELINE_WITHOUT_K, REFERENCE_ABLATION, Analysis
-from reports.document import Block, Paragraph, Section
+from reports.document import Section
 from reports.questions.common import (
     STATIC,
+    DiagnosticQuestion,
     calibration_caveat,
-    diagnostic_figure,
-    diagnostic_table,
+    diagnostic_section,
     get,
     late_comparisons,
     material_threshold,
-    task_blocks,
     too_few_rows,
     trend_difference,
 )
@@ -145,31 +144,34 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
     return sentences + [caveat for caveat in caveats if caveat]
 
 
+def support_references(results: Results, task: str) -> dict[str, tuple[float, str]]:
+    """The dotted lines of the support figure: held-out data's out-of-support rate and median distance."""
+    reference = support_reference(results, task)
+    return {"ood_frac": (HELD_OUT_OOD, "held-out data (5%)"),
+            **({"support_dist_mean": (reference, "held-out data: median distance")} if reference else {})}
+
+
+SUPPORT = DiagnosticQuestion(
+    "q2-support", "2. Do critic-driven moves pull winners off the data?",
+    "winner_data_dist is the RMS-per-dimension distance between each probe's winning candidate and its data action. "
+    "support_dist is the distance from the deployed action (one prior sample, as at test time) to the nearest "
+    "training (state, action) pair in standardised joint space; the yardstick is the same distance for held-out "
+    "pairs (the dotted line: its median), and an action is out of support beyond the held-out 95th percentile, so "
+    "held-out data score 5% there by construction. Each distance is also read against the data's own scale: "
+    "winner_data_dist against the distance between a data action and the action of the nearest other training pair "
+    "(data_action_spread), support_dist against the held-out median; a ratio within "
+    f"1 +- {YARDSTICK_BAND:g} reads as about that scale. Coverage is the fraction of probes whose data action some "
+    "candidate of the probe's bank reaches within the out-of-support threshold (the held-out 95th percentile above, "
+    "at the probe's own state); for a task that knows its modes, a mode is covered when some candidate lies as near "
+    "its centre as 95% of its data.",
+    drawn=("winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap"),
+    tabled=("winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap", "winner_data_ratio",
+            "support_dist_ratio", "coverage", "modes_covered"),
+    caption="distance of winners and deployed actions from the data, and the critic's preference for winners over "
+            "data actions; mean over seeds, bands 95% bootstrap intervals.",
+    answer=lambda results, analysis, task: support_answer(results, analysis, task, support_reference(results, task)),
+    references=support_references)
+
+
 def question_support(results: Results, analysis: Analysis) -> Section:
-    blocks: list[Block] = [Paragraph(
-        "winner_data_dist is the RMS-per-dimension distance between each probe's winning candidate and its data "
-        "action. support_dist is the distance from the deployed action (one prior sample, as at test time) to the "
-        "nearest training (state, action) pair in standardised joint space; the yardstick is the same distance for "
-        "held-out pairs (the dotted line: its median), and an action is out of support beyond the held-out 95th "
-        "percentile, so held-out data score 5% there by construction. Each distance is also read against the "
-        "data's own scale: winner_data_dist against the distance between a data action and the action of the "
-        "nearest other training pair (data_action_spread), support_dist against the held-out median; a ratio within "
-        f"1 +- {YARDSTICK_BAND:g} reads as about that scale. Coverage is the fraction of probes whose data action "
-        "some candidate of the probe's bank reaches within the out-of-support threshold (the held-out 95th "
-        "percentile above, at the probe's own state); for a task that knows its modes, a mode is covered when some "
-        "candidate lies as near its centre as 95% of its data.")]
-    names = ["winner_data_dist_mean", "support_dist_mean", "ood_frac", "q_gap"]
-    yardsticks = ["winner_data_ratio", "support_dist_ratio", "coverage", "modes_covered"]
-    for task in results.tasks:
-        reference = support_reference(results, task)
-        references = {"ood_frac": (HELD_OUT_OOD, "held-out data (5%)")}
-        if reference:
-            references["support_dist_mean"] = (reference, "held-out data: median distance")
-        figure = diagnostic_figure(results, analysis, task, names, f"support-{task}",
-                                   f"{task}: distance of winners and deployed actions from the data, and the "
-                                   "critic's preference for winners over data actions; mean over seeds, bands 95% "
-                                   "bootstrap intervals.", references)
-        table = diagnostic_table(results, analysis, task, names + yardsticks,
-                                 f"{task}: support quantities, early -> late")
-        blocks += task_blocks(task, support_answer(results, analysis, task, reference), figure, table)
-    return Section("q2-support", "2. Do critic-driven moves pull winners off the data?", tuple(blocks))
+    return diagnostic_section(SUPPORT, results, analysis)
