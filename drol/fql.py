@@ -23,7 +23,7 @@ from drol.learner import LearnerBase, guard_divergence, sample_batch, seed_key
 from drol.losses import critic_loss
 from drol.networks import Actor
 
-METRIC_NAMES = ("critic_loss", "td_error", "q_data", "target_q", "actor_loss", "bc_flow_loss", "distill_loss",
+METRIC_NAMES = ("critic_loss", "td_error", "batch_q", "target_q", "actor_loss", "bc_flow_loss", "distill_loss",
                 "q_loss", "q_actor")
 
 

@@ -31,7 +31,8 @@ from drol.routing import route_nearest, route_random, soft_weights
 
 BASE_KEY_SEED = 0  # every seed's key is fold_in(PRNGKey(BASE_KEY_SEED), seed)
 BANK_STREAM = 0xBA4C  # fixed latent banks: fold_in(seed_key(seed), BANK_STREAM), then (index, k)
-METRIC_NAMES = ("critic_loss", "td_error", "q_data", "target_q", "actor_loss", "bc_loss", "q_loss", "q_winner")
+# Batch means; batch_q and batch_q_winner are the training batch's Q, apart from the probes' q_data and q_winner
+METRIC_NAMES = ("critic_loss", "td_error", "batch_q", "target_q", "actor_loss", "bc_loss", "q_loss", "batch_q_winner")
 
 
 class TrainState(NamedTuple):

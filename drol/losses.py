@@ -59,7 +59,7 @@ def actor_loss(actor_params, critic_params, observations: jnp.ndarray, actions: 
         q_scale = jnp.mean(jnp.sum(weights * jnp.abs(q_min), axis=-1))
         q_loss = q_loss / jax.lax.stop_gradient(jnp.maximum(q_scale, 1e-6))
     loss = config.bc_coef * bc_loss + config.q_coef * q_loss
-    return loss, dict(actor_loss=loss, bc_loss=bc_loss, q_loss=q_loss, q_winner=jnp.mean(q_weighted))
+    return loss, dict(actor_loss=loss, bc_loss=bc_loss, q_loss=q_loss, batch_q_winner=jnp.mean(q_weighted))
 
 
 def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch, next_latents: jnp.ndarray, *,
@@ -77,5 +77,5 @@ def critic_loss(critic_params, target_critic_params, actor_params, batch: Batch,
     target = jax.lax.stop_gradient(batch.rewards + config.discount * batch.masks * next_q)
     qs = critic.apply(critic_params, batch.observations, batch.actions)
     loss = jnp.mean(jnp.square(qs - target))
-    return loss, dict(critic_loss=loss, td_error=jnp.mean(jnp.abs(qs - target)), q_data=jnp.mean(qs),
+    return loss, dict(critic_loss=loss, td_error=jnp.mean(jnp.abs(qs - target)), batch_q=jnp.mean(qs),
                       target_q=jnp.mean(target))

@@ -43,6 +43,9 @@ def test_quantities_have_the_documented_shapes_and_ranges(trained):
         assert logs[name].dims == ("seed", "step") and logs[name].shape == (seeds, steps), name
     for name in ("winner", "nearest", "winner_data_dist", "flips_total", "support_dist", "action_cos"):
         assert logs[name].dims == ("seed", "step", "probe"), name
+    # the training batch's Q beside the probes' (the probes' q_data and q_winner once overwrote the batch's)
+    assert logs["batch_q"].shape == logs["batch_q_winner"].shape == (seeds, steps)
+    assert not np.allclose(logs["batch_q"].values, logs["q_data"].values)
     assert logs["load"].dims == ("seed", "step", "candidate")
     assert logs["grad_cos_layer"].dims == ("seed", "step", "layer")
     winner = logs["winner"].values
