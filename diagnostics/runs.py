@@ -86,7 +86,17 @@ class _Run:
         value = self.logs.attrs.get(f"learner.{name}")
         if isinstance(value, str) and value.startswith("["):  # (widths: a JSON list in the attrs)
             value = setting_text(json.loads(value))
-        return value.item() if isinstance(value, np.generic) else value
+        return plain(value)
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (0.3, not np.float64(0.3))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def missing_setting(value: Any) -> bool:
+    """Whether a grid dim's value stands for a setting the run's method lacks (None, NaN or "")."""
+    return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
 
 
 def open_runs(path: str | Path, *, read_values: bool = False) -> xr.Dataset:
@@ -456,7 +466,7 @@ def _coordinate(values: list[Any]) -> list[Any]:
 
 def _missing_safe(value: Any) -> Any:
     """A coordinate value as a lookup key: None, NaN and "" of a missing setting are one key."""
-    return None if value is None or value == "" or (isinstance(value, float) and np.isnan(value)) else value
+    return None if missing_setting(value) else value
 
 
 def _combined_variable(name: str, at: dict[tuple[int, ...], _Run], positions: dict[tuple[int, ...],

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diagnostics.runs import RUN_DIMS
+from diagnostics.runs import RUN_DIMS, missing_setting, plain
 from drol.variants import VARIANTS
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings.options import DEFAULT_PROBES, OPTIONS
@@ -149,17 +149,11 @@ def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
     points: dict[str, GridPoint] = {}
     for values in stacked["_point"].values:
         ablation, *settings = values
-        kept = tuple((name, _plain(value)) for name, value in zip(grid, settings)
-                     if not (value == "" or (isinstance(value, float) and np.isnan(value))))
+        kept = tuple((name, plain(value)) for name, value in zip(grid, settings) if not missing_setting(value))
         points[grid_label(str(ablation), kept)] = GridPoint(str(ablation), kept)
     folded = stacked.drop_vars(["_point", "ablation", *grid]).assign_coords(ablation=("_point", list(points)))
     folded = folded.swap_dims({"_point": "ablation"}).transpose("task", "ablation", "k", ...)
     return folded, points
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value (0.3, not np.float64(0.3))."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def ablation_rank(name: str) -> int:
