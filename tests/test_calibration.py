@@ -72,8 +72,8 @@ def test_rank_correlation_ranks_ties_as_scipy_and_leaves_out_unlogged_rows_count
 # ------------------------------------------------------------------------------------------------
 # Calibration on real runs: small networks on cliff-2d, each estimate held to its bar (CALIBRATIONS). At a small
 # bc_coef the critic's extrapolation past the edge wins and the deployed actions leave the support; at a large one
-# they stay on it. Where a bar holds on one of the two only, the README's calibration table gives the measured
-# figures of both (and docs/findings.md those of the study, examples/settle.toml).
+# they stay on it. Where a bar holds on one of the two only, the calibration table of docs/tasks-and-truth.md gives
+# the measured figures of both (and docs/findings.md those of the study, examples/settle.toml).
 
 TINY = ("--task", "cliff-2d", "--hidden", "32,32", "--batch-size", "128", "--k", "4", "--seeds", "0,1",
         "--probes", "128", "--steps", "300", "--log-interval", "50", "--eval-interval", "300", "--no-progress")
@@ -119,14 +119,14 @@ def test_conflict_frac_agrees_with_the_true_gradient_conflict_late_on_the_suppor
     logs = cliff_runs["on_support"]
     assert disagreement(logs, "conflict_frac", "true_conflict_frac") <= bar("conflict_frac")
     # Off the support the learned critic extrapolates the rise past the edge where the true value drops: there
-    # conflict_frac reads the critic's view, far from the truth (the README's calibration table).
+    # conflict_frac reads the critic's view, far from the truth (docs/tasks-and-truth.md's calibration table).
     drifting = cliff_runs["drifting"]
     assert np.mean(late(drifting, "conflict_frac") - late(drifting, "true_conflict_frac")) > bar("conflict_frac")
 
 
 def test_support_dist_ranks_deployed_actions_by_the_behaviour_density_across_the_edge(cliff_runs):
     """Deployed actions on and beyond the edge: distance orders them as the true density does. (On the support
-    alone, where the cliff's density is flat along the value direction, it does not: the README's table.)"""
+    alone, where the cliff's density is flat along the value direction, it does not: docs/tasks-and-truth.md's table.)"""
     logs = cliff_runs["drifting"]
     correlation = support_rank_correlation(logs.support_dist.values, logs.behavior_logp.values)  # (seeds,)
     assert np.all(correlation >= bar("support_dist")), correlation

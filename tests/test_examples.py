@@ -1,16 +1,16 @@
-"""The README's and examples/' Python run as written, on a sweep with several K and ablations.
+"""The Python of the README, the docs/ pages and examples/ run as written, on a sweep with several K and ablations.
 
-Every ```python block of README.md and examples/README.md is executed (each in a fresh namespace, in
-this process, matplotlib on Agg) in a folder where `runs/` is a copy of tests/conftest.py's small_sweep
-(modes-2d x {dynamic, static-routing} x K {2, 4} x seeds 0-2: the realistic case of a sweep) and
-`runs/demo/arc-2d/dynamic-k4` (the run `make demo` writes, which the README opens with plain xarray)
-links to one of its runs (a linked folder, which open_runs does not search). So the snippets keep the
-paths a user types. examples/diagnostics.ipynb is executed with nbclient in a kernel started in that
+Every ```python block of README.md, examples/README.md and every docs/*.md page is executed (each in a
+fresh namespace, in this process, matplotlib on Agg) in a folder where `runs/` is a copy of
+tests/conftest.py's small_sweep (modes-2d x {dynamic, static-routing} x K {2, 4} x seeds 0-2: the
+realistic case of a sweep) and `runs/demo/arc-2d/dynamic-k4` (the run `make demo` writes, which the README
+and docs/options.md open with plain xarray and `drol_diag.load_run`) links to one of its runs (a linked
+folder, which open_runs does not search). So the snippets keep the paths a user types. examples/diagnostics.ipynb is executed with nbclient in a kernel started in that
 folder's `examples/`, with its default results folder (`runs/`, found from examples/).
 
 Not executed: fenced blocks that are not ```python (```bash: shell commands; ```toml; the run folder
 layout) and ```python blocks whose first line is a `# fragment: ...` comment (code to paste into a
-project file, using names from around it), which the README marks so;
+project file, using names from around it), which the documents mark so;
 test_every_python_block_is_run_or_marked_a_fragment keeps the two kinds accounted for.
 """
 
@@ -28,7 +28,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "examples/README.md")
+# The docs/ pages by glob, so that a new page's blocks are run too (docs/drol-spec.md has none).
+DOCUMENTS = ("README.md", "examples/README.md",
+             *sorted(str(page.relative_to(ROOT)) for page in (ROOT / "docs").glob("*.md")))
 NOTEBOOK = ROOT / "examples" / "diagnostics.ipynb"
 FRAGMENT_MARK = "# fragment:"
 # A fenced block: its language and its text (indented fences included, as in a Markdown list).
@@ -117,7 +119,7 @@ def test_diagnostics_notebook_runs_on_a_sweep_with_several_k_and_ablations_and_s
     assert panels[0] == (2, 2) and all(figure == (4, 4) for figure in panels[1:]), panels
 
 
-def test_my_task_loads_as_the_readme_runs_it_and_scores_as_its_docstring_says(monkeypatch):
+def test_my_task_loads_as_the_docs_run_it_and_scores_as_its_docstring_says(monkeypatch):
     """examples/my_task.py through the loader `drol-diag run --task examples.my_task:make_task` uses (from the
     repository root); heading straight for the origin always arrives, the behaviour's mean action in 42%."""
     import numpy as np

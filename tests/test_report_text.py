@@ -209,12 +209,13 @@ def test_a_small_gap_is_no_material_difference_and_no_mechanism_is_asserted(anal
     assert "intervals do not overlap" not in q4_text + k_text
 
 
-def test_every_reported_quantity_has_a_threshold_and_reason_shown_in_the_readme():
+def test_every_reported_quantity_has_a_threshold_and_reason_shown_in_the_docs():
     names = [*reported("summary"), *reported("per_probe")]
     assert sorted(REPORTING) == sorted(names)
     assert all(REPORTING[name].why for name in names)
-    assert materiality_table() in (ROOT / "README.md").read_text(), \
-        "README's table of materiality thresholds differs: paste diagnostics.quantities.materiality_table() into it"
+    assert materiality_table() in (ROOT / "docs" / "reading-the-report.md").read_text(), \
+        "docs/reading-the-report.md's table of materiality thresholds differs: paste " \
+        "diagnostics.quantities.materiality_table() into it"
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The codebase's shape: layers whose imports go one way, no import circles, a method layer without
-I/O, and the registry of diagnostic quantities held against the README (against real logs: test_variants.py)."""
+I/O, and the registry of diagnostic quantities held against docs/diagnostics.md (against real logs: test_variants.py)."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_the_code_cites_the_spec_inside_the_repository():
     assert not outside, outside
 
 
-def test_the_readme_table_of_quantities_is_the_registry():
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "README's table of quantities differs from diagnostics.quantities; paste " \
-                                       "diagnostics.quantities.markdown_table() into the README"
+def test_the_docs_table_of_quantities_is_the_registry():
+    page = (ROOT / "docs" / "diagnostics.md").read_text()
+    assert markdown_table() in page, "docs/diagnostics.md's table of quantities differs from diagnostics.quantities; " \
+                                     "paste diagnostics.quantities.markdown_table() into it"
