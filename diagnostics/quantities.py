@@ -337,7 +337,7 @@ def derive(name: str, logged: Mapping[str, np.ndarray]) -> np.ndarray | None:
 
 
 def materiality_table() -> str:
-    """The README's table of materiality thresholds (one row per reported quantity), as it must hold it."""
+    """docs/reading-the-report.md's table of materiality thresholds (one row per reported quantity)."""
     lines = ["| quantity | material difference | why |", "|---|---|---|"]
     for name, reporting in REPORTING.items():
         threshold = "none" if reporting.material is None else f"{reporting.material:g}"
@@ -356,7 +356,7 @@ def reported(kind: str) -> dict[str, Quantity]:
 
 
 def markdown_table() -> str:
-    """The README's table of logged quantities (one row each), as the README must hold it."""
+    """docs/diagnostics.md's table of logged quantities (one row each)."""
     lines = ["| name | dims beyond (seed, step) | methods | meaning | material difference |", "|---|---|---|---|---|"]
     for q in QUANTITIES.values():
         if q.kind == DERIVED:

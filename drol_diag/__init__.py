@@ -1,7 +1,7 @@
 """drol-diag beyond the method: tasks, settings and the run folder (layer 1: `tasks`, `settings`,
 `runfolder`, `datagen`, `platform`), the training driver (layer 3: `training`) and the command line
 (layer 5: `cli`). Importing this package file imports nothing, so a lower layer never loads a higher
-one; the layers and their rules are in the README ("How it is built").
+one; the layers and their rules are in docs/extending.md ("How it is built").
 
 Loading a trained policy: `drol_diag.load_run(path)` (drol_diag.training.trained_run.load_run) is
 imported from the training layer when first used, so that `import drol_diag` stays light."""

@@ -15,7 +15,7 @@ rank correlation of support_dist against the behaviour's log-density (diagnostic
 Effect sizes: per comparison of dynamic with another variant, the IQM difference with its interval, judged
 against stats.SCORE_MATERIAL; per diagnostic, the per-seed early and late values the questions difference
 (each reported quantity's threshold: diagnostics.quantities.REPORTING). Reference levels: per task, the
-scores of the task's reference policies (drol_diag.tasks.base.Task.reference_levels; modes tasks only).
+scores of the task's reference policies, as each run recorded them (config.json's task.reference_levels).
 """
 
 from __future__ import annotations
@@ -192,20 +192,10 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
         calibrated = run_calibrations(results, logged, run.task, run.ablation, run.k, reps, seed)
         if calibrated:
             analysis.calibrations[(run.task, run.ablation, run.k)] = calibrated
-    for task in results.tasks:
-        levels = task_reference_levels(task)
-        if levels:
-            analysis.references[task] = levels
+    for run in results.runs:  # (every run of a task records the same levels: its config.json)
+        if run.reference_levels:
+            analysis.references.setdefault(run.task, run.reference_levels)
     return analysis
-
-
-def task_reference_levels(task: str) -> dict[str, float]:
-    """The reference policies' scores of a task, by name, without training or reading files: the
-    embedded one-step tasks (modes, arc, cliff) know theirs (drol_diag.tasks.registry.synthetic_reference_levels);
-    other tasks none yet."""
-    from drol_diag.tasks.registry import synthetic_reference_levels  # (JAX: only when a report is built)
-
-    return synthetic_reference_levels(task)
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:

@@ -48,6 +48,8 @@ class RunInfo:
     hidden: str  # actor widths, e.g. "128,128,128"
     transitions: int | None  # training transitions of the task's dataset (config.json; None where not recorded)
     action_dim: int | None  # the task's action dimensions (config.json; None where not recorded)
+    reference_levels: dict[str, float]  # the task's reference policies' scores (config.json; {}: none recorded)
+    behaviour_level: str | None  # which of them plays a supported action at random (the yardstick without bc-only)
     git_commit: str
     command: str
     run_dir: str
@@ -236,6 +238,8 @@ def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
                    hidden=",".join(map(str, learner.get("actor_hidden", []))),
                    transitions=config.get("task", {}).get("transitions"),
                    action_dim=config.get("task", {}).get("action_dim"),
+                   reference_levels=dict(config.get("task", {}).get("reference_levels", {})),
+                   behaviour_level=config.get("task", {}).get("behaviour_level"),
                    git_commit=str(config.get("git_commit", "")), command=str(config.get("command", "")),
                    run_dir=run_dir, sweep_options=sweep_options(config))
 

@@ -23,7 +23,6 @@ from drol_diag.tasks.cliff import CliffGeometry
 from drol_diag.tasks.modes import ModesGeometry
 from drol_diag.tasks.registry import synthetic_spec
 from drol_diag.training.memory import known_task_shape
-from reports.analysis import task_reference_levels
 from tests.helpers import invoke
 
 TRUTH_TASKS = ("arc-2d", "arc-5d", "cliff-2d", "cliff-5d")
@@ -166,10 +165,9 @@ def test_reference_levels_oracle_one_and_random_behaviour_about_half(name):
     assert levels["dataset average"] < 0.8 and 0.4 < levels["random behaviour action"] < 0.6
     # The random-behaviour level is the data's own mean reward (another sample of states and actions).
     assert levels["random behaviour action"] == pytest.approx(t.dataset["rewards"].mean() / spec.top_value, abs=0.02)
-    assert task_reference_levels(name) == levels  # what the report draws beside the scores
     # Below the random behaviour action a run is undertrained (the report's warning), as below a random mode on modes.
     assert undertrained_level(levels) == ("random behaviour action", levels["random behaviour action"])
-    assert undertrained_level(task_reference_levels("modes-2d"))[0] == "random supported mode"
+    assert undertrained_level(task("modes-2d").reference_levels)[0] == "random supported mode"
 
 
 @pytest.mark.parametrize("name", ["arc-2d", "arc-5d"])
@@ -237,9 +235,12 @@ def test_run_on_the_arc_task_end_to_end(tmp_path):
                     "--eval-episodes", "1", "--probes", "16", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     folder = tmp_path / "arc-2d" / "dynamic-k2"
-    assert json.loads((folder / "config.json").read_text())["task"]["name"] == "arc-2d"
-    assert "seed 0: score" in result.output
-    levels = task_reference_levels("arc-2d")  # the summary prints them beside the scores, for scale
+    recorded = json.loads((folder / "config.json").read_text())["task"]
+    assert recorded["name"] == "arc-2d"
+    levels = dict(task("arc-2d").reference_levels)  # recorded for the report (which imports no task code)
+    assert recorded["reference_levels"] == pytest.approx(levels) and recorded["behaviour_level"] == \
+        "random behaviour action"
+    assert "seed 0: score" in result.output  # and the summary prints them beside the scores, for scale
     assert "reference levels: " + ", ".join(f"{name} {level:.3f}" for name, level in levels.items()) in result.output
 
 

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from drol_diag.tasks.base import undertrained_level
+from drol_diag.tasks.registry import synthetic_reference_levels
 from reports import stats
 from reports.analysis import analyse
 from reports.questions.common import below_reference, calibration_caveat, no_yardstick_notice, yardstick_sentence
@@ -52,7 +54,9 @@ def synthetic_results(curves: dict[tuple[str, str, int], np.ndarray], root: Path
         runs.append(RunInfo(task=task, ablation=ablation, k=k, seeds=tuple(range(curve.shape[0])),
                             steps_planned=steps_per_eval * evals, steps_done=steps_per_eval * evals,
                             eval_interval=steps_per_eval, evaluations=evals, profile="auto", hidden="64,64",
-                            transitions=1000, action_dim=action_dim, git_commit="0" * 40,
+                            transitions=1000, action_dim=action_dim, reference_levels=synthetic_reference_levels(task),
+                            behaviour_level=(undertrained_level(synthetic_reference_levels(task)) or (None,))[0],
+                            git_commit="0" * 40,
                             command="", run_dir=str(root / task / f"{ablation}-k{k}"),
                             sweep_options=("--steps", str(100 * evals))))
     logs = xr.Dataset({"eval_score": (("task", "ablation", "k", "seed", "eval_step"), values),

@@ -17,6 +17,7 @@ from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task, task_folder_name
+from drol_diag.tasks.base import undertrained_level
 
 
 def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
@@ -41,7 +42,9 @@ def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dic
         "learner": dataclasses.asdict(learner),
         "run": dataclasses.asdict(run),
         "task": {"name": task.name, "obs_dim": task.obs_dim, "action_dim": task.action_dim,
-                 "transitions": int(len(task.dataset["actions"]))},
+                 "transitions": int(len(task.dataset["actions"])),
+                 "reference_levels": {name: float(level) for name, level in task.reference_levels.items()},
+                 "behaviour_level": (undertrained_level(task.reference_levels) or (None,))[0]},  # (the yardstick)
         "versions": store.package_versions(),
         "git_commit": store.git_commit(),
         "command": " ".join(sys.argv),

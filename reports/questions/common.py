@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from diagnostics.quantities import DIFFERENCE, QUANTITIES, REPORTING, STUDY_FINDINGS
-from drol_diag.tasks.base import undertrained_level
 from reports import stats
 from reports.analysis import (
     DIAGNOSTICS,
@@ -320,12 +319,14 @@ def verdict_counts(analysis: Analysis, keys: list[tuple[str, int, str, int]], x:
 def yardstick(results: Results, analysis: Analysis, task: str) -> tuple[str, float] | None:
     """(name, score) of the best reference available on a task: the bc-only run's mean score (behaviour cloning of
     the data, the highest over its K) where one ran, else the task's own level of a randomly played supported
-    action (drol_diag.tasks.base.undertrained_level); None where neither exists."""
+    action (its runs' behaviour_level); None where neither exists."""
     behaviour = [(group_label(a, k), float(s.mean.point[0])) for (t, a, k), s in analysis.per_task.items()
                  if t == task and base_ablation(a) == BEHAVIOUR_REFERENCE and np.isfinite(s.mean.point[0])]
     if behaviour:
         return max(behaviour, key=lambda item: item[1])
-    return undertrained_level(analysis.references.get(task, {}))
+    levels = analysis.references.get(task, {})
+    name = next((r.behaviour_level for r in results.runs if r.task == task and r.behaviour_level in levels), None)
+    return (name, levels[name]) if name else None
 
 
 def no_yardstick_notice(results: Results, analysis: Analysis) -> Notice | None:

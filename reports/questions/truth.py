@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from diagnostics.quantities import DIFFERENCE, PROBE_MEANS, QUANTITIES, REPORTING
-from drol_diag.tasks.registry import SYNTHETIC_TASKS
 from reports.analysis import Analysis, CalibrationSummary, is_baseline, run_seeds
 from reports.document import Block, Figure, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
@@ -282,7 +281,8 @@ def question_truth(results: Results, analysis: Analysis) -> Section:
         return Section("q7-truth", TITLE, (Paragraph(
             f"None of these runs logged a ground truth (task{'' if len(results.tasks) == 1 else 's'}: "
             f"{', '.join(results.tasks)}), so no diagnostic can be held against one here. The embedded tasks know "
-            f"theirs ({', '.join(SYNTHETIC_TASKS)}), and a factory task can give one (true_value, "
+            "theirs (the modes, arc and cliff families), and a factory task can give one "
+            "(true_value, "
             "behavior_log_density): a run on such a task logs the truth beside each estimate (e.g. `drol-diag run "
             "--task modes-2d`), and this section then shows how well each estimate agrees with it."),))
     bars = "; ".join(f"{c.estimate} against {c.truth}: " + (
