@@ -248,10 +248,23 @@ def test_pdf_leads_with_its_verdicts_and_is_short_none_blank(sweep, tmp_path):
         pytest.skip("poppler-utils is missing: apt-get install poppler-utils (make test installs it)")
     info = subprocess.run(["pdfinfo", str(sweep / "report.pdf")], capture_output=True, text=True, check=True).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
-    assert pages <= 12  # 4 runs x 2 K (the demo's 2 runs: 10); each section used to start a page of its own: 20+
+    assert pages <= 14  # 4 runs at 2 K; each section used to start a page of its own: 27 pages for 8 tiny runs
     first = subprocess.run(["pdftotext", "-l", "1", str(sweep / "report.pdf"), "-"], capture_output=True,
                            text=True).stdout
     assert "Summary of verdicts" in first and "question" in first and "comparison" in first  # the table, page 1
+
+
+def test_the_demos_shape_reports_in_at_most_ten_pages(small_sweep, tmp_path):
+    """The demo's shape (one task, dynamic and static-routing at one K, the sizes of make demo's diagnostics):
+    two runs of the small sweep, reported; the PDF holds at most 10 pages."""
+    if shutil.which("pdfinfo") is None:
+        pytest.skip("poppler-utils is missing: apt-get install poppler-utils (make test installs it)")
+    for group in ("dynamic-k4", "static-routing-k4"):
+        shutil.copytree(small_sweep / "modes-2d" / group, tmp_path / "modes-2d" / group, symlinks=True)
+    made = report(str(tmp_path), "--reps", "50")
+    assert made.exit_code == 0, made.output
+    info = subprocess.run(["pdfinfo", str(tmp_path / "report.pdf")], capture_output=True, text=True, check=True).stdout
+    assert int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:"))) <= 10
     subprocess.run(["pdftoppm", "-r", "20", "-png", str(sweep / "report.pdf"), str(tmp_path / "page")], check=True)
     from matplotlib.image import imread
     images = sorted(tmp_path.glob("page-*.png"))
