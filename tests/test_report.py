@@ -252,10 +252,18 @@ def test_pdf_leads_with_its_verdicts_and_is_short_none_blank(sweep, tmp_path):
     first = subprocess.run(["pdftotext", "-l", "1", str(sweep / "report.pdf"), "-"], capture_output=True,
                            text=True).stdout
     assert "Summary of verdicts" in first and "question" in first and "comparison" in first  # the table, page 1
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(sweep / "report.pdf"), str(tmp_path / "page")], check=True)
+    from matplotlib.image import imread
+    images = sorted(tmp_path.glob("page-*.png"))
+    assert len(images) == pages
+    for image in images:
+        assert imread(image).std() > 0.01, f"{image.name} is blank"
+    text = subprocess.run(["pdftotext", str(sweep / "report.pdf"), "-"], capture_output=True, text=True).stdout
+    assert "Does ownership move" in text and "never reassigns" in text
 
 
 def test_the_demos_shape_reports_in_at_most_ten_pages(small_sweep, tmp_path):
-    """The demo's shape (one task, dynamic and static-routing at one K, the sizes of make demo's diagnostics):
+    """The demo's shape (one task, dynamic and static-routing at one K):
     two runs of the small sweep, reported; the PDF holds at most 10 pages."""
     if shutil.which("pdfinfo") is None:
         pytest.skip("poppler-utils is missing: apt-get install poppler-utils (make test installs it)")
@@ -265,14 +273,6 @@ def test_the_demos_shape_reports_in_at_most_ten_pages(small_sweep, tmp_path):
     assert made.exit_code == 0, made.output
     info = subprocess.run(["pdfinfo", str(tmp_path / "report.pdf")], capture_output=True, text=True, check=True).stdout
     assert int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:"))) <= 10
-    subprocess.run(["pdftoppm", "-r", "20", "-png", str(sweep / "report.pdf"), str(tmp_path / "page")], check=True)
-    from matplotlib.image import imread
-    images = sorted(tmp_path.glob("page-*.png"))
-    assert len(images) == pages
-    for image in images:
-        assert imread(image).std() > 0.01, f"{image.name} is blank"
-    text = subprocess.run(["pdftotext", str(sweep / "report.pdf"), "-"], capture_output=True, text=True).stdout
-    assert "Does ownership move" in text and "never reassigns" in text
 
 
 # ------------------------------------------------------------------------------------------------
