@@ -157,20 +157,24 @@ class WandbRuns:
         """The last step the W&B runs hold (-1: none)."""
         return int(self.record["logged_through"])
 
-    def log(self, step: int, rows: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+    def log(self, step: int, rows: Mapping[str, Mapping[str, np.ndarray]], record: bool = True) -> None:
         """Log the rows written to the run log at `step` {dim: {name: array (S, ...)}}, one W&B run per seed;
-        a step the W&B runs already hold is skipped."""
+        a step the W&B runs already hold is skipped. `record`: write wandb.json now (backfill writes it once)."""
         if step <= self.logged_through or not rows or self.disabled:
             return
         for index, run in enumerate(self.runs):
             run.log(seed_scalars(rows, index), step=step)
         self.record["logged_through"] = int(step)
-        store.write_json_atomic(self.path, self.record)
+        if record:
+            store.write_json_atomic(self.path, self.record)
 
     def backfill(self, logged: xr.Dataset | None) -> None:
-        """Log the rows of the run log `logged` (what a resume kept) that the W&B runs do not hold yet."""
+        """Log the rows of the run log `logged` (what a resume kept) that the W&B runs do not hold yet; wandb.json
+        is written once at the end (a kill before then backfills again, and W&B drops steps below its current one)."""
         for step, rows in logged_rows(logged) if logged is not None else []:
-            self.log(step, rows)
+            self.log(step, rows, record=False)
+        if not self.disabled:
+            store.write_json_atomic(self.path, self.record)
 
     def close(self, failed: bool = False) -> None:
         """Finish every W&B run (exit code 1 when the run failed), and say on stderr where offline runs are."""
