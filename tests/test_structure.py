@@ -79,6 +79,13 @@ def test_only_the_command_line_imports_ablations_and_reports(import_graph):
     assert importers <= {m for m in import_graph if m.startswith("drol_diag.cli")}, importers
 
 
+def test_the_report_reads_runs_not_tasks(import_graph):
+    """What a report needs of a task (its reference levels and yardstick) is in each run's config.json."""
+    readers = {module: sorted(t for t in targets if t.startswith("drol_diag.tasks"))
+               for module, targets in import_graph.items() if module.startswith("reports")}
+    assert not any(readers.values()), {module: tasks for module, tasks in readers.items() if tasks}
+
+
 def test_there_are_no_import_circles(import_graph):
     """Depth-first search for a cycle among modules (a package's __init__ is a module of its own)."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
