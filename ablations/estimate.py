@@ -1,35 +1,62 @@
 """Time estimates for `drol-diag sweep --dry-run`, from a short warm-up measured in this process.
 
-One warm-up per distinct program cost (task, method, network widths, batch size, K, routing): compile a
-chunk of WARMUP_UPDATES updates for all the sweep's seeds (vmapped, as the run will) and time one
-call of it, on the number of cores each group will get. A group's estimate is then
+One warm-up per distinct program cost (task, method, network widths, batch size, K, routing), on the
+number of cores each group will get and with nothing taken from JAX's persistent compilation cache,
+measures what a group's run spends its time on (`Costs`): a fresh process's start (imports and
+loading the task, timed in a subprocess once per task); the set-up (initial states, static routing's
+owner table, the probe set, and the first diagnostics row, evaluation and log write: the first two
+compile their programs, the first flush writes the store whole); compiling a training chunk of
+WARMUP_UPDATES updates for all the sweep's seeds (vmapped, as the run will) and one call of it; and
+one more diagnostics row, evaluation, log flush and checkpoint. A group's estimate is then
 
-    compile + steps x (seconds per update of all seeds) + GROUP_OVERHEAD_S
+    start + set-up + chunk lengths x compile + steps x update
+          + (log rows - 1) x row + (evaluations - 1) x evaluation + (chunk ends - 1) x (flush + checkpoint)
 
-and the sweep's wall time is that of the groups handed, in order, to `jobs` workers.
+as the run's schedule (driver.chunk_boundaries) makes them, and the sweep's wall time is that of the
+groups handed, in order, to `jobs` workers. benchmarks/ablations.py checks it against a sweep it plans.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from ablations.executors import claim_cores
-from ablations.sweep import PlannedGroup, SweepPlan
+from ablations.sweep import PlannedGroup, SweepPlan, group_diagnostics
 
 WARMUP_UPDATES = 50  # updates timed per warm-up (after compiling them)
-GROUP_OVERHEAD_S = 5.0  # per group beyond compile and updates: process start, task and probe set-up,
-#                         evaluations (3-7 s for the tiny runs of the tests on the 2-core CI machine)
+# What a group's process does before it trains, timed in a subprocess: its imports and loading the task.
+START_CODE = ("import sys; from drol_diag.platform import start_process; start_process(); "
+              "import drol_diag.training.driver; from drol_diag.tasks import load_task; "
+              "load_task(sys.argv[1], sys.argv[2] or None)")
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What a group's run spends its time on, measured in a warm-up (seconds; see the module docstring)."""
+
+    start_s: float  # a fresh process: imports and loading the task
+    setup_s: float  # initial states, owner table, probes, the first diagnostics row, evaluation and log write
+    compile_s: float  # compiling one training chunk
+    update_s: float  # one update of all seeds
+    row_s: float  # one diagnostics row (0 without diagnostics)
+    eval_s: float  # one evaluation of all seeds (0 for a task without an evaluator)
+    write_s: float  # one log flush and checkpoint
 
 
 @dataclass(frozen=True)
 class Estimate:
     """The estimated time of one group."""
 
-    compile_s: float  # compiling the training chunk
+    compile_s: float  # process start, set-up and compilation: what the group spends before its updates
     seed_updates_per_s: float  # updates per second times seeds (all seeds advance together)
-    total_s: float  # compile + updates + GROUP_OVERHEAD_S
+    total_s: float  # everything (see the module docstring)
 
 
 def cost_key(planned: PlannedGroup) -> tuple:
@@ -41,48 +68,116 @@ def cost_key(planned: PlannedGroup) -> tuple:
             learner.batch_size, learner.num_candidates, routing)
 
 
-def time_warmup(planned: PlannedGroup, dataset_dir: str | None) -> tuple[float, float]:
-    """(compile seconds, seconds per update of all seeds) of the group's program, measured here."""
+def timed(function, *args) -> tuple[Any, float]:
+    """(function(*args), seconds it took, its JAX arrays ready)."""
     import jax
-    import jax.numpy as jnp
 
-    from drol.learner import make_init, make_train_chunk
-    from drol.methods import make_learner
-    from drol_diag.tasks import load_task
-    from drol_diag.training.driver import device_dataset
-
-    task = load_task(planned.run.task, dataset_dir)
-    learner = make_learner(planned.learner, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
-    dataset = device_dataset(task.dataset)
     started = time.perf_counter()
-    states = make_init(learner)(jnp.asarray(planned.run.seeds, jnp.int32))
-    chunk = make_train_chunk(learner, WARMUP_UPDATES).lower(states, dataset).compile()
-    compiled = time.perf_counter()
-    jax.block_until_ready(chunk(states, dataset))
-    return compiled - started, (time.perf_counter() - compiled) / WARMUP_UPDATES
+    result = jax.block_until_ready(function(*args))
+    return result, time.perf_counter() - started
+
+
+def time_start(task: str, dataset_dir: str | None) -> float:
+    """Seconds a fresh process takes to import what a run imports and load `task` (START_CODE)."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", START_CODE, task, dataset_dir or ""], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def time_warmup(planned: PlannedGroup, dataset_dir: str | None, diagnostics: dict[str, Any]) -> Costs:
+    """The group's Costs but start_s (0 here), measured in this process with the training driver's own parts."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from diagnostics.hooks import ProbeRecorder
+    from diagnostics.quantities import row_dims
+    from drol.learner import make_act, make_init, make_train_chunk
+    from drol.methods import make_learner
+    from drol_diag.runfolder import store
+    from drol_diag.tasks import load_task
+    from drol_diag.training.driver import device_dataset, evaluate_seeds, static_owner_table
+
+    task, run = load_task(planned.run.task, dataset_dir), planned.run
+    learner = make_learner(planned.learner, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
+    dataset, seeds = device_dataset(task.dataset), list(run.seeds)
+    act_fn = make_act(learner)
+
+    def set_up():
+        states = make_init(learner)(jnp.asarray(seeds, jnp.int32))
+        if getattr(planned.learner, "refresh_interval", 1) == 0:
+            states = static_owner_table(learner, states, dataset, progress=False)
+        probes = diagnostics["probes"] if diagnostics["enabled"] else 0
+        return states, ProbeRecorder(learner, task, dataset, seeds, probes) if probes else None
+
+    def row_and_evaluation(states, recorder, step):
+        row = recorder.row(states, step) if recorder is not None else {}
+        evaluated = task.evaluate and evaluate_seeds(task, learner, states, seeds, step, run.eval_episodes, act_fn)
+        return row, evaluated or {}
+
+    (states, recorder), setup_s = timed(set_up)
+    (row, evaluated), first_s = timed(row_and_evaluation, states, recorder, 0)  # (compiling their programs)
+    chunk, compile_s = timed(lambda: make_train_chunk(learner, WARMUP_UPDATES).lower(states, dataset).compile())
+    (states, metrics), update_s = timed(chunk, states, dataset)
+    _, row_s = timed(lambda: recorder.row(states, 1) if recorder is not None else None)
+    _, eval_s = timed(row_and_evaluation, states, None, 1)
+    with tempfile.TemporaryDirectory() as folder:
+        log = store.RunLog(Path(folder), seeds, {}, recorder.static_variables() if recorder else None, row_dims())
+
+        def write(step):
+            log.append("step", step, {**{name: np.asarray(value) for name, value in metrics.items()}, **row,
+                                      "diverged": np.asarray(states.diverged)})
+            if evaluated:
+                log.append("eval_step", step, evaluated)
+            log.flush()
+            store.save_checkpoint(Path(folder), states, {"step": step})
+        _, first_write_s = timed(write, 1)  # (the first flush writes the store whole)
+        _, write_s = timed(write, 2)
+    return Costs(0.0, setup_s + first_s + first_write_s, compile_s, update_s / WARMUP_UPDATES, row_s, eval_s,
+                 write_s)
+
+
+def group_estimate(costs: Costs, planned: PlannedGroup) -> Estimate:
+    """A group's Estimate from the Costs of its warm-up, along its run's schedule."""
+    from drol_diag.training.driver import chunk_boundaries
+
+    run = planned.run
+    ends = chunk_boundaries(0, run)
+    lengths = {end - start for start, end in zip([0, *ends], ends)}  # (a training program per chunk length)
+    rows, evaluations = ({*range(interval, run.steps + 1, interval), run.steps} for interval in
+                         (run.log_interval, run.eval_interval))
+    before = costs.start_s + costs.setup_s + len(lengths) * costs.compile_s  # (set-up: the first row, evaluation...)
+    total = (before + run.steps * costs.update_s + (len(rows) - 1) * costs.row_s
+             + (len(evaluations) - 1) * costs.eval_s + (len(ends) - 1) * costs.write_s)
+    return Estimate(before, len(run.seeds) / costs.update_s, total)
 
 
 def estimate_groups(plan: SweepPlan, threads: int) -> dict[str, Estimate]:
     """Estimates of the groups to run, by run folder (str), warmed up on `threads` cores.
 
     The calling thread is pinned to those cores for the warm-ups (and let go after); the
-    measurement holds exactly when JAX starts its CPU thread pool here, as in the CLI."""
-    measured: dict[tuple, tuple[float, float]] = {}
+    measurement holds exactly when JAX starts its CPU thread pool here, as in the CLI. JAX's
+    persistent compilation cache is off meanwhile (where nothing compiled before in this process, as in
+    the CLI): the warm-ups compile as the groups will, and leave the sweep nothing it would not compile."""
+    import jax
+
+    measured: dict[tuple, Costs] = {}
+    starts: dict[str, float] = {}
     estimates = {}
-    previous = os.sched_getaffinity(0)
+    previous, caching = os.sched_getaffinity(0), jax.config.jax_enable_compilation_cache
     with claim_cores(threads) as cores:
         os.sched_setaffinity(0, cores)
+        jax.config.update("jax_enable_compilation_cache", False)
         try:
             for planned in plan.to_run:
-                key = cost_key(planned)
+                key, task = cost_key(planned), planned.run.task
                 if key not in measured:
-                    measured[key] = time_warmup(planned, plan.spec.dataset_dir)
-                compile_s, per_update = measured[key]
-                estimates[str(planned.run_dir)] = Estimate(
-                    compile_s, len(planned.run.seeds) / per_update,
-                    compile_s + planned.run.steps * per_update + GROUP_OVERHEAD_S)
+                    measured[key] = time_warmup(planned, plan.spec.dataset_dir, group_diagnostics(plan.spec))
+                if task not in starts:  # (after the warm-up: a task that cannot be loaded failed there, in one line)
+                    starts[task] = time_start(task, plan.spec.dataset_dir)
+                estimates[str(planned.run_dir)] = group_estimate(replace(measured[key], start_s=starts[task]), planned)
         finally:
             os.sched_setaffinity(0, previous)
+            jax.config.update("jax_enable_compilation_cache", caching)
     return estimates
 
 

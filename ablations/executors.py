@@ -217,12 +217,15 @@ def run_local(jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], 
             free.put(slot)
 
     outcomes: list[GroupOutcome | None] = [None] * len(jobs)
-    with ThreadPoolExecutor(max_workers=min(len(slots), max(1, workers)) if slots else max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(len(slots), max(1, workers)) if slots else max(1, workers))
+    try:
         futures = {pool.submit(in_a_slot if slots else guarded, job): i for i, job in enumerate(jobs)}
         for future in as_completed(futures):
             i = futures[future]
             outcomes[i] = future.result()
             on_done(jobs[i], outcomes[i])
+    finally:  # (Ctrl-C: the groups not started yet never start; the running ones got the signal too)
+        pool.shutdown(wait=True, cancel_futures=True)
     return outcomes
 
 

@@ -2,15 +2,16 @@
 
 Read-only. The groups are those of DIR/sweep.toml; each one's state comes from its run folder
 (summary.json at the sweep's steps: done; its lock held: running; a checkpoint without a summary:
-stopped, resumable), from its log (the last attempt's exit status: failed, with the log's last line),
-and, for groups submitted with --executor slurm, from the job's state (queued while SLURM holds it,
-failed when it ended without finishing the run: submitit's log named).
+stopped, resumable), from its log (the last attempt's exit status: failed, with the log's last line; that of
+Ctrl-C or SIGTERM: stopped, not failed), and, for groups submitted with --executor slurm, from the job's state
+(queued while SLURM holds it, failed when it ended without finishing the run: submitit's log named).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,8 @@ DONE, RUNNING, QUEUED, FAILED, STOPPED, NOT_STARTED, CONFLICT, UNREADABLE = (
 STATES = (DONE, RUNNING, QUEUED, FAILED, STOPPED, NOT_STARTED, CONFLICT, UNREADABLE)  # the count line's order
 LOG_TAIL_BYTES = 65536  # how much of a group log's end is read for its last attempt
 EXIT_LINE = re.compile(r"^=== exit status (-?\d+) after ")  # what executors.run_logged writes after an attempt
+# Exit statuses of a run stopped by Ctrl-C or SIGTERM (its own 130/143, or killed by the signal): not a failure
+INTERRUPTED = (130, 143, -signal.SIGINT, -signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -104,16 +107,19 @@ def group_status(out: Path, run_dir: Path, name: str, settings: dict, steps: int
         return GroupStatus(name, RUNNING, f"{job_text} running, its run not started yet")
     log_path = log_path_for(out, run_dir)
     attempt = last_attempt(log_path)
-    if attempt and attempt.exit_status not in (None, 0, store.EXIT_BUSY):
+    stopped_by_signal = attempt is not None and attempt.exit_status in INTERRUPTED
+    interrupted = f"interrupted (exit status {attempt.exit_status}); " if stopped_by_signal else ""
+    if attempt and attempt.exit_status not in (None, 0, store.EXIT_BUSY) and not interrupted:
         return GroupStatus(name, FAILED, f"exit status {attempt.exit_status}: {attempt.last_line or '(no output)'} "
                                          f"(log: {log_path})")
     if job_state and job_state.state != "UNKNOWN":
         return GroupStatus(name, FAILED, f"{job_text} ended ({job_state.state}) before its run finished "
                                          f"(submitit's log: {job_state.log}; log: {log_path})")
     if state.kind == folders.RESUMABLE:
-        return GroupStatus(name, STOPPED, "resumable from its checkpoint" + (f" (log: {log_path})" if attempt else ""))
-    if state.kind == folders.UNSTARTED:
-        return GroupStatus(name, STOPPED, "stopped before its first checkpoint: starts again")
+        return GroupStatus(name, STOPPED, f"{interrupted}resumable from its checkpoint"
+                                          + (f" (log: {log_path})" if attempt else ""))
+    if state.kind == folders.UNSTARTED or (stopped_by_signal and state.kind == folders.NEW):
+        return GroupStatus(name, STOPPED, f"{interrupted}stopped before its first checkpoint: starts again")
     if state.kind == folders.CONFLICT:
         return GroupStatus(name, CONFLICT, state.detail)
     return GroupStatus(name, NOT_STARTED, "")

@@ -63,17 +63,18 @@ def grid_cells(spec: SweepSpec, planned: PlannedGroup) -> tuple[str, ...]:
 
 
 def estimate_text(plan: SweepPlan, estimates: dict[str, Estimate], jobs: int) -> str:
-    """Per group: compile time, speed and estimated time; then the total and the wall time."""
+    """Per group: start-up and compilation time, speed and estimated time; then the total and the wall time."""
     rows = [(p.run.task, p.run.ablation, p.learner.num_candidates, *grid_cells(plan.spec, p), p.run.steps,
              f"{e.compile_s:.1f} s", f"{e.seed_updates_per_s:.0f}", duration_text(e.total_s))
             for p in plan.to_run for e in [estimates[str(p.run_dir)]]]
     durations = [estimates[str(p.run_dir)].total_s for p in plan.to_run]
     return "\n".join([
-        "estimated time (a short warm-up measured here):",
-        table(("task", "ablation", "K", *(name for name, _ in plan.spec.grid), "steps", "compile", "seed-updates/s",
-               "estimate"), rows),
+        "estimated time (a short warm-up measured here: start-up and compilation, updates, diagnostics rows, "
+        "evaluations, log writes and checkpoints):",
+        table(("task", "ablation", "K", *(name for name, _ in plan.spec.grid), "steps", "start+compile",
+               "seed-updates/s", "estimate"), rows),
         f"total {duration_text(sum(durations))} of group time; about {duration_text(wall_time(durations, jobs))} "
-        f"wall with {jobs} at a time (evaluations on real tasks come on top)"])
+        f"wall with {jobs} at a time"])
 
 
 def results_text(results: list[GroupResult]) -> str:

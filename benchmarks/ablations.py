@@ -10,6 +10,10 @@
 2. Static-routing initialisation: the owner table over a 1M-transition dataset (OGBench
    manipulation shapes: obs 28, action 5) at the paper configuration (4x512, K 16), against the
    time of a 1M-update static-routing run at its measured update rate. Target: <= 10%.
+3. The dry run's estimate: `sweep --dry-run`'s wall time against that of the sweep it plans, run
+   next (modes-2d, dynamic and static-routing x K 2, 4, 3 seeds, 2x16, diagnostics and evaluation
+   on; fresh folders and a fresh compilation cache, as a first sweep of new settings). Target: the
+   measured wall time within a factor 1.5 of the planned one, either way.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,7 +41,7 @@ from drol.learner import Learner, make_init, make_train_chunk  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.training.driver import static_owner_table  # noqa: E402
 
-TARGETS = {"group_speedup": 2.0, "static_init_fraction": 0.10}
+TARGETS = {"group_speedup": 2.0, "static_init_fraction": 0.10, "estimate_factor": 1.5}
 SMALL = "64,64,64,64"
 
 
@@ -57,6 +62,27 @@ def measure_grouping(steps: int) -> dict[str, float]:
         single = [timed_run(out, str(seed), steps) for seed in range(8)]
     return {"steps": steps, "grouped_s": grouped, "sequential_s": sum(single), "single_run_s": single,
             "speedup": sum(single) / grouped}
+
+
+ESTIMATE_SWEEP = ["--tasks", "modes-2d", "--ablations", "dynamic,static-routing", "--k", "2,4", "--seeds", "0-2",
+                  "--hidden", "16,16", "--log-interval", "100", "--eval-interval", "250",
+                  "--checkpoint-interval", "500", "--probes", "64"]
+UNITS_S = {"s": 1, "min": 60, "h": 3600}  # ablations.tables.duration_text's units
+
+
+def measure_estimate(steps: int) -> dict[str, float]:
+    """The wall time `sweep --dry-run` plans for ESTIMATE_SWEEP and the wall time of that sweep, run next."""
+    with tempfile.TemporaryDirectory() as folder:
+        environment = {**os.environ, "DROL_DIAG_COMPILE_CACHE": os.path.join(folder, "cache")}
+        command = [sys.executable, "-m", "drol_diag.cli", "sweep", *ESTIMATE_SWEEP, "--steps", str(steps),
+                   "--out", os.path.join(folder, "runs"), "--no-progress"]
+        plan = subprocess.run([*command, "--dry-run"], check=True, capture_output=True, text=True, env=environment)
+        value, unit = re.search(r"about ([\d.]+) (s|min|h) wall", plan.stdout).groups()
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=environment)
+        measured = time.perf_counter() - start
+    planned = float(value) * UNITS_S[unit]
+    return {"steps": steps, "planned_s": planned, "measured_s": measured, "ratio": measured / planned}
 
 
 def measure_static_init(transitions: int, rate_chunk: int) -> dict[str, float]:
@@ -104,9 +130,14 @@ def main() -> None:
           f"{static['init_s']:.1f} s; static-routing trains at {static['updates_per_s']:.2f} updates/s, so a 1M-update "
           f"run takes {static['run_1m_s'] / 3600:.1f} h: the initialisation is {static['fraction']:.2%} of it "
           f"(target <= {TARGETS['static_init_fraction']:.0%})")
+    estimate = measure_estimate(1000 if args.quick else 3000)
+    print(f"dry-run estimate (4 groups of modes-2d, 3 seeds, {estimate['steps']} updates, diagnostics and evaluation "
+          f"on): planned {estimate['planned_s']:.0f} s, measured {estimate['measured_s']:.0f} s: measured / planned "
+          f"{estimate['ratio']:.2f} (target within {TARGETS['estimate_factor']}x either way)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"grouping": grouping, "static_init": static, "targets": TARGETS}, f, indent=2)
+            json.dump({"grouping": grouping, "static_init": static, "estimate": estimate, "targets": TARGETS}, f,
+                      indent=2)
 
 
 if __name__ == "__main__":

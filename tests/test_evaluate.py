@@ -104,6 +104,28 @@ def test_evaluate_write_appends_a_record_to_the_run_and_changes_nothing_else(sma
     assert len(json.loads((run_dir / "evaluations.json").read_text())) == 2
 
 
+def test_episodes_do_not_apply_to_a_task_scored_in_closed_form(small_sweep):
+    result = invoke("evaluate", str(small_sweep / RUN), "--seeds", "0", "--episodes", "3")
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert "scored in closed form on 4096 states per seed; --episodes 3 does not apply" in header, header
+    assert "episode" not in header.replace("--episodes 3", "")
+
+
+def test_evaluate_of_a_run_in_training_is_exit_status_3_before_and_after_its_first_checkpoint(small_sweep, tmp_path):
+    untrained = without(small_sweep / RUN, tmp_path, store.CHECKPOINT_FILE)  # (training, before its first checkpoint)
+    trained = tmp_path / "trained" / RUN
+    shutil.copytree(small_sweep / RUN, trained, symlinks=True)
+    for run_dir, write, phrase in ((untrained, ["--write"], "once training has ended"),
+                                   (untrained, [], "has no checkpoint yet"), (trained, ["--write"], "once training")):
+        with store.run_lock(run_dir):  # as a training process holds it
+            busy = invoke("evaluate", str(run_dir), "--seeds", "0", *write)
+        assert busy.exit_code == store.EXIT_BUSY, (run_dir, write, busy.output)
+        assert busy.stderr.count("\n") == 1 and "is being trained by" in busy.stderr and phrase in busy.stderr, \
+            busy.stderr
+    assert not (untrained / "evaluations.json").exists() and not (trained / "evaluations.json").exists()
+
+
 def without(run_dir: Path, tmp_path: Path, name: str) -> Path:
     """A copy of the run folder without its file `name`."""
     copy = tmp_path / "copy" / RUN

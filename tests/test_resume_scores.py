@@ -73,6 +73,9 @@ def test_the_protocol_counts_the_final_schedule_only():
     assert counted.tolist() == [True, False, True, True, True]
     scores = np.array([[0.1, 0.9, 0.2, 0.3, 0.4], [np.nan, 0.9, 0.2, 0.3, 0.4]])
     np.testing.assert_allclose(scoring.run_scores(scores, counted, np.array([False, True])), [0.3, np.nan])
+    assert scoring.scored_evaluations(scores, counted, np.array([False, True])).tolist() == [3, 0]
+    few = np.array([[0.1, 0.9, np.nan, np.nan, np.nan]])  # (a run that made 2 evaluations, one off the schedule)
+    assert scoring.scored_evaluations(few, counted, np.array([False])).tolist() == [1]
 
 
 def fill_commands(results) -> list[str]:

@@ -17,7 +17,7 @@ from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
-from drol_diag.training.driver import train
+from drol_diag.training.driver import RunSummary, format_summary, train
 from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
@@ -152,6 +152,23 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     assert not list((run_dir / ".versions").glob("*.tmp*"))
 
 
+def test_ctrl_c_prints_one_line_saying_what_is_kept_and_exits_130(tmp_path):
+    # (the settings of the SIGKILL test above: its programs are in the session's compilation cache)
+    args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
+            "--seeds", "0,1", "--log-interval", "200", "--eval-interval", "1000", "--checkpoint-interval", "400",
+            "--out", str(tmp_path), "--no-progress", "--no-diagnostics"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "modes-2d" / "dynamic-k2"
+    try:
+        assert wait_until(lambda: (run_dir / "checkpoint.msgpack").exists(), WAIT_S, 0.1), "no checkpoint"
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 130 and stdout == "", (process.returncode, stdout)
+    assert stderr.splitlines() == [f"interrupted: training stopped; {run_dir} keeps its last checkpoint: the same "
+                                   "command with --resume continues from it"], stderr
+
+
 BAD_INPUTS = [
     (["--task", "no-such-task"], "unknown task"),
     (["--task", "modes-9d"], "unknown task"),
@@ -203,9 +220,34 @@ def test_diverged_seeds_are_recorded_and_reported(tmp_path):
                     "--no-progress")
     assert result.exit_code == 0, result.output
     assert "DIVERGED at update" in result.stdout and "diverged seeds" in result.stdout
+    assert "nan" not in result.stdout and "mean score: none (no seed has a score)" in result.stdout
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(0 <= step < 100 for step in summary["diverged_steps"])
     assert summary["steps"] == 100  # every seed diverged in the first chunk: the run stopped there
     metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert bool(metrics["diverged"].values.all())
+
+
+def summary_of(scores, evaluations, diverged_steps) -> RunSummary:
+    return RunSummary(run_dir="runs/x", seeds=list(range(len(scores))), scores=scores, diverged_steps=diverged_steps,
+                      steps=200, wall_time_s=9.0, compile_time_s=5.0, train_time_s=1.0, updates_per_s=200.0,
+                      seed_updates_per_s=200.0 * len(scores), score_evaluations=evaluations)
+
+
+def test_the_summary_says_how_many_evaluations_a_score_averages_its_spread_convention_and_each_diverged_seed():
+    scores = [0.2, 0.5, 0.6]
+    mean_line = next(line for line in format_summary(summary_of(scores, [2, 2, 2], [-1] * 3)).splitlines()
+                     if "mean score" in line)
+    assert f"mean score {np.mean(scores):.3f} +- {np.std(scores, ddof=1):.3f} (std over 3 seeds (n-1))" in mean_line
+    assert "the mean of its 2 evaluations" in mean_line and "the last 3" in mean_line and "made 2" in mean_line
+    full = format_summary(summary_of(scores, [3, 3, 3], [-1] * 3))
+    assert "the mean of its last 3 evaluations" in full and "made" not in full
+    one = format_summary(summary_of(scores, [1, 1, 1], [-1] * 3))
+    assert "its one evaluation" in one and "made 1" in one
+
+    partly = format_summary(summary_of([0.2, float("nan"), 0.6], [3, 0, 3], [-1, 40, -1]))
+    assert "seed 1: no score: DIVERGED at update 40" in partly and "nan" not in partly
+    assert f"mean score 0.400 +- {np.std([0.2, 0.6], ddof=1):.3f} (std over 2 seeds (n-1)); seed 1 left out" in partly
+    alone = format_summary(summary_of([0.3, float("nan")], [3, 0], [-1, 7]))
+    assert "mean score 0.300 (one seed with a score: no std)" in alone and "nan" not in alone

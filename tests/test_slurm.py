@@ -133,6 +133,27 @@ def test_status_shows_every_group_state_and_changes_nothing(small_sweep, tmp_pat
     assert result.stdout.splitlines()[-1] == f"6 groups in {out}: 1 done, 1 running, 2 failed, 1 stopped, 1 not started"
 
 
+def test_status_calls_a_group_interrupted_by_ctrl_c_stopped_not_failed(small_sweep, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(small_sweep, out, symlinks=True)
+    for group, status in (("dynamic-k4", 130), ("static-routing-k2", -signal.SIGINT), ("static-routing-k4", 143)):
+        (out / "modes-2d" / group / store.SUMMARY_FILE).unlink()  # stopped mid-run: a checkpoint, no summary
+        with open(out / f"logs/modes-2d/{group}.log", "a") as log:
+            log.write(f"{executors.ATTEMPT_HEADER} 2026-01-01T00:00:00 on node7, cores 0: drol-diag run ...\n"
+                      f"interrupted: training stopped\n=== exit status {status} after 3.0 s\n")
+    (out / "modes-2d/static-routing-k4" / store.CHECKPOINT_FILE).unlink()  # stopped before its first checkpoint
+    rows = status_rows(invoke("sweep", "--status", str(out)).stdout)
+    logs = {group: out / f"logs/modes-2d/{group}.log" for group in ("dynamic-k4", "static-routing-k2")}
+    assert rows == {
+        "modes-2d/dynamic-k2": ("done", "300 updates per seed"),
+        "modes-2d/dynamic-k4": ("stopped", "interrupted (exit status 130); resumable from its checkpoint "
+                                           f"(log: {logs['dynamic-k4']})"),
+        "modes-2d/static-routing-k2": ("stopped", f"interrupted (exit status {-signal.SIGINT}); resumable from its "
+                                                  f"checkpoint (log: {logs['static-routing-k2']})"),
+        "modes-2d/static-routing-k4": ("stopped", "interrupted (exit status 143); stopped before its first "
+                                                  "checkpoint: starts again")}
+
+
 def test_each_group_job_asks_slurm_for_what_the_options_say(tmp_path, monkeypatch):
     from submitit.slurm.slurm import _make_sbatch_string
 

@@ -88,10 +88,41 @@ def test_rerun_skips_every_finished_group_and_modifies_nothing(finished_sweep):
 
 def test_dry_run_prints_plan_and_estimate_and_writes_nothing(tmp_path):
     out = tmp_path / "out"
-    result = invoke("sweep", *replace_option("--ablations", "dynamic", PAIR), "--out", str(out), "--dry-run")
+    result = invoke("sweep", *replace_option("--ablations", "dynamic", PAIR), "--out", str(out), "--dry-run",
+                    "--no-diagnostics")  # (the estimate's warm-up sets up no probes: a shorter test)
     assert result.exit_code == 0, result.output
     assert "dynamic" in result.stdout and "estimate" in result.stdout and "wall with" in result.stdout
     assert not out.exists()
+
+
+def test_the_estimate_counts_every_part_of_a_groups_run_along_its_schedule(tmp_path):
+    from ablations.estimate import Costs, group_estimate
+
+    spec = replace(PAIR_SPEC, ablations=("dynamic",), steps=1000, log_interval=100, eval_interval=250,
+                   checkpoint_interval=500)
+    costs = Costs(start_s=4.0, setup_s=20.0, compile_s=10.0, update_s=0.002, row_s=0.05, eval_s=0.1, write_s=0.5)
+    estimate = group_estimate(costs, plan_sweep(spec, tmp_path).to_run[0])
+    # Chunks end at every log row (10) and at the evaluations off that grid (250, 750): 12 chunks of 100 or 50
+    # updates (two programs compiled); the set-up holds the first row, evaluation and write.
+    assert estimate.compile_s == pytest.approx(4.0 + 20.0 + 2 * 10.0)
+    assert estimate.total_s == pytest.approx(estimate.compile_s + 1000 * 0.002 + 9 * 0.05 + 3 * 0.1 + 11 * 0.5)
+    assert estimate.seed_updates_per_s == pytest.approx(3 / 0.002)
+
+
+def test_the_progress_bar_gives_the_seed_updates_per_s_the_runs_report(tmp_path, capsys):
+    from drol_diag.cli.app import group_progress_bar
+
+    runs = {"dynamic-k2": (1234.0, 2.0), "dynamic-k4": (600.0, 4.0)}  # (seed-updates/s, training seconds)
+    with group_progress_bar(True, len(runs)) as on_progress:
+        for ended, (name, (rate, train_s)) in enumerate(runs.items(), 1):
+            run_dir = tmp_path / "modes-2d" / name
+            run_dir.mkdir(parents=True)
+            store.write_json_atomic(run_dir / store.SUMMARY_FILE, {"seed_updates_per_s": rate, "train_time_s": train_s})
+            job = executors.GroupJob(name, str(run_dir), "", (), {"seeds": [0, 1, 2]}, 300, 1, False)
+            on_progress(ended, len(runs), job, executors.GroupOutcome(executors.DONE, wall_s=60.0))
+            bar = capsys.readouterr().err
+            shown = sum(r * t for r, t in list(runs.values())[:ended]) / sum(t for _, t in list(runs.values())[:ended])
+            assert f"{shown:.0f} seed-updates/s in training" in bar, bar
 
 
 def test_changed_settings_of_finished_runs_are_refused_unless_forced(finished_sweep):

@@ -5,6 +5,7 @@ local one's results, each group on the GPU Ray gave it. (Split from test_sweep.p
 on two pytest workers.)"""
 
 import signal
+import time
 
 import pytest
 
@@ -33,6 +34,23 @@ def test_killed_sweep_resumes_to_the_results_of_an_uninterrupted_one(finished_sw
     log = (out / "logs" / f"{GROUP_DIRS[0]}.log").read_text()
     assert log.count(executors.ATTEMPT_HEADER) == 2  # the killed attempt, then the one that finished
     assert log.strip().splitlines()[-1].startswith("=== exit status 0")
+
+
+def test_ctrl_c_starts_no_further_group(monkeypatch):
+    started = []
+
+    def run(job):
+        started.append(job.name)
+        time.sleep(0.2)  # (a group takes a while: the main thread hears Ctrl-C while the next one runs)
+        return executors.GroupOutcome(executors.DONE)
+    monkeypatch.setattr(executors, "guarded", run)
+
+    def ctrl_c(job, outcome):  # (Ctrl-C reaches the sweep's main thread as the first group ends)
+        raise KeyboardInterrupt
+    jobs = [executors.GroupJob(f"group {i}", "", "", (), {}, 1, 1, False) for i in range(5)]
+    with pytest.raises(KeyboardInterrupt):
+        executors.run_local(jobs, ctrl_c, workers=1)
+    assert started[0] == "group 0" and len(started) <= 2, started  # (the next may have started as the first ended)
 
 
 def test_two_sweeps_on_one_folder_train_each_group_once(finished_sweep, tmp_path):

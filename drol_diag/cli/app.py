@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -27,6 +28,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Ablations and diagnostics for DROL (dynamic routing for offline RL).")
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: what a shell reports for a process ended by SIGINT
+interrupt_said = False  # interrupted() printed its line: main() ends the process without the interpreter's teardown
 
 
 def print_version(value: bool) -> None:
@@ -50,6 +53,21 @@ def fail(message: str) -> None:
     raise typer.Exit(EXIT_USAGE)
 
 
+def interrupted(message: str) -> None:
+    """Ctrl-C: print one line and exit with status 130. Python's complaints at exit about the zarr reads and
+    writes the interrupt cut short (asyncio tasks destroyed while pending, coroutines never awaited) are
+    silenced: they would only repeat it."""
+    import logging
+    import warnings
+
+    global interrupt_said
+    logging.getLogger("asyncio").disabled = True
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+    typer.echo(f"interrupted: {message}", err=True)
+    interrupt_said = True
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
 def out_folder(text: str) -> Path:
     """--out as a path. Raises ValueError for an empty one (read as a Path, "" is the current folder: never meant)."""
     if not text.strip():
@@ -71,12 +89,13 @@ def run(
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
     from drol_diag.runfolder.record import run_dir_for
-    from drol_diag.runfolder.store import EXIT_BUSY, RunBusyError
+    from drol_diag.runfolder.store import CHECKPOINT_FILE, EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
     from drol_diag.tasks import load_task
     from drol_diag.training.driver import RunError, check_writable_folder, format_summary, train
     from drol_diag.training.tracking import check_wandb
 
+    run_dir = None
     try:
         out = out_folder(out)
         from_file = read_run_file(config) if config else {}
@@ -84,7 +103,8 @@ def run(
         values = {name: from_file.get(name, OPTIONS[name].default) if value is None else value
                   for name, value in values.items()}
         learner_config, run_config = resolve(values["task"], values["profile"], **resolve_keywords(values))
-        check_writable_folder(run_dir_for(out, run_config, learner_config), out)  # (before loading the data)
+        run_dir = run_dir_for(out, run_config, learner_config)
+        check_writable_folder(run_dir, out)  # (before loading the data)
         if values["wandb"] is not None:
             check_wandb(values["wandb"])
         loaded = load_task(values["task"], values["dataset_dir"])
@@ -95,6 +115,10 @@ def run(
         raise typer.Exit(EXIT_BUSY) from None
     except (ValueError, RunError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        interrupted(f"training stopped; {run_dir} keeps its last checkpoint: the same command with --resume continues "
+                    "from it" if run_dir is not None and (run_dir / CHECKPOINT_FILE).exists() else
+                    "stopped before the run's first checkpoint: the same command with --resume starts it again")
     typer.echo(format_summary(summary, loaded.reference_levels))
 
 
@@ -162,15 +186,20 @@ def sweep(
             at_once = min(workers, on_slurm.array_parallelism or workers) if on_slurm else workers  # (the array's %N)
             typer.echo(tables.estimate_text(plan, estimate_groups(plan, group_threads), at_once))
         return
-    with contextlib.ExitStack() as connection:
-        try:
-            runner = connection.enter_context(sweeps.connected_runner(executor, address, workers, slots,
-                                                                      spec.gpus_per_group, on_slurm))
-        except ValueError as error:  # Ray missing or unreachable (nothing written yet)
-            fail(str(error))
-        sweeps.start_sweep(plan, "command: " + " ".join(sys.argv))
-        with group_progress_bar(progress, len(plan.to_run)) as on_progress:
-            results = sweeps.run_sweep(plan, runner, group_threads, on_progress)
+    try:
+        with contextlib.ExitStack() as connection:
+            try:
+                runner = connection.enter_context(sweeps.connected_runner(executor, address, workers, slots,
+                                                                          spec.gpus_per_group, on_slurm))
+            except ValueError as error:  # Ray missing or unreachable (nothing written yet)
+                fail(str(error))
+            sweeps.start_sweep(plan, "command: " + " ".join(sys.argv))
+            with group_progress_bar(progress, len(plan.to_run)) as on_progress:
+                results = sweeps.run_sweep(plan, runner, group_threads, on_progress)
+    except KeyboardInterrupt:
+        interrupted(f"the sweep stopped waiting; its SLURM jobs go on: follow them with drol-diag sweep --status {out}"
+                    if on_slurm else f"the sweep stopped; the same command resumes its groups from their checkpoints "
+                    f"(drol-diag sweep --status {out} shows where each stands)")
     typer.echo(tables.results_text(results))
     if any(r.outcome.status == executors.FAILED for r in results):
         raise typer.Exit(1)
@@ -215,6 +244,8 @@ def report(
                                        figures=figures, warn=lambda line: typer.echo(line, err=True))
     except ReportError as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        interrupted("the report stopped")
     figure_files = f", the figures in {outputs.figures}" if outputs.figures is not None else ""
     typer.echo(f"wrote {outputs.html}, {outputs.pdf}, {outputs.scores_csv}, {outputs.report_json}{figure_files} "
                f"({time.perf_counter() - started:.1f} s)")
@@ -237,10 +268,14 @@ def evaluate(
     """Evaluate a run's last checkpoint without training: per-seed scores on the run's task, as training
     evaluates (the same policy and episode seeds: with the run's episodes and seeds, its last logged
     evaluation). Writes nothing into the run unless --write."""
+    from ablations.folders import lock_holder
     from drol_diag.runfolder import store
     from drol_diag.settings.parsing import parse_seeds
+    from drol_diag.tasks.registry import synthetic_spec
     from drol_diag.training import trained_run
+    from drol_diag.training.driver import seeds_mean_text
 
+    asked_episodes = episodes
     try:
         chosen = parse_seeds(seeds) if seeds is not None else None
         if episodes is not None and episodes < 1:
@@ -250,6 +285,11 @@ def evaluate(
         if json_file is not None and json_file.is_dir():
             raise ValueError(f"--json {json_file} is a folder; give a file name")
         # Everything is checked before the lock (--write), so that bad input leaves even the lock file alone.
+        holder = lock_holder(run_folder)
+        if holder is not None and (write or not (run_folder / store.CHECKPOINT_FILE).exists()):
+            raise store.RunBusyError(f"run folder {run_folder} is being trained by {holder}" + (
+                "; evaluate --write appends to it once training has ended (without --write, evaluate reads its last "
+                "checkpoint now)" if write else " and has no checkpoint yet; evaluate it after its first"))
         trained = trained_run.load_run(run_folder)
         episodes, chosen = trained_run.evaluation_settings(trained, episodes, chosen)
         task = trained_run.evaluation_task(trained, dataset_dir)
@@ -264,45 +304,54 @@ def evaluate(
     except store.RunBusyError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(store.EXIT_BUSY) from None
+    except KeyboardInterrupt:
+        interrupted("the evaluation stopped")
     except OSError as error:
         fail(f"cannot write {error.filename}: {error.strerror or error}")
     except ValueError as error:
         fail(str(error))
-    typer.echo(f"run folder: {run_folder} (checkpoint at update {evaluation.step}, {evaluation.episodes} "
-               f"episode{'s' if evaluation.episodes != 1 else ''} per seed)")
+    closed_form = synthetic_spec(trained.run.task)  # (an embedded one-step task: no episodes)
+    scored_on = (f"scored in closed form on {closed_form.eval_states} states per seed"
+                 + (f"; --episodes {asked_episodes} does not apply" if asked_episodes is not None else "")
+                 if closed_form else f"{evaluation.episodes} episode{'s' if evaluation.episodes != 1 else ''} per seed")
+    typer.echo(f"run folder: {run_folder} (checkpoint at update {evaluation.step}, {scored_on})")
     for i, seed in enumerate(evaluation.seeds):
         others = ", ".join(f"{name[5:]} {values[i]:.4g}" for name, values in evaluation.results.items()
                            if name != "eval_score")
         diverged = trained.diverged_steps[seed]
-        status = f"  DIVERGED at update {diverged}: not evaluated, as in training" if diverged >= 0 else \
-            (f" ({others})" if others else "")
-        typer.echo(f"  seed {seed}: score {evaluation.scores[i]:.3f}{status}")
-    evaluated = sum(1 for score in evaluation.scores if score == score)  # (NaN: a diverged seed)
-    typer.echo(f"  mean score {evaluation.mean_score:.3f} over {evaluated} seed{'s' if evaluated != 1 else ''}")
+        typer.echo(f"  seed {seed}: " + (f"no score: DIVERGED at update {diverged}: not evaluated, as in training"
+                                         if diverged >= 0 else f"score {evaluation.scores[i]:.3f}"
+                                         + (f" ({others})" if others else "")))
+    typer.echo(f"  {seeds_mean_text(list(evaluation.seeds), list(evaluation.scores))}")
     for path in written:
         typer.echo(f"wrote {path}")
 
 
 @contextlib.contextmanager
 def group_progress_bar(show: bool, total: int):
-    """A progress bar over the groups (elapsed, ETA, seed-updates/s of the finished ones), on stderr;
+    """A progress bar over the groups (elapsed, ETA, and the seed-updates/s of the finished runs in training, the
+    rate each run's summary reports: their summary.json's seed updates over their training time), on stderr;
     yields the sweep's on_progress callback."""
     from tqdm import tqdm
 
     from ablations.executors import DONE
+    from ablations.folders import read_record
+    from drol_diag.runfolder.store import SUMMARY_FILE
 
-    started = time.perf_counter()
-    seed_updates = 0
+    seed_updates = train_s = 0.0
     with tqdm(total=total, unit="group", disable=not show or not total, dynamic_ncols=True, file=sys.stderr,
               desc="sweep") as bar:
         def on_progress(ended: int, total: int, job, outcome) -> None:
-            nonlocal seed_updates
-            if outcome.status == DONE:
-                seed_updates += job.steps * len(job.expected["seeds"])
+            nonlocal seed_updates, train_s
+            with contextlib.suppress(ValueError):  # (unreadable, or not visible here: the sweep's table says so)
+                summary = read_record(Path(job.run_dir) / SUMMARY_FILE) if outcome.status == DONE else None
+                if summary and summary["train_time_s"] > 0 and math.isfinite(summary["seed_updates_per_s"]):
+                    seed_updates += summary["seed_updates_per_s"] * summary["train_time_s"]  # (this attempt's)
+                    train_s += summary["train_time_s"]
             bar.total = total
             bar.update(ended - bar.n)
-            bar.set_postfix_str(f"{job.name}: {outcome.status}, {seed_updates / (time.perf_counter() - started):.0f} "
-                                "seed-updates/s")
+            rate = f", {seed_updates / train_s:.0f} seed-updates/s in training (as the runs report)" if train_s else ""
+            bar.set_postfix_str(f"{job.name}: {outcome.status}{rate}")
         yield on_progress
 
 
@@ -430,6 +479,10 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         code = 130
+    if interrupt_said:  # (the teardown after Ctrl-C can crash in XLA's threads, or dump zarr's pending tasks)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code or 0)
 
 

@@ -49,3 +49,12 @@ def run_scores(eval_score: np.ndarray, counted: np.ndarray, diverged: np.ndarray
         if used.size and not diverged[i]:
             scores[i] = used[-LAST_EVALS_FOR_SCORE:].mean()
     return scores
+
+
+def scored_evaluations(eval_score: np.ndarray, counted: np.ndarray, diverged: np.ndarray) -> np.ndarray:
+    """How many evaluations each seed's run_scores averages (same arguments): at most
+    LAST_EVALS_FOR_SCORE, 0 for a seed without a score. Returns (S,) int."""
+    values = np.asarray(eval_score, np.float64)
+    counted = np.broadcast_to(np.asarray(counted, bool), values.shape)
+    used = np.minimum((np.isfinite(values) & counted).sum(axis=1), LAST_EVALS_FOR_SCORE)
+    return np.where(np.asarray(diverged, bool), 0, used)

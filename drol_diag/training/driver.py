@@ -59,7 +59,7 @@ class RunSummary:
 
     run_dir: str
     seeds: list[int]
-    scores: list[float]  # per seed: mean of the last three evaluation scores
+    scores: list[float]  # per seed: mean of the last three evaluation scores (fewer if the run made fewer)
     diverged_steps: list[int]  # per seed: update at which losses became NaN/inf, -1 if never
     steps: int  # updates done per seed
     wall_time_s: float  # whole command, compilation and evaluation included
@@ -67,6 +67,8 @@ class RunSummary:
     train_time_s: float  # time inside the compiled training chunks only
     updates_per_s: float  # updates per second of the program (all seeds advance together)
     seed_updates_per_s: float  # updates_per_s times the number of seeds
+    score_evaluations: list[int] = dataclasses.field(default_factory=list)  # per seed: evaluations its score
+    #                                             averages (0: no score); empty in a summary.json of an older version
 
     @property
     def mean_score(self) -> float:
@@ -143,17 +145,18 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
         params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
         policy = DeployedPolicy(act_fn, params, seed, step, learner.obs_dim)
         results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
-    names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))})
+    names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))} | {"score"})  # (all diverged too)
     return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
 
 
-def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> list[float]:
+def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> tuple[list[float], list[int]]:
     """Per seed, the protocol score (drol_diag.runfolder.scoring.run_scores) of the logged evaluations
-    that count (eval_counted: on the run's final schedule)."""
+    that count (eval_counted: on the run's final schedule), and how many evaluations it averages."""
     if "eval_score" not in logged:
-        return [float("nan")] * len(diverged)
-    counted = scoring.logged_counted(logged["eval_counted"].values)
-    return [float(s) for s in scoring.run_scores(logged["eval_score"].values, counted, diverged)]
+        return [float("nan")] * len(diverged), [0] * len(diverged)
+    values, counted = logged["eval_score"].values, scoring.logged_counted(logged["eval_counted"].values)
+    return ([float(s) for s in scoring.run_scores(values, counted, diverged)],
+            [int(n) for n in scoring.scored_evaluations(values, counted, diverged)])
 
 
 def mark_counted_evaluations(rows: xr.Dataset | None, eval_interval: int, end_step: int) -> xr.Dataset | None:
@@ -308,7 +311,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
         raise RunError(f"{run_dir} is already at step {start}, beyond --steps {run.steps}")
     if restored is not None and start == run.steps and (run_dir / store.SUMMARY_FILE).exists():
         finished = store.read_json(run_dir / store.SUMMARY_FILE)  # nothing to do: report it, rewrite nothing
-        return RunSummary(**{f.name: finished[f.name] for f in dataclasses.fields(RunSummary)})
+        return RunSummary(**{f.name: finished[f.name] for f in dataclasses.fields(RunSummary) if f.name in finished})
     if restored is None and getattr(learner_config, "refresh_interval", 1) == 0:
         states = static_owner_table(learner, states, dataset, progress)
 
@@ -384,11 +387,11 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
 
     wall = time.perf_counter() - started
     rate = (step - start) / train_time if train_time > 0 else float("nan")
-    scores = final_scores(log.dataset(), np.asarray(states.diverged))
+    scores, score_evaluations = final_scores(log.dataset(), np.asarray(states.diverged))
     summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=scores,
                          diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
                          wall_time_s=wall, compile_time_s=compile_time, train_time_s=train_time,
-                         updates_per_s=rate, seed_updates_per_s=rate * len(seeds))
+                         updates_per_s=rate, seed_updates_per_s=rate * len(seeds), score_evaluations=score_evaluations)
     store.write_json_atomic(run_dir / store.SUMMARY_FILE,
                             {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
     return summary
@@ -417,12 +420,17 @@ def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | 
     what fixed policies score on it) beside the scores where given."""
     lines = [f"run folder: {summary.run_dir}"]
     for seed, score, div in zip(summary.seeds, summary.scores, summary.diverged_steps):
-        status = f"  DIVERGED at update {div}" if div >= 0 else ""
-        lines.append(f"  seed {seed}: score {score:.3f}{status}")
-    finite = [s for s in summary.scores if math.isfinite(s)]
-    std = float(np.std(finite)) if finite else float("nan")
-    lines.append(f"  mean score {summary.mean_score:.3f} +- {std:.3f} (std over {len(finite)} seeds; "
-                 f"mean of the last {scoring.LAST_EVALS_FOR_SCORE} evaluations on the schedule per seed)")
+        lines.append(f"  seed {seed}: " + (f"score {score:.3f}" if math.isfinite(score) else
+                                           f"no score: DIVERGED at update {div}" if div >= 0 else
+                                           "no score: not evaluated"))
+    used = {n for n, score in zip(summary.score_evaluations, summary.scores) if math.isfinite(score)}
+    made, last = used.pop() if len(used) == 1 else None, scoring.LAST_EVALS_FOR_SCORE  # (seeds share their updates)
+    averaged = (f"the mean of its last {last} evaluations on the schedule" if made == last else
+                f"{'its one evaluation' if made == 1 else f'the mean of its {made} evaluations'} on the schedule "
+                f"(the protocol averages the last {last}; the run made {made})" if made else
+                f"the mean of its last {last} evaluations on the schedule, or of all if fewer")
+    lines.append(f"  {seeds_mean_text(summary.seeds, summary.scores)}"
+                 + (f"; each seed's score: {averaged}" if math.isfinite(summary.mean_score) else ""))
     if reference_levels:
         lines.append("  reference levels: " + ", ".join(f"{name} {level:.3f}"
                                                        for name, level in reference_levels.items()))
@@ -434,3 +442,15 @@ def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | 
     lines.append(f"  throughput {summary.updates_per_s:.1f} updates/s per seed, {summary.seed_updates_per_s:.1f} "
                  f"seed-updates/s over {len(summary.seeds)} seeds (compilation excluded)")
     return "\n".join(lines)
+
+
+def seeds_mean_text(seeds: list[int], scores: list[float]) -> str:
+    """'mean score M +- S (std over N seeds (n-1))' over the seeds with a score, naming those left out; the one
+    spread convention of the run output (the sample standard deviation), and never a NaN mean."""
+    kept = [s for s in scores if math.isfinite(s)]
+    left_out = [str(seed) for seed, s in zip(seeds, scores) if not math.isfinite(s)]
+    if not kept:
+        return "mean score: none (no seed has a score)"
+    text = (f"mean score {kept[0]:.3f} (one seed with a score: no std)" if len(kept) == 1 else
+            f"mean score {np.mean(kept):.3f} +- {np.std(kept, ddof=1):.3f} (std over {len(kept)} seeds (n-1))")
+    return text + (f"; seed{'s' * (len(left_out) > 1)} {', '.join(left_out)} left out: no score" if left_out else "")
