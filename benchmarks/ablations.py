@@ -73,7 +73,8 @@ UNITS_S = {"s": 1, "min": 60, "h": 3600}  # ablations.tables.duration_text's uni
 def measure_estimate(steps: int) -> dict[str, float]:
     """The wall time `sweep --dry-run` plans for ESTIMATE_SWEEP and the wall time of that sweep, run next."""
     with tempfile.TemporaryDirectory() as folder:
-        environment = {**os.environ, "DROL_DIAG_COMPILE_CACHE": os.path.join(folder, "cache")}
+        environment = {**{name: value for name, value in os.environ.items() if name != "JAX_COMPILATION_CACHE_DIR"},
+                       "DROL_DIAG_COMPILE_CACHE": os.path.join(folder, "cache")}  # (start_process set the user's)
         command = [sys.executable, "-m", "drol_diag.cli", "sweep", *ESTIMATE_SWEEP, "--steps", str(steps),
                    "--out", os.path.join(folder, "runs"), "--no-progress"]
         plan = subprocess.run([*command, "--dry-run"], check=True, capture_output=True, text=True, env=environment)
