@@ -238,8 +238,9 @@ def test_run_on_the_arc_task_end_to_end(tmp_path):
     recorded = json.loads((folder / "config.json").read_text())["task"]
     assert recorded["name"] == "arc-2d"
     levels = dict(task("arc-2d").reference_levels)  # recorded for the report (which imports no task code)
-    assert recorded["reference_levels"] == pytest.approx(levels) and recorded["behaviour_level"] == \
+    assert dict(recorded["reference_levels"]) == pytest.approx(levels) and recorded["behaviour_level"] == \
         "random behaviour action"
+    assert [name for name, _ in recorded["reference_levels"]] == list(levels)  # in the task's order
     assert "seed 0: score" in result.output  # and the summary prints them beside the scores, for scale
     assert "reference levels: " + ", ".join(f"{name} {level:.3f}" for name, level in levels.items()) in result.output
 

@@ -43,7 +43,8 @@ def config_record(learner: LearnerConfig, run: RunConfig, task: Task, extra: dic
         "run": dataclasses.asdict(run),
         "task": {"name": task.name, "obs_dim": task.obs_dim, "action_dim": task.action_dim,
                  "transitions": int(len(task.dataset["actions"])),
-                 "reference_levels": {name: float(level) for name, level in task.reference_levels.items()},
+                 # (pairs, in the task's order: config.json's keys are sorted)
+                 "reference_levels": [[name, float(level)] for name, level in task.reference_levels.items()],
                  "behaviour_level": (undertrained_level(task.reference_levels) or (None,))[0]},  # (the yardstick)
         "versions": store.package_versions(),
         "git_commit": store.git_commit(),
