@@ -87,7 +87,7 @@ def results_text(results: list[GroupResult]) -> str:
         point = dict(p.group.settings)
         rows.append((p.run.task, p.run.ablation, p.learner.num_candidates, *(str(point.get(a, "-")) for a in axes),
                      seeds_text(p.run.seeds), outcome.status, duration_text(outcome.wall_s),
-                     "-" if score is None else f"{score:.3f}"))
+                     "-" if score is None else f"{score:.3f}" if math.isfinite(score) else "none: no seed scored"))
     lines = [table(("task", "ablation", "K", *axes, "seeds", "status", "wall", "mean score"), rows)]
     for r in results:
         if r.outcome.status == FAILED:

@@ -109,6 +109,18 @@ def test_the_estimate_counts_every_part_of_a_groups_run_along_its_schedule(tmp_p
     assert estimate.seed_updates_per_s == pytest.approx(3 / 0.002)
 
 
+def test_the_final_table_gives_a_group_whose_seeds_all_diverged_no_mean_score(tmp_path):
+    from ablations.sweep import GroupResult
+    from ablations.tables import results_text
+
+    planned = plan_sweep(PAIR_SPEC, tmp_path).to_run
+    text = results_text([GroupResult(planned[0], executors.GroupOutcome(executors.DONE, wall_s=9.0),
+                                     {"mean_score": float("nan"), "diverged_steps": [3, 5, 4]}),
+                         GroupResult(planned[1], executors.GroupOutcome(executors.DONE, wall_s=9.0),
+                                     {"mean_score": 0.25})])
+    assert "nan" not in text and "none: no seed scored" in text and "0.250" in text, text
+
+
 def test_the_progress_bar_gives_the_seed_updates_per_s_the_runs_report(tmp_path, capsys):
     from drol_diag.cli.app import group_progress_bar
 
