@@ -466,7 +466,9 @@ def data_info(
 
 def main() -> None:
     """Console entry point: option-parsing errors, like our own, are one line with exit status 2."""
+    global interrupt_said
     start_process()
+    interrupt_said = False  # (a Ctrl-C of an earlier command in this process, run without main, is not this one's)
     try:
         code = app(prog_name="drol-diag", standalone_mode=False)
     except UsageError as error:
