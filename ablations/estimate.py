@@ -33,7 +33,7 @@ from ablations.sweep import PlannedGroup, SweepPlan, group_diagnostics
 WARMUP_UPDATES = 50  # updates timed per warm-up (after compiling them)
 # What a group's process does before it trains, timed in a subprocess: its imports and loading the task.
 START_CODE = ("import sys; from drol_diag.platform import start_process; start_process(); "
-              "import drol_diag.training.driver; from drol_diag.tasks import load_task; "
+              "import training.driver; from drol_diag.tasks import load_task; "
               "load_task(sys.argv[1], sys.argv[2] or None)")
 
 
@@ -95,7 +95,7 @@ def time_warmup(planned: PlannedGroup, dataset_dir: str | None, diagnostics: dic
     from drol.methods import make_learner
     from drol_diag.runfolder import store
     from drol_diag.tasks import load_task
-    from drol_diag.training.driver import device_dataset, evaluate_seeds, static_owner_table
+    from training.driver import device_dataset, evaluate_seeds, static_owner_table
 
     task, run = load_task(planned.run.task, dataset_dir), planned.run
     learner = make_learner(planned.learner, task.obs_dim, task.action_dim, len(task.dataset["actions"]))
@@ -138,7 +138,7 @@ def time_warmup(planned: PlannedGroup, dataset_dir: str | None, diagnostics: dic
 
 def group_estimate(costs: Costs, planned: PlannedGroup) -> Estimate:
     """A group's Estimate from the Costs of its warm-up, along its run's schedule."""
-    from drol_diag.training.driver import chunk_boundaries
+    from training.driver import chunk_boundaries
 
     run = planned.run
     ends = chunk_boundaries(0, run)

@@ -84,7 +84,7 @@ def run_group(job: GroupJob) -> GroupOutcome:
     if state.kind == folders.CONFLICT and not job.force:
         return GroupOutcome(FAILED, error=f"{run_dir}: {state.detail}; pass --force to start it again")
     flag = "--resume" if state.kind in (folders.NEW, folders.RESUMABLE) else "--force"  # (--resume of NEW: a fresh run)
-    command = [sys.executable, "-m", "drol_diag.cli", "run", *job.arguments, flag]
+    command = [sys.executable, "-m", "cli", "run", *job.arguments, flag]
     outcome = run_logged(command, Path(job.log_path), job.threads, job.slot)
     if outcome.exit_status == store.EXIT_BUSY:  # another process got the lock first, after our check
         return GroupOutcome(ELSEWHERE, outcome.wall_s, folders.lock_holder(run_dir) or "another process")

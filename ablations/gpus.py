@@ -8,7 +8,7 @@ memory for JAX to preallocate (XLA_CLIENT_MEM_FRACTION = GPU_POOL_FRACTION / gro
 total memory: JAX preallocates 75% of a GPU per process by default, so a second process on the same GPU
 would run out of memory). Slots are ordered round-robin over the GPUs (every GPU's first slot, then
 every GPU's second, ...), so the first groups of a sweep spread over all GPUs. Before anything is
-written, every group's memory estimate (drol_diag.training.memory) is checked against the memory JAX
+written, every group's memory estimate (training.memory) is checked against the memory JAX
 will preallocate in a slot (`gpu_share`), as the run itself checks against it once started: a group
 that cannot fit is refused up front instead of running out of memory.
 
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from drol_diag.platform import NO_CUDA_DEVICES, accelerator_plugins
-from drol_diag.training.memory import GIB
+from training.memory import GIB
 
 # The variables a slot sets (config.json records them: drol_diag.platform.GPU_ENVIRONMENT). jaxlib 0.10 reads
 # the memory fraction from XLA_CLIENT_MEM_FRACTION; the old name XLA_PYTHON_CLIENT_MEM_FRACTION is deprecated,
@@ -190,7 +190,7 @@ def slot_gpus(slots: tuple[GpuSlot, ...]) -> tuple[tuple[str, ...], int]:
 
 def gpu_share(slots: tuple[GpuSlot, ...],
               total_bytes: Callable[[str], int | None] = gpu_total_bytes) -> tuple[int, str] | None:
-    """(bytes, what they are) one slot offers a group, for drol_diag.training.memory.check_fits: the pool JAX
+    """(bytes, what they are) one slot offers a group, for training.memory.check_fits: the pool JAX
     preallocates for it (memory_fraction of the GPU's total memory, `total_bytes`) on the smallest of the
     GPUs (a group may land on any of them). None without slots, or when a GPU's memory is unknown (then
     the planner checks what JAX reports, and each run checks its own pool)."""

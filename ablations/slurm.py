@@ -34,7 +34,7 @@ from typing import Any
 from ablations.executors import FAILED, GroupJob, GroupOutcome, guarded
 from ablations.grid import SweepSpec
 from drol_diag.runfolder import store
-from drol_diag.training.memory import GIB
+from training.memory import GIB
 
 SUBMITIT_DIR = ".submitit"  # <out>/.submitit/<job id>/: submitit's files for each job
 JOBS_FILE = "jobs.json"  # <out>/.submitit/jobs.json: {run folder (relative to <out>): its latest job}

@@ -43,9 +43,9 @@ from drol_diag.runfolder.record import diagnostics_record, run_dir_for
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import check_task
-from drol_diag.training.driver import check_writable_folder
-from drol_diag.training.memory import check_fits, device_memory_elsewhere, estimate_memory, known_task_shape
-from drol_diag.training.tracking import check_wandb
+from training.driver import check_writable_folder
+from training.memory import check_fits, device_memory_elsewhere, estimate_memory, known_task_shape
+from training.tracking import check_wandb
 
 LOGS_DIR = "logs"  # <out>/logs/<task>/<ablation>-k<K>.log: every attempt's output
 NOT_SHARED = ("finished, but {path} is not visible here: --out must be on a filesystem every node sees "
@@ -154,7 +154,7 @@ def plan_sweep(spec: SweepSpec, out: Path, force: bool = False, available: tuple
 
 def check_group_memory(planned: PlannedGroup, spec: SweepSpec, available: tuple[int, str]) -> None:
     """Raise ValueError (one line) when a group cannot fit in the memory `available` (bytes, where), by
-    drol_diag.training.memory's estimate for the task's shape where known without loading it, else a
+    training.memory's estimate for the task's shape where known without loading it, else a
     lower bound (no dataset): its run checks again, exactly."""
     diagnostics = group_diagnostics(spec)
     estimate = estimate_memory(planned.learner, *known_task_shape(planned.run.task), len(planned.run.seeds),

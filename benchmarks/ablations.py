@@ -39,7 +39,7 @@ import jax.numpy as jnp  # noqa: E402
 from benchmarks.throughput import ACTION_DIM, OBS_DIM, synthetic_dataset  # noqa: E402
 from drol.learner import Learner, make_init, make_train_chunk  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
-from drol_diag.training.driver import static_owner_table  # noqa: E402
+from training.driver import static_owner_table  # noqa: E402
 
 TARGETS = {"group_speedup": 2.0, "static_init_fraction": 0.10, "estimate_factor": 1.5}
 SMALL = "64,64,64,64"
@@ -47,7 +47,7 @@ SMALL = "64,64,64,64"
 
 def timed_run(out: str, seeds: str, steps: int) -> float:
     """Wall seconds of one `drol-diag run` of modes-2d at 4x64 (a fresh process)."""
-    command = [sys.executable, "-m", "drol_diag.cli", "run", "--task", "modes-2d", "--hidden", SMALL,
+    command = [sys.executable, "-m", "cli", "run", "--task", "modes-2d", "--hidden", SMALL,
                "--seeds", seeds, "--steps", str(steps), "--log-interval", "500", "--eval-interval", "1000",
                "--checkpoint-interval", str(steps), "--out", out, "--force", "--no-progress"]
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def measure_estimate(steps: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         environment = {**{name: value for name, value in os.environ.items() if name != "JAX_COMPILATION_CACHE_DIR"},
                        "DROL_DIAG_COMPILE_CACHE": os.path.join(folder, "cache")}  # (start_process set the user's)
-        command = [sys.executable, "-m", "drol_diag.cli", "sweep", *ESTIMATE_SWEEP, "--steps", str(steps),
+        command = [sys.executable, "-m", "cli", "sweep", *ESTIMATE_SWEEP, "--steps", str(steps),
                    "--out", os.path.join(folder, "runs"), "--no-progress"]
         plan = subprocess.run([*command, "--dry-run"], check=True, capture_output=True, text=True, env=environment)
         value, unit = re.search(r"about ([\d.]+) (s|min|h) wall", plan.stdout).groups()

@@ -79,7 +79,7 @@ def write_megabytes_per_second(arrays: dict[str, np.ndarray]) -> float:
 def full_generation_seconds() -> float:
     folder = tempfile.mkdtemp(prefix="drol-datagen-full-")
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "drol_diag.cli", "data", "generate", DATASET, "--dataset-dir", folder],
+    subprocess.run([sys.executable, "-m", "cli", "data", "generate", DATASET, "--dataset-dir", folder],
                    check=True)
     seconds = time.perf_counter() - started
     for name in os.listdir(folder):

@@ -1,4 +1,4 @@
-"""The memory estimate (drol_diag.training.memory) against XLA's own buffer assignment.
+"""The memory estimate (training.memory) against XLA's own buffer assignment.
 
     python benchmarks/memory.py [--seeds S] [--quick] [--json PATH]
 
@@ -6,7 +6,7 @@ For each configuration, compiles (never runs: nothing is allocated) a training c
 probe diagnostics on the modes-2d shapes (2-D observations and actions, 20000 transitions, 1024
 probes) and compares `compile().memory_analysis()` (arguments plus temporaries; outputs alias the
 donated state) with the estimate's states + training, and states + diagnostics. Prints one line per
-configuration and a JSON summary. The figures in drol_diag.training.memory's docstring come from
+configuration and a JSON summary. The figures in training.memory's docstring come from
 this script on the 2-core CPU machine (one and three seeds).
 """
 
@@ -31,7 +31,7 @@ from diagnostics.probes import draw_probe_set, fql_probe_diagnostics, probe_diag
 from drol.config import DROLConfig, FQLConfig  # noqa: E402
 from drol.learner import make_init, make_train_chunk  # noqa: E402
 from drol.methods import make_learner  # noqa: E402
-from drol_diag.training.memory import estimate_memory  # noqa: E402
+from training.memory import estimate_memory  # noqa: E402
 
 OBS_DIM, ACTION_DIM, TRANSITIONS, PROBES = 2, 2, 20_000, 1024
 MIB = 1 << 20

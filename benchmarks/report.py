@@ -25,7 +25,7 @@ SWEEP = ["--tasks", "modes-2d", "--ablations", "dynamic,static-routing", "--k", 
 
 
 def drol_diag(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "drol_diag.cli", *args], check=True)
+    subprocess.run([sys.executable, "-m", "cli", *args], check=True)
 
 
 def main() -> None:

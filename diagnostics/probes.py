@@ -54,7 +54,7 @@ def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num
     """M transitions drawn without replacement from (seed) alone, with their latent banks.
 
     `dataset` holds the arrays trained on (actions already clipped, see
-    drol_diag.training.driver.device_dataset). The same task and seed give the same probe transitions
+    training.driver.device_dataset). The same task and seed give the same probe transitions
     whatever the ablation or K.
     """
     n = dataset["actions"].shape[0]

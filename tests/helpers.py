@@ -31,14 +31,14 @@ def invoke(*args: str):
     """`drol-diag ARGS` in this process (typer's CliRunner): exit_code, stdout, stderr, output."""
     from typer.testing import CliRunner
 
-    from drol_diag.cli import app
+    from cli import app
 
     return CliRunner().invoke(app, list(args))
 
 
 def cli_command(*args: str) -> list[str]:
-    """`drol-diag ARGS` as a subprocess command (this interpreter, `-m drol_diag.cli`)."""
-    return [sys.executable, "-m", "drol_diag.cli", *args]
+    """`drol-diag ARGS` as a subprocess command (this interpreter, `-m cli`)."""
+    return [sys.executable, "-m", "cli", *args]
 
 
 def run_cli(*args: str, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:

@@ -18,8 +18,8 @@ from ablations import folders
 from drol_diag.runfolder import store
 from drol_diag.runfolder.record import comparable, diagnostics_record
 from drol_diag.settings import resolve
-from drol_diag.training.memory import GIB, estimate_memory
 from tests.helpers import invoke
+from training.memory import GIB, estimate_memory
 
 TINY_RUN = ("--hidden", "8", "--k", "2", "--seeds", "0", "--steps", "4", "--log-interval", "4", "--eval-interval",
             "4", "--checkpoint-interval", "4", "--no-progress")

@@ -19,7 +19,7 @@ from drol_diag.platform import COMPILE_CACHE_MAX_BYTES, COMPILE_CACHE_VARIABLE, 
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
-from drol_diag.training.driver import train
+from training.driver import train
 
 # A process as drol-diag starts one, compiling a small program (a dense layer and its gradient).
 PROGRAM = """

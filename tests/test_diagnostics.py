@@ -16,7 +16,7 @@ from drol.prior import latent_bank
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
-from drol_diag.training.driver import device_dataset, train
+from training.driver import device_dataset, train
 
 TINY = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, num_candidates=4, seeds=(0, 1),
             steps=300, log_interval=100, eval_interval=300, checkpoint_interval=300)

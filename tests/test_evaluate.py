@@ -1,4 +1,4 @@
-"""Loading a trained policy (`drol_diag.load_run`) and `drol-diag evaluate RUN`: the configs and a policy per
+"""Loading a trained policy (`training.load_run`) and `drol-diag evaluate RUN`: the configs and a policy per
 seed from a run folder, an evaluation of its checkpoint that is training's own evaluation number for number,
 nothing written into the run unless --write, and one-line errors for bad input (issue 13)."""
 
@@ -8,8 +8,6 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +50,13 @@ def test_evaluate_reproduces_the_runs_last_evaluation_and_writes_nothing_into_it
 
 
 def test_load_run_gives_the_configs_and_each_seeds_policy_as_training_evaluated_it(small_sweep):
-    import drol_diag
+    import training
     from drol_diag.tasks import load_task
-    from drol_diag.training.driver import eval_seed
+    from training.driver import eval_seed
 
     run_dir = small_sweep / RUN
     config = store.read_json(run_dir / store.CONFIG_FILE)
-    trained = drol_diag.load_run(run_dir)
+    trained = training.load_run(run_dir)
     assert json.loads(json.dumps(dataclasses.asdict(trained.learner))) == config["learner"]
     assert json.loads(json.dumps(dataclasses.asdict(trained.run))) == config["run"]
     assert (trained.step, trained.seeds, sorted(trained.policies)) == (SMALL_SWEEP_STEPS, (0, 1, 2), [0, 1, 2])
@@ -76,7 +74,7 @@ def test_load_run_gives_the_configs_and_each_seeds_policy_as_training_evaluated_
     # training logged at the checkpoint's update.
     task = load_task(trained.run.task)
     logged = store.read_store(run_dir)["eval_score"].sel(eval_step=SMALL_SWEEP_STEPS).values
-    policy = drol_diag.load_run(run_dir).policies[0]
+    policy = training.load_run(run_dir).policies[0]
     score = task.evaluate(policy, trained.run.eval_episodes, eval_seed(0, trained.step))["score"]
     assert score == logged[0]
 
@@ -158,14 +156,3 @@ def test_bad_input_is_one_error_line_with_exit_2_and_writes_nothing(small_sweep,
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and phrase in result.stderr, \
         result.stderr
     assert (folder_contents(tmp_path), folder_contents(small_sweep / RUN.parent)) == before
-
-
-def test_import_drol_diag_stays_light_and_load_run_comes_on_first_use():
-    import drol_diag
-    from drol_diag.training.trained_run import load_run
-
-    assert drol_diag.load_run is load_run
-    with pytest.raises(AttributeError):
-        drol_diag.no_such_thing  # noqa: B018
-    probe = "import sys, drol_diag; print(sorted(m for m in ('jax', 'xarray', 'drol_diag.training') if m in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"

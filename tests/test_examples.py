@@ -4,7 +4,7 @@ Every ```python block of README.md, examples/README.md and every docs/*.md page 
 fresh namespace, in this process, matplotlib on Agg) in a folder where `runs/` is a copy of
 tests/conftest.py's small_sweep (modes-2d x {dynamic, static-routing} x K {2, 4} x seeds 0-2: the
 realistic case of a sweep) and `runs/demo/arc-2d/dynamic-k4` (the run `make demo` writes, which the README
-and docs/options.md open with plain xarray and `drol_diag.load_run`) links to one of its runs (a linked
+and docs/options.md open with plain xarray and `training.load_run`) links to one of its runs (a linked
 folder, which open_runs does not search). So the snippets keep the paths a user types. examples/diagnostics.ipynb is executed with nbclient in a kernel started in that
 folder's `examples/`, with its default results folder (`runs/`, found from examples/).
 

@@ -15,7 +15,7 @@ from ablations.executors import DONE
 from ablations.grid import SweepSpec
 from ablations.sweep import execute, plan_sweep
 from drol_diag.runfolder import store
-from drol_diag.training.memory import GIB
+from training.memory import GIB
 
 NVIDIA_SMI_L = """GPU 0: NVIDIA H200 (UUID: GPU-1c3a8c2e-0000-0000-0000-000000000000)
 GPU 1: NVIDIA H200 (UUID: GPU-5b7d9f10-0000-0000-0000-000000000000)

@@ -66,7 +66,7 @@ def shown_default(param, declared) -> str:
 def test_every_option_of_every_command_shows_its_whole_help_and_default():
     import typer
 
-    from drol_diag.cli import app
+    from cli import app
 
     declared_by_name = {**{o.name: o for o in OPTIONS.values()}, **{o.grid: o for o in OPTIONS.values() if o.grid}}
     checked = 0
@@ -90,9 +90,9 @@ def test_every_option_of_every_command_shows_its_whole_help_and_default():
 
 
 def console(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """The console entry point drol_diag.cli.main on `args`, in this process: (exit status, stdout, stderr).
+    """The console entry point cli.main on `args`, in this process: (exit status, stdout, stderr).
     The environment variables it sets for a new process are put back afterwards."""
-    from drol_diag.cli import main
+    from cli import main
 
     for name in ("XLA_FLAGS", "MUJOCO_GL"):
         monkeypatch.setenv(name, os.environ.get(name, ""))

@@ -19,8 +19,8 @@ from diagnostics.runs import RunsError, SkippedRunWarning
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
-from drol_diag.training.driver import train
 from tests.helpers import DROL_DIAG, WAIT_S, wait_until
+from training.driver import train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

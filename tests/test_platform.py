@@ -19,9 +19,9 @@ from drol.methods import make_learner
 from drol_diag.platform import YNN_FUSION_FLAG, cpu_backend_expected, cpu_backend_here, prefer_fast_cpu_dots
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
-from drol_diag.training.driver import matmul_precision
 from tests.helpers import invoke, random_dataset
 from tests.test_bad_input import TINY_RUN, assert_refused, files_under
+from training.driver import matmul_precision
 
 CUDA = ("xla_cuda12",)
 

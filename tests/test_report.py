@@ -23,8 +23,8 @@ from rliable import metrics
 
 from ablations import grid
 from ablations.sweep import plan_sweep
+from cli import app
 from diagnostics.quantities import CALIBRATIONS
-from drol_diag.cli import app
 from drol_diag.runfolder import store
 from reports import stats
 from reports.analysis import analyse

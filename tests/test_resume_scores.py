@@ -94,7 +94,7 @@ def planned(command: str):
 
     from ablations import grid
     from ablations import sweep as sweeps
-    from drol_diag.cli import app
+    from cli import app
     from drol_diag.settings.options import OPTIONS
 
     words = shlex.split(command)

@@ -17,8 +17,8 @@ from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
-from drol_diag.training.driver import RunSummary, format_summary, train
 from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until
+from training.driver import RunSummary, format_summary, train
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
 

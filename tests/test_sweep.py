@@ -122,7 +122,7 @@ def test_the_final_table_gives_a_group_whose_seeds_all_diverged_no_mean_score(tm
 
 
 def test_the_progress_bar_gives_the_seed_updates_per_s_the_runs_report(tmp_path, capsys):
-    from drol_diag.cli.app import group_progress_bar
+    from cli.app import group_progress_bar
 
     runs = {"dynamic-k2": (1234.0, 2.0), "dynamic-k4": (600.0, 4.0)}  # (seed-updates/s, training seconds)
     with group_progress_bar(True, len(runs)) as on_progress:

@@ -22,9 +22,9 @@ import xarray as xr
 
 from ablations import grid
 from drol_diag.runfolder import store
-from drol_diag.training.tracking import NOT_TRACKED, RECORD_FILE, WANDB_MISSING, WandbRuns, metric_key, wandb_mode
 from tests.helpers import invoke
 from tests.test_bad_input import assert_refused, files_under
+from training.tracking import NOT_TRACKED, RECORD_FILE, WANDB_MISSING, WandbRuns, metric_key, wandb_mode
 
 # The programs of tests/test_run.py::test_resume_is_exact (every chunk 20 updates long; the session's compilation
 # cache has them), a log row and an evaluation every 40 updates.

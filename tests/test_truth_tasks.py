@@ -22,8 +22,8 @@ from drol_diag.tasks.base import undertrained_level
 from drol_diag.tasks.cliff import CliffGeometry
 from drol_diag.tasks.modes import ModesGeometry
 from drol_diag.tasks.registry import synthetic_spec
-from drol_diag.training.memory import known_task_shape
 from tests.helpers import invoke
+from training.memory import known_task_shape
 
 TRUTH_TASKS = ("arc-2d", "arc-5d", "cliff-2d", "cliff-5d")
 EMBEDDED = ("modes-2d", *TRUTH_TASKS)  # modes-5d: the same code as modes-2d (kept out for the suite's time)

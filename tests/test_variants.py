@@ -19,8 +19,8 @@ from drol.variants import VARIANTS
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
-from drol_diag.training.driver import train
 from tests.helpers import TINY_LEARNER, random_dataset
+from training.driver import train
 
 ALL_VARIANTS = [name for name in VARIANTS if name != "refresh-N"] + ["refresh-50"]
 TINY_RUN = dict(actor_hidden=(8,), critic_hidden=(8,), seeds=(0, 1), steps=200, log_interval=100,

@@ -3,7 +3,7 @@
 `OPTIONS` is the one list of what a run can be told: each `Option` has its name, kind, default,
 help and which ablations accept it. From it come:
 
-- the `drol-diag run` options and the per-group options of `drol-diag sweep` (drol_diag.cli),
+- the `drol-diag run` options and the per-group options of `drol-diag sweep` (cli),
 - the sweep grid's settings (`ablations.grid.SweepSpec` is made from it) and the sweep file reader
   (`read_value`, the same reader for command-line text and TOML values),
 - the keywords `resolve` receives (`resolve_keywords`), hence what config.json records,
@@ -26,7 +26,7 @@ DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
 KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices", "names")
 # Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), one of
-# the run's other inputs ("tracking": where else the run's log rows go, drol_diag.training.tracking), or
+# the run's other inputs ("tracking": where else the run's log rows go, training.tracking), or
 # "executor": how a sweep's executor runs its groups (sweep only: the sweep's flag and sweep-file key, never a
 # `drol-diag run` option).
 DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "diagnostics", "executor", "tracking")

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from drol_diag.cli.declared import declared_options
+from cli.declared import declared_options
 from drol_diag.platform import start_process
 from drol_diag.settings.options import OPTIONS, read_value, resolve_keywords
 from drol_diag.settings.settings_file import read_run_file
@@ -92,8 +92,8 @@ def run(
     from drol_diag.runfolder.store import CHECKPOINT_FILE, EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
     from drol_diag.tasks import load_task
-    from drol_diag.training.driver import RunError, check_writable_folder, format_summary, train
-    from drol_diag.training.tracking import check_wandb
+    from training.driver import RunError, check_writable_folder, format_summary, train
+    from training.tracking import check_wandb
 
     run_dir = None
     try:
@@ -272,8 +272,8 @@ def evaluate(
     from drol_diag.runfolder import store
     from drol_diag.settings.parsing import parse_seeds
     from drol_diag.tasks.registry import synthetic_spec
-    from drol_diag.training import trained_run
-    from drol_diag.training.driver import seeds_mean_text
+    from training import trained_run
+    from training.driver import seeds_mean_text
 
     asked_episodes = episodes
     try:

@@ -1,8 +1,8 @@
 """A finished (or stopped) run, loaded back from its folder: its resolved configs, the policy of each seed
 from its last checkpoint, and an evaluation of that checkpoint without training.
 
-    import drol_diag
-    trained = drol_diag.load_run("runs/modes-2d/dynamic-k16")
+    from training import load_run
+    trained = load_run("runs/modes-2d/dynamic-k16")
     actions = trained.policies[0](observations)          # (n, obs_dim) -> (n, action_dim) in [-1, 1]
     evaluation = evaluate_run(trained, episodes=50)      # what `drol-diag evaluate RUN` prints
 
@@ -30,7 +30,7 @@ from drol.variants import variant
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task, load_task
-from drol_diag.training.driver import DeployedPolicy, eval_seed, evaluate_seeds, matmul_precision
+from training.driver import DeployedPolicy, eval_seed, evaluate_seeds, matmul_precision
 
 EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every evaluation record, oldest first
 

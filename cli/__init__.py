@@ -1,5 +1,5 @@
 """The `drol-diag` command line (the top layer: the only one that imports ablations and reports)."""
 
-from drol_diag.cli.app import app, main
+from cli.app import app, main
 
 __all__ = ["app", "main"]

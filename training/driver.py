@@ -43,8 +43,8 @@ from drol_diag.runfolder.record import (
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
-from drol_diag.training.memory import OWNER_CHUNK_CANDIDATES, check_fits, device_memory, estimate_memory
-from drol_diag.training.tracking import WandbRuns
+from training.memory import OWNER_CHUNK_CANDIDATES, check_fits, device_memory, estimate_memory
+from training.tracking import WandbRuns
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
 
@@ -193,7 +193,7 @@ def check_writable_folder(folder: Path, out: Path) -> None:
 def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, run_dir: Path,
               num_probes: int) -> None:
     """What train() checks before it writes anything (its lock included): --out can hold the run folder,
-    and the run fits in the device's memory (drol_diag.training.memory; `num_probes` 0: no diagnostics).
+    and the run fits in the device's memory (training.memory; `num_probes` 0: no diagnostics).
     Raises RunError (one line). A batch larger than the training set is allowed, and said on stderr."""
     check_writable_folder(run_dir, out)
     transitions = len(task.dataset["actions"])
@@ -272,7 +272,7 @@ def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, 
 
     With `diagnostics`, every log row also holds the probe diagnostics of `num_probes` probe
     transitions per seed (diagnostics.hooks). With `wandb` (a W&B project), each seed is also a W&B run
-    fed from the rows written to the log (drol_diag.training.tracking). Raises RunError for a conflicting
+    fed from the rows written to the log (training.tracking). Raises RunError for a conflicting
     run folder.
     """
     started = time.perf_counter()
@@ -399,7 +399,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
 
 def start_tracking(project: str, run_dir: Path, record: dict[str, Any], run: RunConfig,
                    learner_config: LearnerConfig, log: store.RunLog) -> WandbRuns:
-    """The W&B runs of the run's seeds (drol_diag.training.tracking), named <task>/<ablation>/k<K>/seed<seed> (a run
+    """The W&B runs of the run's seeds (training.tracking), named <task>/<ablation>/k<K>/seed<seed> (a run
     of a sweep's grid: <task>/<ablation>/k<K>/bc_coef=0.3/seed<seed>),
     grouped by the results folder, given the rows the log already holds that they lack (a resume).
     Raises RunError (one line) when wandb cannot start them."""

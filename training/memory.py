@@ -241,7 +241,7 @@ def device_memory() -> tuple[int, str]:
 
 
 PROBE = ("import os; os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'; "
-         "from drol_diag.training.memory import device_memory; print(*device_memory(), sep='\\t')")
+         "from training.memory import device_memory; print(*device_memory(), sep='\\t')")
 
 
 def device_memory_elsewhere() -> tuple[int, str]:
