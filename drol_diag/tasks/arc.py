@@ -6,7 +6,7 @@ The geometry the paper argues dynamic routing is for (ownership can migrate alon
 Geometry, in a base frame that the state then turns (the chain of Givens rotations of
 drol_diag.tasks.onestep.rotate, each plane by up to `max_rotation`, as in `modes`):
 - the curve: the arc of the circle of radius R in action dims (0, 1) from angle -span/2 (its start,
-  u = 0) to +span/2 (its best end, u = 1); in 5-D the other dims drift linearly along it,
+  u = 0) to +span/2 (its best end, u = 1); beyond 2-D the other dims drift linearly along it,
   a_j = l_j(alpha) = sign_j * lift * (2 alpha / span - 1) (signs fixed by the seed), so the curve is
   not flat; alpha = span * u is the angle along the arc from its start;
 - the data: u from a truncated exponential on [0, 1] with rate `density_decay` (lambda: the density
@@ -71,6 +71,9 @@ class ArcSpec:
 ARC_TASKS: dict[str, ArcSpec] = {
     "arc-2d": ArcSpec(),
     "arc-5d": ArcSpec(action_dim=5, obs_dim=5, value_width=0.2),  # wider: the noise lowers v in 4 off-curve dims
+    # w grows with the d - 1 off-curve noise dims so that a behaviour draw keeps about half the top value
+    "arc-8d": ArcSpec(action_dim=8, obs_dim=8, value_width=0.27),
+    "arc-21d": ArcSpec(action_dim=21, obs_dim=21, value_width=0.45),
 }
 
 

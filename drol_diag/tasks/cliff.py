@@ -22,7 +22,7 @@ defaults cuts mass beyond 7 standard deviations (below 1e-12).
 Score: the mean value over `eval_states` fresh states over `top_value` (1.0 = the edge on the axis at
 every state; 0 = value 0: beyond the cliff, or far from the axis).
 Reference levels: "random behaviour action" (a fresh behaviour draw per state, 16 draws averaged;
-about 0.57 in 2-D, 0.49 in 5-D), "dataset average" (the middle of the support: about 0.6), "oracle" (1.0).
+about 0.57 in 2-D, 0.49 in 5, 8 and 21-D), "dataset average" (the middle of the support: about 0.6), "oracle" (1.0).
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class CliffSpec:
 CLIFF_TASKS: dict[str, CliffSpec] = {
     "cliff-2d": CliffSpec(),
     "cliff-5d": CliffSpec(action_dim=5, obs_dim=5),
+    # w grows with the d - 1 noise dims across the axis so that a behaviour draw keeps about half the top value
+    "cliff-8d": CliffSpec(action_dim=8, obs_dim=8, value_width=0.33),
+    "cliff-21d": CliffSpec(action_dim=21, obs_dim=21, value_width=0.57),
 }
 
 
