@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import importlib
 import os
 import queue
 import shlex
@@ -26,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from ablations import folders
-from ablations.gpus import MEMORY_FRACTION, VISIBLE_DEVICES, GpuSlot, ray_slot
+from ablations.gpus import MEMORY_FRACTION, VISIBLE_DEVICES, GpuSlot, ray_slot, slot_layout
 from drol_diag.runfolder import store
 
 DONE, SKIPPED, FAILED, ELSEWHERE = "done", "skipped", "failed", "running-elsewhere"  # a group's outcome
 ATTEMPT_HEADER = "=== attempt"  # starts the line a log gets before each attempt
-LOG_TAIL_BYTES = 8192  # how much of a log's end is read for its last line
+LOG_TAIL_BYTES = 65536  # how much of a group log's end is read (its last line, its last attempt)
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h): signal the child when its parent dies
 # libc's prctl, looked up here: a forked child must not call dlsym (another thread may hold its lock)
 PRCTL = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
@@ -109,7 +110,7 @@ def run_logged(command: list[str], log_path: Path, threads: int, slot: GpuSlot |
                                     env={**environment, "PYTHONUNBUFFERED": "1"},
                                     preexec_fn=lambda: pin_child(cores)).returncode
         wall = time.perf_counter() - started
-        last = last_line(log_path)
+        last = log_tail(log_path)[-1]  # (the header, at least)
         log.write(f"=== exit status {returncode} after {wall:.1f} s\n")
     return GroupOutcome(DONE if returncode == 0 else FAILED, wall, "" if returncode == 0 else last, returncode,
                         (slot.gpu,) if slot is not None and slot.gpu is not None else ())
@@ -124,17 +125,11 @@ def pin_child(cores: list[int]) -> None:
         PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def last_line(path: Path) -> str:
-    """The last non-empty line of a text file ('' if none)."""
+def log_tail(path: Path) -> list[str]:
+    """The non-empty lines, stripped, of a text file's last LOG_TAIL_BYTES."""
     with open(path, "rb") as f:
         f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
-        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
-    return next((line for line in reversed(lines) if line), "")
-
-
-def core_lock_folder() -> Path:
-    """Where this machine's core claims live (one lock file per core, per user)."""
-    return Path(tempfile.gettempdir()) / f"drol-diag-cores-{os.getuid()}"
+        return [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
 
 
 @contextlib.contextmanager
@@ -144,7 +139,7 @@ def claim_cores(count: int) -> Iterator[list[int]]:
     always gets exactly `count` cores (the same thread count, hence the same results)."""
     available = sorted(os.sched_getaffinity(0))
     count = min(count, len(available))
-    folder = core_lock_folder()
+    folder = Path(tempfile.gettempdir()) / f"drol-diag-cores-{os.getuid()}"  # (this machine's claims, per user)
     folder.mkdir(exist_ok=True)
     held = []
     try:
@@ -172,10 +167,11 @@ def guarded(job: GroupJob) -> GroupOutcome:
         return GroupOutcome(FAILED, error=f"{type(error).__name__}: {error}".splitlines()[0])
 
 
-def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | None) -> tuple[int, int]:
-    """(groups at a time, cores per group). Local: by default as many groups as there are cores
-    (at most the groups to run), the cores shared out evenly; --jobs x --threads may not exceed
-    the cores (each run gets cores of its own). Ray and SLURM: the cluster schedules; one core per
+def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | None,
+                  slots: tuple[GpuSlot, ...] = ()) -> tuple[int, int]:
+    """(groups at a time, cores per group). Local: on GPU `slots`, gpus.slot_layout; else by default as many
+    groups as there are cores (at most the groups to run), the cores shared out evenly; --jobs x --threads may
+    not exceed the cores (each run gets cores of its own). Ray and SLURM: the cluster schedules; one core per
     group unless --threads. Raises ValueError (one line)."""
     if executor not in ("local", "ray", "slurm"):
         raise ValueError(f"unknown --executor {executor!r}; valid: local, ray, slurm")
@@ -188,6 +184,8 @@ def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | N
                              "CPUs allow (each asks for --threads CPUs), SLURM as --array-parallelism allows")
         return max(1, groups), threads or 1
     cores = len(os.sched_getaffinity(0))
+    if slots:
+        return slot_layout(slots, jobs, threads, cores)
     jobs = jobs or max(1, min(groups, cores // (threads or 1)))
     threads = threads or max(1, cores // jobs)
     if jobs * threads > cores:
@@ -255,13 +253,12 @@ RAY_MISSING = "--executor ray needs Ray: pip install .[ray] (or pip install 'ray
 RAY_RETRIES = 1  # a failed group's Ray task runs once more (resuming from its checkpoint)
 
 
-def import_ray() -> Any:
-    """The ray module; ValueError (one line) if it is not installed."""
+def import_optional(module: str, missing: str) -> Any:
+    """An optional dependency's module; ValueError(`missing`: one line, how to install it) if it is not installed."""
     try:
-        import ray
+        return importlib.import_module(module)
     except ImportError:
-        raise ValueError(RAY_MISSING) from None
-    return ray
+        raise ValueError(missing) from None
 
 
 @contextlib.contextmanager
@@ -269,7 +266,7 @@ def ray_connection(address: str | None) -> Iterator[Any]:
     """Ray, connected: address None uses the instance this process already initialised; 'local'
     starts one on this machine (all its cores); 'auto' or HOST:PORT joins a running cluster.
     Shuts down only what it started. ValueError (one line) when Ray is missing or unreachable."""
-    ray = import_ray()
+    ray = import_optional("ray", RAY_MISSING)
     if address is None:
         if not ray.is_initialized():
             raise ValueError("Ray is not initialised in this process; pass --address auto, HOST:PORT or local")

@@ -208,7 +208,8 @@ def gpu_share(slots: tuple[GpuSlot, ...],
 
 def check_executor_gpus(executor: str, gpus: tuple[int, ...] | None, groups_per_gpu: int | None,
                         gpus_per_group: float | None) -> None:
-    """Raise ValueError (one line) for GPU options the executor does not take, or out of range."""
+    """Raise ValueError (one line) for GPU options the executor does not take, or out of range (--groups-per-gpu:
+    gpu_slots checks it)."""
     if executor != "local":
         for flag, value in (("--gpus", gpus), ("--groups-per-gpu", groups_per_gpu)):
             if value is not None:
@@ -219,27 +220,23 @@ def check_executor_gpus(executor: str, gpus: tuple[int, ...] | None, groups_per_
                          "--gpus and --groups-per-gpu")
     if gpus_per_group is not None and not 0 <= gpus_per_group < float("inf"):
         raise ValueError(f"--gpus-per-group must be >= 0 (GPUs each group's task asks for), got {gpus_per_group:g}")
-    if groups_per_gpu is not None and groups_per_gpu < 1:
-        raise ValueError(f"--groups-per-gpu must be a positive integer, got {groups_per_gpu}")
 
 
 def local_slots(requested: tuple[int, ...] | None, groups_per_gpu: int | None,
                 environ: Mapping[str, str] = os.environ) -> tuple[GpuSlot, ...]:
     """The local executor's GPU slots on this machine: choose_gpus over the GPUs found (find_gpus) and
     JAX's ability to use them (jax_gpu_missing), shared out by gpu_slots; () for CPU only."""
-    missing = jax_gpu_missing(environ)
+    missing, per_gpu = jax_gpu_missing(environ), 1 if groups_per_gpu is None else groups_per_gpu
     if requested == () or (requested is None and missing is not None):
-        return gpu_slots((), groups_per_gpu or 1)  # (CPU asked for, or no GPU backend: nothing to look for)
-    return gpu_slots(choose_gpus(requested, find_gpus(environ), missing), groups_per_gpu or 1)
+        return gpu_slots((), per_gpu)  # (CPU asked for, or no GPU backend: nothing to look for; per_gpu checked)
+    return gpu_slots(choose_gpus(requested, find_gpus(environ), missing), per_gpu)
 
 
 def slot_layout(slots: tuple[GpuSlot, ...], jobs: int | None, threads: int | None, cores: int) -> tuple[int, int]:
-    """(groups at a time, cores per group) with GPU slots: one group per slot (`jobs`: at most that many at a
-    time), the `cores` shared out evenly (at least one each: cores are shared when there are more groups; a
-    GPU run needs few). Raises ValueError (one line) for more jobs than slots, or a count below 1."""
-    for option, value in (("--jobs", jobs), ("--threads", threads)):
-        if value is not None and value < 1:
-            raise ValueError(f"{option} must be a positive integer, got {value}")
+    """(groups at a time, cores per group) with GPU slots: one group per slot (`jobs`, checked positive by
+    executors.worker_layout: at most that many at a time), the `cores` shared out evenly (at least one each:
+    cores are shared when there are more groups; a GPU run needs few). Raises ValueError (one line) for more
+    jobs than slots."""
     if jobs is not None and jobs > len(slots):
         raise ValueError(f"--jobs {jobs}: on GPUs at most {len(slots)} groups run at a time (GPUs x --groups-per-gpu); "
                          "raise --groups-per-gpu, or pass --gpus none for the CPU")

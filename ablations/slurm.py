@@ -24,14 +24,17 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ablations.executors import FAILED, GroupJob, GroupOutcome, guarded
+from ablations.executors import FAILED, GroupJob, GroupOutcome, guarded, import_optional
+from ablations.folders import read_record
+from ablations.gpus import MIB
 from ablations.grid import SweepSpec
 from drol_diag.runfolder import store
 from training.memory import GIB
@@ -46,6 +49,7 @@ POLL_S = {"slurm": 30.0, "local": 0.5}  # between looks at the jobs' states whil
 # The sweep settings (drol_diag.settings.options, destination "executor") that only this executor reads.
 SLURM_OPTIONS = ("partition", "time_limit", "memory_gb", "array_parallelism", "slurm_cluster")
 SUBMITIT_MISSING = "--executor slurm needs submitit: pip install 'drol-diag[slurm]' (or pip install 'submitit>=1.5')"
+SINFO_TIMEOUT_S = 30
 # SLURM job states (sacct) in which a job waits to run again or for the first time.
 WAITING_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RESIZING", "SUSPENDED",
                   "PREEMPTED")
@@ -65,15 +69,6 @@ class SlurmSettings:
     array_parallelism: int | None  # groups running at once (the array's %N; None: all)
 
 
-def import_submitit() -> Any:
-    """The submitit module; ValueError (one line) if it is not installed."""
-    try:
-        import submitit
-    except ImportError:
-        raise ValueError(SUBMITIT_MISSING) from None
-    return submitit
-
-
 def check_executor_options(executor: str, spec: SweepSpec) -> None:
     """Raise ValueError (one line) when the sweep (its command line or sweep file) gives SLURM settings
     to another executor."""
@@ -87,52 +82,60 @@ def check_executor_options(executor: str, spec: SweepSpec) -> None:
 
 def slurm_settings(spec: SweepSpec, out: Path, threads: int) -> SlurmSettings:
     """The jobs' settings from the sweep's (SLURM_OPTIONS and gpus_per_group), each group pinned to
-    `threads` cores. Raises ValueError (one line) for bad values, a missing submitit, or no sbatch to
-    submit with."""
-    values = {name: getattr(spec, name) for name in (*SLURM_OPTIONS, "gpus_per_group")}
-    cluster = values["slurm_cluster"] or "slurm"
+    `threads` cores. Raises ValueError (one line) for bad values (--memory-gb: job_memory checks it, before the
+    plan), a missing submitit, or no sbatch to submit with."""
+    cluster = spec.slurm_cluster or "slurm"
     if cluster not in CLUSTERS:
         raise ValueError(f"unknown --slurm-cluster {cluster!r}; valid: {', '.join(CLUSTERS)}")
-    time_limit = values["time_limit"]
-    time_limit = DEFAULT_TIME_LIMIT_MIN if time_limit is None else time_limit
+    time_limit = DEFAULT_TIME_LIMIT_MIN if spec.time_limit is None else spec.time_limit
     if time_limit < 1:
         raise ValueError(f"--time-limit must be at least 1 (minutes), got {time_limit}")
-    gpus = values["gpus_per_group"] or 0
-    if gpus < 0 or gpus != int(gpus):
+    gpus = spec.gpus_per_group or 0  # (not negative: gpus.check_executor_gpus)
+    if gpus != int(gpus):
         raise ValueError(f"--gpus-per-group must be a whole number of GPUs for --executor slurm, got {gpus:g}")
-    memory_gb = values["memory_gb"]
-    check_memory_gb(memory_gb)
-    parallelism = values["array_parallelism"]
-    if parallelism is not None and parallelism < 1:
-        raise ValueError(f"--array-parallelism must be a positive integer, got {parallelism}")
-    partition = values["partition"]
-    if partition is not None and not partition.strip():
+    if spec.array_parallelism is not None and spec.array_parallelism < 1:
+        raise ValueError(f"--array-parallelism must be a positive integer, got {spec.array_parallelism}")
+    if spec.partition is not None and not spec.partition.strip():
         raise ValueError("--partition is empty; name a partition (sinfo lists them), or leave it out for the default")
-    import_submitit()
+    import_optional("submitit", SUBMITIT_MISSING)
     missing = [tool for tool in ("sbatch", "srun") if shutil.which(tool) is None]
     if cluster == "slurm" and missing:
         raise ValueError(f"--executor slurm: no {' or '.join(missing)} on this machine's PATH; run the sweep on a "
                          "machine that submits to the cluster (its login node), or pass --slurm-cluster local to try "
                          "it on this machine")
-    return SlurmSettings(str(Path(out).absolute() / SUBMITIT_DIR), cluster, partition, time_limit, threads, int(gpus),
-                         memory_gb, parallelism)
+    return SlurmSettings(str(Path(out).absolute() / SUBMITIT_DIR), cluster, spec.partition, time_limit, threads,
+                         int(gpus), spec.memory_gb, spec.array_parallelism)
 
 
-def check_memory_gb(memory_gb: float | None) -> None:
-    """Raise ValueError (one line) unless --memory-gb is unset or positive."""
-    if memory_gb is not None and memory_gb <= 0:
-        raise ValueError(f"--memory-gb must be positive, got {memory_gb:g}")
+def job_memory(spec: SweepSpec) -> tuple[int, str] | str | None:
+    """The memory a group's job has, for the sweep plan's check (bytes, what they are), or why it is not known
+    here (the plan skips the check and says so; each run checks on its node): --memory-gb when the jobs ask for
+    no GPU; None (this machine's) on submitit's local executor; else the partition's nodes' (partition_memory).
+    ValueError (one line) for a --memory-gb that is not positive."""
+    if spec.memory_gb is not None and spec.memory_gb <= 0:
+        raise ValueError(f"--memory-gb must be positive, got {spec.memory_gb:g}")
+    if spec.memory_gb is not None and not spec.gpus_per_group:
+        return int(spec.memory_gb * GIB), "each job asks for (--memory-gb)"
+    if spec.slurm_cluster == "local":
+        return None  # (its jobs run on this machine)
+    return "the jobs' GPUs are on the cluster's nodes" if spec.gpus_per_group else partition_memory(spec.partition)
 
 
-def job_memory(spec: SweepSpec) -> tuple[int, str] | None:
-    """The memory a group's job has, for the sweep plan's check (bytes, what they are): --memory-gb when the
-    jobs ask for no GPU; None (this machine's memory) without --memory-gb, or when they run on GPUs, whose
-    memory is not known here (the run checks against it on its node). ValueError (one line) for a bad
-    --memory-gb."""
-    check_memory_gb(spec.memory_gb)
-    if spec.memory_gb is None or spec.gpus_per_group:
-        return None
-    return int(spec.memory_gb * GIB), "each job asks for (--memory-gb)"
+def partition_memory(partition: str | None) -> tuple[int, str] | str:
+    """(bytes, what they are) of the smallest node sinfo reports in `partition` (None: the default one, which
+    sinfo marks with *), or why sinfo cannot tell."""
+    where = f"partition {partition}" if partition else "the default partition"
+    try:
+        lines = subprocess.run(["sinfo", "--noheader", "--format=%P %m"], capture_output=True, text=True,
+                               timeout=SINFO_TIMEOUT_S, check=True).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return f"sinfo cannot tell the memory of {where}'s nodes"
+    rows = [line.split() for line in lines if len(line.split()) == 2]
+    sizes = [int(size.rstrip("+")) for name, size in rows if size.rstrip("+").isdigit()
+             and (name.rstrip("*") == partition if partition else name.endswith("*"))]  # (%m: MB; 9000+: at least)
+    if not sizes:
+        return f"sinfo reports no memory for {where}"
+    return min(sizes) * MIB, f"the smallest node of {where} has (sinfo)"
 
 
 def describe(settings: SlurmSettings) -> str:
@@ -177,20 +180,13 @@ class GroupTask:
 
 def make_executor(settings: SlurmSettings) -> Any:
     """A submitit executor asking, for each job, what `settings` say."""
-    submitit = import_submitit()
+    submitit = import_optional("submitit", SUBMITIT_MISSING)
     executor = submitit.AutoExecutor(folder=Path(settings.folder) / "%j", cluster=settings.cluster,
                                      slurm_max_num_timeout=MAX_TIMEOUTS, local_max_num_timeout=MAX_TIMEOUTS)
-    parameters: dict[str, Any] = dict(name=JOB_NAME, timeout_min=settings.time_limit, nodes=1, tasks_per_node=1,
-                                      cpus_per_task=settings.cpus)
-    if settings.gpus:
-        parameters["gpus_per_node"] = settings.gpus
-    if settings.memory_gb is not None:
-        parameters["mem_gb"] = settings.memory_gb
-    if settings.partition:
-        parameters["slurm_partition"] = settings.partition
-    if settings.array_parallelism is not None:
-        parameters["slurm_array_parallelism"] = settings.array_parallelism
-    executor.update_parameters(**parameters)
+    given = dict(gpus_per_node=settings.gpus or None, mem_gb=settings.memory_gb,
+                 slurm_partition=settings.partition or None, slurm_array_parallelism=settings.array_parallelism)
+    executor.update_parameters(name=JOB_NAME, timeout_min=settings.time_limit, nodes=1, tasks_per_node=1,
+                               cpus_per_task=settings.cpus, **{k: v for k, v in given.items() if v is not None})
     return executor
 
 
@@ -247,13 +243,7 @@ def record_jobs(settings: SlurmSettings, jobs: list[GroupJob], job_ids: list[str
 def read_jobs(out: Path) -> dict[str, dict[str, str]]:
     """<out>/.submitit/jobs.json ({} when the sweep never ran on --executor slurm). ValueError (one
     line) if unreadable."""
-    path = Path(out) / SUBMITIT_DIR / JOBS_FILE
-    if not path.exists():
-        return {}
-    try:
-        return store.read_json(path)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+    return read_record(Path(out) / SUBMITIT_DIR / JOBS_FILE) or {}
 
 
 @dataclass(frozen=True)
@@ -265,37 +255,34 @@ class JobState:
     log: Path  # submitit's stderr of the job
 
 
-def job_state(out: Path, record: dict[str, str]) -> JobState:
-    """The state of a recorded job. A local job: RUNNING while its controller process lives, else
-    COMPLETED (it left a result) or FAILED. A SLURM job: sacct's state through submitit (UNKNOWN where
-    submitit or sacct is missing)."""
+def job_states(out: Path, records: dict[str, dict[str, str]]) -> dict[str, JobState]:
+    """The states of recorded jobs (read_jobs' records), by the same keys. A local job: RUNNING while its
+    controller process lives, else COMPLETED (it left a result) or FAILED. SLURM jobs: sacct's states, from one
+    call for all of them through submitit's watcher (UNKNOWN where submitit or sacct is missing)."""
     folder = Path(out) / SUBMITIT_DIR / "%j"
-    job_id = record["job_id"]
     try:
-        submitit = import_submitit()
+        submitit = import_optional("submitit", SUBMITIT_MISSING)
     except ValueError:
-        return JobState(job_id, "UNKNOWN", Path(out) / SUBMITIT_DIR / job_id)
-    paths = submitit.core.utils.JobPaths(folder, job_id=job_id, task_id=0)
-    if record.get("cluster") == "local":
-        state = "RUNNING" if local_job_alive(job_id) else "COMPLETED" if paths.result_pickle.exists() else "FAILED"
-        return JobState(job_id, state, paths.stderr)
-    try:
-        with quiet_submitit():
-            state = submitit.SlurmJob(folder, job_id).state
-    except Exception:  # noqa: BLE001  (sacct missing or failing: the folder's own state still tells)
-        state = "UNKNOWN"
-    return JobState(job_id, state.split()[0] if state else "UNKNOWN", paths.stderr)
-
-
-@contextlib.contextmanager
-def quiet_submitit() -> Iterator[None]:
-    """Within the block, submitit logs nothing (it warns on stderr when sacct is missing or fails)."""
-    logger = logging.getLogger("submitit")
+        return {key: JobState(r["job_id"], "UNKNOWN", folder.parent / r["job_id"]) for key, r in records.items()}
+    watcher = submitit.slurm.slurm.SlurmInfoWatcher()
+    for record in records.values():
+        if record.get("cluster") != "local":
+            watcher.register_job(record["job_id"])
+    logger = logging.getLogger("submitit")  # (it warns on stderr when sacct is missing or fails: folders still tell)
     disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = disabled
+    with contextlib.suppress(Exception):
+        watcher.update()  # (one sacct for every job: those of one array by the array's id)
+    logger.disabled = disabled
+    states = {}
+    for key, record in records.items():
+        job_id = record["job_id"]
+        paths = submitit.core.utils.JobPaths(folder, job_id=job_id, task_id=0)
+        if record.get("cluster") == "local":
+            state = "RUNNING" if local_job_alive(job_id) else "COMPLETED" if paths.result_pickle.exists() else "FAILED"
+        else:
+            state = watcher.get_state(job_id, mode="cache").split()[0]
+        states[key] = JobState(job_id, state, paths.stderr)
+    return states
 
 
 def local_job_alive(job_id: str) -> bool:

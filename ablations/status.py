@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ablations import folders, slurm
-from ablations.executors import ATTEMPT_HEADER
+from ablations.executors import ATTEMPT_HEADER, log_tail
 from ablations.grid import SWEEP_FILE, expand, read_sweep_file, resolve_group, spec_from_values
 from ablations.sweep import group_diagnostics, log_path_for
 from drol_diag.runfolder import store
@@ -27,7 +27,6 @@ from drol_diag.runfolder.record import run_dir_for
 DONE, RUNNING, QUEUED, FAILED, STOPPED, NOT_STARTED, CONFLICT, UNREADABLE = (
     "done", "running", "queued", "failed", "stopped", "not started", "conflict", "unreadable")
 STATES = (DONE, RUNNING, QUEUED, FAILED, STOPPED, NOT_STARTED, CONFLICT, UNREADABLE)  # the count line's order
-LOG_TAIL_BYTES = 65536  # how much of a group log's end is read for its last attempt
 EXIT_LINE = re.compile(r"^=== exit status (-?\d+) after ")  # what executors.run_logged writes after an attempt
 # Exit statuses of a run stopped by Ctrl-C or SIGTERM (its own 130/143, or killed by the signal): not a failure
 INTERRUPTED = (130, 143, -signal.SIGINT, -signal.SIGTERM)
@@ -52,15 +51,11 @@ class Attempt:
 
 def last_attempt(log_path: Path) -> Attempt | None:
     """The last attempt recorded in a group log (None: no log, or no attempt in it)."""
-    if not log_path.exists():
-        return None
-    with open(log_path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
-        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
+    lines = log_tail(log_path) if log_path.exists() else []
     starts = [i for i, line in enumerate(lines) if line.startswith(ATTEMPT_HEADER)]
     if not starts:
         return None
-    attempt = [line for line in lines[starts[-1] + 1:] if line]
+    attempt = lines[starts[-1] + 1:]
     exit_match = EXIT_LINE.match(attempt[-1]) if attempt else None
     output = attempt[:-1] if exit_match else attempt
     return Attempt(int(exit_match.group(1)) if exit_match else None, output[-1] if output else "")
@@ -74,8 +69,8 @@ def group_statuses(out: Path) -> list[GroupStatus]:
         raise ValueError(f"{out} holds no {SWEEP_FILE}: not the results folder of a drol-diag sweep")
     spec = spec_from_values(read_sweep_file(out / SWEEP_FILE), {})
     written = (out / SWEEP_FILE).stat().st_mtime  # (jobs submitted before the sweep last started are another run's)
-    jobs = {name: job for name, job in slurm.read_jobs(out).items()
-            if datetime.fromisoformat(job["submitted"]).timestamp() >= int(written)}
+    jobs = slurm.job_states(out, {name: job for name, job in slurm.read_jobs(out).items()
+                                  if datetime.fromisoformat(job["submitted"]).timestamp() >= int(written)})
     statuses: dict[str, GroupStatus] = {}
     for group in expand(spec):
         learner, run = resolve_group(spec, group)
@@ -88,15 +83,14 @@ def group_statuses(out: Path) -> list[GroupStatus]:
 
 
 def group_status(out: Path, run_dir: Path, name: str, settings: dict, steps: int,
-                 job: dict[str, str] | None) -> GroupStatus:
-    """One group's state: see the module docstring for what decides it, in that order."""
+                 job_state: slurm.JobState | None) -> GroupStatus:
+    """One group's state (`job_state`: of its latest job, if any): the module docstring says what decides it."""
     try:
         state = folders.folder_state(run_dir, settings, steps)
     except ValueError as error:
         return GroupStatus(name, UNREADABLE, str(error))
     if state.kind == folders.FINISHED:
         return GroupStatus(name, DONE, f"{state.steps_done} updates per seed")
-    job_state = slurm.job_state(out, job) if job else None
     job_text = f"job {job_state.job_id}" if job_state else ""
     holder = folders.lock_holder(run_dir)
     if holder is not None:

@@ -168,10 +168,9 @@ def sweep(
         slots = gpus.local_slots(spec.gpus, spec.groups_per_gpu) if executor == "local" else ()
         available = slurm.job_memory(spec) if executor == "slurm" else gpus.gpu_share(slots)
         plan = sweeps.plan_sweep(spec, out, force=force, available=available)
-        workers, group_threads = (gpus.slot_layout(slots, jobs, threads, len(os.sched_getaffinity(0))) if slots else
-                                  executors.worker_layout(executor, len(plan.to_run), jobs, threads))
+        workers, group_threads = executors.worker_layout(executor, len(plan.to_run), jobs, threads, slots)
         if executor == "ray":
-            executors.import_ray()
+            executors.import_optional("ray", executors.RAY_MISSING)
         on_slurm = slurm.slurm_settings(spec, out, group_threads) if executor == "slurm" else None
     except ValueError as error:
         fail(str(error))

@@ -12,13 +12,17 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
-from ablations import executors, folders, grid, slurm
+from ablations import executors, folders, gpus, grid, slurm
+from ablations.sweep import plan_sweep
+from ablations.tables import plan_text
 from drol_diag.runfolder import store
 from tests.helpers import SMALL_SWEEP, WAIT_S, assert_same_results, invoke, start_cli, wait_until
 from tests.test_bad_input import assert_refused, files_under
+from training.memory import GIB
 
 pytest.importorskip("submitit")
 
@@ -173,6 +177,38 @@ def test_each_group_job_asks_slurm_for_what_the_options_say(tmp_path, monkeypatc
                  "--array=0-4%2", "--nodes=1", "--ntasks-per-node=1", "--job-name=drol-diag", "--signal=USR2@90"):
         assert f"#SBATCH {line}" in script, (line, script)
     assert executor.folder == (tmp_path / "out" / slurm.SUBMITIT_DIR / "%j").absolute()
+
+
+def test_the_plan_checks_memory_against_sinfo_or_says_why_not_and_status_asks_sacct_once(tmp_path, monkeypatch):
+    # No SLURM here: sinfo and sacct on PATH print what SLURM would (as sbatch and srun above), and log their calls.
+    calls = tmp_path / "calls"
+    for tool, output in (("sinfo", "debug* 16000+\\ndebug* 8000\\ngpu 512000\\n"),
+                         ("sacct", "JobID|State|NodeList\\n71_0|RUNNING|n1\\n71_1|CANCELLED by 5|\\n")):
+        (tmp_path / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {calls}\nprintf '{output}'\n")
+        (tmp_path / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    spec = grid.spec_from_values({"tasks": "modes-2d", "seeds": [0], "k": [100000]}, {})  # (too big for any machine)
+    assert slurm.job_memory(spec) == (8000 * gpus.MIB, "the smallest node of the default partition has (sinfo)")
+    assert slurm.job_memory(replace(spec, partition="gpu"))[0] == 512000 * gpus.MIB
+    assert slurm.job_memory(replace(spec, memory_gb=4.0)) == (4 * GIB, "each job asks for (--memory-gb)")
+    assert slurm.job_memory(replace(spec, slurm_cluster="local")) is None  # (its jobs run on this machine)
+    assert slurm.job_memory(replace(spec, gpus_per_group=1.0)) == "the jobs' GPUs are on the cluster's nodes"
+    unknown = slurm.job_memory(replace(spec, partition="cpu"))
+    assert unknown == "sinfo reports no memory for partition cpu"
+    with pytest.raises(ValueError, match="GiB the smallest node of the default partition has"):
+        plan_sweep(spec, tmp_path / "out", available=slurm.job_memory(spec))
+    plan = plan_sweep(spec, tmp_path / "out", available=unknown)  # (not judged against this machine's memory)
+    assert "note: memory not checked by the plan: sinfo reports no memory for partition cpu; each run checks its " \
+           "own" in plan_text(plan, "")
+    (tmp_path / "sinfo").unlink()
+    assert slurm.job_memory(spec) == "sinfo cannot tell the memory of the default partition's nodes"
+    jobs = {f"modes-2d/dynamic-k{k}": {"job_id": f"71_{i}", "cluster": "slurm"} for i, k in enumerate((2, 4))}
+    calls.unlink()
+    states = slurm.job_states(tmp_path, jobs)
+    assert [(s.job_id, s.state) for s in states.values()] == [("71_0", "RUNNING"), ("71_1", "CANCELLED")]
+    assert calls.read_text().splitlines() == ["sacct -o JobID,State,NodeList --parsable2 -j 71"]  # one call, all jobs
+    (tmp_path / "sacct").unlink()
+    assert {s.state for s in slurm.job_states(tmp_path, jobs).values()} == {"UNKNOWN"}
 
 
 @pytest.mark.parametrize("args, phrase", [
