@@ -1,20 +1,11 @@
 """GPUs for a sweep's groups: which GPUs this machine has (found without starting JAX's backend in the
-sweep's own process, which would take a GPU's memory from its runs), and how the local executor shares
-them out.
+sweep's own process, which would take a GPU's memory from its runs), and how the executors share them out.
 
-The local executor runs `len(gpus) x groups_per_gpu` groups at a time, each in a *slot*: one GPU, made
-the only one its run process sees (CUDA_VISIBLE_DEVICES), and a 1/groups_per_gpu share of that GPU's
-memory for JAX to preallocate (XLA_CLIENT_MEM_FRACTION = GPU_POOL_FRACTION / groups_per_gpu of the GPU's
-total memory: JAX preallocates 75% of a GPU per process by default, so a second process on the same GPU
-would run out of memory). Slots are ordered round-robin over the GPUs (every GPU's first slot, then
-every GPU's second, ...), so the first groups of a sweep spread over all GPUs. Before anything is
-written, every group's memory estimate (training.memory) is checked against the memory JAX
-will preallocate in a slot (`gpu_share`), as the run itself checks against it once started: a group
-that cannot fit is refused up front instead of running out of memory.
-
-Ray gives a GPU task its own GPUs and sets CUDA_VISIBLE_DEVICES for it: there a group asks for
-`gpus_per_group` GPUs (Ray's num_gpus, see ablations.executors.run_ray) and its run gets the memory
-fraction of its share of a GPU (`ray_slot`: a fraction below 1 shares a GPU with other tasks).
+Locally, `len(gpus) x groups_per_gpu` groups run at a time, each in a *slot* (`gpu_slots`, round-robin over
+the GPUs): one GPU, the only one its run sees, and a 1/groups_per_gpu share of its memory for JAX to
+preallocate (JAX's default, 75% per process, would leave a second process on that GPU without memory); every
+group's memory estimate is checked against that share (`gpu_share`) before anything is written. On Ray, a
+group asks for `gpus_per_group` GPUs and its run gets the memory fraction of that share (`ray_slot`).
 """
 
 from __future__ import annotations
