@@ -1,25 +1,16 @@
-"""Every number the report shows, computed once from a results folder (reports.runs.Results).
+"""Every number the report shows, computed once from a results folder (reports.runs.Results), each with a 95%
+stratified bootstrap interval (reports.stats).
 
-Scores: per (ablation, K) the (runs, tasks) matrix of protocol scores; its IQM, mean, median and
-optimality gap, performance profile and sample-efficiency curve, each with a 95% stratified
-bootstrap interval; the probability that `dynamic` improves on each other variant at the same K
-(and on `fql`, which has no K); per task, mean, standard deviation and interval over seeds.
-Diagnostics: per (task, ablation, K) and logged quantity, the mean over seeds against training
-step with a bootstrap band, and its early (first logged value) and late (mean of the last third
-of training) values with intervals. Diverged seeds are left out of both and counted. Some are read against
-their yardsticks (a DERIVED quantity's declaration): returns minus their chance level, distances over the data's own
-scale.
-Calibrations: per run whose task logged a ground truth, each diagnostic estimate beside its truth
-(diagnostics.quantities.CALIBRATIONS): both late with intervals, |estimate - truth| late per seed, or the per-seed
-rank correlation of support_dist against the behaviour's log-density (diagnostics.calibration).
-Effect sizes: per comparison of dynamic with another variant, the IQM difference with its interval, judged
-against stats.SCORE_MATERIAL; per diagnostic, the per-seed early and late values the questions difference
-(each reported quantity's threshold: diagnostics.quantities.REPORTING). Reference levels: per task, the
-scores of the task's reference policies, as each run recorded them (config.json's task.reference_levels).
+Scores: per (ablation, K) the (runs, tasks) score matrix's aggregates, performance profile and sample-efficiency
+curve; P(dynamic > other) and IQM(dynamic) - IQM(other) per comparison (`comparisons`); per task, mean and
+standard deviation over seeds. Diagnostics: per (task, ablation, K) and quantity, the curve over seeds and its
+early and late values, diverged seeds left out. Calibrations: each estimate beside its truth
+(diagnostics.quantities.CALIBRATIONS). Reference levels: as each run recorded them (config.json).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,25 +80,17 @@ class DiagnosticSummary:
 
 @dataclass(frozen=True)
 class CalibrationSummary:
-    """One estimate beside its truth (diagnostics.quantities.Calibration) in one run, over its healthy seeds.
-
-    estimate, truth: their summaries (a per-probe quantity's by its per-row mean, PROBE_MEANS). agreement (1,):
-    the mean over seeds of the calibration's measure, with a bootstrap interval over seeds: |late estimate - late
-    truth|, or the rank correlation (over the seeds where it is defined; `agreement_values` NaN elsewhere).
-    difference (1,): late estimate - late truth, signed (DIFFERENCE only). pairs (seeds,): the (row, probe)
-    pairs behind each seed's rank correlation (RANK_CORRELATION only). left_out: the run's diverged seeds,
-    left out as from every diagnostic.
-    """
+    """One estimate beside its truth (diagnostics.quantities.Calibration) in one run, over its healthy seeds."""
 
     calibration: Calibration
-    estimate: DiagnosticSummary
+    estimate: DiagnosticSummary  # a per-probe quantity's by its per-row mean (PROBE_MEANS)
     truth: DiagnosticSummary
-    agreement: stats.Interval
-    agreement_values: np.ndarray
-    difference: stats.Interval | None
-    pairs: np.ndarray
+    agreement: stats.Interval  # (1,) mean over seeds of |late estimate - late truth|, or of the rank correlation
+    agreement_values: np.ndarray  # (seeds,) NaN where a rank correlation is undefined
+    difference: stats.Interval | None  # (1,) late estimate - late truth, signed (DIFFERENCE only)
+    pairs: np.ndarray  # (seeds,) the (row, probe) pairs behind each rank correlation (RANK_CORRELATION only)
     seeds: tuple[int, ...]
-    left_out: tuple[int, ...]
+    left_out: tuple[int, ...]  # the run's diverged seeds, left out as from every diagnostic
 
     @property
     def undefined(self) -> int:
@@ -161,22 +144,26 @@ class Analysis:
     # score's change over the last third of its evaluations (learning_trend)
     calibrations: dict[tuple[str, str, int], tuple[CalibrationSummary, ...]] = field(default_factory=dict)  # task,
     # ablation, K -> the calibrations whose truth the run logged, in CALIBRATIONS order (runs without truth: absent)
+    # the bootstraps the questions and the verdict summary share, computed once (init=False: a replace() starts afresh)
+    memo: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
 
 def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.DEFAULT_SEED) -> Analysis:
-    """Compute every statistic of the report (see the module docstring)."""
     analysis = Analysis(reps=reps, seed=seed)
-    table = results.scores
     for ablation, k in results.groups:
-        tasks = [t for t in results.tasks if results.run(t, ablation, k) is not None]
+        tasks = ran_tasks(results, ablation, k)
         for task in tasks:
-            analysis.per_task[(task, ablation, k)] = task_scores(table, task, ablation, k, reps, seed)
-        matrix = score_matrix(table, ablation, k, tasks)
-        if matrix.num_runs == 0:
-            continue
-        analysis.groups[(ablation, k)] = group_scores(results, matrix, reps, seed)
+            analysis.per_task[(task, ablation, k)] = task_scores(results.scores, task, ablation, k, reps, seed)
+        matrix = score_matrix(results.scores, ablation, k, tasks)
+        if matrix.num_runs:
+            analysis.groups[(ablation, k)] = group_scores(results, matrix, reps, seed)
     for key in comparisons(results):
-        compared = compare(results, *key, reps, seed)
+        compared = compare(results, analysis, *key)
         if compared is not None:
             analysis.improvement[key], analysis.score_difference[key], analysis.matched[key] = compared
     for (task, ablation, k) in analysis.per_task:
@@ -192,10 +179,13 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
         calibrated = run_calibrations(results, logged, run.task, run.ablation, run.k, reps, seed)
         if calibrated:
             analysis.calibrations[(run.task, run.ablation, run.k)] = calibrated
-    for run in results.runs:  # (every run of a task records the same levels: its config.json)
-        if run.reference_levels:
+        if run.reference_levels:  # (every run of a task records the same levels: its config.json)
             analysis.references.setdefault(run.task, run.reference_levels)
     return analysis
+
+
+def ran_tasks(results: Results, ablation: str, k: int) -> list[str]:
+    return [t for t in results.tasks if results.run(t, ablation, k) is not None]
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
@@ -215,25 +205,29 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
     return pairs
 
 
-def compare(results: Results, x: str, kx: int, y: str, ky: int, reps: int,
-            seed: int) -> tuple[stats.Interval, stats.Interval, Matched] | None:
+def compare(results: Results, analysis: Analysis, x: str, kx: int, y: str,
+            ky: int) -> tuple[stats.Interval, stats.Interval, Matched] | None:
     """P(X > Y), IQM(X) - IQM(Y) and what they rest on, over the tasks where both have scores; None without
-    such a task."""
-    table = results.scores
-    ran = lambda a, k: {t for t in results.tasks if results.run(t, a, k) is not None}
-    tasks = sorted(ran(x, kx) & ran(y, ky))
+    such a task. Computed once per analysis."""
+    return analysis.cached(("compare", x, kx, y, ky), lambda: _compare(results, x, kx, y, ky, analysis.reps,
+                                                                         analysis.seed))
+
+
+def _compare(results: Results, x: str, kx: int, y: str, ky: int, reps: int,
+             seed: int) -> tuple[stats.Interval, stats.Interval, Matched] | None:
+    ran_x, ran_y = set(ran_tasks(results, x, kx)), set(ran_tasks(results, y, ky))
+    tasks = sorted(ran_x & ran_y)
     if not tasks:
         return None
-    mx, my = score_matrix(table, x, kx, tasks), score_matrix(table, y, ky, tasks)
+    mx, my = score_matrix(results.scores, x, kx, tasks), score_matrix(results.scores, y, ky, tasks)
     if not (mx.num_runs and my.num_runs):
         return None
-    improvement = stats.batched_bootstrap((mx.scores, my.scores), stats.probability_of_improvement_batched, reps,
-                                          seed)
-    difference = stats.batched_bootstrap((mx.scores, my.scores), stats.iqm_difference_batched, reps, seed)
-    left_out = tuple(sorted((ran(x, kx) | ran(y, ky)) - set(tasks)))
-    return improvement, difference, Matched(tuple(tasks), left_out,
-                                            stats.batched_bootstrap(mx.scores, stats.iqm_batched, reps, seed),
-                                            stats.batched_bootstrap(my.scores, stats.iqm_batched, reps, seed))
+    pair = (mx.scores, my.scores)
+    return (stats.batched_bootstrap(pair, stats.probability_of_improvement_batched, reps, seed),
+            stats.batched_bootstrap(pair, stats.iqm_difference_batched, reps, seed),
+            Matched(tuple(tasks), tuple(sorted((ran_x | ran_y) - set(tasks))),
+                    stats.batched_bootstrap(mx.scores, stats.iqm_batched, reps, seed),
+                    stats.batched_bootstrap(my.scores, stats.iqm_batched, reps, seed)))
 
 
 def learning_trend(results: Results, task: str, ablation: str, k: int, reps: int, seed: int) -> stats.Interval | None:
@@ -266,12 +260,16 @@ def group_scores(results: Results, matrix: ScoreMatrix, reps: int, seed: int) ->
     return GroupScores(matrix, aggregates, profile, efficiency)
 
 
+def run_rows(table, task: str, ablation: str, k: int):
+    """The score table's rows (one per seed) of one run."""
+    return table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+
+
 def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -> TaskScores:
-    rows = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+    rows = run_rows(table, task, ablation, k)
     scored = rows[np.isfinite(rows.score)]
     values = scored.score.to_numpy(np.float64)
-    mean = stats.seed_interval(values[:, None], reps, seed) if values.size else \
-        stats.Interval(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), 0)
+    mean = stats.seed_interval(values[:, None], reps, seed) if values.size else stats.no_interval(np.full(1, np.nan), 0)
     std = float(np.std(values, ddof=1)) if values.size > 1 else float("nan")
     return TaskScores(mean, std, tuple(int(s) for s in scored.seed),
                       tuple(int(s) for s in rows[~np.isfinite(rows.score)].seed))
@@ -287,8 +285,7 @@ def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Da
 
 def run_seeds(results: Results, task: str, ablation: str, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """A run's healthy seeds (never diverged: every diagnostic statistic rests on them) and its diverged ones."""
-    table = results.scores
-    rows = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+    rows = run_rows(results.scores, task, ablation, k)
     return tuple(int(s) for s in rows[~rows.diverged].seed), tuple(int(s) for s in rows[rows.diverged].seed)
 
 
@@ -316,7 +313,7 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
             values, pairs, difference = support_rank_correlation(distance, logp), finite_pairs(distance, logp), None
         defined = values[np.isfinite(values)]
         agreement = (stats.seed_interval(defined[:, None], reps, seed) if defined.size else
-                     stats.Interval(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), 0))
+                     stats.no_interval(np.full(1, np.nan), 0))
         calibrated.append(CalibrationSummary(calibration, estimate, truth, agreement, values, difference, pairs,
                                              healthy, diverged))
     return tuple(calibrated)
@@ -355,12 +352,17 @@ def diagnostic_summary(logged: xr.Dataset, name: str, reps: int, seed: int) -> D
 
 
 def _interval_json(interval: stats.Interval, names: tuple[str, ...] | None = None) -> dict[str, Any]:
-    as_list = lambda a: [None if not np.isfinite(v) else float(v) for v in a]
+    """{point, low, high: lists, runs}; given `names`, {name: {point, low, high: numbers, runs}} per entry."""
+    lists = {key: [_finite(v) for v in getattr(interval, key)] for key in ("point", "low", "high")}
     if names is None:
-        return {"point": as_list(interval.point), "low": as_list(interval.low), "high": as_list(interval.high),
-                "runs": interval.runs}
-    return {name: {"point": as_list(interval.point)[i], "low": as_list(interval.low)[i],
-                   "high": as_list(interval.high)[i], "runs": interval.runs} for i, name in enumerate(names)}
+        return {**lists, "runs": interval.runs}
+    return {name: {**{key: values[i] for key, values in lists.items()}, "runs": interval.runs}
+            for i, name in enumerate(names)}
+
+
+def _value_json(interval: stats.Interval) -> dict[str, Any]:
+    """A (1,) interval as {point, low, high, runs}."""
+    return _interval_json(interval, ("value",))["value"]
 
 
 def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
@@ -381,13 +383,12 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
                                                            **_interval_json(group.sample_efficiency.estimate),
                                                            **described}
     improvement: dict[str, Any] = {}
-    for (x, kx, y, ky), interval in analysis.improvement.items():
-        improvement.setdefault(f"{x}>{y}", {})[str(kx)] = {**_interval_json(interval, ("P",))["P"],
-                                                            "k_x": kx, "k_y": ky}
     difference: dict[str, Any] = {}
     for (x, kx, y, ky), interval in analysis.score_difference.items():
+        improvement.setdefault(f"{x}>{y}", {})[str(kx)] = {**_value_json(analysis.improvement[(x, kx, y, ky)]),
+                                                            "k_x": kx, "k_y": ky}
         difference.setdefault(f"{x}-{y}", {})[str(kx)] = {
-            **_interval_json(interval, ("IQM difference",))["IQM difference"], "k_x": kx, "k_y": ky,
+            **_value_json(interval), "k_x": kx, "k_y": ky,
             "material": stats.is_material(interval, stats.SCORE_MATERIAL),
             "verdict": stats.verdict(interval, stats.SCORE_MATERIAL),
             "tasks": list(analysis.matched[(x, kx, y, ky)].tasks),
@@ -402,18 +403,16 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
     for (name, task, ablation, k), summary in analysis.diagnostics.items():
         diagnostics.setdefault(name, {}).setdefault(task, {}).setdefault(ablation, {})[str(k)] = {
             "step": summary.curve.steps.tolist(), "curve": _interval_json(summary.curve.estimate),
-            "early": _interval_json(summary.early, ("value",))["value"],
-            "late": _interval_json(summary.late, ("value",))["value"], "seeds": list(summary.seeds)}
+            "early": _value_json(summary.early), "late": _value_json(summary.late), "seeds": list(summary.seeds)}
     calibration: dict[str, Any] = {}
     for (task, ablation, k), summaries in analysis.calibrations.items():
         calibration.setdefault(task, {}).setdefault(ablation, {})[str(k)] = {
             s.calibration.estimate: {
                 "truth": s.calibration.truth, "measure": s.calibration.measure, "bar": s.calibration.bar,
-                "estimate_late": _interval_json(s.estimate.late, ("value",))["value"],
-                "truth_late": _interval_json(s.truth.late, ("value",))["value"],
-                "agreement": _interval_json(s.agreement, ("value",))["value"],
+                "estimate_late": _value_json(s.estimate.late), "truth_late": _value_json(s.truth.late),
+                "agreement": _value_json(s.agreement),
                 "agreement_per_seed": [_finite(v) for v in s.agreement_values],
-                "difference": None if s.difference is None else _interval_json(s.difference, ("value",))["value"],
+                "difference": None if s.difference is None else _value_json(s.difference),
                 "within_bar": s.calibration.within_bar(float(s.agreement.point[0])),
                 "pairs_per_seed": [int(n) for n in s.pairs], "seeds": list(s.seeds),
                 "diverged_left_out": list(s.left_out)}

@@ -1,16 +1,9 @@
-"""`drol-diag report DIR`: read the runs, compute, render, and write the four outputs.
+"""`drol-diag report DIR`: read the runs (reports.runs), compute (reports.analysis), write the sections
+(reports.sections) as report.html, report.pdf, scores.csv (per-seed scores) and report.json (every statistic).
 
-    results folder -> reports.runs.read_results -> reports.analysis.analyse -> reports.sections
-    -> reports.document.Report -> report.html (reports.html), report.pdf (reports.pdf),
-       scores.csv (the per-seed scores), report.json (every statistic)
-
-A report is written whole or not at all: every output is first written under a temporary name beside
-it, then all are renamed; when one cannot be written (or the report is interrupted) the temporaries are
-removed and the previous outputs (or none) stay as they were, never a half-written file or a partial set.
-
-Every run folder found is read or skipped: a skipped one (its log or config.json cannot be read, a
-chunk included: every value is read once) is listed with its path and the reason in the inventory
-(HTML, PDF, report.json's "inventory") and, through `warn`, on stderr; `strict` makes any a ReportError.
+A report is written whole or not at all: every output goes to a temporary name beside it, then all are renamed;
+on a failure (or an interrupt) the temporaries are removed and the previous outputs stay. A run folder that cannot
+be read is listed with the reason in the inventory and, through `warn`, on stderr; `strict` makes it an error.
 """
 
 from __future__ import annotations

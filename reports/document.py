@@ -1,9 +1,5 @@
-"""The report as data: sections of paragraphs, tables, figures and commands, rendered to HTML
-(reports.html) and PDF (reports.pdf) alike, so both always carry the same content.
-
-Every block holds finished text (numbers already formatted with their intervals) and figures as
-PNG bytes; renderers only lay them out.
-"""
+"""The report as data: sections of paragraphs, tables, figures and commands, rendered to HTML (reports.html) and
+PDF (reports.pdf) alike. Every block holds finished text, figures PNG bytes; renderers only lay them out."""
 
 from __future__ import annotations
 

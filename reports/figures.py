@@ -1,16 +1,9 @@
 """The report's figures (matplotlib with seaborn's style), drawn from finished numbers.
 
-One colour per ablation across every figure (seaborn's colour-blind palette in the order of
-`drol-diag list ablations`), one marker per ablation as well so lines stay distinguishable in
-grey print. Bands are 95% bootstrap intervals over seeds; where a line has no interval (one seed)
-it is drawn dashed without a band and its legend entry says so. The second line of a pair drawn in one colour
-(a truth beside the estimate of it, `Line.secondary`) is dotted with hollow markers, banded or not.
-
-Axes do not mislead: a quantity's axis stays within the values it can take (no dead-candidates axis
-below 0), spans at least its materiality threshold twice over (so a visible gap is not a sub-threshold
-one blown up), and where an axis is still narrow beside its values it says so in the panel. Axis labels
-and titles wrap to their panel's width instead of running off the figure. Reference levels (a task's
-reference policies) are grey horizontal lines, one line style each, named in the legend.
+One colour and marker per ablation in every figure (colour-blind palette, readable in grey print). Bands are 95%
+bootstrap intervals; a line without one (one seed) is dashed and says so; the second line of a pair in one
+colour (a truth beside its estimate) is dotted with hollow markers. Axes do not mislead: a quantity's axis stays
+within the values it can take, spans at least twice its materiality threshold, and says when it is still narrow.
 """
 
 from __future__ import annotations

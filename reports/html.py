@@ -1,9 +1,5 @@
-"""Render a reports.document.Report as one self-contained HTML5 page.
-
-The page needs nothing outside itself: the stylesheet is inline, figures are embedded as base64
-PNG data URLs, there are no scripts, fonts or external links. Every piece of text from the report
-is escaped, so text that looks like markup shows literally.
-"""
+"""Render a reports.document.Report as one self-contained HTML5 page: inline stylesheet, figures as base64 PNG
+data URLs, no scripts, fonts or links; every text escaped, so text that looks like markup shows literally."""
 
 from __future__ import annotations
 
@@ -128,66 +124,38 @@ def numeric_columns(table: Table) -> list[bool]:
 
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML5 document (inline CSS, embedded PNG figures)."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_text(report.title)}</title>",
-        f"<style>{STYLESHEET}</style>",
-        "</head>",
-        "<body>",
-        _header(report),
-        _contents(report.sections),
-        "<main>",
-        *(_section(section) for section in report.sections),
-        "</main>",
-        "</body>",
-        "</html>",
-    ]
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{_text(report.title)}</title>", f"<style>{STYLESHEET}</style>", "</head>", "<body>",
+             _header(report), _contents(report.sections), "<main>",
+             *(_section(section) for section in report.sections), "</main>", "</body>", "</html>"]
     return "\n".join(parts) + "\n"
 
 
 def _text(text: str) -> str:
-    """Text escaped for HTML element content and attribute values."""
     return html.escape(text, quote=True)
 
 
 def _header(report: Report) -> str:
-    """Title, subtitle and the short summary list."""
-    lines = ["<header>", f"<h1>{_text(report.title)}</h1>"]
-    if report.subtitle:
-        lines.append(f'<p class="subtitle">{_text(report.subtitle)}</p>')
-    if report.summary:
-        lines.append('<ul class="summary">')
-        lines.extend(f"<li>{_text(line)}</li>" for line in report.summary)
-        lines.append("</ul>")
-    lines.append("</header>")
-    return "\n".join(lines)
+    subtitle = [f'<p class="subtitle">{_text(report.subtitle)}</p>'] if report.subtitle else []
+    summary = ['<ul class="summary">', *(f"<li>{_text(line)}</li>" for line in report.summary), "</ul>"] \
+        if report.summary else []
+    return "\n".join(["<header>", f"<h1>{_text(report.title)}</h1>", *subtitle, *summary, "</header>"])
 
 
 def _contents(sections: tuple[Section, ...]) -> str:
-    """The table of contents: one link per section anchor."""
     if not sections:
         return ""
-    items = "\n".join(
-        f'<li><a href="#{_text(section.anchor)}">{_text(section.title)}</a></li>' for section in sections
-    )
+    items = "\n".join(f'<li><a href="#{_text(section.anchor)}">{_text(section.title)}</a></li>' for section in sections)
     return f'<nav class="contents" aria-label="Contents">\n<h2>Contents</h2>\n<ol>\n{items}\n</ol>\n</nav>'
 
 
 def _section(section: Section) -> str:
-    """One section: its heading (carrying the anchor id) and its blocks in order."""
-    lines = [f'<section id="{_text(section.anchor)}">', f"<h2>{_text(section.title)}</h2>"]
-    for block in section.blocks:
-        lines.append(_block(block))
-    lines.append("</section>")
-    return "\n".join(lines)
+    return "\n".join([f'<section id="{_text(section.anchor)}">', f"<h2>{_text(section.title)}</h2>",
+                      *map(_block, section.blocks), "</section>"])
 
 
 def _block(block: object) -> str:
-    """One block of a section as HTML."""
     if isinstance(block, Paragraph):
         return f"<p>{_text(block.text)}</p>"
     if isinstance(block, Notice):
@@ -206,37 +174,23 @@ def _notice(notice: Notice) -> str:
     kind = notice.kind if notice.kind in NOTICE_LABELS else "warning"
     label = NOTICE_LABELS[kind]
     role = "note" if kind == "missing" else "alert"
-    lines = [
-        f'<div class="notice {kind}" role="{role}">',
-        f'<p><span class="label">{_text(label)}</span> {_text(notice.text)}</p>',
-    ]
-    if notice.command:
-        lines.append(f"<pre><code>{_text(notice.command)}</code></pre>")
-    lines.append("</div>")
-    return "\n".join(lines)
+    command = [f"<pre><code>{_text(notice.command)}</code></pre>"] if notice.command else []
+    return "\n".join([f'<div class="notice {kind}" role="{role}">',
+                      f'<p><span class="label">{_text(label)}</span> {_text(notice.text)}</p>', *command, "</div>"])
 
 
 def _table(table: Table) -> str:
     """Caption, the table (numeric cells right-aligned; cells wrap, between words first, so that every column
     shows within the page's width rather than behind a sideways scroll), then the note."""
-    header = "".join(
-        f'<th scope="col" class="num">{_text(column)}</th>' if numeric else f'<th scope="col">{_text(column)}</th>'
-        for column, numeric in zip(table.columns, numeric_columns(table))
-    )
+    header = "".join(f'<th scope="col" class="num">{_text(column)}</th>' if numeric else
+                     f'<th scope="col">{_text(column)}</th>' for column, numeric in zip(table.columns,
+                                                                                          numeric_columns(table)))
     body_rows = [f"<tr>{''.join(_cell(cell) for cell in row)}</tr>" for row in table.rows]
     lines = ['<div class="table-block">']
     if table.caption:
         lines.append(f'<p class="table-caption">{_text(table.caption)}</p>')
-    lines += [
-        '<div class="table-scroll">',
-        "<table>",
-        f"<thead><tr>{header}</tr></thead>",
-        "<tbody>",
-        *body_rows,
-        "</tbody>",
-        "</table>",
-        "</div>",
-    ]
+    lines += ['<div class="table-scroll">', "<table>", f"<thead><tr>{header}</tr></thead>", "<tbody>", *body_rows,
+              "</tbody>", "</table>", "</div>"]
     if table.note:
         lines.append(f'<p class="table-note">{_text(table.note)}</p>')
     lines.append("</div>")
@@ -258,20 +212,12 @@ def _figure(figure: Figure) -> str:
     width_px = max(1, round(figure.width_in * CSS_PIXELS_PER_INCH))
     height_px = max(1, round(figure.height_in * CSS_PIXELS_PER_INCH))
     data = base64.b64encode(figure.png).decode("ascii")
-    return (
-        f'<figure id="figure-{_text(figure.name)}">\n'
-        f'<img src="data:image/png;base64,{data}" alt="{_text(figure.caption)}" '
-        f'width="{width_px}" height="{height_px}" style="width:{width_px}px;max-width:100%;height:auto">\n'
-        f"<figcaption>{_text(figure.caption)}</figcaption>\n"
-        "</figure>"
-    )
+    return (f'<figure id="figure-{_text(figure.name)}">\n'
+            f'<img src="data:image/png;base64,{data}" alt="{_text(figure.caption)}" '
+            f'width="{width_px}" height="{height_px}" style="width:{width_px}px;max-width:100%;height:auto">\n'
+            f"<figcaption>{_text(figure.caption)}</figcaption>\n</figure>")
 
 
 def _command(command: Command) -> str:
-    """What the command is for, then the command verbatim."""
-    lines = ['<div class="command">']
-    if command.caption:
-        lines.append(f'<p class="command-caption">{_text(command.caption)}</p>')
-    lines.append(f"<pre><code>{_text(command.text)}</code></pre>")
-    lines.append("</div>")
-    return "\n".join(lines)
+    caption = [f'<p class="command-caption">{_text(command.caption)}</p>'] if command.caption else []
+    return "\n".join(['<div class="command">', *caption, f"<pre><code>{_text(command.text)}</code></pre>", "</div>"])

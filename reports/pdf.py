@@ -1,13 +1,9 @@
 """Render a reports.document.Report as an A4 PDF with reportlab's platypus layout engine.
 
-Page 1 carries the title, subtitle, summary and a contents list with page numbers (and links);
-every section then starts on a new page. Text is real PDF text in the built-in Helvetica and
-Courier fonts; a character they cannot encode (beyond Windows-1252) is set in DejaVu Sans (Mono), embedded
-(subset) from the copy matplotlib ships, so a path in Greek or Cyrillic prints as typed, and a character
-DejaVu lacks too (CJK, for one) is printed visibly as its escape (\\u6570), never as a box. Tables wrap
-their cells and repeat their header row across pages, figures are scaled to the frame.
-The file is written atomically: a temporary file next to the target is renamed over it only once rendering
-has succeeded.
+Page 1 carries the title, summary, the verdicts and a contents list with page numbers (and links). Text is real
+PDF text in Helvetica and Courier; a character they cannot encode (beyond Windows-1252) is set in DejaVu Sans
+(Mono), embedded from matplotlib's copy, and one DejaVu lacks too (CJK) is printed as its escape (\\u6570), never
+as a box. Tables wrap their cells and repeat their header row across pages; figures are scaled to the frame.
 """
 
 from __future__ import annotations
@@ -84,20 +80,10 @@ def render_pdf(report: document.Report, path: pathlib.Path) -> None:
     path = pathlib.Path(path)
     temporary_path = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        story = _story(report)
-        document_template = _ReportDocTemplate(
-            str(temporary_path),
-            pagesize=PAGE_SIZE,
-            leftMargin=MARGIN,
-            rightMargin=MARGIN,
-            topMargin=MARGIN,
-            bottomMargin=MARGIN,
-            title=report.title,
-            subject=report.subtitle,
-            creator="drol-diag",
-        )
-        footer = _footer_painter(report.title)
-        document_template.multiBuild(story, onFirstPage=_no_footer, onLaterPages=footer)
+        template = _ReportDocTemplate(str(temporary_path), pagesize=PAGE_SIZE, leftMargin=MARGIN, rightMargin=MARGIN,
+                                      topMargin=MARGIN, bottomMargin=MARGIN, title=report.title,
+                                      subject=report.subtitle, creator="drol-diag")
+        template.multiBuild(_story(report), onFirstPage=_no_footer, onLaterPages=_footer_painter(report.title))
         os.replace(temporary_path, path)
     except BaseException:
         temporary_path.unlink(missing_ok=True)
@@ -117,7 +103,6 @@ def _register_fonts() -> None:
 
 @functools.cache
 def _glyphs(font_name: str) -> frozenset[int]:
-    """The code points a registered TrueType font has glyphs for."""
     _register_fonts()
     return frozenset(pdfmetrics.getFont(font_name).face.charToGlyph)
 
@@ -167,7 +152,6 @@ def _text_width(text: str, font_name: str, font_size: float) -> float:
 
 
 def _style(name: str, **attributes: object) -> ParagraphStyle:
-    """A paragraph style on the Helvetica defaults of this report."""
     defaults = {"fontName": FONT, "fontSize": 10, "leading": 13.5, "textColor": TEXT_COLOR}
     return ParagraphStyle(name, **{**defaults, **attributes})
 
@@ -182,9 +166,8 @@ SECTION_HEADING = _style("section", fontName=FONT_BOLD, fontSize=16, leading=20,
 BODY = _style("body", fontSize=9, leading=11.5, spaceAfter=5)
 TABLE_CAPTION = _style("table-caption", fontName=FONT_BOLD, fontSize=9, leading=12, spaceBefore=6, spaceAfter=4)
 TABLE_NOTE = _style("table-note", fontSize=8, leading=10, textColor=MUTED_COLOR, spaceBefore=3)
-FIGURE_CAPTION = _style(
-    "figure-caption", fontName=FONT_OBLIQUE, fontSize=8, leading=10, alignment=TA_CENTER, textColor=MUTED_COLOR
-)
+FIGURE_CAPTION = _style("figure-caption", fontName=FONT_OBLIQUE, fontSize=8, leading=10, alignment=TA_CENTER,
+                        textColor=MUTED_COLOR)
 NOTICE_TEXT = _style("notice", fontSize=9.5, leading=12.5)
 COMMAND_CAPTION = _style("command-caption", fontSize=9.5, leading=12.5, spaceBefore=4, spaceAfter=3)
 CODE = _style("code", fontName=FONT_MONO, fontSize=8, leading=10)
@@ -195,14 +178,11 @@ def _cell_styles(column_count: int) -> dict[str, ParagraphStyle]:
     """Paragraph styles of table cells: 8 pt, or 7 pt for tables wider than WIDE_TABLE_COLUMNS."""
     size = 7 if column_count > WIDE_TABLE_COLUMNS else 8
     leading = size + 2
-    return {
-        "text": _style("cell", fontSize=size, leading=leading, splitLongWords=1),
-        "number": _style("cell-number", fontSize=size, leading=leading, alignment=TA_RIGHT, splitLongWords=1),
-        "header": _style("cell-header", fontName=FONT_BOLD, fontSize=size, leading=leading, splitLongWords=1),
-        "header-number": _style(
-            "cell-header-number", fontName=FONT_BOLD, fontSize=size, leading=leading, alignment=TA_RIGHT
-        ),
-    }
+    return {"text": _style("cell", fontSize=size, leading=leading, splitLongWords=1),
+            "number": _style("cell-number", fontSize=size, leading=leading, alignment=TA_RIGHT, splitLongWords=1),
+            "header": _style("cell-header", fontName=FONT_BOLD, fontSize=size, leading=leading, splitLongWords=1),
+            "header-number": _style("cell-header-number", fontName=FONT_BOLD, fontSize=size, leading=leading,
+                                    alignment=TA_RIGHT)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +202,6 @@ class _ReportDocTemplate(SimpleDocTemplate):
     """SimpleDocTemplate that turns each section heading into a contents entry and a bookmark."""
 
     def afterFlowable(self, flowable: Flowable) -> None:
-        """Register a section heading once it is placed on its page."""
         if isinstance(flowable, _SectionHeading):
             self.canv.bookmarkPage(flowable.key)
             self.canv.addOutlineEntry(flowable.title, flowable.key, level=0, closed=False)
@@ -264,7 +243,6 @@ def _footer_painter(title: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
 
 
 def _story(report: document.Report) -> list[Flowable]:
-    """Every flowable of the document, in order."""
     story: list[Flowable] = [_para(report.title, TITLE)]
     if report.subtitle:
         story.append(_para(report.subtitle, SUBTITLE))
@@ -308,11 +286,8 @@ def _code(text: str, width: float) -> XPreformatted:
 
 
 def _wrap_command_line(line: str, characters_per_line: int) -> list[str]:
-    """One line of a command cut into lines of at most `characters_per_line` characters.
-
-    Lines break after a space, '/' or ',' where they can (so paths and comma lists break at their
-    separators), and inside a token only when it is longer than a whole line.
-    """
+    """A command's line cut into lines of at most `characters_per_line`: after a space, '/' or ',' where they can
+    (paths and comma lists break at their separators), inside a token only when it is longer than a line."""
     pieces = [piece for piece in re.split(r"(?<=[ /,])", line) if piece]
     lines, current = [], ""
     for piece in pieces:
@@ -331,7 +306,6 @@ def _wrap_command_line(line: str, characters_per_line: int) -> list[str]:
 
 
 def _block(block: object) -> list[Flowable]:
-    """One report block as flowables."""
     if isinstance(block, document.Paragraph):
         return [_para(block.text, BODY)]
     if isinstance(block, document.Notice):
@@ -348,14 +322,9 @@ def _block(block: object) -> list[Flowable]:
 def _boxed(flowables: list[Flowable], background: colors.Color, rule: colors.Color | None = None) -> LayoutTable:
     """Flowables in a one-cell, full-width box with a background (and a coloured left rule)."""
     box = LayoutTable([[flowables]], colWidths=[FRAME_WIDTH])
-    left, right, top, bottom = BOX_PADDING
-    commands = [
-        ("BACKGROUND", (0, 0), (-1, -1), background),
-        ("LEFTPADDING", (0, 0), (-1, -1), left),
-        ("RIGHTPADDING", (0, 0), (-1, -1), right),
-        ("TOPPADDING", (0, 0), (-1, -1), top),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), bottom),
-    ]
+    commands = [("BACKGROUND", (0, 0), (-1, -1), background)] + [
+        (f"{side}PADDING", (0, 0), (-1, -1), padding) for side, padding in zip(("LEFT", "RIGHT", "TOP", "BOTTOM"),
+                                                                              BOX_PADDING)]
     if rule is not None:
         commands.append(("LINEBEFORE", (0, 0), (0, -1), 4, rule))
     box.setStyle(TableStyle(commands))
@@ -366,9 +335,8 @@ def _notice(notice: document.Notice) -> LayoutTable:
     """A coloured box with a bold label (so its kind does not rest on colour alone) and the command."""
     kind = notice.kind if notice.kind in NOTICE_LABELS else "warning"
     background, rule = NOTICE_COLORS[kind]
-    content: list[Flowable] = [
-        Paragraph(f"<b>{escape(NOTICE_LABELS[kind])}</b> {_markup(notice.text, NOTICE_TEXT.fontName)}", NOTICE_TEXT)
-    ]
+    content: list[Flowable] = [Paragraph(f"<b>{escape(NOTICE_LABELS[kind])}</b> "
+                                         f"{_markup(notice.text, NOTICE_TEXT.fontName)}", NOTICE_TEXT)]
     if notice.command:
         content += [Spacer(1, 4), _code(notice.command, BOX_CONTENT_WIDTH)]
     return _boxed(content, background, rule)
@@ -391,30 +359,18 @@ def _table(table: document.Table) -> list[Flowable]:
         return [_para(text, style) for text, style in texts if text]
     styles = _cell_styles(column_count)
     rows = [tuple(row[:column_count]) + ("",) * (column_count - len(row)) for row in table.rows]
-    header = [
-        _para(title, styles["header-number" if numeric else "header"])
-        for title, numeric in zip(table.columns, numeric_columns(table))
-    ]
-    body = [
-        [_para(cell, styles["number" if looks_numeric(cell) else "text"]) for cell in row] for row in rows
-    ]
+    header = [_para(title, styles["header-number" if numeric else "header"])
+              for title, numeric in zip(table.columns, numeric_columns(table))]
+    body = [[_para(cell, styles["number" if looks_numeric(cell) else "text"]) for cell in row] for row in rows]
     cell_padding = 2 if column_count > WIDE_TABLE_COLUMNS else 3
     widths = _column_widths(table.columns, rows, styles["text"].fontSize, cell_padding)
     layout = LongTable([header, *body], colWidths=widths, repeatRows=1, hAlign="LEFT")
-    layout.setStyle(
-        TableStyle(
-            [
-                ("GRID", (0, 0), (-1, -1), 0.4, RULE_COLOR),
-                ("BACKGROUND", (0, 0), (-1, 0), HEADER_BACKGROUND),
-                ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA_BACKGROUND]),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("LEFTPADDING", (0, 0), (-1, -1), cell_padding),
-                ("RIGHTPADDING", (0, 0), (-1, -1), cell_padding),
-                ("TOPPADDING", (0, 0), (-1, -1), 2),
-                ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-            ]
-        )
-    )
+    everywhere = ((0, 0), (-1, -1))
+    layout.setStyle(TableStyle([
+        ("GRID", *everywhere, 0.4, RULE_COLOR), ("BACKGROUND", (0, 0), (-1, 0), HEADER_BACKGROUND),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA_BACKGROUND]), ("VALIGN", *everywhere, "TOP"),
+        ("LEFTPADDING", *everywhere, cell_padding), ("RIGHTPADDING", *everywhere, cell_padding),
+        ("TOPPADDING", *everywhere, 2), ("BOTTOMPADDING", *everywhere, 3)]))
     # A caption is not left alone at the foot of a page: a new page unless its table can start there.
     # (keepWithNext would move a whole long table to the next page, leaving a gap.)
     flowables: list[Flowable] = [CondPageBreak(TABLE_START_HEIGHT)]
@@ -427,16 +383,11 @@ def _table(table: document.Table) -> list[Flowable]:
     return flowables
 
 
-def _column_widths(
-    columns: tuple[str, ...], rows: list[tuple[str, ...]], font_size: float, cell_padding: float
-) -> list[float]:
-    """Column widths (points) that fill the frame width.
-
-    Every column first gets its least width, the first of these that fits: (a) numbers unbroken and
-    text broken only between words, (b) every word unbroken, or else (c) the words' widths shrunk
-    to fit (long words then split). What is left is shared in proportion to how much more each
-    column needs to show its longest body cell on one line (headers wrap between words).
-    """
+def _column_widths(columns: tuple[str, ...], rows: list[tuple[str, ...]], font_size: float,
+                   cell_padding: float) -> list[float]:
+    """Column widths (points) that fill the frame: each column first gets its least width, the first that fits of
+    (a) numbers unbroken and text broken between words, (b) every word unbroken, (c) the words' widths shrunk (long
+    words then split); the rest is shared in proportion to what each needs to show its longest cell on one line."""
     padding = 2 * cell_padding + 1  # 1 pt to spare for rounding
 
     def width(text: str, bold: bool = False) -> float:

@@ -1,10 +1,5 @@
-"""The report's sections in order: the run inventory, the six referee questions (reports.questions), the diagnostics
-against the task's ground truth (reports.questions.truth), the per-task scores and the published numbers beside
-this sweep's; and the three summary lines the build prints.
-
-Each question's section answers from the numbers (reports.analysis) or, where the runs cannot answer it, gives
-the sweep command that would; the wording rules are in reports.text.
-"""
+"""The report's sections in order (the verdict summary, the inventory, the questions, the per-task scores and the
+published numbers beside this sweep's), and the three summary lines the build prints."""
 
 from __future__ import annotations
 
@@ -14,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reports import stats
-from reports.analysis import REFERENCE_ABLATION, Analysis, compare
+from reports.analysis import REFERENCE_ABLATION, Analysis
 from reports.document import Block, Command, Notice, Paragraph, Section, Table
 from reports.published import (
     PAPER_HIDDEN,
@@ -48,6 +43,7 @@ from reports.questions.common import (
     yardstick,
 )
 from reports.questions.grid import question_grid
+from reports.questions.k_sensitivity import k_effects
 from reports.questions.support import HELD_OUT_OOD
 from reports.runs import Results, RunInfo, SkippedRunInfo, base_ablation
 from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
@@ -237,16 +233,9 @@ def verdict_rows(results: Results, analysis: Analysis) -> list[VerdictRow]:
                                f"{group_label(x, kx)} minus {group_label(y, ky)}: IQM score over "
                                f"{', '.join(analysis.matched[key].tasks)}", difference, stats.SCORE_MATERIAL))
     for ablation in results.ablations:
-        ks = [k for k in results.ks(ablation) if (ablation, k) in analysis.groups]
-        if len(ks) < 2:
-            continue
-        best = max(ks, key=lambda k: analysis.groups[(ablation, k)].aggregates.point[0])
-        for k in ks:
-            compared = compare(results, ablation, k, ablation, best, analysis.reps, analysis.seed) if k != best \
-                else None
-            if compared is not None:
-                rows.append(VerdictRow("5. sensitivity to K", f"{ablation}: IQM at K={k} minus at K={best} (the "
-                                       "highest)", compared[1], stats.SCORE_MATERIAL))
+        _, best, effects = k_effects(results, analysis, ablation) or (None, None, {})
+        rows += [VerdictRow("5. sensitivity to K", f"{ablation}: IQM at K={k} minus at K={best} (the highest)",
+                            difference, stats.SCORE_MATERIAL) for k, difference in effects.items()]
     return rows
 
 

@@ -1,11 +1,7 @@
-"""Interval estimates with rliable: aggregates, probability of improvement, performance profiles,
-sample-efficiency curves, and per-seed means of the diagnostics.
-
-Every interval is a 95% percentile stratified bootstrap from `rliable.library`, one call per
-quantity with a single-key score dict. rliable's `random_state` argument does not reach its
-resampling (it draws from numpy's global generator), so each call is preceded by
-`numpy.random.seed(seed)`: the same inputs give the same intervals, and a quantity's interval does
-not depend on which other quantities the report computes. To redo any number by hand:
+"""Interval estimates with rliable: every interval is a 95% percentile stratified bootstrap, one call per quantity
+with a single-key score dict. rliable's `random_state` does not reach its resampling (numpy's global generator
+does), so each call is preceded by `numpy.random.seed(seed)`: the same inputs give the same intervals, whatever
+else the report computes. To redo any number by hand:
 
     np.random.seed(seed)
     point, interval = rliable.library.get_interval_estimates({"x": scores}, func, reps=reps)
@@ -46,18 +42,10 @@ def aggregate_scores(scores: np.ndarray) -> np.ndarray:
 
 def probability_of_improvement_batched(scores_x: np.ndarray, scores_y: np.ndarray) -> np.ndarray:
     """P(X > Y) averaged over tasks, for R resamples at once: (R, runs_x, tasks), (R, runs_y, tasks) -> (R, 1).
-
-    Per task it is the Mann-Whitney U statistic of X over Y divided by runs_x * runs_y (pairs where
-    X is higher, ties counting half), which is what rliable's probability_of_improvement computes
-    with scipy, one task and resample at a time."""
+    Per task the Mann-Whitney U of X over Y / (runs_x * runs_y), as rliable computes it one task at a time."""
     x, y = scores_x[:, :, None, :], scores_y[:, None, :, :]
     per_task = (x > y).mean(axis=(1, 2)) + 0.5 * (x == y).mean(axis=(1, 2))  # (R, tasks)
     return per_task.mean(axis=-1, keepdims=True)
-
-
-def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> np.ndarray:
-    """P(X > Y) averaged over tasks, for (runs_x, tasks) and (runs_y, tasks); shape (1,)."""
-    return probability_of_improvement_batched(scores_x[None], scores_y[None])[0]
 
 
 def iqm_per_step_batched(scores: np.ndarray) -> np.ndarray:
@@ -66,19 +54,9 @@ def iqm_per_step_batched(scores: np.ndarray) -> np.ndarray:
     return scipy.stats.trim_mean(scores.reshape(r, n * m, e), proportiontocut=0.25, axis=1)
 
 
-def iqm_per_step(scores: np.ndarray) -> np.ndarray:
-    """IQM over runs and tasks at each evaluation step of a (runs, tasks, E) array; shape (E,)."""
-    return iqm_per_step_batched(scores[None])[0]
-
-
 def seed_mean_batched(values: np.ndarray) -> np.ndarray:
     """Mean over seeds (and the singleton task axis), for R resamples at once: (R, seeds, 1, T) -> (R, T)."""
     return values.mean(axis=(1, 2))
-
-
-def seed_mean(values: np.ndarray) -> np.ndarray:
-    """Mean over seeds (and the singleton task axis) of a (seeds, 1, T) array; shape (T,)."""
-    return seed_mean_batched(values[None])[0]
 
 
 def iqm_batched(scores: np.ndarray) -> np.ndarray:
@@ -99,15 +77,20 @@ def mean_difference_batched(values_x: np.ndarray, values_y: np.ndarray) -> np.nd
 
 
 def score_distribution_batched(scores: np.ndarray) -> np.ndarray:
-    """Performance profile: the fraction of runs (over all tasks) scoring above each of PROFILE_TAUS,
-    for R resamples at once: (R, runs, tasks) -> (R, len(PROFILE_TAUS)). rliable's
-    create_performance_profile computes the same with score_distributions, one resample at a time."""
+    """Performance profile: the fraction of runs (over all tasks) scoring above each of PROFILE_TAUS, for R
+    resamples at once (as rliable's create_performance_profile): (R, runs, tasks) -> (R, len(PROFILE_TAUS))."""
     return (scores[..., None] > PROFILE_TAUS).mean(axis=(1, 2))
 
 
-def score_distribution(scores: np.ndarray) -> np.ndarray:
-    """Performance profile of a (runs, tasks) matrix; shape (len(PROFILE_TAUS),)."""
-    return score_distribution_batched(scores[None])[0]
+def one_sample(batched: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """A batched statistic of one sample (what rliable calls): f(x, ...) = batched(x[None], ...)[0]."""
+    return lambda *arrays: batched(*(a[None] for a in arrays))[0]
+
+
+probability_of_improvement = one_sample(probability_of_improvement_batched)  # (runs_x, tasks), (runs_y, tasks) -> (1,)
+iqm_per_step = one_sample(iqm_per_step_batched)  # (runs, tasks, E) -> (E,)
+seed_mean = one_sample(seed_mean_batched)  # (seeds, 1, T) -> (T,)
+score_distribution = one_sample(score_distribution_batched)  # (runs, tasks) -> (len(PROFILE_TAUS),)
 
 
 @dataclass(frozen=True)
@@ -131,18 +114,20 @@ class Interval:
         return Interval(self.point - level, self.low - level, self.high - level, self.runs)
 
 
+def no_interval(point: np.ndarray, runs: int) -> Interval:
+    """`point` without bounds (NaN): too few runs to resample."""
+    return Interval(point, np.full_like(point, np.nan), np.full_like(point, np.nan), runs)
+
+
 def bootstrap(scores: np.ndarray | tuple[np.ndarray, np.ndarray], func: Callable[..., np.ndarray], reps: int,
               seed: int) -> Interval:
-    """func's point estimate and 95% stratified bootstrap interval (rliable), numpy seeded first.
-
-    `scores`: one array (runs, tasks, ...) or a pair for a two-sample statistic (resampled
-    independently, rliable's StratifiedIndependentBootstrap). Fewer than 2 runs: no interval.
-    """
+    """func's point estimate and 95% stratified bootstrap interval (rliable), numpy seeded first. `scores`: one
+    array (runs, tasks, ...) or a pair, resampled independently. Fewer than 2 runs: no interval."""
     pair = isinstance(scores, tuple)
     runs = min(s.shape[0] for s in scores) if pair else scores.shape[0]
     point = np.atleast_1d(np.asarray(func(*scores) if pair else func(scores), np.float64))
     if runs < 2:
-        return Interval(point, np.full_like(point, np.nan), np.full_like(point, np.nan), runs)
+        return no_interval(point, runs)
     np.random.seed(seed)
     points, intervals = rly.get_interval_estimates({"x": list(scores) if pair else scores}, func, reps=reps,
                                                    confidence_interval_size=CONFIDENCE)
@@ -152,20 +137,15 @@ def bootstrap(scores: np.ndarray | tuple[np.ndarray, np.ndarray], func: Callable
 
 def batched_bootstrap(scores: np.ndarray | tuple[np.ndarray, ...], batched_func: Callable[..., np.ndarray],
                       reps: int, seed: int) -> Interval:
-    """`bootstrap` for a statistic that takes all resamples at once: batched_func(x (R, runs, tasks, ...), ...)
-    -> (R, Q), one argument per score array.
-
-    It draws the very indices rliable's stratified bootstraps draw (numpy's global generator, seeded;
-    per repetition one (runs, tasks, ...) draw per array, in order) and takes arch's percentile
-    interval, so it equals `bootstrap(scores, func, reps, seed)` for func(*x) = batched_func(*x[None])[0];
-    it is 20 to 50 times faster where rliable's per-repetition overhead or a per-task scipy call
-    dominates (diagnostic seed means, IQM per step, probability of improvement).
-    """
+    """`bootstrap` for a statistic of all resamples at once: batched_func(x (R, runs, tasks, ...), ...) -> (R, Q).
+    It draws the very indices rliable draws (per repetition one (runs, tasks, ...) draw per array, in order) and
+    takes arch's percentile interval, so it equals `bootstrap(scores, func, reps, seed)` for
+    func(*x) = batched_func(*x[None])[0], 20 to 50 times faster."""
     arrays = scores if isinstance(scores, tuple) else (scores,)
     runs = min(a.shape[0] for a in arrays)
     point = np.asarray(batched_func(*(a[None] for a in arrays))[0], np.float64).reshape(-1)
     if runs < 2:
-        return Interval(point, np.full_like(point, np.nan), np.full_like(point, np.nan), runs)
+        return no_interval(point, runs)
     np.random.seed(seed)
     if len({a.shape[0] for a in arrays}) == 1:  # one bound: a single draw yields the same stream, faster
         flat = np.random.choice(runs, (reps, sum(a.size for a in arrays)), replace=True)
@@ -202,18 +182,16 @@ def paired_difference_interval(before: np.ndarray, after: np.ndarray, reps: int,
     return seed_interval((np.asarray(after, np.float64) - np.asarray(before, np.float64))[:, None], reps, seed)
 
 
-# The three readings of a difference (every sentence of the report that reads one follows them), and the fourth
-# state of too few runs. docs/reading-the-report.md says why MIN_RUNS is 5.
+# The three readings of a difference, too few runs, no threshold. docs/reading-the-report.md says why MIN_RUNS is 5.
 MATERIAL, NEGLIGIBLE, INCONCLUSIVE, TOO_FEW, NOT_JUDGED = ("material", "negligible", "inconclusive", "too few runs",
                                                            "not judged")
 MIN_RUNS = 5  # runs (seeds) per side below which an interval is not informative and no verdict is given
 
 
 def verdict(difference: Interval, threshold: float | None, null: float = 0.0) -> str:
-    """The reading of a (1,) difference from `null` (0, or 0.5 for a probability, 1 for a ratio):
-    MATERIAL when its whole 95% interval lies beyond null +- threshold on one side, NEGLIGIBLE when it lies
-    within null +- threshold (an equivalence reading, as two one-sided tests give), INCONCLUSIVE otherwise;
-    TOO_FEW below MIN_RUNS runs (or without an interval), NOT_JUDGED without a threshold."""
+    """The reading of a (1,) difference from `null` (0.5 for a probability, 1 for a ratio): MATERIAL when its whole
+    95% interval lies beyond null +- threshold on one side, NEGLIGIBLE when within it (an equivalence reading),
+    INCONCLUSIVE otherwise; TOO_FEW below MIN_RUNS runs (or no interval), NOT_JUDGED without a threshold."""
     if threshold is None:
         return NOT_JUDGED
     if difference.runs < MIN_RUNS or not difference.has_interval:
@@ -227,7 +205,6 @@ def verdict(difference: Interval, threshold: float | None, null: float = 0.0) ->
 
 
 def is_material(difference: Interval, threshold: float | None, null: float = 0.0) -> bool:
-    """Whether a (1,) difference is MATERIAL (`verdict`)."""
     return verdict(difference, threshold, null) == MATERIAL
 
 

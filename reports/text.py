@@ -1,13 +1,9 @@
-"""Text helpers shared by the report's questions and sections: numbers with their intervals, run labels, seed
-lists, counted nouns, the verdict wording behind every difference the report reads, and the `drol-diag sweep`
-commands that fill what is missing.
+"""Text helpers of the report: numbers with their intervals, labels, counted nouns, the verdict wording and the
+`drol-diag sweep` commands that fill what is missing.
 
-Wording rules (the report's method section says them once): every number is followed by its 95% interval, or by
-its seed count where fewer than stats.MIN_RUNS seeds make an interval uninformative. A difference (between two
-runs, late minus early, against chance, a ratio against 1) is read by `effect_text` as material (the whole
-interval beyond the threshold), negligible (the whole interval within it) or inconclusive (otherwise, with the
-seeds that would settle it), and below stats.MIN_RUNS seeds not read at all. A difference is never given a cause:
-the runs vary one setting, they do not isolate a mechanism.
+Wording rules: every number is followed by its 95% interval, or by its seed count below stats.MIN_RUNS seeds. A
+difference is read by `effect_text` as material, negligible or inconclusive against its threshold, and below
+stats.MIN_RUNS seeds not at all; it is never given a cause (the runs vary one setting, not a mechanism).
 """
 
 from __future__ import annotations
@@ -31,12 +27,13 @@ def fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}g}"
 
 
-def fmt_interval(interval: stats.Interval, i: int = 0, digits: int = 3) -> str:
+def fmt_interval(interval: stats.Interval, i: int = 0, digits: int = 3, bare: bool = False) -> str:
     """'0.552 [0.471, 0.567]'; '0.552 (n=2)' below stats.MIN_RUNS seeds, where a bootstrap interval is not
-    informative; '0 (in every resample of the 5 seeds)' where every resample gives one value."""
+    informative; '0 (in every resample of the 5 seeds)' where every resample gives one value (`bare`: '0', as
+    in a table's cell, whatever the seeds)."""
     point, low, high = interval.at(i)
-    if not np.isfinite(point):
-        return "n/a"
+    if not np.isfinite(point) or bare and np.isfinite(low) and low == high:
+        return fmt(point, digits)
     if interval.runs < stats.MIN_RUNS or not np.isfinite(low):
         return f"{fmt(point, digits)} (n={interval.runs})"
     if low == high:
@@ -78,6 +75,16 @@ def effect_text(difference: stats.Interval, threshold: float | None, null: float
     settle = (f"about {needed} seeds per side would settle it at this spread" if needed is not None
               else "its estimate sits on the threshold")
     return f"{text} (the interval reaches both within and beyond {band}; {settle})"
+
+
+def worded(difference: stats.Interval, threshold: float | None, above: str, below: str, negligible: str,
+           inconclusive: str, too_few: str = "", null: float = 0.0) -> str:
+    """The words for a (1,) difference read by stats.verdict: `above` or `below` the null where material, else
+    `negligible`, `inconclusive`, or `too_few` (too few seeds, or no threshold)."""
+    reading = stats.verdict(difference, threshold, null)
+    if reading == stats.MATERIAL:
+        return above if difference.point[0] > null else below
+    return {stats.NEGLIGIBLE: negligible, stats.INCONCLUSIVE: inconclusive}.get(reading, too_few)
 
 
 def group_label(ablation: str, k: int) -> str:

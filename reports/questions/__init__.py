@@ -1,17 +1,6 @@
-"""The report's six referee questions and the check of the diagnostics against the task's truth, one module each;
-every question_* function turns the runs and their analysis into one report section (paragraphs written from the
-numbers, tables, figures), or, where the runs cannot answer it, gives the sweep command that would (question 7:
-names the tasks that know their truth).
-
-1. ownership: does ownership move, and does it settle?
-2. support: do critic-driven moves pull winners off the data?
-3. conflict: do the critic and BC directions disagree, and does routing resolve it?
-4. dynamic_vs_static: does dynamic routing beat a static assignment?
-5. k_sensitivity: how sensitive is it to K?
-6. error_bars: what every interval rests on.
-7. truth: do the diagnostics measure what they say? Each estimate against the task's ground truth.
-
-common holds what questions 1-4 share (diagnostic look-ups, figures and tables); reports.text the wording helpers.
+"""The report's referee questions (1-6) and the diagnostics against the task's truth (7), one module each: a
+question_* function turns the runs and their analysis into one report section, or, where the runs cannot answer,
+gives the sweep command that would. common holds what the questions share; reports.text the wording helpers.
 """
 
 from reports.questions.conflict import question_conflict

@@ -1,8 +1,6 @@
-"""Not a question of its own: what several questions share. The static-routing control's name, diagnostic
-look-ups, effect sizes (dynamic minus static-routing late, late minus early) judged against each quantity's
-materiality threshold (questions 1-3), the diagnostic figure, table and per-task blocks those questions show
-(mean over seeds with 95% bootstrap intervals), and the task's reference levels beside the scores (questions 4-5
-and the per-task scores): the levels drawn and tabulated, and the runs that score below a random supported mode.
+"""What several questions share: diagnostic look-ups, effect sizes judged against each quantity's threshold, the
+skeleton of the diagnostic questions (1-3: intro, missing controls, per task paragraphs, figure and table), and
+the task's yardsticks and reference levels beside the scores.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from reports.analysis import (
 from reports.document import Block, Figure, Notice, Paragraph, Section, Table
 from reports.figures import Line, Panel, line_figure
 from reports.runs import Results, base_ablation, grid_label, grid_settings_text
-from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
+from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks, worded
 
 STATIC = "static-routing"
 STEP_AXIS = "training step (gradient updates)"
@@ -73,7 +71,8 @@ def late_difference(results: Results, analysis: Analysis, variable: str, task: s
     dyn, sta = get(analysis, variable, task, label, k), static and get(analysis, variable, task, static, k)
     if dyn is None or sta is None:
         return None
-    return stats.difference_interval(dyn.late_values, sta.late_values, analysis.reps, analysis.seed)
+    return analysis.cached(("late", variable, task, label, k), lambda: stats.difference_interval(
+        dyn.late_values, sta.late_values, analysis.reps, analysis.seed))
 
 
 def late_comparisons(results: Results, analysis: Analysis, variable: str, task: str,
@@ -93,7 +92,8 @@ def late_comparisons(results: Results, analysis: Analysis, variable: str, task: 
 
 def trend_difference(analysis: Analysis, summary: DiagnosticSummary) -> stats.Interval:
     """Late minus early of one run's quantity, per seed, with a 95% bootstrap interval over seeds."""
-    return stats.paired_difference_interval(summary.early_values, summary.late_values, analysis.reps, analysis.seed)
+    return analysis.cached(("trend", id(summary)), lambda: stats.paired_difference_interval(
+        summary.early_values, summary.late_values, analysis.reps, analysis.seed))
 
 
 def too_few_rows(summary: DiagnosticSummary, what: str) -> str:
@@ -151,10 +151,7 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
         summaries = [get(analysis, variable, task, ablation, k) for variable in names]
         present = [s for s in summaries if s is not None]
         if present:
-            cells = ["-" if s is None else f"{cell(s.early)} (one logged value)" if s.rows < 2 else
-                     cell(s.early) if cell(s.early) == cell(s.late) else f"{cell(s.early)} -> {cell(s.late)}"
-                     for s in summaries]
-            rows.append((group_label(ablation, k), *cells, str(len(present[0].seeds))))
+            rows.append((group_label(ablation, k), *map(early_late, summaries), str(len(present[0].seeds))))
     if not rows:
         return None
     columns = ("run", *[diagnostic_label(n) for n in names], "seeds")
@@ -163,10 +160,12 @@ def diagnostic_table(results: Results, analysis: Analysis, task: str, names: lis
                  "without brackets is the same in every seed, (n=...) fewer seeds than an interval needs")
 
 
-def cell(interval: stats.Interval) -> str:
-    """A table cell: fmt_interval, with a value that every resample repeats (every seed equal) as the bare value."""
-    point, low, high = interval.at(0)
-    return fmt(point) if np.isfinite(low) and low == high else fmt_interval(interval)
+def early_late(summary: DiagnosticSummary | None) -> str:
+    """A table cell 'early -> late' ('-': not logged); a value every resample repeats (every seed equal) bare."""
+    if summary is None:
+        return "-"
+    early, late = fmt_interval(summary.early, bare=True), fmt_interval(summary.late, bare=True)
+    return f"{early} (one logged value)" if summary.rows < 2 else early if early == late else f"{early} -> {late}"
 
 
 @dataclass(frozen=True)
@@ -265,14 +264,10 @@ BEHAVIOUR_REFERENCE = "bc-only"  # the ablation that clones the data's behaviour
 
 def score_reading(x: str, y: str, difference: stats.Interval) -> str:
     """What an IQM difference of x over y supports, in the three verdicts: 'x beats y' only when material."""
-    verdict = stats.verdict(difference, stats.SCORE_MATERIAL)
-    if verdict == stats.MATERIAL:
-        return f"{x} beats {y}" if difference.point[0] > 0 else f"{y} beats {x}"
-    if verdict == stats.NEGLIGIBLE:
-        return f"{x} and {y} score the same within +-{stats.SCORE_MATERIAL:g}"
-    if verdict == stats.INCONCLUSIVE:
-        return f"these runs cannot tell whether {x} or {y} scores higher"
-    return f"no verdict on {x} against {y} with {plural(difference.runs, 'seed')}"
+    return worded(difference, stats.SCORE_MATERIAL, f"{x} beats {y}", f"{y} beats {x}",
+                  f"{x} and {y} score the same within +-{stats.SCORE_MATERIAL:g}",
+                  f"these runs cannot tell whether {x} or {y} scores higher",
+                  f"no verdict on {x} against {y} with {plural(difference.runs, 'seed')}")
 
 
 def tasks_text(matched: Matched) -> str:
@@ -353,10 +348,8 @@ def yardstick_sentence(results: Results, analysis: Analysis, task: str, labels: 
         if scores is None or group_label(label, k) == name:
             continue
         offset = scores.mean.minus(level)
-        reading = stats.verdict(offset, stats.SCORE_MATERIAL)
-        side = ("above it" if offset.point[0] > 0 else "below it") if reading == stats.MATERIAL else \
-            "level with it" if reading == stats.NEGLIGIBLE else "not told apart from it" \
-            if reading == stats.INCONCLUSIVE else "no verdict"
+        side = worded(offset, stats.SCORE_MATERIAL, "above it", "below it", "level with it", "not told apart from it",
+                      "no verdict")
         parts.append(f"{group_label(label, k)} {fmt_interval(scores.mean)} ({side}; "
                      f"{effect_text(offset, stats.SCORE_MATERIAL)})")
     if not parts:

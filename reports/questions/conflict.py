@@ -1,10 +1,5 @@
-"""Question 3: do the critic and BC directions disagree, and does routing resolve it?
-
-Shows, per task and run, the cosine between the BC and critic gradients on the actor, their relative sizes, the
-fraction of probes where the pull towards the data action opposes the critic's ascent, and how much that fraction
-differs between dynamic routing and static-routing (an effect size against the quantity's threshold; a difference,
-not a mechanism).
-"""
+"""Question 3: do the critic and BC directions disagree, and does routing resolve it? (a difference between
+dynamic and static-routing is stated as an effect, not a mechanism)."""
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from reports.questions.common import (
     material_threshold,
 )
 from reports.runs import Results
-from reports.text import fmt_interval, group_label, plural
+from reports.text import fmt_interval, group_label, plural, worded
 
 # Said only beside a material difference, and only as what it is: a hypothesis these runs do not test (they vary
 # the routing rule, and with it the whole training path; nothing in them isolates why the fraction differs).
@@ -36,12 +31,10 @@ def conflict_answer(results: Results, analysis: Analysis, task: str) -> list[str
         frac = get(analysis, "conflict_frac", task, ablation, k)
         if cos is None or frac is None:
             continue
-        reading = stats.verdict(cos.late, material_threshold("grad_cos"))
-        verdict = ("the two gradients oppose each other" if reading == stats.MATERIAL and cos.late.point[0] < 0 else
-                   "the two gradients point the same way" if reading == stats.MATERIAL else
-                   "the two gradients are about orthogonal" if reading == stats.NEGLIGIBLE else
-                   "these runs cannot tell the sign of their agreement" if reading == stats.INCONCLUSIVE else
-                   f"no verdict with {plural(cos.late.runs, 'seed')}")
+        verdict = worded(cos.late, material_threshold("grad_cos"), "the two gradients point the same way",
+                         "the two gradients oppose each other", "the two gradients are about orthogonal",
+                         "these runs cannot tell the sign of their agreement",
+                         f"no verdict with {plural(cos.late.runs, 'seed')}")
         sentences.append(f"{group_label(ablation, k)}: cosine between the BC and critic gradients "
                          f"{fmt_interval(cos.late)} late ({verdict}, threshold +-{material_threshold('grad_cos'):g}); "
                          f"the BC pull opposes the critic's ascent on {fmt_interval(frac.early)} of probes at first "

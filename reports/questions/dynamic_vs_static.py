@@ -1,13 +1,6 @@
-"""Question 4: does dynamic routing beat a static assignment?
-
-Per comparison of dynamic with static-routing, over the tasks both ran: the probability that dynamic scores above
-static-routing, both IQMs and the IQM difference read by the three verdicts (threshold stats.SCORE_MATERIAL); the
-count of verdicts over every comparison (and over the other controls); each run beside the task's best reference
-(bc-only where it ran, else the task's levels; a notice where there is none); the aggregate scores of every run
-beside the task's reference policies, and which of them coincide by construction (one task: mean and median;
-fewer than 4 runs x tasks: IQM and mean); a warning when runs score below the best reference (undertrained when
-still rising, else plateaued below it); the performance profiles and sample-efficiency curves.
-"""
+"""Question 4: does dynamic routing beat a static assignment? Every comparison over the tasks both ran, the
+count of verdicts, each run beside its task's yardstick, the aggregates (and which coincide by construction),
+the performance profiles and sample-efficiency curves."""
 
 from __future__ import annotations
 

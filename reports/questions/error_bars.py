@@ -1,10 +1,5 @@
-"""Question 6: error bars, what every interval rests on.
-
-Shows how the report's intervals are computed (stratified bootstrap, repetitions, numpy seed, the scoring
-protocol), warns about single-seed runs (no interval, with the command that adds seeds) and diverged seeds,
-tabulates the seeds behind each run (scored, diverged, not evaluated), and states the threshold from which the
-report calls a difference material, per quantity, with its reason.
-"""
+"""Question 6: error bars, what every interval rests on: the bootstrap, the seeds behind each run, the verdict
+rules and each quantity's materiality threshold with its reason."""
 
 from __future__ import annotations
 
@@ -12,7 +7,7 @@ import numpy as np
 
 from diagnostics.quantities import QUANTITIES, REPORTING
 from reports import stats
-from reports.analysis import Analysis
+from reports.analysis import Analysis, run_rows
 from reports.document import Block, Notice, Paragraph, Section, Table
 from reports.runs import Results
 from reports.text import fill_command, group_label, plural, seeds_text
@@ -23,7 +18,7 @@ def question_error_bars(results: Results, analysis: Analysis) -> Section:
     rows = []
     for task in results.tasks:
         for ablation, k in results.groups:
-            part = table[(table.task == task) & (table.ablation == ablation) & (table.k == k)]
+            part = run_rows(table, task, ablation, k)
             if part.empty:
                 continue
             rows.append((task, group_label(ablation, k), str(len(part)), str(int(np.isfinite(part.score).sum())),

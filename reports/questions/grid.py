@@ -1,14 +1,6 @@
-"""Question 5b, only for a sweep with a hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1,3`):
-how sensitive is each variant to each swept setting, and does dynamic routing beat static routing at
-matched settings?
-
-Each grid point of an ablation is its own ablation label (reports.runs.fold_grid: "dynamic bc_coef=0.3"), so
-the score statistics are those of every other section (reports.analysis: IQM over runs and tasks with 95%
-stratified bootstrap intervals). Per swept setting: the IQM against the setting's values, one line per
-(ablation, K, values of the other swept settings), as a figure (numeric settings) and a table, with the spread
-between the best and the worst value; then P(dynamic > static-routing) and the IQM difference at each grid
-point where both ran with the same settings and K (analysis.improvement's matched comparisons).
-"""
+"""Question 5b, only for a sweep with a hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1,3`): how
+sensitive is each variant to each swept setting, and does dynamic beat static routing at matched settings? Each
+grid point is its own ablation label (reports.runs: "dynamic bc_coef=0.3"), so its statistics are the others'."""
 
 from __future__ import annotations
 
@@ -63,8 +55,8 @@ def sensitivity_text(results: Results, analysis: Analysis, name: str, curves: Cu
         if len(points) > 1:
             best = max(points, key=lambda p: p[1].aggregates.point[0])
             worst = min(points, key=lambda p: p[1].aggregates.point[0])
-            compared = compare(results, best[1].matrix.ablation, best[1].matrix.k, worst[1].matrix.ablation,
-                               worst[1].matrix.k, analysis.reps, analysis.seed)
+            compared = compare(results, analysis, best[1].matrix.ablation, best[1].matrix.k,
+                               worst[1].matrix.ablation, worst[1].matrix.k)
             text += f" Highest at {name}={best[0]}, lowest at {name}={worst[0]}"
             text += (f"; IQM {effect_text(compared[1], stats.SCORE_MATERIAL)}." if compared else
                      ": no task both ran.")

@@ -1,10 +1,5 @@
-"""Question 5: how sensitive is it to K?
-
-Shows, per ablation, the IQM of the score at each K run and the effect size of each K against the best one (the
-IQM difference with its interval, material only beyond stats.SCORE_MATERIAL), how many candidates own no probe at
-the largest K, and figures of the IQM (beside the task's reference levels) and the late candidate-usage quantities
-(load entropy, dead candidates) against K. With one K only, it gives the sweep command that adds more.
-"""
+"""Question 5: how sensitive is it to K? The IQM at each K against the highest, the candidates that own no probe,
+and the late candidate-usage quantities against K; with one K only, the sweep command that adds more."""
 
 from __future__ import annotations
 
@@ -28,6 +23,18 @@ def scored_ks(results: Results, analysis: Analysis, ablation: str) -> list[int]:
     return [k for k in results.ks(ablation) if (ablation, k) in analysis.groups]
 
 
+def k_effects(results: Results, analysis: Analysis,
+              ablation: str) -> tuple[list[int], int, dict[int, stats.Interval]] | None:
+    """An ablation's scored K values, the one with the highest IQM, and IQM(K) - IQM(highest) per other K over
+    the tasks both ran (the verdict summary reads the same); None with fewer than two K values."""
+    ks = scored_ks(results, analysis, ablation)
+    if len(ks) < 2:
+        return None
+    best = max(ks, key=lambda k: analysis.groups[(ablation, k)].aggregates.point[0])
+    return ks, best, {k: compared[1] for k in ks if k != best
+                      and (compared := compare(results, analysis, ablation, k, ablation, best))}
+
+
 def k_line(ablation: str, ks: Sequence[int], intervals: Sequence[stats.Interval]) -> Line:
     """One ablation's line against K: the (1,) intervals' points with their bands."""
     return Line(ablation, ablation, np.array(ks, float), np.array([i.point[0] for i in intervals]),
@@ -37,18 +44,14 @@ def k_line(ablation: str, ks: Sequence[int], intervals: Sequence[stats.Interval]
 def k_answer(results: Results, analysis: Analysis) -> list[str]:
     sentences = []
     for ablation in results.ablations:
-        ks = scored_ks(results, analysis, ablation)
-        if len(ks) < 2:
+        if (effected := k_effects(results, analysis, ablation)) is None:
             continue
-        groups = {k: analysis.groups[(ablation, k)] for k in ks}
-        best = max(ks, key=lambda k: groups[k].aggregates.point[0])
-        effects = {k: compared for k in ks if k != best
-                   and (compared := compare(results, ablation, k, ablation, best, analysis.reps, analysis.seed))}
-        readings = {k: stats.verdict(d, stats.SCORE_MATERIAL) for k, (_, d, _) in effects.items()}
-        text = (f"{ablation}: IQM " + ", ".join(f"K={k} {fmt_interval(groups[k].aggregates)}" for k in ks)
+        ks, best, effects = effected
+        readings = {k: stats.verdict(d, stats.SCORE_MATERIAL) for k, d in effects.items()}
+        text = (f"{ablation}: IQM " + ", ".join(f"K={k} {fmt_interval(analysis.groups[(ablation, k)].aggregates)}"
+                                                for k in ks)
                 + f". The highest is at K={best}; IQM of each other K minus K={best}, over the tasks both ran: "
-                + "; ".join(f"K={k} {effect_text(d, stats.SCORE_MATERIAL)}" for k, (_, d, _) in effects.items())
-                + ". ")
+                + "; ".join(f"K={k} {effect_text(d, stats.SCORE_MATERIAL)}" for k, d in effects.items()) + ". ")
         by_reading = {r: [k for k, v in readings.items() if v == r] for r in dict.fromkeys(readings.values())}
         if by_reading.get(stats.MATERIAL):
             below = ", ".join(map(str, by_reading[stats.MATERIAL]))

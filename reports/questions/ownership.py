@@ -1,10 +1,5 @@
-"""Question 1: does ownership move, and does it settle?
-
-Shows, per task, how often probe transitions change owner under dynamic routing early and late in training,
-whether late flips go back and forth or migrate (returns to a former owner against their chance level), how
-many probes were never reassigned, and static-routing as the zero line (a frozen owner table never reassigns; how
-often its frozen owner is no longer the nearest candidate).
-"""
+"""Question 1: does ownership move, and does it settle? Flips early and late under dynamic routing, returns to a
+former owner against their chance level, and static-routing as the zero line."""
 
 from __future__ import annotations
 
@@ -25,7 +20,7 @@ from reports.questions.common import (
     trend_difference,
 )
 from reports.runs import Results
-from reports.text import effect_text, fmt_interval, plural
+from reports.text import effect_text, fmt_interval, plural, worded
 
 
 def returns_text(analysis: Analysis, task: str, label: str, k: int, returns: DiagnosticSummary,
@@ -42,16 +37,11 @@ def returns_text(analysis: Analysis, task: str, label: str, k: int, returns: Dia
     text += (f"; if each flip went to a uniformly drawn other candidate, given each probe's history, they would be "
              f"{fmt_interval(chance.late)} ({chance.late.point[0] / flips.late.point[0]:.0%} of flips). Returns "
              f"minus chance: {effect_text(excess.late, threshold)}")
-    reading = stats.verdict(excess.late, threshold)
-    if reading == stats.MATERIAL:
-        return text + (": flips go back to former owners more often than chance (back and forth)."
-                       if excess.late.point[0] > 0 else
-                       ": flips go back to former owners less often than chance (ownership migrates to new owners).")
-    if reading == stats.NEGLIGIBLE:
-        return text + ": returns are within the threshold of chance, neither back and forth nor migration beyond it."
-    if reading == stats.INCONCLUSIVE:
-        return text + ": these runs cannot tell back and forth from migration."
-    return text + "."
+    return text + worded(
+        excess.late, threshold, ": flips go back to former owners more often than chance (back and forth).",
+        ": flips go back to former owners less often than chance (ownership migrates to new owners).",
+        ": returns are within the threshold of chance, neither back and forth nor migration beyond it.",
+        ": these runs cannot tell back and forth from migration.", ".")
 
 
 def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
@@ -78,19 +68,13 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
         else:
             change = trend_difference(analysis, flips)
             effect = f"late minus early {effect_text(change, material_threshold('flip_rate'))}"
-            reading = stats.verdict(change, material_threshold("flip_rate"))
-            moving = stats.verdict(flips.late, material_threshold("flip_rate")) == stats.MATERIAL
-            if reading == stats.MATERIAL and change.point[0] < 0:
-                text += f": ownership moves, and it settles ({effect})"
-                text += ", but it has not stopped." if moving else "."
-            elif reading == stats.MATERIAL:
-                text += f": ownership moves more late in training than early ({effect})."
-            elif reading == stats.NEGLIGIBLE:
-                text += f": the flip rate stays where it was ({effect})."
-            elif reading == stats.INCONCLUSIVE:
-                text += f": these runs cannot tell whether ownership settles ({effect})."
-            else:
-                text += f" ({effect})."
+            moving = stats.is_material(flips.late, material_threshold("flip_rate"))
+            text += worded(change, material_threshold("flip_rate"),
+                           f": ownership moves more late in training than early ({effect}).",
+                           f": ownership moves, and it settles ({effect})"
+                           + (", but it has not stopped." if moving else "."),
+                           f": the flip rate stays where it was ({effect}).",
+                           f": these runs cannot tell whether ownership settles ({effect}).", f" ({effect}).")
         returns = get(analysis, "return_rate", task, label, k)
         if returns is not None and flips.late.point[0] > 0:
             text += " " + returns_text(analysis, task, label, k, returns, flips)

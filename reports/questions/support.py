@@ -1,10 +1,5 @@
-"""Question 2: do critic-driven moves pull winners off the data?
-
-Shows, per task and run, how far winning candidates sit from their data actions early and late, how often deployed
-actions leave the data's support (against held-out data's 5% by construction), how far they are from the nearest
-training pair relative to the data's own nearest-neighbour distances, the critic's preference for winners over data
-actions, and whether dynamic routing leaves the support more often than static-routing.
-"""
+"""Question 2: do critic-driven moves pull winners off the data? Winner-to-data and deployed-to-support
+distances against the data's own scale, out-of-support rates against held-out data's 5%, coverage and modes."""
 
 from __future__ import annotations
 
@@ -25,7 +20,7 @@ from reports.questions.common import (
     trend_difference,
 )
 from reports.runs import Results, base_ablation
-from reports.text import effect_text, fmt_interval, group_label
+from reports.text import effect_text, fmt_interval, group_label, worded
 
 HELD_OUT_OOD = 0.05  # held-out data exceed the out-of-support threshold (their own 95th percentile) 5% of the time
 
@@ -45,15 +40,9 @@ YARDSTICK_BAND = 0.25  # a ratio to the data's own scale within 1 +- this reads 
 def spread_text(ratio: stats.Interval) -> str:
     """A winner-to-data distance over the data's own action scale (data_action_spread), read against a band around
     1 by the three verdicts."""
-    reading = stats.verdict(ratio, YARDSTICK_BAND, null=1.0)
-    if reading == stats.MATERIAL:
-        return ("beyond the data's own scale: far from the data" if ratio.point[0] > 1 else
-                "within the data's own scale")
-    if reading == stats.NEGLIGIBLE:
-        return "about the data's own scale"
-    if reading == stats.INCONCLUSIVE:
-        return "not told apart from the data's own scale"
-    return f"no verdict with {ratio.runs} seeds"
+    return worded(ratio, YARDSTICK_BAND, "beyond the data's own scale: far from the data", "within the data's own "
+                  "scale", "about the data's own scale", "not told apart from the data's own scale",
+                  f"no verdict with {ratio.runs} seeds", null=1.0)
 
 
 def task_modes(results: Results, task: str) -> int | None:
@@ -98,13 +87,10 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
             else:
                 change = trend_difference(analysis, dist)
                 threshold = material_threshold("winner_data_dist_mean")
-                reading = stats.verdict(change, threshold)
-                text += f", late minus early {effect_text(change, threshold)}"
-                if reading == stats.MATERIAL:
-                    text += (": winners drift away from the data over training" if change.point[0] > 0 else
-                             ": winners move closer to the data over training")
-                elif reading == stats.NEGLIGIBLE:
-                    text += ": winners stay as near the data as they started"
+                text += f", late minus early {effect_text(change, threshold)}" + worded(
+                    change, threshold, ": winners drift away from the data over training",
+                    ": winners move closer to the data over training",
+                    ": winners stay as near the data as they started", "")
             ratio = get(analysis, "winner_data_ratio", task, ablation, k)
             if ratio is not None:
                 text += (f"; late, {fmt_interval(ratio.late)} times the data's own action scale (the distance from a "
@@ -121,14 +107,12 @@ def support_answer(results: Results, analysis: Analysis, task: str, reference: f
         if ood is not None:
             excess = ood.late.minus(HELD_OUT_OOD)
             threshold = material_threshold("ood_frac")
-            reading = stats.verdict(excess, threshold)
             parts.append(f"{fmt_interval(ood.late)} of deployed actions lie outside the data's support late in "
                          f"training, against {HELD_OUT_OOD:.0%} for held-out data by construction; the excess over "
                          f"held-out data, {effect_text(excess, threshold)}"
-                         + ((": the policy leaves the support more often than held-out data do"
-                             if excess.point[0] > 0 else ": the policy stays nearer the data than held-out data do")
-                            if reading == stats.MATERIAL else ": about as often as held-out data"
-                            if reading == stats.NEGLIGIBLE else ""))
+                         + worded(excess, threshold, ": the policy leaves the support more often than held-out data do",
+                                  ": the policy stays nearer the data than held-out data do",
+                                  ": about as often as held-out data", ""))
         support_ratio = get(analysis, "support_dist_ratio", task, ablation, k)
         if support is not None and support_ratio is not None and reference:
             parts.append(f"their distance to the nearest training pair is {fmt_interval(support.late)}, "

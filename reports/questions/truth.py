@@ -1,12 +1,6 @@
-"""Question 7: do the diagnostics measure what they say? Each estimate against the task's ground truth.
-
-For every task whose runs logged a ground truth (the embedded modes, arc and cliff tasks know theirs), per run
-and per pair of diagnostics.quantities.CALIBRATIONS: the estimate and its truth late in training with intervals
-over seeds, how well they agree (|late estimate - late truth| per seed, or the rank correlation of support_dist
-against the behaviour's log-density) against the pair's bar, and a verdict; paragraphs that say where an
-estimate misses its truth and what it is still good for; a figure pairing each estimate with its truth over
-training. Tasks without a truth are named and left out; where none has one, the section says so.
-"""
+"""Question 7: do the diagnostics measure what they say? For every task whose runs logged a ground truth, each
+estimate of diagnostics.quantities.CALIBRATIONS beside its truth, their agreement against the pair's bar, and what
+an estimate that misses is still good for."""
 
 from __future__ import annotations
 
