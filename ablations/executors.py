@@ -26,9 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ablations import folders
 from ablations.gpus import MEMORY_FRACTION, VISIBLE_DEVICES, GpuSlot, ray_slot, slot_layout
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 
 DONE, SKIPPED, FAILED, ELSEWHERE = "done", "skipped", "failed", "running-elsewhere"  # a group's outcome
 ATTEMPT_HEADER = "=== attempt"  # starts the line a log gets before each attempt

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ablations.executors import FAILED, GroupJob, GroupOutcome, guarded, import_optional
-from ablations.folders import read_record
 from ablations.gpus import MIB
 from ablations.grid import SweepSpec
 from drol_diag.runfolder import store
+from drol_diag.runfolder.folders import read_record
 from training.memory import GIB
 
 SUBMITIT_DIR = ".submitit"  # <out>/.submitit/<job id>/: submitit's files for each job

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ablations import folders, slurm
+from ablations import slurm
 from ablations.executors import ATTEMPT_HEADER, log_tail
 from ablations.grid import SWEEP_FILE, expand, read_sweep_file, resolve_group, spec_from_values
 from ablations.sweep import group_diagnostics, log_path_for
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from drol_diag.runfolder.record import run_dir_for
 
 DONE, RUNNING, QUEUED, FAILED, STOPPED, NOT_STARTED, CONFLICT, UNREADABLE = (

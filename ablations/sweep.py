@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ablations import folders
 from ablations.executors import (
     ELSEWHERE,
     FAILED,
@@ -38,7 +37,7 @@ from ablations.grid import (
 )
 from ablations.slurm import SlurmSettings, run_slurm
 from drol.config import LearnerConfig
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from drol_diag.runfolder.record import diagnostics_record, run_dir_for
 from drol_diag.settings import RunConfig
 from drol_diag.settings.options import DEFAULT_PROBES

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ablations import folders
 from ablations.estimate import Estimate, wall_time
 from ablations.executors import ELSEWHERE, FAILED
 from ablations.grid import SweepSpec
 from ablations.sweep import GroupResult, PlannedGroup, SweepPlan, action
+from drol_diag.runfolder import folders
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

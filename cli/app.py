@@ -267,8 +267,8 @@ def evaluate(
     """Evaluate a run's last checkpoint without training: per-seed scores on the run's task, as training
     evaluates (the same policy and episode seeds: with the run's episodes and seeds, its last logged
     evaluation). Writes nothing into the run unless --write."""
-    from ablations.folders import lock_holder
     from drol_diag.runfolder import store
+    from drol_diag.runfolder.folders import lock_holder
     from drol_diag.settings.parsing import parse_seeds
     from drol_diag.tasks.registry import synthetic_spec
     from training import trained_run
@@ -334,7 +334,7 @@ def group_progress_bar(show: bool, total: int):
     from tqdm import tqdm
 
     from ablations.executors import DONE
-    from ablations.folders import read_record
+    from drol_diag.runfolder.folders import read_record
     from drol_diag.runfolder.store import SUMMARY_FILE
 
     seed_updates = train_s = 0.0

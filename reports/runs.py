@@ -1,10 +1,8 @@
 """What a results folder holds, as tables: the run inventory and the score table (scores.csv).
 
-Reads every run under a folder through `diagnostics.runs.read_runs` (plus each run's config.json for
-what it was asked to do; a run folder that cannot be read is kept as a SkippedRunInfo with the
-reason) and turns evaluations into the published protocol's per-seed scores
-(drol_diag.runfolder.scoring.run_scores: mean of the last three evaluations on the run's final schedule,
-NaN for a diverged seed). Which evaluations count is the log's `eval_counted` (`with_counted_evaluations`).
+Reads every run under a folder through `diagnostics.runs.read_runs` and each run's config.json (a run folder
+that cannot be read is a SkippedRunInfo with the reason) and turns evaluations into per-seed scores
+(drol_diag.runfolder.scoring.run_scores; which evaluations count: the log's `eval_counted`).
 
 A sweep's hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1`: open_runs gives each swept setting a
 dim) is folded into the ablation dim (`fold_grid`): each grid point of an ablation is its own ablation label,
@@ -23,9 +21,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from diagnostics.runs import RUN_DIMS, missing_setting, plain
+from diagnostics.runs import RUN_DIMS, read_runs
 from drol.variants import VARIANTS
 from drol_diag.runfolder import scoring, store
+from drol_diag.runfolder.folders import missing_setting, none_readable, one_line, plain, run_identity
 from drol_diag.settings.options import DEFAULT_PROBES, OPTIONS
 
 SCORE_COLUMNS = ("task", "ablation", "k", "seed", "score", "diverged", "evaluations", "last_eval_step",
@@ -54,7 +53,6 @@ class RunInfo:
     command: str
     run_dir: str
     sweep_options: tuple[str, ...]  # `drol-diag sweep` options that give a new group these settings
-
 
     @property
     def finished(self) -> bool:
@@ -159,8 +157,7 @@ def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
 
 
 def ablation_rank(name: str) -> int:
-    """Position of an ablation in the variant list (refresh-50 as refresh-N; a grid label as its ablation; unknown
-    names last)."""
+    """Position of an ablation in the variant list (refresh-50 as refresh-N, a grid label as its ablation)."""
     order = list(VARIANTS)
     name = base_ablation(name)
     family = "refresh-N" if re.fullmatch(r"refresh-\d+", name) else name
@@ -168,12 +165,9 @@ def ablation_rank(name: str) -> int:
 
 
 def read_results(root: Path) -> Results:
-    """Open every run under `root`, reading every value once (diagnostics.runs.read_runs with
-    read_values): a run folder whose log or config.json cannot be read is in `skipped` with the reason.
-    Raises FileNotFoundError (no runs) or diagnostics.runs.RunsError (none readable, or two folders
-    of one run)."""
-    from diagnostics.runs import RunsError, read_runs
-
+    """Open every run under `root`, every value read once (read_runs with read_values): a run folder whose log or
+    config.json cannot be read is in `skipped`. FileNotFoundError (no runs) or RunsError (none readable, or two
+    folders of one run)."""
     logs, unreadable = read_runs(root, read_values=True)
     logs, grid = fold_grid(logs)
     skipped = [skipped_run_info(run.run_dir, run.reason) for run in unreadable]
@@ -182,11 +176,10 @@ def read_results(root: Path) -> Results:
         try:
             read.append(run_info(logs, path))
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:  # a damaged config.json
-            reason = f"cannot read its {store.CONFIG_FILE}: {type(error).__name__}: {' '.join(str(error).split())}"
+            reason = f"cannot read its {store.CONFIG_FILE}: {one_line(error)}"
             skipped.append(skipped_run_info(Path(path), reason, logs))
     if not read:
-        raise RunsError(f"none of the {len(skipped)} run folders under {root} could be read: "
-                        + "; ".join(f"{s.run_dir}: {s.reason}" for s in skipped))
+        raise none_readable(root, [f"{s.run_dir}: {s.reason}" for s in skipped])
     logs = _without_runs(logs, [s.run_dir for s in skipped])
     runs = tuple(sorted(read, key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
     logs = with_counted_evaluations(logs, runs)
@@ -195,25 +188,19 @@ def read_results(root: Path) -> Results:
 
 
 def skipped_run_info(run_dir: Path, reason: str, logs: xr.Dataset | None = None) -> SkippedRunInfo:
-    """A skipped run folder's record: its (task, ablation, K) from its config.json where that can be
-    read, else from its place in `logs` where it has one."""
-    try:
-        config = store.read_json(run_dir / store.CONFIG_FILE)
-        run, learner = config["run"], config["learner"]
-        return SkippedRunInfo(str(run_dir), reason, str(run["task"]), str(run["ablation"]),
-                              int(learner["num_candidates"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
-    if logs is not None and (logs.run_dir.values == str(run_dir)).any():
-        index = np.nonzero(logs.run_dir.values == str(run_dir))
-        task, ablation, k = (logs[dim].values[i[0]] for dim, i in zip(("task", "ablation", "k"), index))
-        return SkippedRunInfo(str(run_dir), reason, str(task), str(ablation), int(k))
-    return SkippedRunInfo(str(run_dir), reason, "", "", None)
+    """A skipped run folder's record: its (task, ablation, K) from its config.json, else from its place in `logs`."""
+    task, ablation, k = run_identity(run_dir) or (logs is not None and _place(logs, str(run_dir))) or ("", "", None)
+    return SkippedRunInfo(str(run_dir), reason, str(task), str(ablation), None if k is None else int(k))
+
+
+def _place(logs: xr.Dataset, run_dir: str) -> tuple[Any, ...] | None:
+    """The (task, ablation, k) coordinates at which `logs` holds the run `run_dir`; None where it holds none."""
+    index = np.nonzero(logs.run_dir.values == run_dir)
+    return tuple(logs[dim].values[i[0]] for dim, i in zip(RUN_DIMS, index)) if len(index[0]) else None
 
 
 def _without_runs(logs: xr.Dataset, run_dirs: list[str]) -> xr.Dataset:
-    """`logs` with the numbers of the runs in `run_dirs` set to NaN and their run_dir to "" (as for a
-    (task, ablation, K) never run)."""
+    """`logs` with the numbers of the runs in `run_dirs` NaN and their run_dir "" (as for a run never made)."""
     gone = logs.run_dir.isin(run_dirs)
     if not bool(gone.any()):
         return logs
@@ -226,8 +213,7 @@ def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
     """A run's RunInfo from its config.json and its logged rows."""
     config = store.read_json(Path(run_dir) / store.CONFIG_FILE)
     run, learner = config["run"], config["learner"]
-    where = {dim: logs[dim].values[index[0]] for dim, index in
-             zip(("task", "ablation", "k"), np.nonzero(logs.run_dir.values == run_dir))}
+    where = dict(zip(RUN_DIMS, _place(logs, run_dir)))
     one = logs.sel(where)
     steps_done = _last_finite_coordinate(one["diverged"], "step") if "diverged" in one else 0
     evaluations = int(np.isfinite(one["eval_score"].values).any(axis=0).sum()) if "eval_score" in one else 0

@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ablations import folders
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from drol_diag.runfolder.record import comparable, diagnostics_record
 from drol_diag.settings import resolve
 from tests.helpers import invoke

@@ -13,8 +13,8 @@ from importlib.metadata import version
 
 import pytest
 
-from ablations import folders, grid
-from drol_diag.runfolder import store
+from ablations import grid
+from drol_diag.runfolder import folders, store
 from drol_diag.settings import resolve
 from drol_diag.settings.options import OPTIONS
 from tests.helpers import invoke

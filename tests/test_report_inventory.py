@@ -17,8 +17,9 @@ import xarray as xr
 import zarr
 
 from diagnostics import open_runs
-from diagnostics.runs import SkippedRunWarning, missing_chunks
+from diagnostics.runs import SkippedRunWarning
 from drol_diag.runfolder import store
+from drol_diag.runfolder.folders import missing_chunks
 from tests.helpers import SMALL_SWEEP_GROUPS, invoke
 
 REPS = 100  # bootstrap repetitions (the default is 2000)

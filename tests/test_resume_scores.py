@@ -108,8 +108,9 @@ def planned(command: str):
 
 
 def test_the_reports_fill_commands_are_accepted_by_the_sweep_after_a_run_was_extended(tmp_path):
-    from ablations import folders, grid
+    from ablations import grid
     from ablations import sweep as sweeps
+    from drol_diag.runfolder import folders
     from reports.runs import read_results
 
     # A one-group sweep (its sweep.toml, and the group's run with the arguments the sweep gives it), then that

@@ -16,10 +16,10 @@ from dataclasses import replace
 
 import pytest
 
-from ablations import executors, folders, gpus, grid, slurm
+from ablations import executors, gpus, grid, slurm
 from ablations.sweep import plan_sweep
 from ablations.tables import plan_text
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from tests.helpers import SMALL_SWEEP, WAIT_S, assert_same_results, invoke, start_cli, wait_until
 from tests.test_bad_input import assert_refused, files_under
 from training.memory import GIB

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ablations import executors, folders, grid
+from ablations import executors, grid
 from ablations.grid import Group, SweepSpec
 from ablations.sweep import job_for, plan_sweep
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from tests.helpers import (
     FINISHED_GROUPS,
     FINISHED_SWEEP,

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from ablations import executors, folders
+from ablations import executors
 from ablations.sweep import execute, plan_sweep
-from drol_diag.runfolder import store
+from drol_diag.runfolder import folders, store
 from tests.helpers import WAIT_S, assert_same_results, replace_option, wait_until
 from tests.test_sweep import GROUP_DIRS, PAIR, PAIR_SPEC, start_sweep, sweep, trainings_in_log
 

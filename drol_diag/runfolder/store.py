@@ -16,7 +16,7 @@ to the previous version's chunks plus the appended rows, its metadata consolidat
 opens a complete store holding every row up to the last flush. Stores are chunked one `step`
 row per chunk (see `step_chunking`), which makes reading while a run writes safe. Every chunk is
 written, those holding only the fill value included, and the store's attr `chunks_complete_in` names
-the version folder so written: a chunk file missing from it was lost (diagnostics.runs.missing_chunks).
+the version folder so written: a chunk file missing from it was lost (folders.missing_chunks).
 """
 
 from __future__ import annotations
