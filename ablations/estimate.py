@@ -95,7 +95,8 @@ def time_warmup(planned: PlannedGroup, dataset_dir: str | None, diagnostics: dic
     from drol.methods import make_learner
     from drol_diag.runfolder import store
     from drol_diag.tasks import load_task
-    from training.driver import device_dataset, evaluate_seeds, static_owner_table
+    from training.driver import device_dataset, static_owner_table
+    from training.evaluation import evaluate_seeds
 
     task, run = load_task(planned.run.task, dataset_dir), planned.run
     learner = make_learner(planned.learner, task.obs_dim, task.action_dim, len(task.dataset["actions"]))

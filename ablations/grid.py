@@ -278,14 +278,8 @@ def run_arguments(spec: SweepSpec, group: Group, out: Path) -> list[str]:
             args += [OPTIONS[name].cli_flag if value else "--no-" + OPTIONS[name].cli_flag[2:]]
         elif value is not None:
             args += [OPTIONS[name].cli_flag, option_text(value)]
-    for name, option in OPTIONS.items():  # the run's other inputs: dataset folder, diagnostics settings, W&B
-        value = getattr(spec, name) if option.destination in ("dataset", "diagnostics", "tracking") else None
-        if option.destination == "dataset" and value is not None:
-            value = os.path.abspath(value)  # (a Ray worker may run elsewhere)
-        if isinstance(value, bool):
-            args += [option.cli_flag if value else "--no-" + option.cli_flag[2:]]
-        elif value is not None:
-            args += [option.cli_flag, option_text(value)]
+    if spec.dataset_dir is not None:  # (absolute: a Ray worker may run elsewhere)
+        args += [OPTIONS["dataset_dir"].cli_flag, os.path.abspath(spec.dataset_dir)]
     return args
 
 

@@ -4,7 +4,7 @@
 
 Evaluates a DROL actor at the paper size (cube-single-play-singletask-task1-v0 preset, 4x512,
 freshly initialised) on 50 cube-single-singletask-task1-v0 episodes (time limit 200) through
-the trainer's own code path (training.driver.evaluate_seeds with the jitted `learner.act`, as a
+the trainer's own code path (training.evaluation.evaluate_seeds with the jitted `learner.act`, as a
 run evaluates), and times:
 
 (a) the evaluation: environments stepping in the default worker pool (drol_diag.tasks.episodes.default_workers),
@@ -42,7 +42,7 @@ from drol.methods import make_learner  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.tasks import Task  # noqa: E402
 from drol_diag.tasks.episodes import EpisodeEvaluator, EpisodeResults, default_workers, episode_seed  # noqa: E402
-from training.driver import evaluate_seeds  # noqa: E402
+from training.evaluation import evaluate_seeds  # noqa: E402
 
 TASK = "cube-single-play-singletask-task1-v0"  # the dataset name ogbench builds cube-single-singletask-task1-v0 from
 OBS_DIM, ACTION_DIM = 28, 5  # cube-single

@@ -52,7 +52,7 @@ from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.settings.resolve import MATMUL_PRECISIONS  # noqa: E402
 from drol_diag.tasks import Task  # noqa: E402
 from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers  # noqa: E402
-from training.driver import evaluate_seeds  # noqa: E402
+from training.evaluation import evaluate_seeds  # noqa: E402
 
 PROJECTED_SEEDS = 8  # the projection: 8 seeds x the paper schedule's updates
 TARGETS = {"projected_wall_s": 30 * 60.0, "seed_updates_per_s": 4600.0, "diagnostics_overhead": 0.05}

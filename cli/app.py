@@ -105,11 +105,10 @@ def run(
         learner_config, run_config = resolve(values["task"], values["profile"], **resolve_keywords(values))
         run_dir = run_dir_for(out, run_config, learner_config)
         check_writable_folder(run_dir, out)  # (before loading the data)
-        if values["wandb"] is not None:
-            check_wandb(values["wandb"])
+        if run_config.wandb is not None:
+            check_wandb(run_config.wandb)
         loaded = load_task(values["task"], values["dataset_dir"])
-        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
-                        diagnostics=values["diagnostics"], num_probes=values["probes"], wandb=values["wandb"])
+        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress)
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_BUSY) from None

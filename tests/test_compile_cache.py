@@ -61,12 +61,12 @@ def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_
     task = load_task("modes-2d")  # static-routing: its owner table's program too
     learner, run = resolve("modes-2d", "auto", ablation="static-routing", num_candidates=4, actor_hidden=(8,),
                            critic_hidden=(8,), seeds=(0, 1), steps=40, log_interval=20, eval_interval=20,
-                           checkpoint_interval=40)
-    first = train(task, learner, run, tmp_path / "first", progress=False, num_probes=16)
+                           checkpoint_interval=40, probes=16)
+    first = train(task, learner, run, tmp_path / "first", progress=False)
     listener = lambda name, seconds, **_: events.update([name])  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
-        second = train(task, learner, run, tmp_path / "second", progress=False, num_probes=16)
+        second = train(task, learner, run, tmp_path / "second", progress=False)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     traced = {name: n for name, n in events.items() if name.startswith("/jax/core/compile/")}

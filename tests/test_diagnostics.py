@@ -23,8 +23,8 @@ TINY = dict(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32, num_ca
 
 
 def run_logs(out: Path, **overrides):
-    learner, run = resolve("modes-2d", "auto", **{**TINY, **overrides})
-    summary = train(load_task("modes-2d"), learner, run, out, progress=False, num_probes=128)
+    learner, run = resolve("modes-2d", "auto", **{"probes": 128, **TINY, **overrides})
+    summary = train(load_task("modes-2d"), learner, run, out, progress=False)
     return store.read_store(Path(summary.run_dir))
 
 

@@ -52,7 +52,7 @@ def test_evaluate_reproduces_the_runs_last_evaluation_and_writes_nothing_into_it
 def test_load_run_gives_the_configs_and_each_seeds_policy_as_training_evaluated_it(small_sweep):
     import training
     from drol_diag.tasks import load_task
-    from training.driver import eval_seed
+    from training.evaluation import eval_seed
 
     run_dir = small_sweep / RUN
     config = store.read_json(run_dir / store.CONFIG_FILE)

@@ -48,8 +48,8 @@ def sweep(tmp_path_factory) -> Sweep:
     try:
         learner, run = resolve("modes-2d", "auto", actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=32,
                                num_candidates=4, seeds=tuple(SEEDS[4]), steps=200, log_interval=100,
-                               eval_interval=100, eval_episodes=5, checkpoint_interval=200)
-        train(load_task("modes-2d"), learner, run, out, progress=False, num_probes=64)
+                               eval_interval=100, eval_episodes=5, checkpoint_interval=200, probes=64)
+        train(load_task("modes-2d"), learner, run, out, progress=False)
         opened = wait_for_rows(killed_dir, 2)
         wait_for_rows(killed_dir, opened.sizes["step"] + 1)  # the store's link has moved on since
     finally:

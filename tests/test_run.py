@@ -43,8 +43,8 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
     # 500 updates at lr 1e-3 (the demo's): seeds 0.48 and 0.42, 8.5 s alone (1000 at the default lr: 12.4 s)
     learner, run = resolve("modes-2d", "auto", actor_hidden=(64,) * 3, critic_hidden=(64,) * 3, batch_size=64, lr=1e-3,
                            num_candidates=8, seeds=(0, 1), steps=500, log_interval=250, eval_interval=250,
-                           checkpoint_interval=500)
-    summary = train(task, learner, run, tmp_path, progress=False, diagnostics=False)  # (learning, not probes)
+                           checkpoint_interval=500, diagnostics=False)  # (learning, not probes)
+    summary = train(task, learner, run, tmp_path, progress=False)
 
     geometry = ModesGeometry(MODES_TASKS["modes-2d"])
     bc_score = task.evaluate(lambda obs: np.asarray(geometry.mean_action(jnp.asarray(obs))), 1, 0)["score"]
@@ -70,14 +70,14 @@ def test_resume_is_exact(tmp_path):
     # The checkpoint at 100 falls between log rows (every 40), so the resumed run must carry the
     # training metrics of updates 81-100 over into its row at 120. (A checkpoint every 20 updates makes
     # every chunk 20 updates long: one training program to compile.)
-    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=100, checkpoint_interval=20)
+    # (the diagnostics are resumed too; their size does not matter)
+    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=100, checkpoint_interval=20, probes=64)
     learner, first_half = resolve("modes-2d", "auto", steps=100, **common)
     _, full = resolve("modes-2d", "auto", steps=200, **common)
 
-    probes = dict(progress=False, num_probes=64)  # (the diagnostics are resumed too; their size does not matter)
-    train(task, learner, first_half, tmp_path / "resumed", **probes)
-    resumed = train(task, learner, full, tmp_path / "resumed", resume=True, **probes)
-    straight = train(task, learner, full, tmp_path / "straight", **probes)
+    train(task, learner, first_half, tmp_path / "resumed", progress=False)
+    resumed = train(task, learner, full, tmp_path / "resumed", resume=True, progress=False)
+    straight = train(task, learner, full, tmp_path / "straight", progress=False)
 
     for a, b in zip(checkpoint_leaves(Path(resumed.run_dir)), checkpoint_leaves(Path(straight.run_dir))):
         np.testing.assert_array_equal(a, b)

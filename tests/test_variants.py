@@ -35,8 +35,9 @@ def variant_runs(tmp_path_factory):
     runs = {}
     for name in ALL_VARIANTS:
         k = None if name == "fql" else 4
-        learner_config, run_config = resolve("modes-2d", "auto", ablation=name, num_candidates=k, **TINY_RUN)
-        summary = train(task, learner_config, run_config, out, progress=False, num_probes=64)
+        learner_config, run_config = resolve("modes-2d", "auto", ablation=name, num_candidates=k, probes=64,
+                                             **TINY_RUN)
+        summary = train(task, learner_config, run_config, out, progress=False)
         runs[name] = (xr.open_zarr(f"{summary.run_dir}/{store.LOG_STORE}", consolidated=False).load(), summary)
     return runs
 

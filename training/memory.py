@@ -1,46 +1,9 @@
 """The memory a run needs, estimated from its configs before anything is allocated, and what the device has.
 
-A run holds on its device: the training arrays, the support index of the diagnostics, and every
-seed's training state (parameters, Adam moments, target critic, owner table); on top, one program
-at a time runs with its working memory (XLA's temporary buffers): a training chunk, a row of probe
-diagnostics, or static routing's owner table. The largest working memory comes from the K
-candidates of each state: every program that routes runs the actor over rows x K candidates
-(rows: the batch B in training, the M probes in the diagnostics), and soft routing and
-all-candidates train all K, so the actor's and the critic ensemble's activations over rows x K
-are kept for the backward pass. Per seed (the seeds are vmapped, so everything is times S):
-
-    working memory = 4 bytes x rows x (K (r w_max + c) + J (2 sum(actor widths) + 4 E sum(critic widths)))
-
-with r = 2 and c = 150 in a training chunk that routes (r = c = 0 for random routing and static
-routing, which compute no candidates there), r = 1.5 per pass over the candidates and c = 0 in a
-probe row (refresh-N makes two passes), J = K for soft routing and all-candidates and 1 otherwise
-(FQL: its flow counts as a second actor), E critics, w_max the widest actor layer. A probe row
-also holds the candidates' pairwise distances (M x K x K floats: candidate_spread), which dominate
-from K of about 1000 on. A training chunk also holds a copy of the state. Beside these, the host keeps
-the run's log, every row until the run ends, and the schedule of chunk ends (log_bytes): megabytes for
-sensible runs, but it grows with --steps / --log-interval (10^20 updates took 24 GB before failing).
-
-How close (benchmarks/memory.py): against XLA's own buffer assignment (`jax.jit(...).lower(...)
-.compile().memory_analysis()`: arguments plus temporaries) on CPU, jax 0.10 with the command line's
-XLA flags (drol_diag.platform), for 4x512 networks with K 1 to 256 (dynamic, static, fixed-bank,
-refresh-N, random, soft with 2 and 3 critics) and FQL, 2x256 all-candidates, 2x256 and 2x1024
-widths, batch 256 and 1024, 3x128 at K 2000, 1024 probes, one and three seeds: programs above
-0.5 GiB within -17% and +33% (three seeds: soft routing K 64, training chunk 4.2 GiB against XLA's
-3.9 GiB, probe row 15.8 GiB against 16.8 GiB; dynamic K 256, probe row 3.4 GiB against 3.1 GiB;
-3x128 at K 2000, training chunk 2.3 GiB against 2.3 GiB, probe row 50 GiB against 46 GiB);
-smaller ones up to 0.2 GiB above. Without those flags XLA takes up to 1.8 times more (soft
-routing), so there the estimate is low; on a GPU XLA fuses differently. A run is refused when the
-estimate exceeds USABLE_FRACTION of what the device has (the rest for compiling, XLA's workspace
-and the process): a configuration close to the limit may still run out of memory, and one refused
-would have needed about that much (3 seeds at K 20000, 3x128, without diagnostics: estimated
-23 GiB; started with 22 GiB available on a 23 GiB machine before this check, it was killed for
-memory).
-
-What runs need by this estimate: the paper's setting (4x512, batch 256, K 64, 3 seeds, 1024
-probes) 1.4 GiB on a 1M-transition OGBench dataset with 28-D observations, 4.8 GiB on 4M
-transitions of 69-D ones; soft routing there 16-20 GiB (its probe row trains all K candidates of
-1024 probes: lower --probes); modes-2d (3x128, 3 seeds) 0.2 GiB at K 16, 1.5 GiB at K 256, 50 GiB
-at K 2000 (2.3 GiB without diagnostics); `--k 100000` far beyond any machine.
+A run holds on its device the training arrays, the support index of the diagnostics and every seed's
+state; on top, one program at a time with its working memory (a training chunk, a probe row, or static
+routing's owner table), dominated by rows x K candidates; the host keeps the log (log_bytes). The
+formula, how close it comes to XLA's own figures, and what runs need: docs/extending.md (benchmarks/memory.py).
 """
 
 from __future__ import annotations

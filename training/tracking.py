@@ -1,24 +1,13 @@
-"""Experiment tracking (`--wandb PROJECT`): each seed of a run as its own Weights & Biases run.
+"""Experiment tracking (`--wandb PROJECT`, an observer: training.observer): each seed of a run as its own
+Weights & Biases run, fed the per-seed scalars of the rows just written to the run log (the source of
+truth), at their steps: `train/<name>`, `diagnostics/<name>` (not per-probe arrays), `eval/<name>`.
 
-The run log (logs.zarr) stays the source of truth: W&B gets the rows the driver has just written
-to it, at their steps (the update count), nothing else. Of each row it gets the per-seed scalars:
-the training metrics (`train/<name>`), the diagnostics' per-step scalars (`diagnostics/<name>`,
-not the per-probe arrays) and the evaluations (`eval/<name>`, from the log's `eval_<name>`; not
-`eval_counted`, which a resume that extends the run marks again).
-
-Each seed's W&B run is named `<task>/<ablation>/k<K>/seed<seed>`, grouped by the results folder's
-name (one group per sweep; WANDB_RUN_GROUP overrides it), with config.json's content (plus the
-seed) as its config. Its id is derived from the run folder, the seed and the moment W&B first
-tracked that folder, recorded with the last step logged in the run folder's `wandb.json`: a resumed
-run continues the same W&B runs (resume="allow") and logs only steps past that one, so no step is
-logged twice (the rows a resume recomputes after its checkpoint are skipped), and rows the log holds
-that W&B never got (a run started without --wandb) are logged first. A run folder started again
-(--force) gets new W&B runs.
-
-Offline by default: without W&B credentials (WANDB_API_KEY, WANDB_IDENTITY_TOKEN_FILE, or a netrc
-entry for the W&B host, as `wandb login` writes) the runs are written offline, for `wandb sync`
-later; WANDB_MODE, where set, decides. They land in WANDB_DIR where set, else in the results folder
-(`<out>/wandb/`). wandb is imported only when --wandb is given.
+Each seed's run is named `<task>/<ablation>/k<K>[/<setting>=<value>...]/seed<seed>` (record.run_point),
+grouped by the results folder's name (WANDB_RUN_GROUP overrides it), with config.json as its config. Its
+id (from the run folder, the seed and when W&B first tracked it) and the last step sent are kept in the
+run folder's `wandb.json`: a resume continues the same runs and sends only later steps, first the rows the
+log holds that W&B never got; --force gets new runs. Offline without W&B credentials (WANDB_MODE decides
+where set), under WANDB_DIR or `<out>/wandb/`. See docs/gpu-and-clusters.md; wandb is imported only here.
 """
 
 from __future__ import annotations
@@ -38,7 +27,11 @@ import numpy as np
 import xarray as xr
 
 from diagnostics.quantities import QUANTITIES
+from drol.config import LearnerConfig
 from drol_diag.runfolder import store
+from drol_diag.runfolder.record import run_point
+from drol_diag.settings import RunConfig
+from training.observer import Chunk, Observer
 
 WANDB_MISSING = "--wandb needs the wandb package: pip install 'drol-diag[wandb]'"
 RECORD_FILE = "wandb.json"  # in the run folder: the W&B runs of its seeds and the last step they logged
@@ -46,7 +39,7 @@ PROJECT_FORBIDDEN = "/\\#?%:"  # characters W&B refuses in a project name
 PROJECT_MAX_LENGTH = 128
 DEFAULT_HOST = "https://api.wandb.ai"
 # Logged variables W&B does not get: which evaluations count toward the score is marked again when a resume
-# moves the run's end (driver.mark_counted_evaluations), and W&B cannot change a step it holds.
+# moves the run's end (run_log.LogRows), and W&B cannot change a step it holds.
 NOT_TRACKED = frozenset({"eval_counted"})
 
 
@@ -115,7 +108,7 @@ def logged_rows(logged: xr.Dataset) -> list[tuple[int, dict[str, dict[str, np.nd
     return sorted(by_step.items())
 
 
-class WandbRuns:
+class WandbRuns(Observer):
     """The W&B runs of one run folder's seeds (see the module docstring)."""
 
     def __init__(self, project: str, run_dir: Path, config: dict[str, Any], seeds: list[int], name: str,
@@ -152,15 +145,10 @@ class WandbRuns:
         if not self.disabled:  # (disabled: nothing is sent, so nothing is recorded as sent)
             store.write_json_atomic(self.path, self.record)
 
-    @property
-    def logged_through(self) -> int:
-        """The last step the W&B runs hold (-1: none)."""
-        return int(self.record["logged_through"])
-
     def log(self, step: int, rows: Mapping[str, Mapping[str, np.ndarray]], record: bool = True) -> None:
         """Log the rows written to the run log at `step` {dim: {name: array (S, ...)}}, one W&B run per seed;
         a step the W&B runs already hold is skipped. `record`: write wandb.json now (backfill writes it once)."""
-        if step <= self.logged_through or not rows or self.disabled:
+        if step <= self.record["logged_through"] or not rows or self.disabled:
             return
         for index, run in enumerate(self.runs):
             run.log(seed_scalars(rows, index), step=step)
@@ -176,6 +164,9 @@ class WandbRuns:
         if not self.disabled:
             store.write_json_atomic(self.path, self.record)
 
+    def on_chunk(self, chunk: Chunk) -> None:
+        self.log(chunk.step, chunk.rows)  # (after the run log's observer: W&B gets rows the log holds)
+
     def close(self, failed: bool = False) -> None:
         """Finish every W&B run (exit code 1 when the run failed), and say on stderr where offline runs are."""
         offline = [str(run.settings.sync_dir) for run in self.runs if run.settings.mode == "offline"]
@@ -184,3 +175,18 @@ class WandbRuns:
         if offline:
             print(f"wandb: {len(offline)} offline run{'s' * (len(offline) != 1)} in {os.path.dirname(offline[0])}; "
                   f"upload with: wandb sync {' '.join(offline)}", file=sys.stderr)
+
+
+def start_tracking(run: RunConfig, learner_config: LearnerConfig, run_dir: Path, record: dict[str, Any],
+                   log: store.RunLog) -> WandbRuns:
+    """The W&B runs of the run's seeds in project run.wandb, grouped by the results folder, given the rows the
+    log already holds that they lack (a resume). Raises ValueError (one line) when wandb cannot start them."""
+    out = run_dir.parent.parent.resolve()  # (record.run_dir_for: <out>/<task>/<ablation>-k<K>)
+    try:
+        tracker = WandbRuns(run.wandb, run_dir, record, list(run.seeds),
+                            "/".join([run.task, *run_point(run, learner_config)]), out.name, out)
+    except Exception as error:  # noqa: BLE001  (wandb raises its own errors: no network, bad credentials, ...)
+        raise ValueError(f"cannot start the W&B runs of --wandb {run.wandb}: "
+                         f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
+    tracker.backfill(log.dataset())
+    return tracker

@@ -1,15 +1,10 @@
 """A finished (or stopped) run, loaded back from its folder: its resolved configs, the policy of each seed
-from its last checkpoint, and an evaluation of that checkpoint without training.
-
-    from training import load_run
-    trained = load_run("runs/modes-2d/dynamic-k16")
-    actions = trained.policies[0](observations)          # (n, obs_dim) -> (n, action_dim) in [-1, 1]
-    evaluation = evaluate_run(trained, episodes=50)      # what `drol-diag evaluate RUN` prints
-
+from its last checkpoint, and an evaluation of that checkpoint without training (docs/options.md shows
+its use: `trained = load_run(run_dir)`, `trained.policies[seed](observations)`, `evaluate_run(trained)`).
 Loading reads config.json and checkpoint.msgpack and writes nothing. The task's data are not needed
 to load (config.json records the dimensions); evaluating loads the task (`drol_diag.tasks.load_task`).
 An evaluation at the run's own episodes and seeds is the run's last logged evaluation, number for
-number: the same policy keys and episode seeds as training (driver.DeployedPolicy, driver.eval_seed).
+number: the same policy keys and episode seeds as training (evaluation.DeployedPolicy, evaluation.eval_seed).
 """
 
 from __future__ import annotations
@@ -30,7 +25,8 @@ from drol.variants import variant
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task, load_task
-from training.driver import DeployedPolicy, eval_seed, evaluate_seeds, matmul_precision
+from training.driver import matmul_precision
+from training.evaluation import DeployedPolicy, eval_seed, evaluate_seeds
 
 EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every evaluation record, oldest first
 
@@ -40,7 +36,7 @@ class TrainedRun:
     """A run folder's configs and last checkpoint, with a deployed policy per seed.
 
     `policies[seed](observations)` maps (n, obs_dim) to (n, action_dim) in [-1, 1], as training's
-    evaluation at update `step` does (driver.DeployedPolicy). A diverged seed's policy holds the
+    evaluation at update `step` does (evaluation.DeployedPolicy). A diverged seed's policy holds the
     parameters frozen before its losses became NaN/inf; `diverged_steps` says which (-1: never).
     """
 
@@ -68,7 +64,7 @@ class RunEvaluation:
     episodes: int
     seeds: tuple[int, ...]
     results: dict[str, np.ndarray]  # {"eval_score": (S,), ...}; NaN for a diverged seed
-    episode_seeds: tuple[int, ...]  # per seed: the evaluator's seed (driver.eval_seed(seed, step))
+    episode_seeds: tuple[int, ...]  # per seed: the evaluator's seed (evaluation.eval_seed(seed, step))
 
     @property
     def scores(self) -> np.ndarray:
@@ -171,7 +167,7 @@ def evaluation_task(trained: TrainedRun, dataset_dir: str | None = None) -> Task
 def evaluate_run(trained: TrainedRun, episodes: int | None = None, seeds: tuple[int, ...] | None = None,
                  dataset_dir: str | None = None, task: Task | None = None) -> RunEvaluation:
     """Evaluate the checkpoint's policies on the run's task (`task`, else evaluation_task(trained,
-    dataset_dir)) as training evaluates (driver.evaluate_seeds), for `episodes` and `seeds` as
+    dataset_dir)) as training evaluates (evaluation.evaluate_seeds), for `episodes` and `seeds` as
     evaluation_settings takes them. Writes nothing. Raises ValueError (one line) as those two do."""
     episodes, seeds = evaluation_settings(trained, episodes, seeds)
     task = evaluation_task(trained, dataset_dir) if task is None else task

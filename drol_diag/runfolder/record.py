@@ -20,12 +20,17 @@ from drol_diag.tasks import Task, task_folder_name
 from drol_diag.tasks.base import undertrained_level
 
 
+def run_point(run: RunConfig, learner: LearnerConfig) -> list[str]:
+    """The run's name under its task: [<ablation>, k<K>, <setting>=<value> for each setting a sweep's grid
+    varies (run.grid_settings)]; the run folder joins it with '-', its W&B runs with '/'."""
+    return [run.ablation, f"k{learner.num_candidates}",
+            *(f"{name}={setting_text(getattr(learner, name))}" for name in run.grid_settings)]
+
+
 def run_dir_for(out: Path, run: RunConfig, learner: LearnerConfig) -> Path:
-    """<out>/<task folder>/<ablation>-k<K>; the task folder is drol_diag.tasks.task_folder_name(task)
-    (the task name itself unless it has '/' or ':'). A run of a sweep's grid (run.grid_settings) adds each
-    swept setting's value: <ablation>-k<K>-bc_coef=0.3-lr=0.0001."""
-    point = "".join(f"-{name}={setting_text(getattr(learner, name))}" for name in run.grid_settings)
-    return Path(out) / task_folder_name(run.task) / f"{run.ablation}-k{learner.num_candidates}{point}"
+    """<out>/<task folder>/<ablation>-k<K>, e.g. <ablation>-k<K>-bc_coef=0.3-lr=0.0001 in a grid (run_point);
+    the task folder is drol_diag.tasks.task_folder_name(task) (the task name itself unless it has '/' or ':')."""
+    return Path(out) / task_folder_name(run.task) / "-".join(run_point(run, learner))
 
 
 def setting_text(value: Any) -> str:

@@ -26,10 +26,9 @@ DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
 KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices", "names")
 # Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), one of
-# the run's other inputs ("tracking": where else the run's log rows go, training.tracking), or
-# "executor": how a sweep's executor runs its groups (sweep only: the sweep's flag and sweep-file key, never a
-# `drol-diag run` option).
-DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "diagnostics", "executor", "tracking")
+# the run's other inputs, or "executor": how a sweep's executor runs its groups (sweep only: the sweep's
+# flag and sweep-file key, never a `drol-diag run` option).
+DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "executor")
 
 
 @dataclass(frozen=True)
@@ -104,13 +103,10 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            "(DROL(16): K 16; D4RL antmaze-large-* bc_coef 0.1)", default_text="tuned"),
     Option("dataset_dir", "str", "OGBench dataset folder", default_text="$OGBENCH_DATA_DIR, else ~/.ogbench/data",
            destination="dataset"),
-    Option("diagnostics", "bool", "record routing diagnostics on probe transitions at each log", default=True,
-           destination="diagnostics"),
-    Option("probes", "int", "probe transitions per seed for the diagnostics", default=DEFAULT_PROBES,
-           destination="diagnostics"),
+    Option("diagnostics", "bool", "record routing diagnostics on probe transitions at each log", default=True),
+    Option("probes", "int", "probe transitions per seed for the diagnostics", default=DEFAULT_PROBES),
     Option("wandb", "str", "Weights & Biases project: each seed also logged as a W&B run (pip install "
-           "'drol-diag[wandb]'; offline, for `wandb sync`, without W&B credentials)", default_text="off",
-           destination="tracking"),
+           "'drol-diag[wandb]'; offline, for `wandb sync`, without W&B credentials)", default_text="off"),
     Option("gpus", "devices", "local executor: GPUs to spread the groups over, e.g. 0,1 (as CUDA_VISIBLE_DEVICES or "
            "nvidia-smi -L number them), or none (CPU)", default_text="the GPUs found: CUDA_VISIBLE_DEVICES, else "
            "nvidia-smi -L; none without JAX's CUDA build", destination="executor"),

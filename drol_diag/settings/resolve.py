@@ -13,7 +13,7 @@ from typing import Any
 
 from drol.config import FQLConfig, LearnerConfig, learner_config_class
 from drol.variants import variant
-from drol_diag.settings.options import RESTRICTED, applies_to
+from drol_diag.settings.options import DEFAULT_PROBES, RESTRICTED, applies_to
 from drol_diag.settings.presets import DEFAULT_PRESET, check_preset, family_preset, profile_settings
 
 # JAX's precision levels for float32 matmuls (jax.lax.Precision): on GPUs "default" and "high" may use
@@ -24,7 +24,7 @@ MAX_STEPS = 2**31 - 1  # updates per seed: the training state counts them in int
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Schedule of one training run (several seeds trained together)."""
+    """One training run (several seeds trained together): its schedule and what it records where."""
 
     task: str = "modes-2d"  # modes-2d/5d, OGBench single-task, D4RL name, Minari id, npz:PATH, module:factory
     ablation: str = "dynamic"  # variant (drol.variants): dynamic is the paper's method
@@ -38,6 +38,9 @@ class RunConfig:
     preset: str = DEFAULT_PRESET  # published column the family preset came from: tuned (DROL*) or k16 (DROL(16))
     matmul_precision: str = "default"  # float32 matmuls: one of MATMUL_PRECISIONS (jax_default_matmul_precision)
     grid_settings: tuple[str, ...] = ()  # settings a sweep's grid varies: the run folder's name carries their values
+    diagnostics: bool = True  # record the probe diagnostics (diagnostics.hooks) in every log row
+    probes: int = DEFAULT_PROBES  # probe transitions per seed for the diagnostics
+    wandb: str | None = None  # W&B project each seed is also logged to (training.tracking); None: none
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the bad field and the valid range."""
@@ -50,14 +53,13 @@ class RunConfig:
         if self.matmul_precision not in MATMUL_PRECISIONS:
             raise ValueError(f"--matmul-precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                              f"{self.matmul_precision!r}")
-        for name in ("steps", "log_interval", "eval_interval", "eval_episodes", "checkpoint_interval"):
+        for name in ("steps", "log_interval", "eval_interval", "eval_episodes", "checkpoint_interval", "probes"):
             value = getattr(self, name)
             if value < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be a positive integer, got {value}")
         if self.steps > MAX_STEPS:
             raise ValueError(f"--steps must be at most {MAX_STEPS} (the trainer counts updates in int32), got "
                              f"{self.steps}")
-
 
 
 def option_applies(ablation: str, name: str) -> bool:

@@ -1,0 +1,89 @@
+"""Evaluation (an observer, training.observer): every seed's deployed policy scored on the task at every
+evaluation step and the last, into the run log; the deployed policy and its keys, shared with
+`drol-diag evaluate` (training.trained_run)."""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from drol.learner import make_act, seed_key
+from drol_diag.runfolder import scoring, store
+from drol_diag.settings import RunConfig
+from drol_diag.tasks import Task
+from training.observer import Chunk, Observer
+
+EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
+
+
+def eval_seed(seed: int, step: int) -> int:
+    """Episode seed of the evaluation of `seed` at `step` (a 31-bit integer)."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] >> 1)
+
+
+class DeployedPolicy:
+    """One seed's deployed policy, as training evaluates it: observations (n, obs_dim) -> actions
+    (n, action_dim) in [-1, 1] (numpy float32), one fresh prior sample per observation and call.
+
+    Deterministic: call number i (from 0) draws its prior sample from fold_in(key, i), with key =
+    fold_in(fold_in(seed_key(seed), EVAL_STREAM), step) for the evaluation at update `step`; `reset()`
+    starts the count again. `act_fn` is the jitted `learner.act` (drol.learner.make_act: it compiles once per
+    batch shape).
+    Raises ValueError (one line) for observations of another shape.
+    """
+
+    def __init__(self, act_fn, actor_params, seed: int, step: int, obs_dim: int):
+        self.act_fn, self.actor_params, self.obs_dim = act_fn, actor_params, int(obs_dim)
+        self.seed, self.step = int(seed), int(step)
+        self.key = jax.random.fold_in(jax.random.fold_in(seed_key(self.seed), EVAL_STREAM), self.step)
+        self.reset()
+
+    def reset(self) -> None:
+        """Start the count of calls again: the next call draws the samples the first call drew."""
+        self.calls = itertools.count()
+
+    def __call__(self, observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations, np.float32)
+        if observations.ndim != 2 or observations.shape[1] != self.obs_dim:
+            raise ValueError(f"observations must be an array (n, {self.obs_dim}), got shape {observations.shape}")
+        key = jax.random.fold_in(self.key, next(self.calls))
+        return np.asarray(self.act_fn(self.actor_params, jnp.asarray(observations), key))
+
+
+def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
+                   episodes: int, act_fn) -> dict[str, np.ndarray]:
+    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
+    for each number the task's evaluator reports (eval_score always).
+
+    `act_fn` is the jitted `learner.act`: it compiles once per batch shape, and the evaluators give
+    the policy a single one (OGBench: the number of environments, see drol_diag.tasks.episodes; modes: its
+    evaluation states), so a run compiles it once."""
+    results: list[dict[str, float]] = []
+    diverged = np.asarray(states.diverged)
+    for i, seed in enumerate(seeds):
+        if diverged[i]:
+            results.append({})
+            continue
+        params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
+        policy = DeployedPolicy(act_fn, params, seed, step, learner.obs_dim)
+        results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
+    names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))} | {"score"})  # (all diverged too)
+    return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
+
+
+class Evaluations(Observer):
+    def __init__(self, task: Task, learner, run: RunConfig, log: store.RunLog):
+        self.task, self.learner, self.run, self.log, self.act_fn = task, learner, run, log, make_act(learner)
+
+    def on_chunk(self, chunk: Chunk) -> None:
+        run, step = self.run, chunk.step
+        if step % run.eval_interval and not chunk.last:
+            return
+        counted = scoring.counted_evaluations(np.array([step]), run.eval_interval, step if chunk.last else run.steps)
+        chunk.rows["eval_step"] = {**evaluate_seeds(self.task, self.learner, chunk.states, list(run.seeds), step,
+                                                    run.eval_episodes, self.act_fn),
+                                   "eval_counted": np.full(len(run.seeds), counted[0])}
+        self.log.append("eval_step", step, chunk.rows["eval_step"])
