@@ -1,9 +1,8 @@
 """Run a DROL training job: several seeds in one compiled program, logged to a run folder.
 
-Data flows one way: task dataset -> learner state (drol.learner, pure JAX) -> chunks of updates ->
-the observers (training.observer): the run log's rows (training.run_log), evaluations (training.evaluation),
-W&B (training.tracking), checkpoints (training.checkpoints) and the progress bar (training.progress). The host
-sees the state only at chunk ends; a chunk ends at every log, evaluation and checkpoint step.
+Data flows one way: task dataset -> learner state (drol.learner, pure JAX) -> chunks of updates -> the
+observers (training.observer). The host sees the state only at chunk ends: every log, evaluation and
+checkpoint step.
 """
 
 from __future__ import annotations

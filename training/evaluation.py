@@ -26,14 +26,9 @@ def eval_seed(seed: int, step: int) -> int:
 
 class DeployedPolicy:
     """One seed's deployed policy, as training evaluates it: observations (n, obs_dim) -> actions
-    (n, action_dim) in [-1, 1] (numpy float32), one fresh prior sample per observation and call.
-
-    Deterministic: call number i (from 0) draws its prior sample from fold_in(key, i), with key =
-    fold_in(fold_in(seed_key(seed), EVAL_STREAM), step) for the evaluation at update `step`; `reset()`
-    starts the count again. `act_fn` is the jitted `learner.act` (drol.learner.make_act: it compiles once per
-    batch shape).
-    Raises ValueError (one line) for observations of another shape.
-    """
+    (n, action_dim) in [-1, 1] (numpy float32), one fresh prior sample per observation and call, deterministic:
+    call i (from 0; `reset()` starts again) samples from fold_in(key, i), key = fold_in(fold_in(seed_key(seed),
+    EVAL_STREAM), step). `act_fn`: the jitted `learner.act`. Raises ValueError (one line) for another shape."""
 
     def __init__(self, act_fn, actor_params, seed: int, step: int, obs_dim: int):
         self.act_fn, self.actor_params, self.obs_dim = act_fn, actor_params, int(obs_dim)
