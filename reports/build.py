@@ -124,9 +124,8 @@ def check_options(outputs: Outputs | None, reps: int) -> None:
 
 
 def write(report: Report, record: dict, results: Results, outputs: Outputs) -> None:
-    """Write the four files and, with `outputs.figures`, every figure as FOLDER/<name>.png (the PNG the HTML
-    and PDF embed), all or none (the module docstring). ReportError (one line) naming an output that cannot
-    be written (the system's error); whatever else fails is raised as it is, after the same clean-up."""
+    """Write the four files and, with `outputs.figures`, every figure as FOLDER/<name>.png, all or none (the module
+    docstring); an output that cannot be written is a one-line ReportError, anything else is raised as it is."""
     from reports.html import render_html
     from reports.pdf import render_pdf
 
@@ -179,10 +178,8 @@ def _json_safe(value):
 def make_report(root: Path, html: Path | None = None, pdf: Path | None = None, reps: int = stats.DEFAULT_REPS,
                 seed: int = stats.DEFAULT_SEED, strict: bool = False, figures: Path | None = None,
                 warn: Callable[[str], None] | None = None) -> tuple[Outputs, tuple[str, ...]]:
-    """Everything `drol-diag report` does; returns where it wrote and the three summary lines.
-    Options are checked before anything is read. Each skipped run folder is passed to `warn` as one
-    line (skipped_line) as soon as the runs are read; with `strict`, any is a ReportError and nothing
-    is written."""
+    """Everything `drol-diag report` does (options checked before anything is read; each skipped run folder passed
+    to `warn` as one line); returns where it wrote and the three summary lines."""
     outputs = default_outputs(root, html, pdf, figures)
     check_root(root)
     check_options(outputs, reps)

@@ -16,13 +16,9 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class Notice:
-    """A highlighted box: what the data cannot answer and, where it helps, the command that fills the gap.
+    """A highlighted box: what the data cannot answer and, where it helps, the command that fills the gap."""
 
-    kind: "missing" (a section lacks runs: `command` says what to run), or "warning" (diverged seeds,
-    single seeds, unfinished runs: read the numbers with care).
-    """
-
-    kind: str
+    kind: str  # "missing" (a section lacks runs: `command` says what to run) or "warning" (read with care)
     text: str
     command: str = ""
 

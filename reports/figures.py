@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from reports import stats  # noqa: E402
 from reports.document import Figure  # noqa: E402
 from reports.runs import ablation_rank  # noqa: E402
 
@@ -58,24 +59,29 @@ class Line:
     # hollow markers
 
 
+def interval_line(label: str, ablation: str, x: np.ndarray, estimate: stats.Interval | list[stats.Interval],
+                  secondary: bool = False) -> Line:
+    """`estimate`'s points with their band against x (n,): one (n,) Interval, or n (1,) Intervals (one per x)."""
+    if isinstance(estimate, stats.Interval):
+        return Line(label, ablation, x, estimate.point, estimate.low, estimate.high, secondary)
+    return Line(label, ablation, np.array(x, float), *(np.array([getattr(i, end)[0] for i in estimate])
+                                                       for end in ("point", "low", "high")), secondary)
+
+
 @dataclass(frozen=True)
 class Panel:
-    """One axes: its title, axis labels (with units) and lines; `log2_x` for K axes, `reference` a
-    horizontal dotted line (value, label) such as the data's own scale; `levels` grey horizontal
-    lines (value, label), a task's reference policies' scores. `bounds` (low, high; None for open) are
-    the values the quantity can take and `min_span` the least height of the y axis (twice the
-    quantity's materiality threshold); `ylim` fixes the axis instead."""
+    """One axes: its title, axis labels (with units) and lines."""
 
     title: str
     xlabel: str
     ylabel: str
     lines: tuple[Line, ...]
-    log2_x: bool = False
-    reference: tuple[float, str] | None = None
-    ylim: tuple[float, float] | None = None
-    levels: tuple[tuple[float, str], ...] = ()
-    bounds: tuple[float | None, float | None] = (None, None)
-    min_span: float = 0.0
+    log2_x: bool = False  # for K axes
+    reference: tuple[float, str] | None = None  # a dotted horizontal line (value, label), e.g. the data's own scale
+    ylim: tuple[float, float] | None = None  # fixes the axis (else bounds and min_span fit it)
+    levels: tuple[tuple[float, str], ...] = ()  # grey horizontal lines (value, label): the reference policies
+    bounds: tuple[float | None, float | None] = (None, None)  # the values the quantity can take (None: open)
+    min_span: float = 0.0  # the least height of the y axis (twice the quantity's materiality threshold)
 
 
 PANEL_HEIGHT_IN = 2.4  # one row of line panels (the demo's report fits 10 PDF pages)
@@ -196,9 +202,8 @@ class IntervalRow:
 
 def interval_figure(name: str, caption: str, titles: list[str], xlabels: list[str], rows: list[IntervalRow],
                     reference: float | None = None, xlim: tuple[float, float] | None = None) -> Figure:
-    """rliable-style interval plot: one panel per statistic, one horizontal bar (the 95% interval)
-    with its point estimate per row; rows without an interval show the point only. `reference` draws
-    a vertical dotted line in every panel (0.5 for probabilities of improvement)."""
+    """rliable-style interval plot: one panel per statistic, per row a bar (the 95% interval, if any) and the point;
+    `reference` a vertical dotted line in every panel (0.5 for probabilities of improvement)."""
     return _render(draw_interval_figure(titles, xlabels, rows, reference, xlim), name, caption)
 
 

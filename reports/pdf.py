@@ -43,7 +43,7 @@ from reportlab.platypus import Table as LayoutTable
 from reportlab.platypus.tableofcontents import TableOfContents
 
 from reports import document
-from reports.html import looks_numeric, numeric_columns
+from reports.html import NOTICE_LABELS, looks_numeric, numeric_columns
 
 PAGE_SIZE = A4
 MARGIN = 1.8 * cm
@@ -72,7 +72,6 @@ NOTICE_COLORS = {  # kind: (background, left rule)
     "missing": (colors.HexColor("#fff3d6"), colors.HexColor("#b7791f")),
     "warning": (colors.HexColor("#fde8e8"), colors.HexColor("#c0392b")),
 }
-NOTICE_LABELS = {"missing": "Missing runs:", "warning": "Caution:"}
 
 
 def render_pdf(report: document.Report, path: pathlib.Path) -> None:
@@ -243,11 +242,9 @@ def _footer_painter(title: str) -> Callable[[Canvas, SimpleDocTemplate], None]:
 
 
 def _story(report: document.Report) -> list[Flowable]:
-    story: list[Flowable] = [_para(report.title, TITLE)]
-    if report.subtitle:
-        story.append(_para(report.subtitle, SUBTITLE))
-    for line in report.summary:
-        story.append(_para(line, SUMMARY_LINE, bulletText="\u2022"))
+    story: list[Flowable] = [_para(report.title, TITLE)] + ([_para(report.subtitle, SUBTITLE)] if report.subtitle
+                                                            else [])
+    story += [_para(line, SUMMARY_LINE, bulletText="\u2022") for line in report.summary]
     for number, section in enumerate(report.sections, start=1):
         if number == 2:  # the first section (the summary of verdicts) shares page 1; the contents follow it
             story += [CondPageBreak(SECTION_START_HEIGHT), Paragraph("Contents", CONTENTS_HEADING), _contents()]

@@ -10,7 +10,6 @@ from drol_diag.settings.presets import OGBENCH_PRESETS
 
 PAPER_UPDATES = 1_000_000  # OGBench training budget of the published numbers
 PAPER_SEEDS = 8
-PAPER_TASKS_PER_FAMILY = 5
 PAPER_HIDDEN = "512,512,512,512"  # the paper's actor and critic widths
 PAPER_TRANSITIONS = 1_000_000  # OGBench's training datasets (docs/drol-spec.md section 4)
 

@@ -53,11 +53,9 @@ def band_text(threshold: float, null: float = 0.0) -> str:
 
 def effect_text(difference: stats.Interval, threshold: float | None, null: float = 0.0,
                 what: str = "difference") -> str:
-    """A (1,) difference read by stats.verdict, with its interval, seeds and threshold:
-    'difference 0.12 [0.08, 0.16], 5 seeds: material (the whole interval lies beyond +-0.05)';
-    '...: negligible (the whole interval lies within +-0.05)'; '...: inconclusive (the interval reaches both
-    within and beyond +-0.05; about 12 seeds per side would settle it at this spread)'; 'difference 0.12 (n=2):
-    no verdict with 2 seeds (...)'. `null` is what no difference reads as (0.5 for a probability)."""
+    """A (1,) difference read by stats.verdict, with its interval, seeds and threshold: 'difference 0.12 [0.08,
+    0.16], 5 seeds: material (the whole interval lies beyond +-0.05)', or negligible, inconclusive (with the seeds
+    that would settle it), no verdict. `null` is what no difference reads as (0.5 for a probability)."""
     verdict = stats.verdict(difference, threshold, null)
     text = f"{what} {fmt_interval(difference)}"
     if verdict == stats.NOT_JUDGED:
@@ -111,13 +109,9 @@ RESUMABLE_SETTINGS = ("steps", "eval_interval", "eval_episodes", "log_interval",
 
 def fill_command(results: Results, *, ablations: list[str] | None = None, ks: list[int] | None = None,
                  seeds: str | None = None) -> str:
-    """The `drol-diag sweep` command that adds the named ablations / K values / seeds to this folder
-    with the settings its runs already have (finished groups are skipped by the sweep).
-
-    The settings are those of the run with the most planned steps (its config.json), on top of
-    `DIR/sweep.toml` when there is one: a run extended with `run --resume --steps N` after the sweep
-    keeps the sweep file's other settings, and shorter runs are extended to N, so that the sweep
-    planner accepts the command and the new groups are comparable."""
+    """The `drol-diag sweep` command that adds the named ablations / K values / seeds to this folder with the
+    settings of its run with the most planned steps, on top of `DIR/sweep.toml` where there is one (a run extended
+    with `run --resume --steps N` keeps the sweep file's other settings): the planner accepts it, the groups compare."""
     ablations = list(dict.fromkeys(base_ablation(a) for a in ablations or results.ablations))  # (grid labels)
     ks = ks or run_ks(results.groups) or [1]
     root = str(results.root)

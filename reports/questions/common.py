@@ -23,7 +23,7 @@ from reports.analysis import (
     is_baseline,
 )
 from reports.document import Block, Figure, Notice, Paragraph, Section, Table
-from reports.figures import Line, Panel, line_figure
+from reports.figures import Line, Panel, interval_line, line_figure
 from reports.runs import Results, base_ablation, grid_label, grid_settings_text
 from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks, worded
 
@@ -120,20 +120,24 @@ def diagnostic_figure(results: Results, analysis: Analysis, task: str, names: li
     panels = []
     for variable in names:
         for k in ks:
-            lines = []
-            for ablation in results.ablations:
-                run_k = 1 if is_baseline(ablation) else k
-                summary = get(analysis, variable, task, ablation, run_k)
-                if summary is None or (is_baseline(ablation) and k != ks[0] and len(ks) > 1):
-                    continue
-                e = summary.curve.estimate
-                lines.append(Line(ablation, ablation, summary.curve.steps, e.point, e.low, e.high))
+            lines = [interval_line(ablation, ablation, summary.curve.steps, summary.curve.estimate)
+                     for ablation, run_k in runs_at(results, k, ks)
+                     if (summary := get(analysis, variable, task, ablation, run_k)) is not None]
             if lines:
                 panels.append(diagnostic_panel(variable, f"{diagnostic_label(variable)}, K={k}", STEP_AXIS,
                                                tuple(lines), references.get(variable)))
-    if not panels:
-        return None
-    return line_figure(name, caption, panels, columns=min(len(ks), 3) if len(ks) > 1 else 2)
+    return line_figure(name, caption, panels, columns=figure_columns(ks)) if panels else None
+
+
+def runs_at(results: Results, k: int, ks: list[int]) -> list[tuple[str, int]]:
+    """(ablation, its K) drawn in a figure's panel at K=k (of `ks`): every ablation at k, and the baseline without K
+    (at its K=1) in the first panel only."""
+    return [(a, 1 if is_baseline(a) else k) for a in results.ablations if not (is_baseline(a) and k != ks[0])]
+
+
+def figure_columns(ks: list[int]) -> int:
+    """One column of panels per K, at most 3 (two where only one K)."""
+    return min(len(ks), 3) if len(ks) > 1 else 2
 
 
 def diagnostic_panel(variable: str, title: str, xlabel: str, lines: tuple[Line, ...],
@@ -211,9 +215,8 @@ def score_levels(results: Results, analysis: Analysis) -> tuple[tuple[float, str
     """(score, label) of each reference policy, for figures of scores over tasks: the task's own levels when
     the runs are on one task (labelled by the policy's name); over several, the mean of the tasks' levels
     (what the Mean aggregate of that policy would be); none unless every task has the same reference policies."""
-    per_task = [analysis.references.get(task, {}) for task in results.tasks]
-    names = list(per_task[0]) if per_task else []
-    if not names or any(list(levels) != names for levels in per_task):
+    per_task, names = shared_levels(results, analysis)
+    if not names:
         return ()
     if len(per_task) == 1:
         return tuple((levels[name], name) for levels in per_task for name in names)
@@ -221,13 +224,17 @@ def score_levels(results: Results, analysis: Analysis) -> tuple[tuple[float, str
                   f"{name} (mean over {len(per_task)} tasks)") for name in names)
 
 
+def shared_levels(results: Results, analysis: Analysis) -> tuple[list[dict[str, float]], list[str]]:
+    """Each task's reference levels, and the policies' names where every task has the same ones (else none)."""
+    per_task = [analysis.references.get(task, {}) for task in results.tasks]
+    names = list(per_task[0]) if per_task else []
+    return per_task, [] if any(list(levels) != names for levels in per_task) else names
+
+
 def reference_aggregates(results: Results, analysis: Analysis) -> dict[str, np.ndarray]:
     """{reference policy: its aggregates (stats.AGGREGATES) over the tasks}, as a (1, tasks) score matrix; empty
     unless every task has the same reference policies."""
-    per_task = [analysis.references.get(task, {}) for task in results.tasks]
-    names = list(per_task[0]) if per_task else []
-    if not names or any(list(levels) != names for levels in per_task):
-        return {}
+    per_task, names = shared_levels(results, analysis)
     return {name: stats.aggregate_scores(np.array([[levels[name] for levels in per_task]])) for name in names}
 
 
@@ -295,15 +302,11 @@ def comparison_sentence(analysis: Analysis, key: tuple[str, int, str, int]) -> s
 def verdict_counts(analysis: Analysis, keys: list[tuple[str, int, str, int]], x: str, y: str) -> str:
     """'x higher in 1, y higher in 2, negligible in 0, inconclusive in 3, no verdict (too few seeds) in 0' over
     the IQM differences of `keys`, and, with several, how many material ones chance alone would give."""
-    counts = {label: 0 for label in (f"{x} materially higher", f"{y} materially higher", stats.NEGLIGIBLE,
-                                     stats.INCONCLUSIVE, "no verdict (too few seeds)")}
+    labels = (f"{x} materially higher", f"{y} materially higher", stats.NEGLIGIBLE, stats.INCONCLUSIVE,
+              "no verdict (too few seeds)")
+    counts = {label: 0 for label in labels}
     for key in keys:
-        difference = analysis.score_difference[key]
-        verdict = stats.verdict(difference, stats.SCORE_MATERIAL)
-        label = ({stats.NEGLIGIBLE: stats.NEGLIGIBLE, stats.INCONCLUSIVE: stats.INCONCLUSIVE}.get(verdict)
-                 or ("no verdict (too few seeds)" if verdict != stats.MATERIAL
-                     else f"{x} materially higher" if difference.point[0] > 0 else f"{y} materially higher"))
-        counts[label] += 1
+        counts[worded(analysis.score_difference[key], stats.SCORE_MATERIAL, *labels)] += 1
     text = ", ".join(f"{label} in {count}" for label, count in counts.items())
     if len(keys) > 1:
         text += (f"; with {len(keys)} comparisons at 95% each, a lone material one can arise by chance, so read the "
@@ -368,20 +371,11 @@ def below_reference(results: Results, analysis: Analysis) -> dict[str, list[tupl
         if reference is None or not np.isfinite(mean) or mean >= reference[1] or base_ablation(ablation) == \
                 BEHAVIOUR_REFERENCE:
             continue
-        trend = analysis.trends.get((task, ablation, k))
-        reading = stats.verdict(trend, stats.SCORE_MATERIAL) if trend is not None else None
-        state = ("still rising" if reading == stats.MATERIAL and trend.point[0] > 0 else
-                 "plateaued" if reading == stats.NEGLIGIBLE else "not clearly flat")
+        trend, flat = analysis.trends.get((task, ablation, k)), "not clearly flat"
+        state = flat if trend is None else worded(trend, stats.SCORE_MATERIAL, "still rising", flat, "plateaued", flat,
+                                                  flat)
         below.setdefault(task, []).append((group_label(ablation, k), mean, state))
     return below
-
-
-def undertrained(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float]]]:
-    """{task: [(run label, mean score)]} of the runs below the task's yardstick whose curve still rises over its last
-    third (undertrained: train longer)."""
-    return {task: [(label, mean) for label, mean, state in runs if state == "still rising"]
-            for task, runs in below_reference(results, analysis).items()
-            if any(state == "still rising" for _, _, state in runs)}
 
 
 def undertrained_notice(results: Results, analysis: Analysis) -> Notice | None:

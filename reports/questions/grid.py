@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores, compare
 from reports.document import Block, Paragraph, Section, Table
-from reports.figures import Line, Panel, line_figure
+from reports.figures import Panel, interval_line, line_figure
 from reports.questions.common import STATIC, groups_of, matched, score_levels
 from reports.runs import Results, base_ablation
 from reports.text import effect_text, fmt_interval, group_label
@@ -73,11 +71,8 @@ def sensitivity_panel(results: Results, analysis: Analysis, name: str, curves: C
         values = [value for value, _ in points]
         if not all(isinstance(v, (int, float)) for v in values):
             return None
-        intervals = [g.aggregates for _, g in points]
         label = curve_label(ablation, k, others)
-        lines.append(Line(label, label, np.array(values, float),
-                          np.array([i.point[0] for i in intervals]), np.array([i.low[0] for i in intervals]),
-                          np.array([i.high[0] for i in intervals])))
+        lines.append(interval_line(label, label, values, [g.aggregates for _, g in points]))
     values = [float(v) for line in lines for v in line.x]
     logarithmic = min(values) > 0 and max(values) >= 4 * min(values)  # (0.3, 1, 3; 1e-4, 3e-4: a log axis)
     return Panel(f"IQM against {name}", name + (" (log scale)" if logarithmic else ""), "IQM of score", tuple(lines),

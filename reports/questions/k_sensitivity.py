@@ -3,14 +3,10 @@ and the late candidate-usage quantities against K; with one K only, the sweep co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 from reports import stats
 from reports.analysis import DIAGNOSTICS, Analysis, compare, is_baseline
 from reports.document import Block, Paragraph, Section
-from reports.figures import Line, Panel, line_figure
+from reports.figures import Panel, interval_line, line_figure
 from reports.questions.common import diagnostic_panel, get, score_levels
 from reports.runs import Results
 from reports.text import effect_text, fill_command, fmt_interval, missing, plural, run_ks, seeds_text
@@ -33,12 +29,6 @@ def k_effects(results: Results, analysis: Analysis,
     best = max(ks, key=lambda k: analysis.groups[(ablation, k)].aggregates.point[0])
     return ks, best, {k: compared[1] for k in ks if k != best
                       and (compared := compare(results, analysis, ablation, k, ablation, best))}
-
-
-def k_line(ablation: str, ks: Sequence[int], intervals: Sequence[stats.Interval]) -> Line:
-    """One ablation's line against K: the (1,) intervals' points with their bands."""
-    return Line(ablation, ablation, np.array(ks, float), np.array([i.point[0] for i in intervals]),
-                np.array([i.low[0] for i in intervals]), np.array([i.high[0] for i in intervals]))
 
 
 def k_answer(results: Results, analysis: Analysis) -> list[str]:
@@ -106,7 +96,7 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
         ks = scored_ks(results, analysis, ablation)
         if is_baseline(ablation) or len(ks) < 1:
             continue
-        lines.append(k_line(ablation, ks, [analysis.groups[(ablation, k)].aggregates for k in ks]))
+        lines.append(interval_line(ablation, ablation, ks, [analysis.groups[(ablation, k)].aggregates for k in ks]))
     if lines:
         panels.append(Panel("IQM against K", "K (candidates per state)", "IQM of score", tuple(lines), log2_x=True,
                             levels=score_levels(results, analysis)))
@@ -118,7 +108,7 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
                 pts = [(k, s) for k, s in pts if s is not None]
                 if is_baseline(ablation) or not pts:
                     continue
-                lines.append(k_line(ablation, [k for k, _ in pts], [s.late for _, s in pts]))
+                lines.append(interval_line(ablation, ablation, [k for k, _ in pts], [s.late for _, s in pts]))
             if lines:
                 panels.append(diagnostic_panel(variable, f"{task}: {DIAGNOSTICS[variable].label} (late)",
                                                "K (candidates per state)", tuple(lines), log2_x=True))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from diagnostics.quantities import DIFFERENCE, PROBE_MEANS, QUANTITIES, REPORTING
-from reports.analysis import Analysis, CalibrationSummary, is_baseline, run_seeds
+from reports.analysis import Analysis, CalibrationSummary, run_seeds
 from reports.document import Block, Figure, Paragraph, Section, Table
-from reports.figures import Line, Panel, line_figure
-from reports.questions.common import STEP_AXIS
+from reports.figures import Panel, interval_line, line_figure
+from reports.questions.common import STEP_AXIS, figure_columns, runs_at
 from reports.runs import Results
 from reports.text import fmt_interval, group_label, plural, run_ks, seeds_text
 
@@ -231,18 +231,13 @@ def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[
     for name, calibration in pairs.items():
         for k in ks:
             lines = []
-            for ablation in results.ablations:
-                run_k = 1 if is_baseline(ablation) else k
-                if is_baseline(ablation) and k != ks[0]:
-                    continue
-                s = next((s for s in analysis.calibrations.get((task, ablation, run_k), ())
-                          if s.calibration.estimate == name), None)
-                if s is None:
-                    continue
-                for summary, what, secondary in ((s.estimate, "estimate", False), (s.truth, "truth", True)):
-                    e = summary.curve.estimate
-                    lines.append(Line(f"{ablation}: {what}", ablation, summary.curve.steps, e.point, e.low, e.high,
-                                      secondary=secondary))
+            for ablation, run_k in runs_at(results, k, ks):
+                for s in analysis.calibrations.get((task, ablation, run_k), ()):
+                    if s.calibration.estimate == name:  # (the estimate and its truth in one colour)
+                        lines += [interval_line(f"{ablation}: {what}", ablation, summary.curve.steps,
+                                                summary.curve.estimate, secondary)
+                                  for summary, what, secondary in ((s.estimate, "estimate", False),
+                                                                   (s.truth, "truth", True))]
             if lines:
                 units = {QUANTITIES[calibration.estimate].unit, QUANTITIES[calibration.truth].unit}
                 reporting = REPORTING.get(calibration.estimate)
@@ -258,11 +253,9 @@ def calibration_figure(results: Results, analysis: Analysis, task: str) -> Figur
     panels = calibration_panels(results, analysis, task)
     if not panels:
         return None
-    ks = len(run_ks(results.groups) or [1])
-    columns = min(ks, 3) if ks > 1 else 2
     return line_figure(f"truth-{task}", f"{task}: each diagnostic estimate (solid) beside its truth (dotted, hollow "
                        "markers) over training; mean over seeds, bands 95% bootstrap intervals over seeds.", panels,
-                       columns=columns)
+                       columns=figure_columns(run_ks(results.groups) or [1]))
 
 
 # ------------------------------------------------------------------------------------------------
