@@ -201,10 +201,8 @@ class VerdictRow:
 
 
 def verdict_rows(results: Results, analysis: Analysis) -> list[VerdictRow]:
-    """The headline differences of questions 1-5, each as its question reads it: per dynamic run the flip rate's
-    change and returns against chance (1); per run deployed actions out of support against held-out data (2);
-    dynamic minus static-routing late for ood_frac (2) and conflict_frac (3); every score comparison of dynamic
-    with another variant over the tasks both ran (4, 5b); each K against the best K (5)."""
+    """The headline differences of questions 1-5, each as its question reads it (and from the same bootstraps,
+    Analysis.cached)."""
     rows = []
     for task in results.tasks:
         for label, k in groups_of(results, REFERENCE_ABLATION):

@@ -78,8 +78,7 @@ def late_difference(results: Results, analysis: Analysis, variable: str, task: s
 def late_comparisons(results: Results, analysis: Analysis, variable: str, task: str,
                      what: str) -> list[tuple[str, stats.Interval]]:
     """Per dynamic run with a static-routing run at its K and grid point: ('At K=4, <what>, dynamic minus
-    static-routing late: difference ...: no material difference (threshold 0.05).', the difference). States the
-    effect, never a cause."""
+    static-routing late: <effect_text>.', the difference): the effect, never a cause."""
     comparisons = []
     for label, k in groups_of(results, REFERENCE_ABLATION):
         difference = late_difference(results, analysis, variable, task, label, k)
@@ -379,9 +378,7 @@ def below_reference(results: Results, analysis: Analysis) -> dict[str, list[tupl
 
 
 def undertrained_notice(results: Results, analysis: Analysis) -> Notice | None:
-    """A warning naming the runs below the task's yardstick, each with its learning curve's state: still rising
-    (undertrained: train longer), plateaued below it (a finding about the run, not a matter of steps), or not
-    clearly flat."""
+    """A warning naming the runs below the task's yardstick (below_reference), each with its curve's state."""
     below = below_reference(results, analysis)
     if not below:
         return None

@@ -47,9 +47,8 @@ def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
 
 
 def coinciding_aggregates(results: Results, analysis: Analysis) -> list[str]:
-    """Sentences saying which aggregates are equal by construction, where that happens: with one task, mean and
-    median (rliable takes both over the per-task means); with fewer than 4 runs x tasks, IQM and mean (the IQM
-    trims a quarter of the scores from each end, rounded down, so nothing)."""
+    """Sentences saying which aggregates are equal by construction: with one task, mean and median; with fewer
+    than 4 runs x tasks, IQM and mean."""
     sentences = []
     if len(results.tasks) == 1:
         sentences.append(f"With one task ({results.tasks[0]}), Mean and Median are the same number: rliable takes "

@@ -221,9 +221,8 @@ def missed_paragraph(task: str, analysis: Analysis) -> Paragraph | None:
 
 
 def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[Panel]:
-    """Panels (estimate-truth pair x K) against training step, one colour per ablation: the estimate solid, its
-    truth dotted with hollow markers (Line.secondary); means over seeds with 95% bootstrap bands. The
-    rank-correlation pair is in the table only (one number per seed, no curve)."""
+    """Panels (estimate-truth pair x K) against training step: per ablation the estimate solid, its truth dotted
+    (Line.secondary). The rank-correlation pair is in the table only (one number per seed, no curve)."""
     ks = run_ks(results.groups) or [1]
     panels = []
     pairs = {s.calibration.estimate: s.calibration for (t, _, _), summaries in analysis.calibrations.items()
