@@ -259,6 +259,8 @@ def job_states(out: Path, records: dict[str, dict[str, str]]) -> dict[str, JobSt
     """The states of recorded jobs (read_jobs' records), by the same keys. A local job: RUNNING while its
     controller process lives, else COMPLETED (it left a result) or FAILED. SLURM jobs: sacct's states, from one
     call for all of them through submitit's watcher (UNKNOWN where submitit or sacct is missing)."""
+    if not records:
+        return {}  # (no submitit import: on import it binds its log handler to this moment's stderr)
     folder = Path(out) / SUBMITIT_DIR / "%j"
     try:
         submitit = import_optional("submitit", SUBMITIT_MISSING)
