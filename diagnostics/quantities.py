@@ -1,21 +1,8 @@
-"""The registry of diagnostic quantities: every quantity the probe diagnostics log or the report derives, each
-declared once with everything said about it.
-
-Each `Quantity` has its name, its dims (beyond seed and the row dim `step`), a label and unit for figures and
-tables, the methods that log it, one line of meaning, and where it applies: how the report judges and draws it
-(`reporting`: its materiality threshold and why, its bounds), how a DERIVED one is computed from logged ones
-(`derived`: an operation of DERIVATIONS and its operands, e.g. a ratio to its yardstick), a per-probe quantity's
-per-row mean (`probe_mean`), the ground truth it estimates and the bar (`calibration`), and the settle study's
-finding where it missed its bar (`study`). Every table the other layers read is a view of these declarations:
-
-- the run log (drol_diag.runfolder.store.RunLog) takes each logged variable's dims (`row_dims`),
-- the report takes its labels, units and which quantities it summarises (`reported`), the thresholds
-  (`REPORTING`), the calibrations (`CALIBRATIONS`), the derivations (`derive`, `operands`) and the findings
-  (`STUDY_FINDINGS`),
-- docs' tables of quantities and thresholds are checked against it (`markdown_table`, `materiality_table`).
-
-A new quantity is its computation (diagnostics.probes, returned in the dict of `probe_diagnostics`) plus one entry
-here, with its threshold and calibration in that entry.
+"""The registry of diagnostic quantities: each logged or report-derived quantity declared once, with its dims,
+label, unit, methods, meaning, reporting threshold, derivation, per-probe mean, calibration and study finding.
+Every table the other layers read is a view of these declarations (`row_dims` for the run log; `reported`,
+`REPORTING`, `CALIBRATIONS`, `derive` and `STUDY_FINDINGS` for the report; `markdown_table` and
+`materiality_table` for docs/). A new quantity is its computation (diagnostics.probes) plus one entry here.
 """
 
 from __future__ import annotations
@@ -46,15 +33,9 @@ DIFFERENCE, RANK_CORRELATION = "difference", "rank correlation"  # how an estima
 
 @dataclass(frozen=True)
 class Calibration:
-    """A diagnostic estimate beside the ground truth it estimates (logged where the task has one: the embedded
-    modes, arc and cliff tasks), and the bar their agreement must clear.
-
-    measure DIFFERENCE: |late estimate - late truth| per seed (late: the mean over the last third of logged rows),
-    within the bar when at most `bar`. RANK_CORRELATION: per seed, the rank correlation (Spearman) of the
-    per-probe estimate against minus the per-probe truth over every logged (row, probe) pair
-    (diagnostics.calibration.support_rank_correlation), within the bar when at least `bar`. bar None: the
-    agreement is shown (the estimate's bias), never judged: its scale follows the task's rewards.
-    """
+    """A diagnostic estimate beside the ground truth it estimates, and the bar their agreement must clear:
+    DIFFERENCE, |late estimate - late truth| per seed at most `bar`; RANK_CORRELATION, Spearman per seed of the
+    per-probe estimate against minus the truth (diagnostics.calibration) at least `bar`; None: shown, never judged."""
 
     truth: str  # the QUANTITIES name of what it estimates
     measure: str  # DIFFERENCE or RANK_CORRELATION
@@ -63,8 +44,7 @@ class Calibration:
     estimate: str = ""  # the QUANTITIES name that declares it (filled in by CALIBRATIONS)
 
     def within_bar(self, agreement: float) -> bool | None:
-        """Whether an agreement value (|difference| or rank correlation) clears the bar; None without a bar or
-        for NaN (an undefined rank correlation)."""
+        """Whether an agreement value clears the bar; None without a bar or for NaN."""
         if self.bar is None or agreement != agreement:
             return None
         return agreement >= self.bar if self.measure == RANK_CORRELATION else abs(agreement) <= self.bar
@@ -81,18 +61,17 @@ class Quantity:
     meaning: str  # one line: what it is
     methods: tuple[str, ...] = (DROL,)  # the methods whose runs log it (FQL has no candidates)
     kind: str = ROW  # ROW, STATIC, EVALUATION or DERIVED
-    reported: str = ""  # "summary": the report shows its mean over seeds, early and late; "per_probe": a
-    # per-probe count the report derives from flips_total
+    reported: str = ""  # "summary": mean over seeds, early and late; "per_probe": a count derived from flips_total
     reporting: Reporting | None = None  # how the report judges and draws it (every reported quantity has one)
     derived: tuple[str, ...] = ()  # DERIVED: (operation in DERIVATIONS, its logged operands...)
     probe_mean: str = ""  # a per-probe quantity's per-row mean over probes, by which a calibration shows it late
     calibration: Calibration | None = None  # the ground truth it estimates and the bar their agreement must clear
-    study: tuple[int, str] | None = None  # where the settle study (docs/findings.md) found it outside its bar, for
-    # tasks without a truth: (the least action dimensions the finding applies from, what was found and still means)
+    study: tuple[int, str] | None = None  # docs/findings.md: (least action dims it applies from, what was found)
 
 
 PROBE_SHARE = "5 points of the probe share: about three standard errors of one seed's share on 1024 probes " \
               "(0.016 at one half), small beside the gaps between routing rules (static 0, random (K-1)/K)"
+SHARE = Reporting(0.05, PROBE_SHARE, 0.0, 1.0)  # a share of the probes
 
 QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
     Quantity("winner", ("probe",), "owner", "candidate index",
@@ -101,38 +80,35 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "the geometrically nearest candidate of each probe's bank"),
     Quantity("flip_rate", (), "flip rate", "fraction of probes per log interval",
              "fraction of probes whose winner changed since the previous row (NaN at the first row)",
-             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             reported="summary", reporting=SHARE),
     Quantity("return_rate", (), "return rate (A->B->A)", "fraction of probes per log interval",
              "fraction of probes whose new winner is one they owned before and lost (A -> B -> A)",
-             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             reported="summary", reporting=SHARE),
     Quantity("return_rate_chance", (), "return rate by chance", "fraction of probes per log interval",
              "the return rate if each flip went to a uniformly drawn other candidate, given each probe's history: "
              "sum over flipped probes of (former owners other than the one it leaves) / (K - 1), over all probes",
-             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             reported="summary", reporting=SHARE),
     Quantity("return_excess", (), "return rate over chance", "fraction of probes per log interval",
              "return_rate - return_rate_chance", kind=DERIVED, reported="summary",
-             derived=("minus", "return_rate", "return_rate_chance"),
-             reporting=Reporting(0.05, PROBE_SHARE, -1.0, 1.0)),
+             derived=("minus", "return_rate", "return_rate_chance"), reporting=Reporting(0.05, PROBE_SHARE, -1.0, 1.0)),
     Quantity("nearest_flip_rate", (), "nearest flip rate", "fraction of probes per log interval",
              "fraction of probes whose nearest candidate changed since the previous row", reported="summary",
-             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             reporting=SHARE),
     Quantity("owner_mismatch", (), "owner not nearest", "fraction of probes",
              "fraction of probes whose owner is not the nearest (a frozen owner overtaken: the persistent tether)",
-             reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             reported="summary", reporting=SHARE),
     Quantity("winner_ari", (), "owner partition ARI", "adjusted Rand index vs previous log",
              "adjusted Rand index between this row's and the previous row's partition of the probes by winner",
              reported="summary",
-             reporting=Reporting(0.05,
-                                 "a twentieth of the range from unrelated partitions (0) to the same "
-                                 "one (1)", None, 1.0)),
+             reporting=Reporting(0.05, "a twentieth of the range from unrelated partitions (0) to the same one (1)",
+                                 None, 1.0)),
     Quantity("flips_total", ("probe",), "flips", "count",
              "cumulative flips per probe"),
     Quantity("winner_data_dist", ("probe",), "winner-to-data distance", "RMS per action dim",
              "RMS-per-dimension distance between each probe's winner and its data action"),
     Quantity("winner_data_dist_mean", (), "winner-to-data distance", "RMS per action dim",
              "mean over probes of winner_data_dist", reported="summary",
-             reporting=Reporting(0.05,
-                                 "the modes family's action noise (std 0.05 per dimension): a smaller move "
+             reporting=Reporting(0.05, "the modes family's action noise (std 0.05 per dimension): a smaller move "
                                  "stays within the data's own spread around a mode", 0.0)),
     Quantity("winner_data_dist_quantiles", ("quantile",), "winner-to-data distance quantiles", "RMS per action dim",
              "quantiles 0.5, 0.9, 0.99 over probes of winner_data_dist"),
@@ -145,8 +121,7 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              reporting=Reporting(0.1, "a tenth of the data's own action scale (data_action_spread)", 0.0)),
     Quantity("coverage", (), "data actions covered", "fraction of probes",
              "fraction of probes whose data action some candidate of the probe's bank reaches within ood_threshold "
-             "(the distance support_dist measures, at the probe's own state)", reported="summary",
-             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             "(the distance support_dist measures, at the probe's own state)", reported="summary", reporting=SHARE),
     Quantity("modes_covered", (), "modes covered", "modes per probe state",
              "modes with some candidate within mode_noise_scale of their centre, mean over probes (tasks with mode "
              "centres)", reported="summary",
@@ -163,18 +138,15 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
                                      "the deployed action's distance to the nearest training pair should order "
                                      "deployed actions as the behaviour's true log-density there does, reversed: "
                                      "the farther, the less likely"),
-             study=(5,
-                    "ranked deployed actions by the true behaviour density with a rank correlation of 0.41 to 0.61 "
-                    "in 5 action dimensions (bar 0.7): a coarse ordering only")),
+             study=(5, "ranked deployed actions by the true behaviour density with a rank correlation of 0.41 to 0.61 "
+                       "in 5 action dimensions (bar 0.7): a coarse ordering only")),
     Quantity("support_dist_mean", (), "distance to support", "deployed action to nearest training pair",
              "mean over probes of support_dist", methods=BOTH, reported="summary",
-             reporting=Reporting(0.1,
-                                 "a tenth of one standard deviation of the standardised (state, action) "
+             reporting=Reporting(0.1, "a tenth of one standard deviation of the standardised (state, action) "
                                  "space, about the data's own nearest-neighbour distance on modes-2d", 0.0)),
     Quantity("support_dist_ref", ("reference",), "held-out distance to support",
              "standardised joint (state, action) space",
-             "the same distance for held-out pairs: the data's own nearest-neighbour scale", methods=BOTH,
-             kind=STATIC),
+             "the same distance for held-out pairs: the data's own nearest-neighbour scale", methods=BOTH, kind=STATIC),
     Quantity("ood_threshold", (), "out-of-support threshold", "standardised joint (state, action) space",
              "95th percentile of support_dist_ref", methods=BOTH, kind=STATIC),
     Quantity("support_dist_ratio", (), "distance to support / held-out", "ratio",
@@ -188,9 +160,8 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
                                      "the share of deployed actions beyond the data's nearest-neighbour 95% "
                                      "distance, against the share whose true behaviour log-density lies below the "
                                      "held-out data's own 5% quantile"),
-             study=(5,
-                    "under-stated the true out-of-support share by 0.26 to 0.36 in 5 action dimensions (cliff-5d, "
-                    "arc-5d): read it as a lower bound on the share truly out of support")),
+             study=(5, "under-stated the true out-of-support share by 0.26 to 0.36 in 5 action dimensions (cliff-5d, "
+                       "arc-5d): read it as a lower bound on the share truly out of support")),
     Quantity("q_deployed", (), "Q(deployed)", "Q units",
              "min-ensemble Q at the deployed action, mean over probes", methods=BOTH,
              calibration=Calibration("true_value_deployed", DIFFERENCE, None,
@@ -205,9 +176,8 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "min-ensemble Q at the data action, mean over probes", methods=BOTH),
     Quantity("q_gap", (), "Q(winner) - Q(data action)", "Q units",
              "q_winner - q_data", kind=DERIVED, reported="summary", derived=("minus", "q_winner", "q_data"),
-             reporting=Reporting(None,
-                                 "Q scales differ with the task's rewards and discount: differences in Q units are "
-                                 "shown, never called material")),
+             reporting=Reporting(None, "Q scales differ with the task's rewards and discount: differences in Q "
+                                 "units are shown, never called material")),
     Quantity("true_value_winner", (), "true value (winner)", "return units",
              "the task's true value at the winner, mean over probes (tasks with true_value)"),
     Quantity("true_value_data", (), "true value (data action)", "return units",
@@ -219,15 +189,14 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
     Quantity("critic_bias", (), "Q - true value (deployed)", "return units",
              "q_deployed - true_value_deployed: the learned min-ensemble Q minus the true value at the deployed "
              "action, mean over probes (tasks with true_value)", methods=BOTH, reported="summary",
-             reporting=Reporting(None,
-                                 "Q scales differ with the task's rewards and discount: differences in return "
-                                 "units are shown, never called material")),
+             reporting=Reporting(None, "Q scales differ with the task's rewards and discount: differences in "
+                                 "return units are shown, never called material")),
     Quantity("critic_bias_winner", (), "Q - true value (winner)", "return units",
              "q_winner - true_value_winner (tasks with true_value)"),
     Quantity("true_conflict_frac", (), "BC opposes true ascent", "fraction of probes",
              "fraction of probes where (data action - winner) points against the true value's ascent direction (its "
              "action gradient) at the winner: conflict_frac with the true value for the critic (tasks with "
-             "true_value)", reported="summary", reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             "true_value)", reported="summary", reporting=SHARE),
     Quantity("behavior_logp_winner", (), "behaviour log-density (winner)", "nats",
              "mean over probes of max(behaviour log-density at the winner, -50): the floor stands for no support "
              "(log 0) (tasks with behavior_log_density)"),
@@ -256,30 +225,25 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "grad_cos per Dense layer of the actor", methods=BOTH),
     Quantity("grad_norm_ratio", (), "|grad BC| / |grad critic|", "ratio (bc_coef included)",
              "|bc_coef grad L_bc| / |grad L_q| (FQL: alpha and the distillation term)", methods=BOTH,
-             reported="summary",
-             reporting=Reporting(None,
-                                 "its scale follows bc_coef and the task's reward scale: shown, never called "
-                                 "material", 0.0)),
+             reported="summary", reporting=Reporting(
+                 None, "its scale follows bc_coef and the task's reward scale: shown, never called material", 0.0)),
     Quantity("action_cos", ("probe",), "cos(pull to data, critic ascent)", "cosine",
              "cosine between (a - winner) and the critic's ascent dQ/da at the winner (FQL: the pull towards the "
              "flow's action at the one-step action)", methods=BOTH),
     Quantity("conflict_frac", (), "BC opposes critic", "fraction of probes",
              "fraction of probes where action_cos < 0", methods=BOTH, reported="summary",
-             reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0),
-             calibration=Calibration("true_conflict_frac", DIFFERENCE, 0.15,
+             reporting=SHARE, calibration=Calibration("true_conflict_frac", DIFFERENCE, 0.15,
                                      "the share of probes where the pull to the data action opposes the learned "
                                      "critic's action gradient at the winner, against the same share with the true "
                                      "value's gradient"),
-             study=(5,
-                    "over-stated the true-gradient conflict by 0.19 to 0.35 in 5 action dimensions (arc-5d): it "
-                    "measures the conflict with the learned critic, not whether BC truly holds the actor back")),
+             study=(5, "over-stated the true-gradient conflict by 0.19 to 0.35 in 5 action dimensions (arc-5d): it "
+                       "measures the conflict with the learned critic, not whether BC truly holds the actor back")),
     Quantity("load", ("candidate",), "load", "fraction of probes",
              "fraction of probes each candidate owns"),
     Quantity("load_entropy", (), "load entropy", "entropy / log K",
              "entropy of load / log K", reported="summary",
-             reporting=Reporting(0.05,
-                                 "5% of the largest entropy (log K, every candidate owning as many "
-                                 "probes)", 0.0, 1.0)),
+             reporting=Reporting(0.05, "5% of the largest entropy (log K, every candidate owning as many probes)",
+                                 0.0, 1.0)),
     Quantity("dead_candidates", (), "dead candidates", "candidates owning no probe",
              "candidates owning no probe", reported="summary", reporting=Reporting(1.0, "one whole candidate", 0.0)),
     Quantity("candidate_spread", (), "candidate spread", "action distance",
@@ -293,16 +257,8 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              derived=("probe_mean", "flips_total"), reporting=Reporting(1.0, "one flip per probe over training", 0.0)),
     Quantity("never_flipped", (), "probes never reassigned", "fraction of probes",
              "fraction of probes with flips_total 0", kind=DERIVED, reported="per_probe",
-             derived=("zero_share", "flips_total"), reporting=Reporting(0.05, PROBE_SHARE, 0.0, 1.0)),
+             derived=("zero_share", "flips_total"), reporting=SHARE),
 )}
-
-
-
-
-
-
-
-
 
 # Views of the declarations above, for the layers that read them by kind.
 REPORTING: dict[str, Reporting] = {q.name: q.reporting for q in QUANTITIES.values() if q.reporting is not None}
