@@ -1,48 +1,18 @@
-"""Your own data and tasks: `--task npz:PATH` and `--task package.module:factory`.
+"""Your own data and tasks: `--task npz:PATH` and `--task package.module:factory` (docs/tasks-and-truth.md).
 
-## npz:PATH
+npz:PATH: arrays with N rows in episode order: observations (N, obs_dim), actions (N, action_dim),
+rewards (N,), terminals (N,) 0/1; optional timeouts (N,) 0/1, next_observations (N, obs_dim), masks
+(N,) (default 1 - terminals), env_id (0-d string: evaluate in gymnasium.make(env_id), dict observations
+flattened with keys sorted), ref_min_score and ref_max_score (0-d floats: normalise the score to 0-1).
+An episode ends on a row with terminals or timeouts 1, and on the last row. Without next_observations a
+row's next observation is the next row's; a row that ends its episode is kept only if its mask is 0 (as
+D4RL's `qlearning_dataset` keeps terminals and drops timeouts). The Task's arrays are float32, with
+episode_ends (N,) beside the five training keys.
 
-An npz archive (numpy.savez) of arrays with N rows, in episode order:
-
-| key | shape | required | meaning |
-|---|---|---|---|
-| observations | (N, obs_dim) | yes | observation at each step |
-| actions | (N, action_dim) | yes | action taken, in [-1, 1] (the learner clips to it) |
-| rewards | (N,) | yes | reward of the step |
-| terminals | (N,) 0/1 | yes | 1 on the row where an episode truly terminates (nothing follows it) |
-| timeouts | (N,) 0/1 | no | 1 on the row where an episode was cut off (time limit) without terminating |
-| next_observations | (N, obs_dim) | no | observation after the step |
-| masks | (N,) | no | 0 where the TD target must not bootstrap; default 1 - terminals |
-| env_id | 0-d string | no | a gymnasium environment id to evaluate in (`gymnasium.make(env_id)`) |
-| ref_min_score, ref_max_score | 0-d floats | no | returns that normalise the score to 0-1 |
-
-An episode ends on a row with terminals or timeouts 1, and on the file's last row. Without
-next_observations, row i's next observation is row i + 1's observation, except on a row that ends
-its episode: such a row is kept if its mask is 0 (a true terminal: the target never looks at the
-next observation, so its own observation stands in), and dropped otherwise (a timeout, or the last
-row of the file without a terminal: its next observation is unknown), as D4RL's `qlearning_dataset`
-drops timeout rows and keeps terminal ones. With next_observations every row is kept. The Task's
-arrays are float32, with episode_ends (N,) (1 on each kept row that ends its episode) beside
-the five training keys.
-
-Every diagnostic runs. Without env_id there is no evaluation (no score). With env_id, evaluations
-run `--eval-episodes` episodes of `gymnasium.make(env_id)` (dict observations flattened with keys
-sorted); `score` = mean return, or (mean return - ref_min_score) / (ref_max_score - ref_min_score)
-when the file has both, with `normalized_score` (x 100) and `return` beside it.
-
-## package.module:factory
-
-`factory()` (no arguments) is imported from sys.path plus the current directory and returns one of:
-- a `drol_diag.tasks.Task` (its name replaced by the task name, its arrays made float32);
-- a dict of arrays: the Task layout (observations, actions, rewards, masks, next_observations) or
-  the npz layout above (terminals, ...), no evaluation;
-- a dict with "dataset" (either layout), optional "validation" (either layout), "evaluate" and the
-  ground-truth functions "true_value", "behavior_log_density", "mode_centers" (drol_diag.tasks.base);
-- a pair (dataset, evaluate).
-A returned Task keeps its ground-truth functions (and reference levels) as they are.
-`evaluate` is either `evaluate(policy) -> score` (a number, or a dict with "score") or the Task
-interface `evaluate(policy, num_episodes, seed) -> {"score": ...}`; `policy` maps observations
-(n, obs_dim) to actions (n, action_dim), as for the built-in modes family.
+package.module:factory: factory() returns a Task (name replaced, arrays made float32, truth kept), a dict
+of arrays (Task or npz layout), a dict with "dataset" and optional "validation", "evaluate" and the
+TRUTH_FIELDS functions, or a (dataset, evaluate) pair. evaluate(policy) -> number or {"score": ...}, or
+the Task interface evaluate(policy, num_episodes, seed).
 """
 
 from __future__ import annotations
@@ -82,8 +52,7 @@ def is_factory_task(name: str) -> bool:
 
 
 def folder_name(name: str) -> str:
-    """Folder-safe, readable name of a custom task's run folder: npz:data/my.npz ->
-    npz-my-<hash of the absolute path>; examples.my_task:make_task -> py-examples.my_task-make_task."""
+    """Run folder name: npz:data/my.npz -> npz-my-<path hash>; pkg.mod:make -> py-pkg.mod-make."""
     if is_npz_task(name):
         path = os.path.abspath(os.path.expanduser(name[len(NPZ_PREFIX):]))
         stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(path))[0]) or "data"
@@ -109,9 +78,7 @@ def _flag(array: np.ndarray, key: str, n: int, what: str) -> np.ndarray:
 
 
 def transitions_from_layout(arrays: dict[str, Any], what: str) -> dict[str, np.ndarray]:
-    """Task arrays (float32) from arrays in the npz layout (module docstring) or already in the Task
-    layout (every DATASET_KEYS present: used as they are). Raises ValueError (one line) for missing
-    keys or mismatched rows."""
+    """Task arrays (float32) from arrays in the npz or the Task layout; ValueError (one line) if malformed."""
     for key in sorted(set(arrays) & {*DATASET_KEYS, *NPZ_REQUIRED, "timeouts"}):
         value = np.asarray(arrays[key])
         if value.ndim == 0 or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
@@ -183,9 +150,8 @@ def load_error_text(error: Exception) -> str:
 
 
 def not_numpy_file(path: str) -> str | None:
-    """What the file is when its first bytes are neither a zip archive's (npz) nor a .npy array's: 'a text
-    file', 'an empty file' or 'some other binary file'; None for a file numpy can try (np.load would try to
-    unpickle the others)."""
+    """'a text file', 'an empty file' or 'some other binary file' when the first bytes are neither an npz's nor
+    a .npy's (np.load would try to unpickle it); None for a file numpy can try."""
     with open(path, "rb") as f:
         head = f.read(len(NPY_SIGNATURE))
     if head.startswith(ZIP_SIGNATURES) or head == NPY_SIGNATURE:
@@ -194,9 +160,7 @@ def not_numpy_file(path: str) -> str | None:
 
 
 def _open_npz(path: str) -> Any:
-    """np.load of an npz archive of named arrays, no pickles; ValueError (one line) otherwise. A file
-    that is neither a zip archive nor a .npy array is refused from its first bytes (numpy would try
-    to unpickle it)."""
+    """np.load of an npz archive of named arrays, no pickles; ValueError (one line) otherwise."""
     if not os.path.isfile(path):
         raise ValueError(f"npz task file {path} does not exist")
     not_numpy = not_numpy_file(path)
@@ -215,8 +179,7 @@ def _open_npz(path: str) -> Any:
 
 
 def check_npz(name: str) -> None:
-    """Raise ValueError (one line) unless the file exists, is an npz archive and has the required keys
-    (reads its index only)."""
+    """Raise ValueError (one line) unless the file is an npz archive with the required keys (reads its index)."""
     path = npz_path(name)
     with _open_npz(path) as archive:
         missing = [key for key in NPZ_REQUIRED if key not in archive.files]
@@ -234,24 +197,17 @@ def _scalar_text(archive: Any, key: str, path: str) -> str:
     return str(value.item().decode() if value.dtype.kind == "S" else value.item())
 
 
-def make_gym_env(env_id: str) -> Any:
-    """gymnasium.make(env_id). Module-level, so `functools.partial` of it pickles."""
+def make_flat_gym_env(env_id: str, layout: tuple) -> Any:
+    """gymnasium.make(env_id) with observations flattened by `layout`; module-level, so its partial pickles."""
     import gymnasium
 
-    return gymnasium.make(env_id)
-
-
-def make_flat_gym_env(env_id: str, layout: tuple) -> Any:
-    """gymnasium.make(env_id) with observations flattened by `layout` (drol_diag.tasks.minari)."""
-
-    return make_flat_env(functools.partial(make_gym_env, env_id), layout)
+    return make_flat_env(functools.partial(gymnasium.make, env_id), layout)
 
 
 def _env_evaluator(env_id: str, low: float | None, high: float | None, obs_dim: int, action_dim: int,
                    what: str) -> Evaluator:
     """An EpisodeScorer in gymnasium.make(env_id), after checking the environment matches the data."""
     import gymnasium
-
 
     try:
         space = gymnasium.make(env_id).observation_space
@@ -265,9 +221,7 @@ def _env_evaluator(env_id: str, low: float | None, high: float | None, obs_dim: 
 
 
 def load_npz(name: str) -> Task:
-    """An npz:PATH task (module docstring). Raises ValueError (one line) for a missing, corrupt or
-    truncated file, missing keys, mismatched rows or non-finite values."""
-
+    """An npz:PATH task (module docstring); ValueError (one line) for a bad file or bad arrays."""
     path = npz_path(name)
     check_npz(name)
     what = f"npz task file {path}"
@@ -302,8 +256,7 @@ def load_npz(name: str) -> Task:
 
 
 def _import_factory(name: str) -> Callable[[], Any]:
-    """The callable `name` (package.module:factory) names, the module imported from sys.path plus the
-    current directory. Raises ValueError (one line) for a missing module or attribute."""
+    """The callable package.module:factory names (sys.path plus the current directory); ValueError (one line)."""
     match = FACTORY_RE.fullmatch(name)
     if match is None:
         raise ValueError(f"{name!r} is not package.module:factory")
@@ -330,11 +283,6 @@ def _import_factory(name: str) -> Callable[[], Any]:
     return factory
 
 
-def check_factory(name: str) -> None:
-    """Raise ValueError (one line) unless the module imports and has the callable (not called)."""
-    _import_factory(name)
-
-
 def _positional_arity(function: Callable) -> int | None:
     """How many positional arguments `function` takes (None: any number, or unknown)."""
     try:
@@ -348,8 +296,7 @@ def _positional_arity(function: Callable) -> int | None:
 
 @dataclasses.dataclass(frozen=True)
 class AdaptedEvaluator:
-    """The Task interface evaluate(policy, num_episodes, seed) -> {"score": ...} around a user's
-    evaluate(policy) -> number or dict (`takes_episodes` False) or evaluate(policy, num_episodes, seed)."""
+    """The Task interface around a user's evaluate(policy) -> number or dict, or evaluate(policy, episodes, seed)."""
 
     function: Callable
     takes_episodes: bool  # True: the Task interface (policy, num_episodes, seed)
@@ -409,8 +356,7 @@ def task_from_factory_result(result: Any, name: str) -> Task:
 
 
 def load_factory(name: str) -> Task:
-    """A package.module:factory task: import, call factory(), adapt what it returns. Raises ValueError
-    (one line) for a missing module or attribute, a factory that raises, or a result of the wrong form."""
+    """A package.module:factory task: import, call factory(), adapt what it returns; ValueError (one line)."""
     factory = _import_factory(name)
     try:
         result = factory()
@@ -422,7 +368,7 @@ def load_factory(name: str) -> Task:
 
 def check_custom(name: str) -> None:
     """Raise ValueError (one line) unless an npz task's file or a factory task's callable is there."""
-    check_npz(name) if is_npz_task(name) else check_factory(name)
+    check_npz(name) if is_npz_task(name) else _import_factory(name)
 
 
 def load_custom(name: str) -> Task:
