@@ -1,13 +1,6 @@
-"""The recorder the training driver calls at every log interval: probe diagnostics for all seeds.
-
-Device part: `probe_diagnostics` (FQL: `fql_probe_diagnostics`) vmapped over seeds and jitted.
-Host part: ownership history (flips, returns and their chance level, ARI; not for FQL, which has no
-owners) and support distances (exact nearest neighbours, diagnostics.support). Yardsticks, computed once:
-the data's own action scale (for winner_data_dist: each probe's data action to that of the nearest other
-training pair), and, for a task with mode centres (`Task.mode_centers`), the data's noise around a centre
-(for modes_covered, which `coverage_diagnostics` logs beside coverage). For a task with ground truth
-(`Task.true_value`, `Task.behavior_log_density`), `truth_diagnostics` reads the winner, data and deployed actions
-against it; its out-of-support threshold is the 5% quantile of the held-out data actions' own log-density.
+"""The recorder the training driver calls at every log row: probe diagnostics for all seeds (device: probes,
+vmapped over seeds and jitted) with the ownership history, support distances and yardsticks (host), and, for a
+task with ground truth, truth_diagnostics (out-of-support threshold: the held-out actions' 5% log-density quantile).
 """
 
 from __future__ import annotations
@@ -50,17 +43,15 @@ def held_out_rows(task: Task) -> dict[str, np.ndarray]:
 
 @functools.lru_cache(maxsize=64)
 def probe_set_program(num_probes: int, num_candidates: int):
-    """The jitted probe sets of several seeds: (dataset, seeds (S,)) -> ProbeSet with a leading seed axis (the
-    dataset an argument, not a constant of the program; one program per size in a process)."""
+    """The jitted probe sets of several seeds: (dataset, seeds (S,)) -> ProbeSet with a leading seed axis."""
     return jax.jit(jax.vmap(lambda dataset, seed: draw_probe_set(dataset, seed, num_probes, num_candidates),
                             in_axes=(None, 0)))
 
 
 @functools.lru_cache(maxsize=64)
 def diagnose_program(learner: Learner | FQLLearner):
-    """The jitted probe diagnostics of a learner, vmapped over seeds: (states, probes, keys) -> {name: (S, ...)}.
-    One per learner in a process (frozen dataclasses: equal settings, one program), so a second run with the same
-    settings reuses its traced and compiled program."""
+    """The jitted probe diagnostics of a learner, vmapped over seeds: (states, probes, keys) -> {name: (S, ...)};
+    one per learner settings in a process (a frozen dataclass)."""
     diagnose = probe_diagnostics if learner.config.method == "drol" else fql_probe_diagnostics
     return jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
 
@@ -76,8 +67,7 @@ def coverage_program(learner: Learner):
 @functools.lru_cache(maxsize=16)
 def truth_program(true_value, behavior_log_density):
     """The jitted truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
-    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density) -> {name: (S,)}; one per pair
-    of functions in a process (load_task gives a task's functions once)."""
+    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density) -> {name: (S,)}."""
     return jax.jit(jax.vmap(lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold: truth_diagnostics(
         obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold),
         in_axes=(0, 0, 0, 0, 0, 0, None)))
@@ -142,8 +132,7 @@ class ProbeRecorder:
         self._cover = coverage_program(self.learner)
 
     def static_variables(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
-        """Variables fixed for the whole run: the probe transitions and the yardsticks (support, data action scale,
-        and the task's modes where it has mode centres)."""
+        """Variables fixed for the whole run: the probe transitions and the yardsticks."""
         m = self.probes.indices.shape[1]
         candidates = {"candidate": (("candidate",), np.arange(self.learner.config.num_candidates)),
                       "quantile": (("quantile",), np.asarray(QUANTILES))} if self.routed else {}

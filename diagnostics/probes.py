@@ -1,16 +1,8 @@
-"""Probe diagnostics: what routing does to a fixed set of M training transitions (pure JAX).
+"""Probe diagnostics: what routing does to a fixed set of M training transitions (pure JAX, one seed; vmap it).
 
-Each probe i is a training transition with its own fixed bank of K latents (drol.prior.latent_bank,
-derived from (seed, transition index) exactly as the static-routing and dynamic-bank ablations
-derive theirs). Routing measured on a fixed bank changes only when the parameters change, so a
-change of winner between two log intervals means ownership really moved.
-
-`probe_diagnostics` evaluates one seed's state on its probe set; vmap it over seeds. Quantities
-that need history (flips, returns, ARI) are computed from these outputs by diagnostics.stability,
-and support distances by diagnostics.support (an exact nearest-neighbour search).
-`fql_probe_diagnostics` gives the quantities that apply to FQL, which has no candidates.
-
-Shapes: M probes, K candidates, d action dim, L actor layers.
+Each probe has its own fixed bank of K latents (drol.prior.latent_bank, as static routing derives them), so a
+change of winner between two rows means ownership really moved. History (diagnostics.stability) and support
+distances (diagnostics.support) are computed on the host. Shapes: M probes, K candidates, d action dim, L layers.
 """
 
 from __future__ import annotations
@@ -51,12 +43,8 @@ class ProbeSet(NamedTuple):
 
 def draw_probe_set(dataset: dict[str, jnp.ndarray], seed: int | jnp.ndarray, num_probes: int,
                    num_candidates: int) -> ProbeSet:
-    """M transitions drawn without replacement from (seed) alone, with their latent banks.
-
-    `dataset` holds the arrays trained on (actions already clipped, see
-    training.driver.device_dataset). The same task and seed give the same probe transitions
-    whatever the ablation or K.
-    """
+    """M transitions drawn without replacement from (seed) alone, with their latent banks: the same task and seed
+    give the same probes whatever the ablation or K. `dataset`: the arrays trained on (driver.device_dataset)."""
     n = dataset["actions"].shape[0]
     indices = jax.random.choice(jax.random.fold_in(seed_key(seed), PROBE_STREAM), n, (min(num_probes, n),),
                                 replace=False)
@@ -90,10 +78,8 @@ def _layer_sq_norms_and_dots(a: Mapping, b: Mapping) -> tuple[jnp.ndarray, jnp.n
 
 
 def gradient_conflict(bc_grad: dict, q_grad: dict, bc_coef: float) -> dict[str, jnp.ndarray]:
-    """Do the BC and critic terms pull the actor's parameters the same way? From the gradients
-    of the unweighted BC term and of L_q: grad_cos (overall), grad_cos_layer (L,), and
-    grad_norm_ratio = |bc_coef grad L_bc| / |grad L_q|. The cosines do not depend on bc_coef, so
-    they stay defined in the bc-only and critic-only ablations."""
+    """Do the unweighted BC term and L_q pull the actor's parameters the same way? grad_cos, grad_cos_layer (L,)
+    and grad_norm_ratio = |bc_coef grad L_bc| / |grad L_q| (the cosines stay defined when a coefficient is 0)."""
     bc_sq, q_sq, dot = _layer_sq_norms_and_dots(bc_grad, q_grad)
     return {"grad_cos": jnp.sum(dot) / jnp.sqrt(jnp.sum(bc_sq) * jnp.sum(q_sq) + 1e-30),
             "grad_cos_layer": dot / jnp.sqrt(bc_sq * q_sq + 1e-30),
@@ -109,13 +95,9 @@ def action_conflict(ascent: jnp.ndarray, pull: jnp.ndarray) -> dict[str, jnp.nda
 
 def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
                       deploy_key: jax.Array) -> dict[str, jnp.ndarray]:
-    """Routing, distance, gradient and usage quantities of one DROL seed on its probe set.
-
-    The owner of each probe is what the run's own routing decides on the probe's bank
-    (drol.learner.assign: the frozen table for static routing, the refresh snapshot for refresh-N,
-    a uniform draw for random routing, the nearest for soft and uniform routing, which train all K).
-    Returns per-probe arrays (M,) / (M, d) and summaries (scalars, (K,) or (L,)); see the keys.
-    """
+    """Routing, distance, gradient and usage quantities of one DROL seed on its probe set; the owner of each probe
+    is what the run's own routing (drol.learner.assign) decides on its bank. Returns (M,), (M, d), (K,), (L,) or
+    scalars by name."""
     config = learner.config
     actor, critic = learner.actor, learner.critic
     obs, actions, latents = probes.observations, probes.actions, probes.latents
@@ -166,12 +148,8 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
 
 def fql_probe_diagnostics(learner: FQLLearner, state: FQLState, probes: ProbeSet,
                           deploy_key: jax.Array) -> dict[str, jnp.ndarray]:
-    """The quantities that apply to FQL's one-step actor (no candidates, so no routing ones).
-
-    Gradient conflict between the distillation term (towards the flow's action for the same
-    noise) and L_q; in action space, the pull towards the flow action versus the critic's ascent
-    at mu(s, z); critic values; the deployed actions for the support distances.
-    """
+    """The quantities that apply to FQL's one-step actor (no candidates): the conflict of its distillation term
+    (towards the flow's action for the same noise) with L_q, critic values and the deployed actions."""
     config = learner.config
     obs = probes.observations
     noises = jax.random.normal(jax.random.fold_in(deploy_key, ROUTE_STREAM), probes.actions.shape)
@@ -191,15 +169,10 @@ def fql_probe_diagnostics(learner: FQLLearner, state: FQLState, probes: ProbeSet
 def coverage_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, action_scale: jnp.ndarray,
                          reach: float | jnp.ndarray, centres: jnp.ndarray | None = None,
                          noise_scale: float | jnp.ndarray = 0.0) -> dict[str, jnp.ndarray]:
-    """Do the probe's K candidates (its fixed bank) cover the data?
-
-    coverage (scalar): fraction of probes whose data action some candidate reaches within `reach`, the
-    out-of-support threshold (held-out pairs' 95th-percentile nearest-neighbour distance), measured as support_dist
-    measures (actions divided by `action_scale` (d,), the
-    data's per-dimension std; the state is the probe's own, so only the action part counts). With the task's
-    mode centres (M, Mo, d) at the probe states: modes_covered (scalar), the number of modes with some candidate
-    within `noise_scale` (RMS per action dim) of their centre, mean over probes.
-    """
+    """Do the probe's K candidates cover the data? coverage: the fraction of probes whose data action some
+    candidate reaches within `reach`, measured as support_dist measures (actions over `action_scale` (d,), the
+    data's std). With mode centres (M, Mo, d): modes_covered, the modes with a candidate within `noise_scale`
+    (RMS per action dim) of their centre, mean over probes."""
     candidates = candidate_actions(learner.actor, state.actor_params, probes.observations, probes.latents)
     gap = jnp.sqrt(jnp.sum(jnp.square((candidates - probes.actions[:, None]) / action_scale), -1))  # (M, K)
     result = {"coverage": jnp.mean(jnp.min(gap, axis=1) <= reach)}
@@ -213,18 +186,9 @@ def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, depl
                       winner_actions: jnp.ndarray | None, q_deployed: jnp.ndarray, q_winner: jnp.ndarray | None,
                       true_value=None, behavior_log_density=None,
                       ood_log_density: float | jnp.ndarray = -jnp.inf) -> dict[str, jnp.ndarray]:
-    """The probe quantities against the task's ground truth (drol_diag.tasks.base.Task), one seed.
-
-    observations (M, obs); data_actions, deployed, winner_actions (M, d) (winner_actions None for FQL, which has
-    no winner: then only the data and deployed quantities); q_deployed, q_winner: the learned min-ensemble Q, mean
-    over probes (scalars, as probe_diagnostics logs them). With `true_value`: true_value_{data,deployed,winner}
-    (means over probes), critic_bias = q_deployed - true_value_deployed, critic_bias_winner, and
-    true_conflict_frac: the fraction of probes where (data action - winner) points against the true value's
-    ascent direction at the winner. With `behavior_log_density`: behavior_logp_{data,deployed,winner}, the mean
-    over probes of max(log-density, LOG_DENSITY_FLOOR), and true_ood_frac: the fraction of deployed actions whose
-    log-density is below `ood_log_density` (the 5% quantile of the data's own), and behavior_logp (M,): the floored
-    log-density of each probe's deployed action (what support_dist estimates, per probe). Otherwise scalars.
-    """
+    """The probe quantities against the task's ground truth (drol_diag.tasks.base.Task), one seed (meanings:
+    diagnostics.quantities). observations (M, obs); data_actions, deployed, winner_actions (M, d) (None for FQL);
+    q_deployed, q_winner: scalars as probe_diagnostics logs them. Returns scalars, and behavior_logp (M,)."""
     points = {"data": data_actions, "deployed": deployed}
     if winner_actions is not None:
         points["winner"] = winner_actions

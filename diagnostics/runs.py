@@ -1,13 +1,5 @@
-"""Open a sweep of run folders as one lazy xarray Dataset.
-
-    ds = open_runs("runs/")   # dims task, ablation, k, seed, step, ... whatever the folder holds
-    ds.flip_rate.sel(task="modes-2d", k=16).mean("seed").plot.line(x="step", hue="ablation")
-
-A run folder (`<out>/<task>/<ablation>-k<K>/`) holds `config.json` and `logs.zarr`, one Dataset per run.
-`open_runs` finds and reads every run folder under a path (drol_diag.runfolder.folders: each store's metadata,
-no values), and lays the runs side by side along new leading dims `task`,
-`ablation` and `k` (and one per setting a sweep's hyper-parameter grid varied, e.g. `bc_coef`); every
-value stays on disk until it is computed (dask, one chunk per run and variable).
+"""Open a sweep of run folders as one lazy xarray Dataset (docs/diagnostics.md, "Reading results"): the runs
+laid side by side along leading dims task, ablation, k and one per swept grid setting, values left on disk (dask).
 """
 
 from __future__ import annotations
@@ -40,46 +32,22 @@ class SkippedRunWarning(UserWarning):
 def open_runs(path: str | Path, *, read_values: bool = False) -> xr.Dataset:
     """Every run under `path` (one run folder, or any folder above run folders) as one lazy Dataset.
 
-    Dims: `task`, `ablation`, `k` (K, candidates per state), one per setting a sweep's hyper-parameter grid
-    varied (`drol-diag sweep --grid bc_coef=...`: config.json's run.grid_settings, e.g. `bc_coef`, `lr`, in
-    the order first met; each run sits at its own value of it, from its config.json's learner settings as its
-    store's attrs repeat them (`learner.bc_coef`; widths as text, 64x64), grid or not; a run whose method
-    lacks the setting, e.g. fql in a bc_coef grid, at NaN, or "" for a text setting), then the store's own dims `seed`,
-    `step`, `eval_step`, `probe`, `candidate`, `layer`, `quantile`, `reference`. Each variable is
-    the store's variable with the leading run dims added, e.g. flip_rate (task, ablation, k, seed,
-    step), winner (task, ablation, k, seed, step, probe), load (..., seed, step, candidate),
-    eval_score (..., seed, eval_step), probe_index (..., seed, probe), support_dist_ref (..., reference),
-    ood_threshold (task, ablation, k).
+    Dims: `task`, `ablation`, `k`, one per setting a sweep's grid varied (config.json's run.grid_settings, in the
+    order first met; each run at its own value, from its store's `learner.<name>` attr; NaN or "" where its
+    method lacks it), then the store's own (`seed`, `step`, `eval_step`, `probe`, `candidate`, `layer`,
+    `quantile`, `reference`); e.g. winner (task, ablation, k, seed, step, probe). The leading dims exist even
+    at size 1, so code written on one folder runs on the next.
+    - Outer join: each dim's coordinate is the sorted union over runs; what a run lacks is NaN, so integer and
+      boolean variables become float64. `reference` has no coordinate: aligned by position, NaN-padded.
+    - Lazy: one dask chunk per (run, variable); only metadata and coordinates are read here.
+    - `load` shares its name with Dataset.load: write ds["load"].
+    - Per run: variables `run_dir` and `git_commit` (task, ablation, k), "" where there is no run. attrs:
+      `format_version` and each store attr every run holds with the same value (not the identity attrs).
+    - Among several runs, one that cannot be read is left out with a SkippedRunWarning; attrs["skipped_runs"]
+      lists them as "<run folder>: <reason>" (drol_diag.runfolder.folders.read_logged_runs decides).
 
-    - The dims are the same for every folder: `task`, `ablation` and `k` are dims even when every run
-      shares one value (a single run gives size-1 dims), so code written on one folder runs on the
-      next; select what to plot, e.g. `.sel(task="modes-2d", k=16).mean("seed")` -> (ablation, step).
-      Only runs of a grid add dims (its swept settings'), size-1 for one run of it like the others.
-    - Outer join: each dim's coordinate is the sorted union over runs; combinations a run lacks
-      (another seed set, other steps, another K's extra candidates, a (task, ablation, K) never run)
-      are NaN. So integer and boolean variables (winner, diverged, ...) become float64; float
-      variables keep their dtype. `reference` has no coordinate in the stores (its entries are a
-      sample of distances); runs are aligned by position and padded with NaN at the end.
-    - Lazy: values are dask arrays, one chunk per (run, variable), read from disk when computed.
-      Only each store's metadata and coordinates are read here (about 20 ms per run on 2 CPU cores).
-    - `load` shares its name with Dataset.load: write ds["load"], not ds.load.
-    - Per-run information: data variables `run_dir` and `git_commit` (task, ablation, k), strings,
-      "" where there is no run. attrs: `format_version`, plus each store attr that every run holds
-      with the same value (a sweep's shared config such as `learner.lr`); attrs that differ between
-      runs, and the identity attrs that became dims (task, ablation, num_candidates, ...) or that
-      are per run (git_commit, command), are dropped; see each run's config.json for those.
-
-    Run folders are found and read by drol_diag.runfolder.folders.read_logged_runs (which folders count, what
-    is checked, `read_values=True` as drol-diag report opens runs). Values are read when computed: open again
-    after a run has moved on. Every run folder found is in the Dataset or skipped: among several, one that
-    cannot be read (no `logs.zarr` yet, damaged metadata, a chunk file missing, another log format_version)
-    is left out with a SkippedRunWarning naming its folder and the reason; `attrs["skipped_runs"]` lists them
-    as "<run folder>: <reason>" ([] when none; `read_runs` gives them as SkippedRun records, no warnings).
-
-    Raises FileNotFoundError when `path` does not exist or holds no run folder with a `logs.zarr`;
-    RunsError (a ValueError, one-line message) when the only run found cannot be read (the reason
-    as above, e.g. a log format_version other than drol_diag.runfolder.store.FORMAT_VERSION), when
-    every run found is unreadable, or when two run folders are the same (task, ablation, K).
+    Raises FileNotFoundError when `path` holds no run folder with a `logs.zarr`; RunsError (one line) when the
+    only run, or every run, cannot be read, or when two run folders are the same (task, ablation, K, grid point).
     """
     logs, skipped = read_runs(path, read_values=read_values)
     for run in skipped:

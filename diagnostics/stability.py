@@ -1,8 +1,5 @@
-"""Ownership history of the probes across log intervals (host side, numpy).
-
-Turns the successive winners of each probe into flip rates, A -> B -> A returns, cumulative
-flips and the adjusted Rand index between consecutive partitions of the probes by winner.
-Shapes: S seeds, M probes, K candidates.
+"""Ownership history of the probes across log rows (host side, numpy): flip rates, A -> B -> A returns,
+cumulative flips and the adjusted Rand index of consecutive partitions. Shapes: S seeds, M probes, K candidates.
 """
 
 from __future__ import annotations
@@ -43,17 +40,9 @@ class OwnershipTracker:
         return (self.owned_before.sum(-1) - 1) / others if others else np.zeros(self.owned_before.shape[:2])
 
     def update(self, winner: np.ndarray, nearest: np.ndarray) -> dict[str, np.ndarray]:
-        """Record this interval's winners and nearest candidates (S, M); returns
-
-        flip_rate (S,): fraction of probes whose winner changed since the last interval;
-        nearest_flip_rate (S,): the same for the nearest candidate;
-        return_rate (S,): fraction of probes whose new winner is one they owned before and lost;
-        return_rate_chance (S,): the return rate expected if each flip went to a uniformly drawn other
-            candidate, given each probe's history: the sum over flipped probes of (former owners other
-            than the one it leaves) / (K - 1), over all M probes (the same unit as return_rate);
-        winner_ari (S,): adjusted Rand index of the partition by winner against the last one;
-        flips_total (S, M): cumulative flips per probe. The first interval gives NaN rates.
-        """
+        """Record this row's winners and nearest candidates (S, M); returns flip_rate, nearest_flip_rate,
+        return_rate, return_rate_chance, winner_ari (S,) (NaN at the first row; meanings: diagnostics.quantities)
+        and flips_total (S, M)."""
         winner, nearest = np.asarray(winner), np.asarray(nearest)
         seeds, probes = winner.shape
         if self.previous_winner is None:

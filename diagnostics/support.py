@@ -1,17 +1,7 @@
-"""How far deployed actions are from the data's support: exact nearest neighbours on the device.
-
-Distances are measured in the joint space of standardised (state, action) pairs, to the nearest
-training pair. The yardstick is the same distance for held-out pairs (`support_dist_ref`): the
-data's own nearest-neighbour scale. A deployed action is out of distribution (`ood_frac`) when it
-is farther than the 95th percentile of the reference distances. The yardstick of the winner's
-distance to its data action is `data_action_spread`: how far a data action is from the action of
-the nearest other training pair.
-
-The search is exact and brute force, as chunked matmuls (|q|^2 - 2 q.p + |p|^2) with a running
-minimum, then the winning pair's distance recomputed directly for accuracy. A KD-tree gives the
-same answer, but in the 33-D joint space of a manipulation task it degenerates: scipy's cKDTree
-took 74 s for 1024 queries over 1M standard-normal points on our 2-core CPU; this takes about a
-second there (benchmarks/throughput.py).
+"""How far deployed actions are from the data's support: exact nearest neighbours in the standardised joint
+(state, action) space, brute force as chunked matmuls on the device (a KD-tree degenerates in 33 dims:
+docs/diagnostics.md, "Cost"). Yardsticks: held-out pairs' own distances (`support_dist_ref`, its 95th percentile
+the out-of-support threshold) and `data_action_spread`.
 """
 
 from __future__ import annotations
@@ -57,11 +47,9 @@ def _nearest(queries: jnp.ndarray, points: jnp.ndarray, sq_norms: jnp.ndarray, e
 
 def data_action_spread(index: SupportIndex, observations: np.ndarray, actions: np.ndarray,
                        rows: np.ndarray) -> np.ndarray:
-    """The data's own action scale at similar states, the yardstick of winner_data_dist: for each training row
-    in `rows` (n,), the RMS-per-dimension distance (n,) between its action and the action of the nearest *other*
-    training pair of `index` (the training data (N, obs), (N, d) it was built on; `actions` as trained on). The
-    nearest pair, not the nearest state: in multimodal data the nearest state's action is often in another mode,
-    and its distance would measure the modes' separation, not the data's spread."""
+    """The yardstick of winner_data_dist: for each training row in `rows` (n,), the RMS-per-dimension distance (n,)
+    from its action to that of the nearest *other* training pair of `index` (built on the training data (N, obs),
+    (N, d)). The nearest pair, not state: in multimodal data that would measure the modes' separation."""
     rows = np.asarray(rows, np.int64)
     nearest = index.nearest_rows(np.asarray(observations)[rows], np.asarray(actions)[rows], exclude=rows)
     actions = np.asarray(actions, np.float64)
@@ -99,15 +87,16 @@ class SupportIndex:
                      exclude: np.ndarray | None = None) -> np.ndarray:
         """Row (n,) of the nearest training pair to each pair (n, obs), (n, d) (skipping training row
         exclude[i] for query i, when given)."""
-        joint = np.concatenate([observations, actions], axis=1).astype(np.float64)
-        queries = jnp.asarray(((joint - self.mean) / self.scale).astype(np.float32))
-        skip = jnp.asarray(np.full(len(joint), -1) if exclude is None else exclude, jnp.int32)
-        return np.asarray(_nearest_index(queries, self.points, self.sq_norms, skip))
+        return np.asarray(_nearest_index(*self._search(observations, actions, exclude)))
 
     def distances(self, observations: np.ndarray, actions: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Distance (n,) from each pair (n, obs), (n, d) to the nearest training pair
         (skipping training row exclude[i] for query i, when given)."""
+        return np.asarray(_nearest(*self._search(observations, actions, exclude)), np.float64)
+
+    def _search(self, observations: np.ndarray, actions: np.ndarray, exclude: np.ndarray | None) -> tuple:
+        """The arguments of _nearest_index for pairs (n, obs), (n, d): standardised queries, points, skips."""
         joint = np.concatenate([observations, actions], axis=1).astype(np.float64)
         queries = jnp.asarray(((joint - self.mean) / self.scale).astype(np.float32))
         skip = jnp.asarray(np.full(len(joint), -1) if exclude is None else exclude, jnp.int32)
-        return np.asarray(_nearest(queries, self.points, self.sq_norms, skip), np.float64)
+        return queries, self.points, self.sq_norms, skip
