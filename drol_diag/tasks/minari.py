@@ -1,41 +1,18 @@
-"""Minari datasets as Tasks: D4RL through Minari, and any Minari dataset present locally.
+"""Minari datasets as Tasks: D4RL through Minari (`D4RL_NAMES`), and any Minari dataset present locally.
 
-`--task` takes a Minari dataset id (`D4RL/antmaze/umaze-v1`, `D4RL/pen/human-v2`, `mujoco/...`, a
-dataset of your own) or a familiar D4RL name mapped to its Minari id (`D4RL_NAMES`: antmaze-*-v2 ->
-D4RL/antmaze/*-v1, {pen,door,hammer,relocate}-{human,cloned,expert}-v1 -> D4RL/<env>/<kind>-v2).
+Data are read from the local Minari root only (`minari_root()`); nothing is ever downloaded.
+Episodes become transitions (N rows, N = total steps; Minari stores T + 1 observations per T-step
+episode, so no row is dropped): observations and next_observations (N, obs_dim), actions (N, action_dim)
+as stored, rewards (N,), masks (N,) = 1 - terminations, episode_ends (N,). D4RL antmaze rewards are
+shifted by -1 (FQL's convention, after IQL).
 
-Data are read from the local Minari root only (`minari_root()`: $MINARI_DATASETS_PATH, else
-~/.minari/datasets): the folder is checked here before minari is called, and nothing ever
-downloads (a missing dataset is a one-line error with the `minari download <id>` command to run on
-a machine with network).
+Dict observations are flattened (`observation_layout`): D4RL antmaze keeps D4RL's 29 numbers,
+[achieved_goal (x, y), observation (27)], and drops desired_goal, which D4RL and FQL never see.
 
-Episodes become transitions (N rows in all, N = total steps):
-- observations (N, obs_dim) = each episode's observations[:-1]; next_observations = observations[1:]
-  (Minari stores T + 1 observations per T-step episode, so no row is dropped);
-- actions (N, action_dim) as stored (the learner clips them to [-1, 1]; evaluation steps the policy's
-  actions as they are, so the environment should act in [-1, 1], as D4RL's do: a warning says when
-  it does not); rewards (N,);
-- masks (N,) = 1 - terminations; episode_ends (N,) = 1 where terminations or truncations (and on
-  each episode's last row);
-- D4RL antmaze (`D4RL/antmaze/*`): rewards - 1, the convention FQL (after IQL) trains antmaze with.
-
-Observations that are dicts are flattened in a fixed order (`observation_layout`): D4RL antmaze
-keeps D4RL's 29-dim layout, [achieved_goal (x, y), observation (27)] = D4RL's [qpos (15), qvel (14)],
-and drops desired_goal (D4RL's observations and FQL's networks never see the goal, which the
-evaluation maze fixes); any other dict is every leaf concatenated with keys in sorted order, nested
-dicts recursively (tuples in order). Actions must be a Box.
-
-Evaluation runs episodes in the environment `MinariDataset.recover_environment(eval_env=True)`
-gives (its env needs its package: gymnasium-robotics for D4RL, `pip install 'drol-diag[d4rl]'`;
-when it is missing the task stops at load with one line saying so). The score is on a 0-1 scale:
-- with reference scores in the dataset (ref_min_score, ref_max_score): `score` = (mean return -
-  ref_min) / (ref_max - ref_min), D4RL's normalised score / 100; `normalized_score` = x 100;
-- D4RL antmaze: the episode ends at the goal, as D4RL's evaluation does (`continuing_task=False`),
-  so the return is 0 or 1 and `score` = success rate = D4RL's normalised score / 100 (Minari's
-  antmaze reference scores are returns of a continuing task that keeps rewarding the goal, a
-  different scale, so they are not used);
-- without reference scores: `score` = mean return.
-`return` (mean undiscounted return) and `length` are reported beside it.
+Evaluation runs episodes in `recover_environment(eval_env=True)`. The score is on a 0-1 scale: with
+ref_min_score/ref_max_score, D4RL's normalised score / 100 (`normalized_score` x 100); for D4RL antmaze
+the success rate, the episode ending at the goal as in D4RL (`continuing_task=False`: Minari's antmaze
+reference scores belong to a continuing task, another scale); else the mean return.
 """
 
 from __future__ import annotations
@@ -98,12 +75,6 @@ def minari_id(name: str) -> str | None:
     return None
 
 
-def d4rl_name(dataset_id: str) -> str | None:
-    """D4RL's name (with D4RL's version) for a D4RL Minari id, e.g. D4RL/antmaze/umaze-v1 ->
-    antmaze-umaze-v2; None for other ids."""
-    return next((name for name, mapped in D4RL_NAMES.items() if mapped == dataset_id), None)
-
-
 D4RL_MINARI_ID_RE = re.compile(r"^D4RL/(?P<env>[-\w]+)/(?P<dataset>[-\w]+?)-v\d+$")  # D4RL/antmaze/umaze-v1
 
 
@@ -136,7 +107,7 @@ def _not_local_message(name: str, dataset_id: str) -> str:
 
 
 def _read_metadata(dataset_id: str, folder: str) -> dict[str, Any]:
-    """The dataset's metadata.json (one-line ValueError if unreadable)."""
+    """The dataset's metadata.json; ValueError (one line) if unreadable."""
     path = os.path.join(folder, "data", "metadata.json")
     try:
         with open(path) as handle:
@@ -174,9 +145,8 @@ def _require_env_packages(dataset_id: str, spec_json: str, metadata: dict[str, A
 
 
 def check_minari(name: str) -> str:
-    """Raise ValueError (one line) unless the Minari dataset `name` names (see `minari_id`) is present
-    locally, its metadata reads, and its evaluation environment's package is installed. Reads
-    metadata.json only. Returns the dataset's local folder."""
+    """The local folder of the Minari dataset `name` names, after checking (metadata.json only) that its
+    metadata reads and its evaluation environment's package is installed; ValueError (one line) otherwise."""
     dataset_id = minari_id(name)
     if dataset_id is None:
         raise ValueError(f"{name!r} is not a Minari dataset id ((namespace/)name-v<version>, e.g. "
@@ -197,8 +167,7 @@ def check_minari(name: str) -> str:
 
 def observation_layout(space: Any, dataset_id: str = "") -> Layout:
     """Paths of the observation leaves in concatenation order: ((),) for a Box; D4RL antmaze dicts
-    (achieved_goal, observation); other dicts every leaf, keys sorted, recursively; tuples in order.
-    Raises ValueError for spaces that are not Box, Dict or Tuple of those."""
+    (achieved_goal, observation); other dicts every leaf, keys sorted, recursively; tuples in order."""
     import gymnasium
 
     if isinstance(space, gymnasium.spaces.Dict) and is_d4rl_antmaze(dataset_id) and set(space.spaces) == {
@@ -220,8 +189,7 @@ def observation_layout(space: Any, dataset_id: str = "") -> Layout:
 
 
 def flatten_observations(observations: Any, layout: Layout, batched: bool) -> np.ndarray:
-    """One float32 vector per observation: (n, obs_dim) from a batch (leaves (n, ...)), or (obs_dim,)
-    from one observation, the leaves at `layout`'s paths concatenated in order."""
+    """The leaves at `layout`'s paths concatenated: (n, obs_dim) from a batch, else (obs_dim,); float32."""
     parts = []
     for path in layout:
         leaf = observations
@@ -244,8 +212,7 @@ def make_flat_env(make: Callable[[], Any], layout: Layout) -> Any:
 
 
 def _recover_eval_env(data_path: str, env_kwargs: dict[str, Any]) -> Any:
-    """MinariDataset(data_path).recover_environment(eval_env=True, **env_kwargs), quietly (load_minari
-    has already shown its warnings once: version requirements, deprecated environment versions)."""
+    """MinariDataset(data_path).recover_environment(eval_env=True), quietly (load_minari showed its warnings)."""
     import minari
 
     with warnings.catch_warnings():
@@ -254,15 +221,13 @@ def _recover_eval_env(data_path: str, env_kwargs: dict[str, Any]) -> Any:
 
 
 def make_minari_eval_env(data_path: str, layout: Layout, env_kwargs: dict[str, Any]) -> Any:
-    """The evaluation environment of the Minari dataset at `data_path` (<folder>/data), observations
-    flattened by `layout`. A module-level function, so `functools.partial` of it pickles."""
+    """The flattened evaluation environment of the dataset at `data_path`; module-level, so its partial pickles."""
     return make_flat_env(functools.partial(_recover_eval_env, data_path, env_kwargs), layout)
 
 
 @dataclass(frozen=True)
 class EpisodeScorer:
-    """Task.evaluate by real episodes in the environments of `episodes` (kept, with their worker
-    processes, for the run's later evaluations), scored as the module docstring says."""
+    """Task.evaluate by real episodes in `episodes`' environments, scored as the module docstring says."""
 
     episodes: EpisodeEvaluator  # holds the environments (make_env must pickle: functools.partial)
     ref_min_score: float | None = None  # return of a random policy (0 on the normalised scale)
@@ -298,8 +263,7 @@ def reference_scores(metadata: dict[str, Any], what: str) -> tuple[float | None,
 
 
 def check_eval_env(make_env: Callable[[], Any], obs_dim: int, action_dim: int, what: str) -> None:
-    """Build one evaluation environment and raise ValueError (one line) unless its flattened
-    observations have `obs_dim` numbers and its actions are a Box of `action_dim`."""
+    """Raise ValueError (one line) unless one evaluation environment has obs_dim and a Box of action_dim."""
     import gymnasium
 
     try:
@@ -331,10 +295,8 @@ def check_eval_env(make_env: Callable[[], Any], obs_dim: int, action_dim: int, w
 
 def episodes_to_transitions(episodes: Any, layout: Layout, total_steps: int | None = None,
                             desc: str = "episodes") -> dict[str, np.ndarray]:
-    """Concatenate Minari episodes (EpisodeData: T + 1 observations, T of the rest) into transitions:
-    observations and next_observations (N, obs_dim), actions (N, action_dim), rewards, masks
-    (1 - terminations) and episode_ends (terminations or truncations, and each episode's last row),
-    all (N,) float32. Shows a progress bar (stderr, when a terminal) over `total_steps`."""
+    """Minari episodes (T + 1 observations, T of the rest) as transitions (module docstring), with a
+    progress bar over `total_steps` on a terminal."""
     from tqdm import tqdm
 
     parts: dict[str, list[np.ndarray]] = {key: [] for key in (*DATASET_KEYS, "episode_ends")}
@@ -363,8 +325,7 @@ def episodes_to_transitions(episodes: Any, layout: Layout, total_steps: int | No
 
 
 def load_minari(name: str) -> Task:
-    """A Minari dataset (an id, or a D4RL name mapped to one) as a Task, as the module docstring says.
-    Raises ValueError (one line) when it is not local, unreadable, or its environment cannot be made."""
+    """A Minari dataset (an id, or a D4RL name mapped to one) as a Task; ValueError (one line) otherwise."""
     import gymnasium
     import minari
 
