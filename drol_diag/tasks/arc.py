@@ -3,8 +3,7 @@ curve (a 1-D manifold of the action space) whose value rises towards the end whe
 sparsest. A candidate can climb along the data to the best end; leaving the curve is never rewarded.
 The geometry the paper argues dynamic routing is for (ownership can migrate along the support).
 
-Geometry, in a base frame that the state then turns (the chain of Givens rotations of
-drol_diag.tasks.onestep.rotate, each plane by up to `max_rotation`, as in `modes`):
+Geometry, in a base frame that the state then turns (onestep.rotate, each plane by up to `max_rotation`):
 - the curve: the arc of the circle of radius R in action dims (0, 1) from angle -span/2 (its start,
   u = 0) to +span/2 (its best end, u = 1); beyond 2-D the other dims drift linearly along it,
   a_j = l_j(alpha) = sign_j * lift * (2 alpha / span - 1) (signs fixed by the seed), so the curve is
@@ -25,11 +24,8 @@ tails, each below 1e-8 with the defaults: the radial Gaussian cut at rho = 0 (12
 noise wrapping round the circle (more than 18 of its std from the gap opposite the arc), and
 clipping to [-1, 1] (6 sigma beyond the farthest point of the curve).
 
-Score: the mean value over `eval_states` fresh states over `top_value` (1.0 = the best end of the
-curve at every state; 0 = value 0, an action several value widths off the curve).
-Reference levels: "random behaviour action" (a fresh behaviour draw per state, 16 draws averaged;
-about 0.5), "dataset average" (the conditional mean of the data actions, inside the arc, off the
-data), "oracle" (the best end, 1.0).
+Reference levels (onestep): "random behaviour action" (about 0.5), "dataset average" (inside the arc,
+off the data), "oracle" (the best end, 1.0).
 """
 
 from __future__ import annotations
@@ -172,10 +168,6 @@ class ArcGeometry(onestep.OneStepGeometry):
         base = jnp.concatenate([jnp.stack([rho * jnp.cos(turn), rho * jnp.sin(turn)], axis=-1),
                                 self.lifts(alpha) + noise[:, 2:]], axis=-1)
         return onestep.rotate(base, self._angles(observations)), {}
-
-    def best_value(self, observations: jnp.ndarray) -> jnp.ndarray:
-        """`top_value` at every state; shape (n,)."""
-        return jnp.full(observations.shape[0], self.spec.top_value)
 
     def best_action(self, observations: jnp.ndarray) -> jnp.ndarray:
         """The best end of the curve (u = 1), the oracle; shape (n, d)."""

@@ -1,31 +1,19 @@
-"""The Task interface: the dataset arrays a learner trains on, plus an optional way to score a policy.
+"""The Task interface: the dataset arrays a learner trains on, plus an optional way to score a policy
+(docs/tasks-and-truth.md).
 
-The interface is deliberately small, so users can bring their own data:
+- `dataset` and `validation`: dicts of float32 arrays with N rows each: observations (N, obs_dim),
+  actions (N, action_dim) in [-1, 1], rewards (N,), masks (N,) (0 where the episode truly terminates),
+  next_observations (N, obs_dim).
+- `evaluate(policy, num_episodes, seed) -> {"score": float, ...}`, `policy` mapping observations
+  (n, obs_dim) to actions (n, action_dim).
+- `reference_levels`: {name: score} of fixed reference policies under `evaluate`, drawn beside the runs'
+  scores; a run below the UNDERTRAINED_REFERENCES level is undertrained, not a finding.
 
-    Task(name, dataset, validation=None, evaluate=None, reference_levels={},
-         true_value=None, behavior_log_density=None, mode_centers=None)
-
-- `dataset` and `validation`: dicts of float32 arrays with N rows each:
-  observations (N, obs_dim), actions (N, action_dim) in [-1, 1], rewards (N,),
-  masks (N,) (0 where the episode truly terminates, else 1), next_observations (N, obs_dim).
-- `evaluate(policy, num_episodes, seed) -> {"score": float, ...}` where `policy` is a batched
-  function from observations (n, obs_dim) to actions (n, action_dim).
-- `reference_levels` (optional): {name: score} of fixed reference policies under `evaluate`, the
-  levels a report draws beside the runs' scores (modes: a random supported mode per state, the
-  dataset-average action, the oracle). A run scoring below the level named UNDERTRAINED_REFERENCE is
-  undertrained, not a finding. Empty where a task knows none (only the embedded one-step tasks know theirs).
-
-Ground truth (optional; None where a task does not know it). Pure jax.numpy functions of states
-`observations (N, obs_dim)` and actions `actions (N, action_dim)`, usable inside jax.jit and on numpy
-input, returning jnp arrays:
-- `true_value(observations, actions) -> (N,)`: the expected return of taking the action in the state
-  and following the behaviour policy after (for a one-step task, the expected reward);
-- `behavior_log_density(observations, actions) -> (N,)`: the log-density of the behaviour policy that
-  made the data at the action (-inf where it has no support, e.g. beyond the `cliff` tasks' edge);
-- `mode_centers(observations) -> (N, M, action_dim)`: for tasks whose data actions form M discrete
-  modes per state (`modes`), the centres of the modes, so diagnostics can count the modes covered.
-The embedded tasks (`modes`, `arc`, `cliff`) give all they know; a user's Task, or a
-package.module:factory task (drol_diag.tasks.custom), may supply the same functions.
+Ground truth (None where unknown): pure jax.numpy functions, jit-safe, accepting numpy input:
+- `true_value(observations (N, obs_dim), actions (N, action_dim)) -> (N,)`: the expected return of the
+  action in the state, following the behaviour policy after;
+- `behavior_log_density(observations, actions) -> (N,)`: the behaviour policy's log-density (-inf off support);
+- `mode_centers(observations) -> (N, M, action_dim)`: where the data form M discrete modes per state.
 """
 
 from __future__ import annotations
@@ -43,8 +31,7 @@ TRUTH_FIELDS = ("true_value", "behavior_log_density", "mode_centers")  # the opt
 Evaluator = Callable[[Policy, int, int], dict]
 DATASET_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 UNDERTRAINED_REFERENCE = "random supported mode"  # modes: a random one of the supported modes per state
-# The reference levels of a policy that plays a supported action at random (modes: a random mode; arc and
-# cliff: a fresh behaviour action): a run scoring below the task's one is undertrained, not a finding.
+# A policy playing a supported action at random (modes: a random mode; arc, cliff: a fresh behaviour draw)
 UNDERTRAINED_REFERENCES = (UNDERTRAINED_REFERENCE, "random behaviour action")
 
 

@@ -3,9 +3,8 @@ up to its edge and drops sharply just beyond it, where there are no data. A lear
 the data tends to extrapolate the rise past the edge; a policy that follows it leaves the support and
 falls off the cliff. The best supported action is on the edge.
 
-Geometry, per state s: a direction e(s) (the first axis turned by the chain of Givens rotations of
-drol_diag.tasks.onestep.rotate, each plane by up to `max_rotation`, as in `modes`); an action's
-coordinate along it z = a . e(s) and its distance across it q = |a - z e(s)|.
+Geometry, per state s: a direction e(s) (the first axis turned by onestep.rotate, each plane by up to
+`max_rotation`); an action's coordinate along it z = a . e(s) and its distance across it q = |a - z e(s)|.
 - the data: z uniform on [edge - depth, edge] (`edge`, `depth`), and Gaussian noise of std
   `spread` in each of the d - 1 directions across e(s): no data beyond the edge (z > edge);
 - the value (= the deterministic reward): v(s, a) = f(z) exp(-q^2 / (2 w^2)), w = `value_width`,
@@ -19,10 +18,8 @@ log p(a | s) = -log(depth) - (d - 1)/2 log(2 pi spread^2) - q^2 / (2 spread^2) f
 and -inf outside that slab (no data there). Exact but for clipping to [-1, 1], which with the
 defaults cuts mass beyond 7 standard deviations (below 1e-12).
 
-Score: the mean value over `eval_states` fresh states over `top_value` (1.0 = the edge on the axis at
-every state; 0 = value 0: beyond the cliff, or far from the axis).
-Reference levels: "random behaviour action" (a fresh behaviour draw per state, 16 draws averaged;
-about 0.57 in 2-D, 0.49 in 5, 8 and 21-D), "dataset average" (the middle of the support: about 0.6), "oracle" (1.0).
+Reference levels (onestep): "random behaviour action" (about 0.57 in 2-D, 0.49 in 5, 8 and 21-D),
+"dataset average" (the middle of the support: about 0.6), "oracle" (the edge on the axis, 1.0).
 """
 
 from __future__ import annotations
@@ -118,10 +115,6 @@ class CliffGeometry(onestep.OneStepGeometry):
         noise = jax.random.normal(noise_key, direction.shape)
         across = noise - jnp.sum(noise * direction, axis=-1, keepdims=True) * direction
         return z * direction + spec.spread * across, {}
-
-    def best_value(self, observations: jnp.ndarray) -> jnp.ndarray:
-        """`top_value` at every state; shape (n,)."""
-        return jnp.full(observations.shape[0], self.spec.top_value)
 
     def best_action(self, observations: jnp.ndarray) -> jnp.ndarray:
         """The edge on the axis, edge * e(s): the oracle; shape (n, d)."""

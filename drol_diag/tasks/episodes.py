@@ -1,11 +1,7 @@
 """Evaluation by real episodes: several environments step together, so a batched policy is called
 once per step for all running episodes (FQL's protocol: success = info['success'] at the last step).
-
-`EpisodeEvaluator` keeps its environments between evaluations, in this process or spread over a
-pool of worker processes that step them in parallel (environments such as OGBench's manipulation
-tasks cost about a millisecond a step and most of a second to create). The policy always gets the
-same batch shape, (num_envs, obs_dim), so a jitted policy compiles once; the rows of finished
-episodes are filled in and their actions dropped. Results are the same in both modes.
+The environments are kept between evaluations, in this process or in worker processes (OGBench's cost
+most of a second to create); the numbers are the same either way.
 """
 
 from __future__ import annotations
@@ -44,8 +40,7 @@ def usable_cores() -> int:
 
 
 def default_workers() -> int:
-    """Worker processes for expensive environments: one per usable core, at most MAX_DEFAULT_WORKERS;
-    0 (step in this process) with a single core, or inside a daemonic process (which cannot have any)."""
+    """One worker per usable core, at most MAX_DEFAULT_WORKERS; 0 (in this process) on one core or in a daemon."""
     cores = usable_cores()
     if cores < 2 or multiprocessing.current_process().daemon:
         return 0
@@ -61,8 +56,7 @@ class EpisodeResults:
     lengths: np.ndarray  # (num_episodes,) int64: steps taken
 
     def summary(self) -> dict[str, float]:
-        """{"score" and "success": mean success in [0, 1], "return": mean return, "length": mean length,
-        "episodes": number of episodes}."""
+        """{score, success (both the mean success), return, length (means), episodes}."""
         success = float(self.successes.mean())
         return {"score": success, "success": success, "return": float(self.returns.mean()),
                 "length": float(self.lengths.mean()), "episodes": len(self.successes)}
@@ -100,8 +94,7 @@ class _EnvSlots:
         self.envs: dict[int, gymnasium.Env] = {}
 
     def make(self, slots: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Create the environments of `slots` that do not exist yet (in slot order); returns the action
-        space bounds (low, high), each (action_dim,)."""
+        """Create the missing environments of `slots`; returns the action bounds (low, high), each (action_dim,)."""
         for slot in slots:
             if slot not in self.envs:
                 self.envs[slot] = self.make_env()
@@ -127,10 +120,8 @@ class _EnvSlots:
 
 
 def _env_worker(connection: Connection, make_env: EnvFactory) -> None:
-    """A worker process: holds the environments of its slots and answers ("make", slots),
-    ("reset", slots, seeds) and ("step", slots, actions) with ("ok", result) until ("close",) or
-    until the parent's end of the pipe closes. An exception is sent back as ("error", line, traceback)
-    and ends the worker."""
+    """A worker process: answers (command, *arguments) of _EnvSlots with ("ok", result) until ("close",) or
+    EOF; an exception is sent back as ("error", line, traceback) and ends the worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     slots = _EnvSlots(make_env)
     try:
@@ -161,8 +152,7 @@ def _env_worker(connection: Connection, make_env: EnvFactory) -> None:
 
 
 def _shutdown_workers(processes: list, connections: list[Connection]) -> None:
-    """Ask every worker to exit, wait for it (terminate it after WORKER_EXIT_TIMEOUT_S), close the pipes.
-    Used by close(), by garbage collection of the pool and at interpreter exit (weakref.finalize)."""
+    """Ask every worker to exit, wait for it (terminate it after WORKER_EXIT_TIMEOUT_S), close the pipes."""
     for connection in connections:
         try:
             connection.send(("close",))
@@ -182,8 +172,7 @@ def _shutdown_workers(processes: list, connections: list[Connection]) -> None:
 
 
 class _EnvWorkerPool:
-    """The same interface as _EnvSlots, with slot s living in worker s % len(workers). Workers start at
-    the first make() (at most one per slot) and live until close(), garbage collection or exit."""
+    """The _EnvSlots interface, slot s living in worker s % len(workers); workers start at the first make()."""
 
     def __init__(self, make_env: EnvFactory, max_workers: int):
         self.make_env = make_env
@@ -214,8 +203,7 @@ class _EnvWorkerPool:
             raise
 
     def _ask(self, requests: dict[int, tuple]) -> dict[int, Any]:
-        """Send each worker its request, then collect every answer. Any failure (a worker error or
-        death, Ctrl-C while waiting) shuts the pool down, since answers may be left in flight."""
+        """Send each worker its request, then collect every answer; any failure shuts the pool down."""
         try:
             for worker, request in requests.items():
                 try:
@@ -288,16 +276,11 @@ class _EnvWorkerPool:
 
 
 class EpisodeEvaluator:
-    """Runs evaluation episodes on environments it keeps for later evaluations.
+    """Runs evaluation episodes on environments it keeps for later evaluations (Task.evaluate when called).
 
-    `make_env()` builds one environment. With `workers` > 0 the environments live in up to that
-    many worker processes (started at the first evaluation with the 'spawn' method, so `make_env`
-    must be picklable, e.g. functools.partial of a module-level function) that step in parallel;
-    with 0 they step in this process. Both give the same numbers. Calling the evaluator runs one
-    evaluation and returns its summary (the Task.evaluate interface); `run` returns per-episode results.
-    `close()` (or leaving a `with` block, or garbage collection, or interpreter exit) stops the
-    workers. A worker that raises or dies raises EnvWorkerError and shuts its pool down; the next
-    evaluation starts a fresh one.
+    With `workers` > 0 the environments live in up to that many 'spawn' worker processes (so `make_env`
+    must pickle); with 0 they step in this process. A worker that raises or dies raises EnvWorkerError and
+    shuts its pool down; the next evaluation starts a fresh one.
     """
 
     def __init__(self, make_env: EnvFactory, workers: int = 0, num_envs: int | None = None):
@@ -342,8 +325,7 @@ class EpisodeEvaluator:
         return min(num_episodes, self.num_envs)
 
     def prepare(self, num_envs: int) -> tuple[np.ndarray, np.ndarray]:
-        """Start the workers and create environments for slots 0..num_envs-1 now, rather than during the
-        next evaluation. Returns the action space bounds (low, high), each (action_dim,)."""
+        """Create the environments of slots 0..num_envs-1 now; returns the action bounds (low, high), (action_dim,)."""
         if self._envs is None or self._envs.closed:
             self._envs = _EnvWorkerPool(self.make_env, self.workers) if self.workers else _EnvSlots(self.make_env)
         return self._envs.make(range(num_envs))
@@ -353,16 +335,11 @@ class EpisodeEvaluator:
         return self.run(policy, num_episodes, seed).summary()
 
     def run(self, policy: Policy, num_episodes: int, seed: int) -> EpisodeResults:
-        """Run `num_episodes` episodes, `envs_for(num_episodes)` at a time (waves).
+        """Run `num_episodes` episodes, `envs_for(num_episodes)` at a time.
 
-        At every step of a wave the policy gets one float32 batch (num_envs, obs_dim), row s holding the
-        observation of the environment in slot s, and returns actions (num_envs, action_dim), clipped to
-        the action space before stepping. Rows of episodes that have ended (or of slots unused in the
-        last wave) hold their slot's last observation and their actions are dropped: the batch shape
-        never changes. Episode i runs in slot i % num_envs, reset with `episode_seed(seed, i)`; for a
-        policy that treats rows independently results depend on `seed` only. An episode ends at
-        `terminated or truncated` (the TimeLimit truncates at the time limit; OGBench single-task
-        environments terminate at success).
+        The policy always gets (num_envs, obs_dim) float32, so it compiles once: rows of ended episodes
+        hold their last observation and their actions (num_envs, action_dim) are dropped. Episode i runs
+        in slot i % num_envs, reset with `episode_seed(seed, i)`, until terminated or truncated.
         """
         if num_episodes < 1:
             raise ValueError(f"num_episodes is {num_episodes}; at least 1 episode is needed")
@@ -396,21 +373,8 @@ class EpisodeEvaluator:
         return EpisodeResults(successes=successes, returns=returns, lengths=lengths)
 
 
-def evaluate_episodes(
-    make_env: EnvFactory,
-    policy: Policy,
-    num_episodes: int,
-    seed: int,
-    num_envs: int | None = None,
-    workers: int = 0,
-) -> dict[str, float]:
-    """One evaluation on fresh environments: `EpisodeEvaluator(make_env, workers, num_envs)` run once,
-    its workers then stopped. `num_envs` environments (default min(num_episodes, 50)) step together.
-
-    Returns {"score" and "success": mean success in [0, 1], "return": mean episode return,
-             "length": mean episode length, "episodes": num_episodes}.
-    In-process environments are not closed, so a `make_env` that hands out cached environments can
-    reuse them across calls.
-    """
+def evaluate_episodes(make_env: EnvFactory, policy: Policy, num_episodes: int, seed: int,
+                      num_envs: int | None = None, workers: int = 0) -> dict[str, float]:
+    """One evaluation (EpisodeResults.summary()) on fresh environments, the workers then stopped."""
     with EpisodeEvaluator(make_env, workers=workers, num_envs=num_envs) as evaluator:
         return evaluator(policy, num_episodes, seed)

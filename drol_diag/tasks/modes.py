@@ -2,25 +2,13 @@
 state, of different value; the best mode is usually not the one nearest a given dataset action (a
 dataset action comes from a uniformly chosen mode). No download, no simulator, scored in closed form.
 
-Reference levels (`Task.reference_levels`, `reference_levels(spec)`), each scored with the task's own
-`evaluate` on the evaluation states of seed 0, computed on first use and cached per spec:
-- "random supported mode": a policy that picks one of the M supported modes uniformly at random per
-  state and plays its centre. Its expected score, exactly: the mean of the M scores of "always play
-  mode m" (the score is linear in the per-state rewards). About 0.62 with the default heights (their
-  mean is 0.625). A run below it has not learned to prefer better modes: undertrained, not a finding.
-- "dataset average": the conditional mean of the data actions (a unimodal regression policy's limit),
-  which falls between the modes (near 0 here).
-- "oracle": the centre of the highest mode at every state (1.0 by the score's normalisation).
+Reference levels: "random supported mode" (a uniformly random mode's centre per state: exactly the mean
+of the M "always play mode m" scores, the score being linear in the rewards; about 0.62), "dataset
+average" (the mean of the mode centres, between the modes: near 0), "oracle" (the highest mode, 1.0).
 
-Ground truth (`Task.true_value`, `Task.behavior_log_density`, `Task.mode_centers`; drol_diag.tasks.base):
-- true value: the reward is deterministic, r(s, a) = sum_m h_m exp(-|a - c_m(s)|^2 / (2 w^2)), so the
-  true value is the reward function itself;
-- behaviour log-density: the equal-weight mixture of the M Gaussians N(c_m(s), action_noise^2 I), exact
-  for the unclipped data; the data are clipped to [-1, 1], which moves the mass beyond the box onto its
-  faces; with the defaults (centres at radius 0.6, noise 0.05) that mass is beyond 8 standard
-  deviations (below 1e-14), so the density is exact to float precision;
-- mode centres: the M centres c_m(s) (ModesGeometry.centres).
-Shared parts (states, evaluation, rotations, reference levels): drol_diag.tasks.onestep.
+Ground truth: the reward r(s, a) = sum_m h_m exp(-|a - c_m(s)|^2 / (2 w^2)) is deterministic, so it is
+the true value; the behaviour log-density is the equal-weight mixture of N(c_m(s), action_noise^2 I),
+exact but for clipping to [-1, 1] (beyond 8 standard deviations with the defaults: below 1e-14).
 """
 
 from __future__ import annotations
@@ -34,9 +22,7 @@ import numpy as np
 
 from drol_diag.tasks import onestep
 from drol_diag.tasks.base import UNDERTRAINED_REFERENCE, Evaluator, Task
-from drol_diag.tasks.onestep import DATASET_AVERAGE, ORACLE, REFERENCE_SEED, LazyLevels  # noqa: F401 (re-exported)
-
-RANDOM_MODE = UNDERTRAINED_REFERENCE
+from drol_diag.tasks.onestep import DATASET_AVERAGE, ORACLE
 
 
 @dataclass(frozen=True)
@@ -120,8 +106,7 @@ class ModesGeometry(onestep.OneStepGeometry):
         return self.centres(observations)[:, jnp.argmax(self.heights)]
 
     def mean_action(self, observations: jnp.ndarray) -> jnp.ndarray:
-        """The dataset-average (BC) policy: the conditional mean of the data actions, i.e. the mean
-        of the mode centres, which a unimodal regression policy converges to; shape (n, d)."""
+        """The conditional mean of the data actions, the mean of the mode centres (a BC policy's limit); (n, d)."""
         return jnp.mean(self.centres(observations), axis=1)
 
     def sample_actions(self, key: jax.Array, observations: jnp.ndarray) -> tuple[jnp.ndarray, dict]:
@@ -138,18 +123,16 @@ class ModesGeometry(onestep.OneStepGeometry):
 
     def reference_groups(self) -> dict[str, tuple[int, ...]]:
         m = self.spec.num_modes
-        return {RANDOM_MODE: tuple(range(m)), DATASET_AVERAGE: (m,), ORACLE: (m + 1,)}
+        return {UNDERTRAINED_REFERENCE: tuple(range(m)), DATASET_AVERAGE: (m,), ORACLE: (m + 1,)}
 
 
 def modes_evaluator(spec: ModesSpec, geometry: ModesGeometry) -> Evaluator:
-    """The task's `evaluate`: the mean reward of the policy's actions on `spec.eval_states` fresh states
-    (drawn from (spec.seed, seed)), relative to the best mode's (ModesGeometry.score)."""
+    """The task's `evaluate` (onestep.one_step_evaluator)."""
     return onestep.one_step_evaluator(spec, geometry)
 
 
 def reference_levels(spec: ModesSpec) -> dict[str, float]:
-    """{RANDOM_MODE, DATASET_AVERAGE, ORACLE: score} under the task's evaluate (module docstring);
-    deterministic, about a second of compilation the first time, cached per spec."""
+    """{random supported mode, dataset average, oracle: score} under the task's evaluate (onestep)."""
     return onestep.reference_levels(spec, ModesGeometry)
 
 

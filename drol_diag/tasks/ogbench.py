@@ -24,11 +24,8 @@ OGBENCH_BUTTON_ENVS = ("scene", "puzzle")  # their files also need button_states
 
 
 def _ogbench_names(name: str) -> tuple[str, str]:
-    """(environment name, dataset file stem) of a single-task name, by ogbench's own rule.
-
-    cube-single-play-singletask-task2-v0 -> (cube-single-singletask-task2-v0, cube-single-play-v0): the
-    environment drops the dataset type ('play'); the files drop 'singletask' and 'taskN'.
-    """
+    """(environment name, dataset file stem) by ogbench's rule: cube-single-play-singletask-task2-v0 ->
+    (cube-single-singletask-task2-v0, cube-single-play-v0)."""
     parts = name.split("-")
     if "singletask" not in parts or parts.index("singletask") < 2 or parts[-1] == "singletask":
         raise ValueError(f"{name!r} is not an OGBench single-task name; expected <env>-<dataset type>-singletask"
@@ -81,8 +78,8 @@ def ogbench_files(name: str, dataset_dir: str | None = None) -> tuple[str, str]:
 
 
 def _require_ogbench_files(name: str, dataset_dir: str | None) -> tuple[str, str, str]:
-    """(environment name, train path, validation path) of a single-task name, after checking that the
-    environment exists and both files are present (ogbench's loader would try to download a missing one)."""
+    """(environment name, train path, validation path), after checking the environment exists and both files
+    are present (ogbench's loader would try to download a missing one)."""
     env_name, stem = _ogbench_names(name)
     _check_ogbench_env(name, env_name)
     train_path, val_path = ogbench_files(name, dataset_dir)
@@ -96,8 +93,7 @@ def _require_ogbench_files(name: str, dataset_dir: str | None) -> tuple[str, str
 
 
 def _check_ogbench_file(path: str, required_keys: tuple[str, ...]) -> None:
-    """Raise ValueError (one line naming the file) unless `path` is an npz archive with `required_keys`
-    and its last row ends an episode (terminals[-1] == 1)."""
+    """Raise ValueError (one line) unless `path` is an npz archive with `required_keys` and terminals[-1] == 1."""
     try:
         not_numpy = not_numpy_file(path)
         if not_numpy:
@@ -127,20 +123,15 @@ def _ogbench_arrays(raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def load_ogbench(name: str, dataset_dir: str | None = None, eval_workers: int | None = None) -> Task:
-    """An OGBench single-task dataset (e.g. cube-single-play-singletask-task2-v0) from local files.
+    """An OGBench single-task dataset from the local files `ogbench_files` names (never downloaded).
 
-    Reads <dir>/<stem>.npz and <dir>/<stem>-val.npz (see `ogbench_files`; never downloads) with ogbench's
-    loader, which drops each episode's last row and computes the task's rewards (N,) and masks (N,) from the
-    stored qpos (FQL's convention). Observations (N, obs_dim) and actions (N, action_dim) are float32 and
-    left unclipped. `evaluate` runs real episodes (a drol_diag.tasks.episodes.EpisodeEvaluator): up to 50 environments
-    step together, in `eval_workers` worker processes (None: drol_diag.tasks.episodes.default_workers(), i.e. one per
-    core up to 4, 0 on a single core: in this process); they are built at the first evaluation and reused by
-    later ones, and the workers stop when the Task is garbage-collected or the interpreter exits.
+    ogbench's loader drops each episode's last row and computes the task's rewards (N,) and masks (N,) from
+    the stored qpos (FQL's convention); observations (N, obs_dim) and actions (N, action_dim) are float32,
+    unclipped. `evaluate` is an EpisodeEvaluator in `eval_workers` processes (None: default_workers()).
     """
     import functools
 
     import ogbench
-
 
     env_name, train_path, val_path = _require_ogbench_files(name, dataset_dir)
     folder = os.path.dirname(train_path)

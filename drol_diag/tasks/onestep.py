@@ -1,16 +1,11 @@
 """What the embedded one-step tasks (`modes`, `arc`, `cliff`) share: states uniform in [-1, 1]^obs_dim,
 horizon 1 (masks 0, next observation = observation), a deterministic reward equal to the true value,
-an `evaluate` that scores in closed form on `eval_states` fresh states, state-dependent rotations of
-the action space, and reference levels computed with the task's own `evaluate`.
+state-dependent rotations of the action space, a closed-form `evaluate`, and reference levels.
 
-A family module defines a frozen Spec dataclass (with at least the fields obs_dim, action_dim,
-max_rotation, num_transitions, num_validation, eval_states, seed) and a `OneStepGeometry` subclass;
-`one_step_task` turns the pair into a `Task` whose `true_value` and `behavior_log_density` are the
-geometry's closed forms (jax.numpy, pure, usable under jit and on numpy input).
-
-Score: the mean true value of the policy's actions over the evaluation states divided by the mean
-value of the best supported action (1.0 = the best supported action at every state; 0 = value 0,
-an action far from every supported action in all three families).
+A family defines a frozen Spec dataclass (obs_dim, action_dim, max_rotation, top_value, num_transitions,
+num_validation, eval_states, seed, ...) and a `OneStepGeometry` subclass; `one_step_task` makes the Task.
+Score: the mean true value of the policy's actions over `eval_states` fresh states divided by the best
+supported action's (1.0 = the best supported action at every state).
 """
 
 from __future__ import annotations
@@ -42,15 +37,13 @@ def plane_weights(rng: np.random.Generator, action_dim: int, obs_dim: int) -> jn
 
 
 def state_angles(observations: jnp.ndarray, weights: jnp.ndarray, max_rotation: float) -> jnp.ndarray:
-    """Rotation angle of each Givens plane (i, i+1) per state, in [-max_rotation, max_rotation]; shape
-    (n, d - 1) for observations (n, obs_dim) and weights (d - 1, obs_dim)."""
+    """Angle (n, d - 1) of each Givens plane (i, i+1) per state (n, obs_dim), in [-max_rotation, max_rotation]."""
     return max_rotation * (observations @ weights.T) / observations.shape[-1]
 
 
 def rotate(points: jnp.ndarray, angles: jnp.ndarray, inverse: bool = False) -> jnp.ndarray:
-    """Turn points (n, ..., d) by the chain of Givens rotations in planes (0, 1), (1, 2), ..., (d-2, d-1)
-    with per-state angles (n, d - 1), in that order; `inverse` undoes it (the planes in reverse order,
-    each by minus its angle). Same shape as points."""
+    """Turn points (n, ..., d) by the Givens rotations in planes (0, 1), ..., (d-2, d-1) with angles (n, d - 1),
+    in that order; `inverse` undoes it. Same shape as points."""
     points, d = jnp.asarray(points), points.shape[-1]
     planes = range(d - 1)
     for plane in reversed(planes) if inverse else planes:
@@ -63,25 +56,17 @@ def rotate(points: jnp.ndarray, angles: jnp.ndarray, inverse: bool = False) -> j
 
 
 class OneStepGeometry:
-    """Closed-form geometry of a one-step task (jnp functions of (n, obs_dim) states and (n, d) actions,
-    usable under jit). Subclasses set `self.spec` and define:
-
-    - `sample_actions(key, observations) -> (actions (n, d), extra columns {name: (n,) array})`: the
-      behaviour policy (it may use jax.random.split(key, 3)[1:]; [0] draws the states);
-    - `true_value(observations, actions) -> (n,)`: the expected reward (here the reward itself);
-    - `behavior_log_density(observations, actions) -> (n,)`: log-density of the behaviour policy;
-    - `best_value(observations) -> (n,)` and `best_action(observations) -> (n, d)`: the best supported
-      action per state and its value (the score's normaliser and the oracle);
-    - `mean_action(observations) -> (n, d)`: the conditional mean of the data actions;
-    - `reference_actions(observations) -> (n, P, d)` and `reference_groups() -> {level name: column
-      indices}`: the reference policies; a level is the mean score of its columns' policies;
-    - optionally `mode_centers(observations) -> (n, M, d)` where the data form M discrete modes.
+    """Closed-form geometry of a one-step task: jnp functions of states (n, obs_dim) and actions (n, d),
+    usable under jit. Subclasses set `self.spec` and define the methods that raise NotImplementedError;
+    `sample_actions` may use jax.random.split(key, 3)[1:] ([0] draws the states). A reference level is the
+    mean score of its `reference_groups` columns of `reference_actions`.
     """
 
     spec: Any
     mode_centers: Callable[[jnp.ndarray], jnp.ndarray] | None = None  # (n, obs_dim) -> (n, M, d), families with modes
 
     def sample_actions(self, key: jax.Array, observations: jnp.ndarray) -> tuple[jnp.ndarray, dict]:
+        """The behaviour policy: actions (n, d) and extra columns {name: (n,)}."""
         raise NotImplementedError
 
     def true_value(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
@@ -91,12 +76,15 @@ class OneStepGeometry:
         raise NotImplementedError
 
     def best_value(self, observations: jnp.ndarray) -> jnp.ndarray:
-        raise NotImplementedError
+        """The best supported action's value (n,), the score's normaliser: default `top_value` everywhere."""
+        return jnp.full(observations.shape[0], self.spec.top_value)
 
     def best_action(self, observations: jnp.ndarray) -> jnp.ndarray:
+        """The oracle's action (n, d)."""
         raise NotImplementedError
 
     def mean_action(self, observations: jnp.ndarray) -> jnp.ndarray:
+        """The conditional mean of the data actions (n, d)."""
         raise NotImplementedError
 
     def reference_actions(self, observations: jnp.ndarray) -> jnp.ndarray:
@@ -126,8 +114,7 @@ class OneStepGeometry:
 
 
 def one_step_evaluator(spec: Any, geometry: OneStepGeometry) -> Evaluator:
-    """The task's `evaluate`: the policy's score (OneStepGeometry.score) on `spec.eval_states` fresh states
-    drawn from (spec.seed, seed)."""
+    """The task's `evaluate`: OneStepGeometry.score on `spec.eval_states` fresh states drawn from (spec.seed, seed)."""
     eval_key = jax.random.split(jax.random.PRNGKey(spec.seed), 3)[2]
     score_fn = jax.jit(geometry.score)
 
@@ -142,9 +129,7 @@ def one_step_evaluator(spec: Any, geometry: OneStepGeometry) -> Evaluator:
 
 
 def reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> dict[str, float]:
-    """{level name: score} of the geometry's reference policies under the task's own evaluate on the
-    evaluation states of REFERENCE_SEED; deterministic, a second or two of compilation the first time,
-    cached per spec."""
+    """{level name: score} of the reference policies under the task's evaluate on REFERENCE_SEED's states (cached)."""
     return dict(_reference_levels(spec, make_geometry))
 
 
@@ -162,8 +147,7 @@ def _reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]
 
 
 class LazyLevels(Mapping):
-    """A task's reference levels as a read-only {name: score}, computed on first access (`reference_levels`;
-    training never needs them)."""
+    """A task's reference levels, computed on first access (training never needs them)."""
 
     def __init__(self, spec: Any, make_geometry: Callable[[Any], OneStepGeometry]):
         self.spec, self.make_geometry = spec, make_geometry
@@ -183,10 +167,8 @@ class LazyLevels(Mapping):
 
 
 def one_step_task(name: str, spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> Task:
-    """A Task from a spec and its geometry: training and validation data drawn from spec.seed (float32;
-    integer extra columns such as `modes` int32), the closed-form evaluate, lazy reference levels, and
-    the geometry's true_value, behavior_log_density and mode_centers (None where it has no modes), jitted
-    (callable inside jit, on numpy input, differentiable)."""
+    """A Task from a spec and its geometry: data drawn from spec.seed (float32; integer columns such as `modes`
+    int32), the closed-form evaluate, lazy reference levels and the geometry's truth functions, jitted."""
     geometry, sample = _compiled(spec, make_geometry)
     data_key, val_key, _ = jax.random.split(jax.random.PRNGKey(spec.seed), 3)
     as_numpy = lambda arrays: {k: np.asarray(v, np.int32 if jnp.issubdtype(v.dtype, jnp.integer) else np.float32)
@@ -200,7 +182,6 @@ def one_step_task(name: str, spec: Any, make_geometry: Callable[[Any], OneStepGe
 
 @functools.cache
 def _compiled(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> tuple[OneStepGeometry, Callable]:
-    """The geometry of a spec and its jitted `sample` (n static), shared by every build of the task in a
-    process (one program, compiled once per n: a fraction of the time of op-by-op dispatch)."""
+    """The geometry of a spec and its jitted `sample` (n static), compiled once per process and n."""
     geometry = make_geometry(spec)
     return geometry, jax.jit(geometry.sample, static_argnums=1)

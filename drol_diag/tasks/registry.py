@@ -51,8 +51,7 @@ def synthetic_family(name: str) -> SyntheticFamily | None:
 
 
 def synthetic_spec(name: str) -> Any | None:
-    """The Spec of an embedded one-step task (ModesSpec, ArcSpec, CliffSpec), or None for any other name.
-    Reads nothing, builds nothing."""
+    """The Spec of an embedded one-step task (ModesSpec, ArcSpec, CliffSpec), or None for any other name."""
     family = synthetic_family(name)
     return family.specs.get(name) if family else None
 
@@ -133,10 +132,7 @@ def load_task(name: str, dataset_dir: str | None = None) -> Task:
 
 
 def task_folder_name(name: str) -> str:
-    """The run folder name of a task (<out>/<folder>/<ablation>-k<K>; config.json keeps the real name):
-    the name itself when folder-safe (embedded, OGBench, D4RL names); a Minari id with '/' -> '-'
-    (D4RL/antmaze/umaze-v1 -> D4RL-antmaze-umaze-v1); npz:PATH -> npz-<file stem>-<hash of the absolute
-    path>; package.module:factory -> py-package.module-factory. A folder holding another task's run is
-    refused as a conflict (its config.json names the task), never mixed."""
+    """The run folder name of a task (<out>/<folder>/<ablation>-k<K>): '/' -> '-', custom.folder_name for custom
+    tasks; config.json keeps the real name."""
     kind = task_kind(name)
     return SOURCES[kind].folder(name) if kind else name.replace("/", "-")
