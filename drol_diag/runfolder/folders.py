@@ -1,6 +1,5 @@
-"""Run folders as readers see them (store.py writes them): list the run folders under a path, judge each
-(its log readable, or skipped with a one-line reason), read its records, and, for a sweep, where a folder
-stands (new, finished, resumable, unstarted, conflicting: only `steps` may grow) and who holds its lock."""
+"""Run folders as readers see them (store.py writes them): list them, open each or skip it with a one-line
+reason, read its records, and, for a sweep, where a folder stands and who holds its lock."""
 
 from __future__ import annotations
 
@@ -113,8 +112,8 @@ def none_readable(root: Path, skipped) -> RunsError:  # (skipped: each "<run fol
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Run folders at or below `root` (sorted): folders holding config.json, logged or not; not descending into
-    run folders, hidden folders (.versions), zarr stores or symlinked folders."""
+    """Run folders (holding config.json) at or below `root`, sorted; not descending into run folders, hidden
+    folders, zarr stores or symlinked folders."""
     found = []
     for folder, subfolders, files in os.walk(root):
         if CONFIG_FILE in files:
@@ -126,14 +125,10 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 
 def read_logged_runs(path: str | Path, read_values: bool = False) -> tuple[list[LoggedRun], list[SkippedRun]]:
-    """Every run folder under `path` (find_run_dirs), opened or skipped with the reason, in folder order.
-
-    Opening reads each store's metadata and listing, no values: a chunk file missing, which zarr would read
-    as its fill value without an error, is found from the listing (missing_chunks: 3 ms a run of 200 chunk
-    files, 30 ms of 5,000), a damaged one raises when its values are computed. `read_values=True` decodes
-    every chunk once (then drops it), so that a run with a chunk that cannot be read is skipped here instead.
-    Raises FileNotFoundError when `path` does not exist or holds no run folder with a logs.zarr; RunsError
-    when the only run found, or every run found, cannot be read."""
+    """Every run folder under `path` (find_run_dirs), opened (metadata and listing only: missing_chunks) or
+    skipped with the reason, in folder order; `read_values=True` also decodes every chunk once, so that a run
+    with a damaged chunk is skipped here. Raises FileNotFoundError when `path` does not exist or holds no run
+    folder with a logs.zarr; RunsError when the only run found, or every run found, cannot be read."""
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"no such folder: {root}")
@@ -158,8 +153,7 @@ def read_logged_runs(path: str | Path, read_values: bool = False) -> tuple[list[
 
 
 def open_logged(run_dir: Path, read_values: bool = False) -> LoggedRun:
-    """Open one run's store lazily and check it (with `read_values`, read every value once); _Unreadable if not.
-    Metadata read across a flush's link swap could mix two versions: the open is repeated if the link moved."""
+    """Open one run's store lazily and check it; _Unreadable if not. Repeated if a flush moved the link meanwhile."""
     store = run_dir / LOG_STORE
     if not store.exists():
         if store.is_symlink():
@@ -212,10 +206,9 @@ def _read_run(run_dir: Path, store: Path, read_values: bool = False) -> LoggedRu
 
 
 def missing_chunks(store: Path) -> str | None:
-    """Which chunk files a run's store lacks, from its listing and consolidated metadata (no value read):
-    "its logs.zarr lacks 1 of 6 chunks of eval_score (0.2): ...", or None. Only a store whose attr
-    `chunks_complete_in` names its own version folder (store.py writes every chunk, fill-only ones included)
-    is checked; in any other a missing chunk cannot be told from a fill-only one zarr did not write."""
+    """Which chunk files a run's store lacks, from its listing and metadata: "its logs.zarr lacks 1 of 6 chunks
+    of eval_score (0.2): ...", or None. Only a store whose attr `chunks_complete_in` names its own version folder
+    is checked: elsewhere a missing chunk may be a fill-only one zarr did not write."""
     real = Path(os.path.realpath(store))
     attrs, arrays = _store_metadata(real)
     if attrs.get(CHUNKS_COMPLETE_ATTR) != real.name:
@@ -256,8 +249,7 @@ def _chunk_keys(meta: dict) -> list[str]:
 
 def _read_values(store: Path, logs: xr.Dataset) -> None:
     """Decode every chunk once, then drop it: _Unreadable naming the first variable with a chunk that does not
-    decode. A raw zstd chunk (as RunLog writes) is decompressed from its file and its size checked, at a sixth to a
-    tenth of zarr's cost; any other variable is read through xarray. (Without checksums flipped bits may decode.)"""
+    decode. A raw zstd chunk (as RunLog writes) is decompressed and its size checked, at a tenth of zarr's cost."""
     from numcodecs import Zstd  # (zarr's own zstd codec)
 
     real, zstd = Path(os.path.realpath(store)), Zstd()

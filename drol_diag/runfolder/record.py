@@ -65,16 +65,14 @@ PROBES_REQUESTED = "probes_requested"  # config.json's diagnostics: the probes a
 
 def diagnostics_record(enabled: bool = True, num_probes: int = DEFAULT_PROBES,
                        transitions: int | None = None) -> dict[str, Any]:
-    """The diagnostics settings config.json records (a resumed run must keep them: they shape its log):
-    "probes" is the number of probes per seed used, at most the training set's `transitions` (None:
-    not known here); where that is fewer than `num_probes`, "probes_requested" keeps the number asked for."""
+    """The diagnostics settings config.json records: "probes" used, at most `transitions` (None: not known), and
+    "probes_requested" where that is fewer than asked for."""
     used = num_probes if transitions is None else min(num_probes, transitions)
     return {"enabled": enabled, "probes": used, **({PROBES_REQUESTED: num_probes} if used < num_probes else {})}
 
 
 def diagnostics_settings(diagnostics: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A diagnostics record (diagnostics_record) as the settings asked for, which a resumed run or a sweep
-    must match: "probes" is the number asked for."""
+    """A diagnostics record as the settings asked for ("probes": the number asked for), which a resume must match."""
     if not isinstance(diagnostics, dict) or PROBES_REQUESTED not in diagnostics:
         return diagnostics
     settings = {key: value for key, value in diagnostics.items() if key != PROBES_REQUESTED}
@@ -87,8 +85,7 @@ COMPARED = {"learner settings": "learner", "task": "run.task", "ablation": "run.
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields that must match for a run to be resumed: learner config, task, ablation, seeds, diagnostics
-    settings and the matmul precision (a run folder from before it was recorded: "default", what it ran at)."""
+    """The fields that must match for a run to be resumed (matmul precision: "default" where not recorded)."""
     fields = {"learner settings": record["learner"], "task": record["run"]["task"],
               "ablation": record["run"]["ablation"], "seeds": record["run"]["seeds"],
               "diagnostics settings": diagnostics_settings(record.get("diagnostics")),
@@ -97,8 +94,8 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def leaf_settings(fields: dict[str, Any]) -> dict[str, Any]:
-    """comparable()'s fields (plus any others, e.g. a sweep's schedule fields) one setting each, named by
-    where config.json holds it: {"learner.bc_coef": 0.3, "run.seeds": [0, 1], "diagnostics.probes": 1024, ...}."""
+    """comparable()'s fields (and any others) one setting each, named by where config.json holds it:
+    {"learner.bc_coef": 0.3, "run.seeds": [0, 1], "diagnostics.probes": 1024, ...}."""
     leaves: dict[str, Any] = {}
 
     def add(name: str, value: Any) -> None:

@@ -1,22 +1,10 @@
-"""The run folder on disk: config.json, growing xarray/zarr logs, and whole-state checkpoints.
+"""The run folder on disk (its layout: docs/options.md): config.json, the growing xarray/zarr log, checkpoints.
 
-Layout of one run (task, ablation, K), several seeds inside:
-
-    <out>/<task>/<ablation>-k<K>/
-        config.json          resolved configs, package versions, git commit, command
-        logs.zarr            one xarray Dataset (a symlink, see below): training metrics and probe
-                             diagnostics per (seed, step, ...), evaluations per (seed, eval_step)
-        checkpoint.msgpack   the whole training state of every seed at its last checkpoint
-        summary.json         written when the run finishes
-
-Nothing is left half-written when a process is killed: files are written under a temporary
-name and renamed; each log flush makes a fresh version folder under `.versions/` (hard links
-to the previous version's chunks plus the appended rows, its metadata consolidated) and swaps the
-`logs.zarr` symlink atomically to it, so a reader always
-opens a complete store holding every row up to the last flush. Stores are chunked one `step`
-row per chunk (see `step_chunking`), which makes reading while a run writes safe. Every chunk is
-written, those holding only the fill value included, and the store's attr `chunks_complete_in` names
-the version folder so written: a chunk file missing from it was lost (folders.missing_chunks).
+Nothing is left half-written when a process is killed: files are written under a temporary name and renamed;
+each log flush makes a fresh version folder under `.versions/` (hard links to the previous version's chunks plus
+the appended rows) and swaps the `logs.zarr` symlink to it, so a reader always opens a complete store. Every
+chunk is written, fill-only ones included, and the attr `chunks_complete_in` names the version folder so
+written: a chunk file missing from it was lost (folders.missing_chunks).
 """
 
 from __future__ import annotations
@@ -42,8 +30,6 @@ CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
 CHECKPOINT_FILE = "checkpoint.msgpack"
 VERSIONS_DIR = ".versions"
-
-
 EXIT_BUSY = 3  # exit status of `drol-diag run` when another process holds the run folder's lock
 
 
@@ -86,8 +72,7 @@ def temporary_name(path: Path) -> Path:
 
 
 def write_temporary(path: Path, data: bytes) -> Path:
-    """Write `data`, flushed to disk, to a temporary file beside `path` and return its name (os.replace it onto
-    `path`); nothing is left behind on failure."""
+    """Write `data`, flushed to disk, to a temporary file beside `path` and return its name (to os.replace)."""
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
@@ -106,8 +91,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def cannot_write_in(folder: Path) -> str | None:
-    """Why nothing can be made in the existing folder `folder` (the system's words), or None: tried by making and
-    removing an empty folder there (os.access says yes to root, and on read-only or virtual file systems: /proc)."""
+    """Why nothing can be made in the existing `folder` (the system's words), or None: tried, as os.access says
+    yes to root and on read-only or virtual file systems."""
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".write-check-", dir=folder))
     except OSError as error:
@@ -162,14 +147,11 @@ def package_versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------
-# The run log: one xarray Dataset per run, rows along `step` (training metrics, diagnostics) and
-# `eval_step` (evaluations); each flush publishes a new version holding every row so far.
+# The run log: one xarray Dataset per run, rows along `step` and `eval_step`; each flush publishes a new version.
 
 LOG_STORE = "logs.zarr"
 FORMAT_VERSION = 1  # attrs["format_version"] of the run log; readers refuse other versions
 ROW_DIMS = ("step", "eval_step")
-
-
 FLAT_CHUNK_KEYS = {"name": "v2", "separator": "."}  # chunk files side by side (a/0.3), not nested folders
 # The store attr naming the version folder written with every chunk (zarr skips fill-only ones by default, so
 # elsewhere a missing chunk file may be one); a copy rewritten by other code no longer matches its folder.
@@ -177,13 +159,8 @@ CHUNKS_COMPLETE_ATTR = "chunks_complete_in"
 
 
 def step_chunking(dataset: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """Explicit chunks: one row (`step` or `eval_step`) per chunk, whole along every other dim,
-    stored as flat files.
-
-    A chunk, once written, never changes and every new version holds all chunks of the one
-    before, so a reader that opened an older version's metadata reads identical bytes after
-    the link has moved on.
-    """
+    """One row (`step` or `eval_step`) per chunk, whole along every other dim, as flat files: a chunk never
+    changes once written, so a reader of an older version's metadata reads the same bytes after the link moved."""
     return {name: {"chunks": tuple(1 if dim in ROW_DIMS else size for dim, size in var.sizes.items()),
                    "chunk_key_encoding": FLAT_CHUNK_KEYS}
             for name, var in dataset.variables.items() if var.dims}
@@ -197,10 +174,8 @@ def new_version(run_dir: Path, name: str) -> Path:
 
 
 def publish_version(run_dir: Path, name: str, version: Path) -> None:
-    """Point the `name` symlink at `version` atomically, then delete the versions before the one it
-    replaced. The replaced version stays until the next publish: a reader that resolved the link just
-    before the swap still finds every file of the version it resolved (its chunks are hard links, so
-    keeping it costs only its metadata)."""
+    """Point the `name` symlink at `version` atomically, then delete the versions before the one it replaced
+    (kept until the next publish for a reader that resolved the link just before the swap)."""
     link = run_dir / name
     tmp_link = run_dir / f".{name}.{uuid.uuid4().hex}.tmplink"
     os.symlink(os.path.join(VERSIONS_DIR, version.name), tmp_link)
@@ -221,10 +196,8 @@ def link_version(source: Path, target: Path) -> None:
 
 
 def consolidate(version: Path) -> None:
-    """Write the consolidated metadata of a finished store version (every array's metadata in the root
-    zarr.json), so that a plain `xr.open_zarr` opens it with one read and no RuntimeWarning. Zarr
-    format 3 keeps it as an extension of the root group and warns that the specification lacks it:
-    that warning is expected here and silenced."""
+    """Consolidate a finished store version's metadata (one read to open it; zarr 3's warning that the
+    specification lacks it is expected and silenced)."""
     import zarr
 
     with warnings.catch_warnings():
@@ -277,12 +250,8 @@ def flatten_attrs(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class RunLog:
-    """The run's log: static variables plus rows along `step` and `eval_step`, flushed whole.
-
-    A row is {name: array (S, ...)} at one step; its dims are (seed, row dim, *row_dims[name]):
-    `row_dims` names the trailing dims of every variable that has them (the training driver passes
-    diagnostics.quantities.row_dims(), the registry of diagnostic quantities).
-    """
+    """The run's log: static variables plus rows {name: array (S, ...)} along `step` and `eval_step`, with dims
+    (seed, row dim, *row_dims[name]) (diagnostics.quantities.row_dims())."""
 
     def __init__(self, run_dir: Path, seeds: list[int], attrs: dict[str, Any],
                  static: dict[str, tuple[tuple[str, ...], np.ndarray]] | None = None,
@@ -297,9 +266,8 @@ class RunLog:
         self.rewrite = False  # the next flush writes the store whole (a resume dropped rows)
 
     def load(self, up_to_step: int, step_interval: int) -> xr.Dataset | None:
-        """Resume: keep the rows on disk at or before `up_to_step`, and of the `step` rows only those
-        at multiples of `step_interval` (a final row off that grid belonged to the run that ended
-        there). Returns the kept rows as one Dataset (None if nothing is on disk)."""
+        """Resume: keep the rows on disk up to `up_to_step`, the `step` rows only at multiples of `step_interval`
+        (a final row off that grid belonged to the leg that ended there); the kept rows, or None."""
         existing = read_store(self.run_dir)
         if existing is None:
             return None
@@ -349,12 +317,8 @@ class RunLog:
         return merged.assign_coords(seed=np.asarray(self.seeds)).assign_attrs(self.attrs)
 
     def flush(self) -> None:
-        """Write the pending rows (a no-op when there are none).
-
-        The new version hard-links the previous version's chunk files and appends only the new
-        rows, so a flush costs what it adds. The first flush, and the first after a resume that
-        dropped rows, writes the store whole.
-        """
+        """Write the pending rows, if any: a new version of hard links to the previous chunks plus the new rows
+        (the first flush, and the first after a resume that dropped rows, writes the store whole)."""
         if not any(self.pending.values()):
             return
         new_rows = {dim: self._pending_rows(dim) for dim in ROW_DIMS}
@@ -385,9 +349,7 @@ class RunLog:
 
 
 # ------------------------------------------------------------------------------------------
-# Checkpoints of the whole training state (params, optimiser states, target params, keys,
-# step, divergence flags) of every seed, plus the host-side bookkeeping needed to resume.
-
+# Checkpoints of the whole training state of every seed, plus the host-side bookkeeping needed to resume.
 
 def save_checkpoint(run_dir: Path, state: Any, extra: dict[str, Any]) -> None:
     """Atomically save a pytree `state` (device or host arrays) and JSON-able `extra`."""
