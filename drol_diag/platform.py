@@ -17,9 +17,8 @@ NO_CUDA_DEVICES = ("", "-1", "NoDevFiles")  # CUDA_VISIBLE_DEVICES values that h
 
 
 def accelerator_plugins() -> tuple[str, ...]:
-    """The PJRT plugins JAX will find when it starts (what jax._src.xla_bridge.discover_pjrt_plugins reads,
-    read here without importing JAX): the `jax_plugins` entry points and modules, e.g. ('xla_cuda12',) once
-    `pip install 'drol-diag[cuda12]'` installed jax-cuda12-plugin; () for the CPU-only jaxlib."""
+    """The PJRT plugins JAX will find (as jax._src.xla_bridge.discover_pjrt_plugins, without importing JAX),
+    e.g. ('xla_cuda12',); () for the CPU-only jaxlib."""
     import importlib.util
     import pkgutil
     from importlib import metadata
@@ -37,11 +36,9 @@ def nvidia_devices_present() -> bool:
 
 
 def cpu_backend_expected(environ: Mapping[str, str], plugins: Sequence[str], nvidia_present: bool) -> bool:
-    """Whether JAX will run this process on its CPU backend, decided before JAX starts (starting it to ask
-    jax.default_backend() would fix XLA_FLAGS too early, and in a sweep's parent it would claim GPU memory
-    that its group processes need): JAX_PLATFORMS when set (its first platform); else CPU unless an
-    accelerator plugin is installed (`plugins`, accelerator_plugins()), a CUDA plugin counting only while
-    CUDA_VISIBLE_DEVICES leaves it a GPU and the machine shows one (`nvidia_present`).
+    """Whether JAX will run this process on its CPU backend, decided before JAX starts (starting it would fix
+    XLA_FLAGS too early and claim GPU memory): JAX_PLATFORMS's first platform when set; else CPU unless an
+    accelerator plugin is installed, a CUDA one counting only while CUDA_VISIBLE_DEVICES leaves it a GPU.
 
     >>> cpu_backend_expected({}, (), False), cpu_backend_expected({"JAX_PLATFORMS": "cuda,cpu"}, (), False)
     (True, False)
@@ -66,10 +63,8 @@ def cpu_backend_here() -> bool:
 
 
 def prefer_fast_cpu_dots() -> None:
-    """Turn XLA:CPU's YNNPACK fusions off (measured: +40% updates/s at 4x64, +3% at 4x512 on a
-    2-core Zen 4; see benchmarks/throughput.py). Only when the process will run on the CPU backend
-    (cpu_backend_expected), only for the jaxlib line known to have the flag (an unknown XLA flag aborts
-    the process), only if the user has not set it, and only before JAX's backend starts."""
+    """Turn XLA:CPU's YNNPACK fusions off (+40% updates/s at 4x64: benchmarks/throughput.py), on the CPU
+    backend only, for the jaxlib line known to have the flag (an unknown flag aborts), unless the user set it."""
     from importlib import metadata
 
     try:
@@ -94,14 +89,10 @@ def default_compile_cache() -> str:
 
 
 def compilation_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
-    """The JAX variables that turn on its persistent compilation cache, shared by every drol-diag process
-    of this user (a sweep's groups compile the same task, evaluation and diagnostic programs again and
-    again: measured, a 2000-update group of 8 seeds went from 52 s to 30 s wall). Every program is cached
-    (no minimum compile time), in DROL_DIAG_COMPILE_CACHE (default default_compile_cache(); "off": no
-    cache), at most COMPILE_CACHE_MAX_BYTES (eviction uses a file lock, so processes share it safely). The
-    cache key holds the program, the XLA flags, the backend and the jax version, so a hit is the program that
-    would have been compiled: the numbers do not change. {} when off, or when JAX_COMPILATION_CACHE_DIR is
-    set (the user's own JAX cache wins).
+    """The JAX variables that turn on its persistent compilation cache, shared by this user's processes (a
+    sweep's groups compile the same programs: 52 s -> 30 s for 8 seeds of 2000 updates), in
+    DROL_DIAG_COMPILE_CACHE (default default_compile_cache(); "off": none); a hit is the same program, so
+    the numbers do not change. {} when off or when JAX_COMPILATION_CACHE_DIR is set (the user's cache wins).
 
     >>> compilation_cache_settings({"DROL_DIAG_COMPILE_CACHE": "off"})
     {}
@@ -116,9 +107,7 @@ def compilation_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def start_process() -> None:
-    """Everything a drol-diag process sets before it imports JAX or MuJoCo: headless MuJoCo
-    rendering (EGL), the CPU flag above and JAX's compilation cache (compilation_cache_settings; the
-    variables pass on to a sweep's group processes)."""
+    """What a drol-diag process sets before it imports JAX or MuJoCo: EGL, the CPU flag, the compilation cache."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     prefer_fast_cpu_dots()
     for name, value in compilation_cache_settings(os.environ).items():

@@ -32,14 +32,11 @@ class CatalogEntry:
         return self.status == "present"
 
 
-def fetch_command(name: str, folder: str) -> str:
-    """The command that fetches an official OGBench dataset (to run on a machine with network)."""
-    return f"wget -P {folder} {OGBENCH_URL}{name}.npz {OGBENCH_URL}{name}-val.npz"
-
-
 def get_command(name: str, folder: str) -> str:
-    """How to make (generatable) or fetch (official only) an OGBench dataset."""
-    return f"drol-diag data generate {name}" if name in RECIPES else fetch_command(name, folder)
+    """How to make (generatable) or fetch (official only, on a machine with network) an OGBench dataset."""
+    if name in RECIPES:
+        return f"drol-diag data generate {name}"
+    return f"wget -P {folder} {OGBENCH_URL}{name}.npz {OGBENCH_URL}{name}-val.npz"
 
 
 def _ogbench_entry(name: str, source: str, folder: str) -> CatalogEntry:
@@ -154,8 +151,7 @@ def _episode_lengths(terminals: np.ndarray) -> np.ndarray:
 
 
 def dataset_info(name: str, folder: str) -> DatasetInfo:
-    """Read <folder>/<name>.npz (and the episode count of <name>-val.npz); ValueError (one line) for an unknown
-    name, a missing file (naming the command that makes or fetches it) or a file that is not a valid npz."""
+    """Read <folder>/<name>.npz (and the episode count of <name>-val.npz); ValueError (one line) otherwise."""
     if name not in RECIPES and name not in OFFICIAL_ONLY:
         families = sorted({"-".join(n.split("-")[:-2]) for n in (*RECIPES, *OFFICIAL_ONLY)})
         raise ValueError(f"unknown OGBench dataset {name!r}; valid names are <family>-<type>-v0 with family one of "

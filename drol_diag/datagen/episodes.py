@@ -6,16 +6,10 @@ Each row t of an episode holds the observation o_t (float32), the action a_t tak
 that row), and the simulator state that o_t shows: qpos, qvel (float32) and, where the environment has buttons,
 button_states (int64).
 
-Determinism: episode i (training episodes first, then validation ones) with attempt k draws all of its
-randomness from `np.random.SeedSequence([seed, i, k])`: the seed of numpy's global generator (which the
-oracles and OGBench's scripts use), the environment's reset seed and the action space's seed. So the files are
-byte-identical for a given seed whatever the number of worker processes.
-
-Speed without changing a number: episodes step the environment object itself (no gymnasium wrappers; the
-time limit is the episode length we count), manipulation environments compute the observation info once per
-step instead of three times (`LeanStepMixin`), and the maze oracle's breadth-first search is memoised on
-(agent cell, goal cell). `tests/test_datagen.py` checks that this fast path gives byte-identical arrays to
-the plain `gymnasium.make` environment.
+Episode i (training episodes first) with attempt k draws all of its randomness from
+`np.random.SeedSequence([seed, i, k])`, so the files are byte-identical whatever the number of workers.
+The fast path (no wrappers, `LeanStepMixin`, the maze oracle's search memoised) gives the same bytes as
+`gymnasium.make`'s environment (tests/test_datagen.py).
 """
 
 from __future__ import annotations
@@ -55,11 +49,9 @@ def episode_seeds(seed: int, episode: int, attempt: int) -> tuple[int, int, int]
 class LeanStepMixin:
     """Put before an ogbench manipulation environment class: the same environment, less Python per step.
 
-    ManipSpaceEnv.step computes the observation info (a dict of ~30 small arrays) three times: in pre_step
-    (kept as `_prev_ob_info`, of which only the button joint positions are ever read, by scene's and puzzle's
-    post_step), in compute_observation and in get_step_info, the last two on the same simulator state. Here
-    pre_step keeps only the button positions, and get_step_info returns the info compute_observation just
-    computed. Every observation, info value and simulator state is unchanged (tests/test_datagen.py).
+    ManipSpaceEnv.step computes the observation info three times (pre_step, compute_observation,
+    get_step_info); here pre_step keeps only the button positions post_step reads, and get_step_info
+    returns what compute_observation just computed.
     """
 
     _ob_info_memo: dict | None = None
@@ -99,9 +91,8 @@ _LEAN_CLASSES: dict[type, type] = {}
 
 
 def make_env(recipe: Recipe, episode_steps: int, fast: bool = True) -> gymnasium.Env:
-    """The recipe's environment. fast=False: `gymnasium.make` exactly as OGBench's scripts build it (wrappers,
-    TimeLimit of episode_steps). fast=True: the same environment class with `LeanStepMixin` (manipulation)
-    or the bare environment (pointmaze), without wrappers; the caller counts the time limit."""
+    """The recipe's environment: fast=False as OGBench's scripts make it (wrappers, TimeLimit); fast=True
+    unwrapped (the caller counts the time limit), manipulation classes with `LeanStepMixin`."""
     import gymnasium
     import ogbench  # noqa: F401  (registers the environments)
 
@@ -181,8 +172,7 @@ class Rows:
 
 
 def scene_is_healthy(block_xyz: np.ndarray) -> bool:
-    """OGBench's scene check on an episode's block positions (steps, 3): the block stays in sight, i.e. never
-    too far right (y >= 0.29) nor too far left (y <= -0.3) outside the drawer's height band (0.06 <= z <= 0.08)."""
+    """OGBench's scene check on an episode's block positions (steps, 3): the block stays in sight."""
     y, z = block_xyz[:, 1], block_xyz[:, 2]
     return not ((y >= 0.29).any() or ((y <= -0.3) & ((z < 0.06) | (z > 0.08))).any())
 
@@ -251,8 +241,7 @@ class ManipulationEpisodes:
 
 
 def maze_cells(maze_map: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """(free cells, junction cells) of a maze map (1 = wall): junction cells are the free cells that are not
-    straight hallway cells (free above and below with walls left and right, or the transpose)."""
+    """(free cells, junction cells: those not in a straight hallway) of a maze map (1 = wall)."""
     free, junctions = [], []
     for i, j in zip(*np.nonzero(maze_map == 0)):
         i, j = int(i), int(j)

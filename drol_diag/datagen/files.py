@@ -1,9 +1,5 @@
 """Making a dataset's files: `generate_dataset` checks the request and the folder, runs the episodes
-(drol_diag.datagen.pool) and writes them atomically.
-
-`drol-diag data generate NAME` writes `<NAME>.npz` and `<NAME>-val.npz` in the official layout, which
-`ogbench.make_env_and_datasets` (and so `drol-diag run`) reads; the rows are described in
-drol_diag.datagen.episodes. The files are byte-identical for a given seed whatever the number of workers.
+(drol_diag.datagen.pool) and writes `<NAME>.npz` and `<NAME>-val.npz` atomically, in the official layout.
 """
 
 from __future__ import annotations
@@ -47,8 +43,7 @@ def dataset_paths(name: str, folder: str) -> tuple[str, str]:
 
 def write_dataset_files(train_path: str, val_path: str, train: dict[str, np.ndarray],
                         validation: dict[str, np.ndarray]) -> None:
-    """Write both files under temporary names in their folder, then rename both: the final names only ever
-    hold complete files. Any exception (Ctrl-C included) removes the temporary files."""
+    """Write both files under temporary names, then rename both: the final names only hold complete files."""
     temporaries = []
     try:
         for path, arrays in ((train_path, train), (val_path, validation)):
@@ -135,12 +130,8 @@ def generate_dataset(name: str, dataset_dir: str, episodes: int | None = None, e
                      seed: int = 0, workers: int | None = None, force: bool = False,
                      on_progress: Callable[[Progress], None] | None = None,
                      val_episodes: int | None = None) -> GenerationResult:
-    """Generate <dataset_dir>/<name>.npz and <name>-val.npz (see module docstring and `plan_generation`).
-
-    Checks everything before running anything: bad options, existing files (kept unless `force`) and an
-    unwritable folder raise ValueError (one line) with nothing written. `workers` defaults to the cores.
-    Files appear under their final names only when complete.
-    """
+    """Generate <dataset_dir>/<name>.npz and <name>-val.npz (`plan_generation`); bad options, existing files
+    (kept unless `force`) or an unwritable folder raise ValueError (one line) before anything runs."""
     plan = plan_generation(name, episodes, episode_steps, seed, val_episodes)
     workers = usable_cores() if workers is None else workers
     if workers < 1:

@@ -75,13 +75,8 @@ class Progress:
 def generate_arrays(plan: GenerationPlan, workers: int = 1,
                     on_progress: Callable[[Progress], None] | None = None,
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], EpisodeStats]:
-    """Run every episode of the plan; returns (train arrays, validation arrays, stats).
-
-    Train arrays hold train_episodes * episode_steps rows, validation arrays val_episodes * episode_steps rows
-    (keys and dtypes: drol_diag.datagen.episodes). workers == 1 runs in this process (numpy's global
-    generator state is restored afterwards); more run in 'spawn' worker processes (safe when JAX or threads
-    are already running here). The result does not depend on `workers`.
-    """
+    """Run every episode of the plan: (train arrays, validation arrays, stats), episodes * episode_steps rows
+    each (keys: drol_diag.datagen.episodes). workers == 1 runs here (numpy's global state restored after)."""
     if workers < 1:
         raise ValueError(f"--workers must be a positive integer, got {workers}")
     steps = plan.episode_steps

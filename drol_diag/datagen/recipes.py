@@ -51,9 +51,7 @@ MAZE_SIZES = {  # (episodes, steps) of the official pointmaze navigate data per 
 }
 STITCH_SIZE = (5000, 201)  # (episodes, steps) of every official pointmaze stitch dataset
 
-# The other official OGBench state-based datasets. They cannot be generated here: the locomotion ones need
-# OGBench's trained expert policies (not shipped in the pip package); puzzle-4x5/4x6 and pointmaze-teleport
-# have no published recipe sizes this generator follows. Their files can be copied from OGBENCH_URL.
+# The other official state-based datasets: their expert policies (locomotion) or recipe sizes are not shipped.
 OFFICIAL_ONLY: tuple[str, ...] = (
     *(f"pointmaze-teleport-{kind}-v0" for kind in ("navigate", "stitch")),
     *(f"antmaze-{size}-{kind}-v0" for kind in ("navigate", "stitch")
@@ -147,12 +145,8 @@ class GenerationPlan:
 
 def plan_generation(name: str, episodes: int | None = None, episode_steps: int | None = None, seed: int = 0,
                     val_episodes: int | None = None) -> GenerationPlan:
-    """Check the options and resolve the defaults (the official sizes); ValueError (one line) on bad input.
-
-    `episodes`: training episodes [official count]; validation gets max(1, episodes // 10) unless
-    `val_episodes` is given. `episode_steps`: rows per episode [official length], at least 2 (ogbench's
-    loader drops each episode's last row).
-    """
+    """Check the options and resolve the defaults (the official sizes; validation: max(1, episodes // 10));
+    ValueError (one line) on bad input."""
     recipe = recipe_for(name)
     if episodes is not None and episodes < 1:
         raise ValueError(f"--episodes must be a positive integer, got {episodes}")
