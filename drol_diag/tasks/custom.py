@@ -77,8 +77,10 @@ def _flag(array: np.ndarray, key: str, n: int, what: str) -> np.ndarray:
     return array.astype(bool)
 
 
-def transitions_from_layout(arrays: dict[str, Any], what: str) -> dict[str, np.ndarray]:
-    """Task arrays (float32) from arrays in the npz or the Task layout; ValueError (one line) if malformed."""
+def transitions_from_layout(arrays: Any, what: str) -> dict[str, np.ndarray]:
+    """Task arrays (float32) from a dict in the npz or the Task layout; ValueError (one line) if malformed."""
+    if not isinstance(arrays, dict):
+        raise ValueError(f"{what} is a {type(arrays).__name__}, not a dict of arrays")
     for key in sorted(set(arrays) & {*DATASET_KEYS, *NPZ_REQUIRED, "timeouts"}):
         value = np.asarray(arrays[key])
         if value.ndim == 0 or not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
@@ -116,13 +118,6 @@ def transitions_from_layout(arrays: dict[str, Any], what: str) -> dict[str, np.n
     validate_dataset(dataset, what=what)
     return {**{key: value.astype(np.float32) for key, value in dataset.items()},
             "episode_ends": ends[keep].astype(np.float32)}
-
-
-def transitions_of(arrays: Any, what: str) -> dict[str, np.ndarray]:
-    """`transitions_from_layout` for a dict of array-likes; ValueError for anything else."""
-    if not isinstance(arrays, dict):
-        raise ValueError(f"{what} is a {type(arrays).__name__}, not a dict of arrays")
-    return transitions_from_layout(arrays, what)
 
 
 # --------------------------------------------------------------------------------------------
@@ -350,8 +345,8 @@ def task_from_factory_result(result: Any, name: str) -> Task:
         dataset = result
     else:
         raise ValueError(f"{what}: the factory returned {type(result).__name__}; expected {FACTORY_FORMS}")
-    return Task(name=name, dataset=transitions_of(dataset, f"{what}: dataset"),
-                validation=None if validation is None else transitions_of(validation, f"{what}: validation"),
+    return Task(name=name, dataset=transitions_from_layout(dataset, f"{what}: dataset"),
+                validation=None if validation is None else transitions_from_layout(validation, f"{what}: validation"),
                 evaluate=adapt_evaluate(evaluate, name), **truth)
 
 
