@@ -60,8 +60,7 @@ class RunSummary:
     train_time_s: float  # time inside the compiled training chunks only
     updates_per_s: float  # updates per second of the program (all seeds advance together)
     seed_updates_per_s: float  # updates_per_s times the number of seeds
-    score_evaluations: list[int] = dataclasses.field(default_factory=list)  # per seed: evaluations its score
-    #                                             averages (0: none); empty in an older version's summary.json
+    score_evaluations: list[int] = dataclasses.field(default_factory=list)  # per seed: evaluations scored (0: none)
 
     @property
     def mean_score(self) -> float:
@@ -87,8 +86,7 @@ def chunk_boundaries(start: int, run: RunConfig) -> list[int]:
 
 
 def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> tuple[list[float], list[int]]:
-    """Per seed, the protocol score (drol_diag.runfolder.scoring.run_scores) of the logged evaluations
-    that count (eval_counted: on the run's final schedule), and how many evaluations it averages."""
+    """Per seed, the protocol score (scoring.run_scores) of the counted evaluations, and how many it averages."""
     if "eval_score" not in logged:
         return [float("nan")] * len(diverged), [0] * len(diverged)
     values, counted = logged["eval_score"].values, scoring.logged_counted(logged["eval_counted"].values)
@@ -97,9 +95,8 @@ def final_scores(logged: xr.Dataset, diverged: np.ndarray) -> tuple[list[float],
 
 
 def check_writable_folder(folder: Path, out: Path) -> None:
-    """Raise RunError (one line naming --out) unless `folder` (`out` or a folder under it) is a folder, or
-    can be made one, that this process may write in: its nearest existing ancestor must be a folder (not
-    a file) in which a folder can be made (tried: store.cannot_write_in)."""
+    """Raise RunError (one line naming --out) unless `folder` (`out` or under it) is, or can be made, a folder
+    this process may write in (its nearest existing ancestor: store.cannot_write_in)."""
     existing = Path(folder)
     while not os.path.lexists(existing) and existing != existing.parent:
         existing = existing.parent
@@ -112,9 +109,8 @@ def check_writable_folder(folder: Path, out: Path) -> None:
 
 
 def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, run_dir: Path) -> None:
-    """What train() checks before it writes anything (its lock included): --out can hold the run folder,
-    and the run fits in the device's memory (training.memory).
-    Raises RunError (one line). A batch larger than the training set is allowed, and said on stderr."""
+    """What train() checks before it writes anything: --out can hold the run folder and the run fits in the
+    device's memory. Raises RunError (one line); a batch larger than the training set is said on stderr."""
     check_writable_folder(run_dir, out)
     transitions, seeds = len(task.dataset["actions"]), len(run.seeds)
     estimate = estimate_memory(learner_config, task.obs_dim, task.action_dim, transitions, seeds,
@@ -151,9 +147,8 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
 
 @functools.lru_cache(maxsize=16)
 def owner_table_program(learner: Learner, n: int, rows: int):
-    """The jitted owners of `rows` training rows from `start` under the initial parameters of every seed:
-    (actor_params, bank_keys, observations (N, obs), actions (N, d), start) -> (S, rows); one per (learner, N, rows)
-    in a process."""
+    """The jitted owners of `rows` training rows from `start` under every seed's initial parameters:
+    (actor_params, bank_keys, observations (N, obs), actions (N, d), start) -> (S, rows)."""
     def chunk(actor_params, bank_keys, all_observations, all_actions, start):
         indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
         observations, actions = all_observations[indices], all_actions[indices]
@@ -163,8 +158,7 @@ def owner_table_program(learner: Learner, n: int, rows: int):
 
 
 def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
-    """Static routing: every transition's owner under the initial parameters, computed once over
-    the whole training set in chunks (a progress bar), stored in the states as owners (S, N)."""
+    """Static routing: every transition's owner under the initial parameters, in the states as owners (S, N)."""
     n, k = dataset["actions"].shape[0], learner.config.num_candidates
     rows = max(1, min(n, OWNER_CHUNK_CANDIDATES // k))
     chunk = owner_table_program(learner, n, rows)
@@ -179,17 +173,14 @@ def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray]
 
 
 def matmul_precision(run: RunConfig) -> Any:
-    """The context every program of `run` is traced in: JAX's jax_default_matmul_precision at the run's
-    --matmul-precision (jax.default_matmul_precision; part of jit's cache key, so a program traced at one
-    precision is never reused at another)."""
+    """The context every program of `run` is traced in, at its --matmul-precision (part of jit's cache key)."""
     return jax.default_matmul_precision(run.matmul_precision)
 
 
 def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, *, resume: bool = False,
           force: bool = False, progress: bool = True) -> RunSummary:
-    """Train every seed of `run` on `task`, logging to the run folder (with run.diagnostics, every log row also
-    holds the probe diagnostics; with run.wandb, each seed is also a W&B run); returns the summary.
-    Raises RunError for a conflicting run folder."""
+    """Train every seed of `run` on `task`, logging to the run folder; returns the summary. Raises RunError for a
+    conflicting run folder."""
     started = time.perf_counter()
     run_dir = run_dir_for(out, run, learner_config)
     check_run(task, learner_config, run, out, run_dir)
@@ -199,8 +190,7 @@ def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, 
 
 def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, started: float,
                   resume: bool, force: bool, progress: bool) -> RunSummary:
-    """train() while holding the run folder's lock: the states (restored on a resume), the observers, the
-    chunks, and summary.json."""
+    """train() while holding the run folder's lock."""
     seeds, transitions = list(run.seeds), len(task.dataset["actions"])
     learner = make_learner(learner_config, task.obs_dim, task.action_dim, transitions)
     record = config_record(learner_config, run, task, {
@@ -250,10 +240,9 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
 
 def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], run: RunConfig, start: int,
                observers: list[Observer]) -> tuple[Any, int, float, float]:
-    """Train from update `start` in chunks ending at chunk_boundaries (each a compiled lax.scan of updates,
-    drol.learner.make_train_chunk: one program per chunk length, compiled first), handing each chunk's end to
-    the observers in order, until the last step or every seed diverged. Returns the states, the updates done
-    per seed and the seconds spent compiling and training."""
+    """Train from update `start` in chunks ending at chunk_boundaries (one compiled program per chunk length),
+    handing each chunk's end to the observers in order, until the last step or every seed diverged. Returns the
+    states, the updates done per seed and the seconds spent compiling and training."""
     ends = chunk_boundaries(start, run)
     began = time.perf_counter()
     programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile()
@@ -276,8 +265,7 @@ def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], r
 
 
 def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | None = None) -> str:
-    """A short human-readable summary of a run, with the task's reference levels (Task.reference_levels:
-    what fixed policies score on it) beside the scores where given."""
+    """A short human-readable summary of a run, with the task's reference levels beside the scores where given."""
     lines = [f"run folder: {summary.run_dir}"]
     for seed, score, div in zip(summary.seeds, summary.scores, summary.diverged_steps):
         lines.append(f"  seed {seed}: " + (f"score {score:.3f}" if math.isfinite(score) else
@@ -305,8 +293,7 @@ def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | 
 
 
 def seeds_mean_text(seeds: list[int], scores: list[float]) -> str:
-    """'mean score M +- S (std over N seeds (n-1))' over the seeds with a score, naming those left out; the one
-    spread convention of the run output (the sample standard deviation), and never a NaN mean."""
+    """'mean score M +- S (std over N seeds (n-1))' over the seeds with a score, naming those left out."""
     kept = [s for s in scores if math.isfinite(s)]
     left_out = [str(seed) for seed, s in zip(seeds, scores) if not math.isfinite(s)]
     if not kept:

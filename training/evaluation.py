@@ -25,10 +25,9 @@ def eval_seed(seed: int, step: int) -> int:
 
 
 class DeployedPolicy:
-    """One seed's deployed policy, as training evaluates it: observations (n, obs_dim) -> actions
-    (n, action_dim) in [-1, 1] (numpy float32), one fresh prior sample per observation and call, deterministic:
-    call i (from 0; `reset()` starts again) samples from fold_in(key, i), key = fold_in(fold_in(seed_key(seed),
-    EVAL_STREAM), step). `act_fn`: the jitted `learner.act`. Raises ValueError (one line) for another shape."""
+    """One seed's deployed policy, as training evaluates it: observations (n, obs_dim) -> actions (n, action_dim)
+    in [-1, 1] (float32), deterministic: call i (from 0; `reset()` starts again) samples its prior from
+    fold_in(key, i), key = fold_in(fold_in(seed_key(seed), EVAL_STREAM), step). ValueError for another shape."""
 
     def __init__(self, act_fn, actor_params, seed: int, step: int, obs_dim: int):
         self.act_fn, self.actor_params, self.obs_dim = act_fn, actor_params, int(obs_dim)
@@ -50,12 +49,8 @@ class DeployedPolicy:
 
 def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
                    episodes: int, act_fn) -> dict[str, np.ndarray]:
-    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)}
-    for each number the task's evaluator reports (eval_score always).
-
-    `act_fn` is the jitted `learner.act`: it compiles once per batch shape, and the evaluators give
-    the policy a single one (OGBench: the number of environments, see drol_diag.tasks.episodes; modes: its
-    evaluation states), so a run compiles it once."""
+    """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)} for each number
+    the task's evaluator reports (eval_score always). `act_fn`: the jitted `learner.act` (one batch shape)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     for i, seed in enumerate(seeds):

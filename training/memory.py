@@ -1,9 +1,6 @@
-"""The memory a run needs, estimated from its configs before anything is allocated, and what the device has.
-
-A run holds on its device the training arrays, the support index of the diagnostics and every seed's
-state; on top, one program at a time with its working memory (a training chunk, a probe row, or static
-routing's owner table), dominated by rows x K candidates; the host keeps the log (log_bytes). The
-formula, how close it comes to XLA's own figures, and what runs need: docs/extending.md (benchmarks/memory.py).
+"""The memory a run needs, estimated from its configs before anything is allocated, and what the device has:
+the training arrays, support index and states, plus the largest program's working memory (rows x K candidates)
+and the host's log. The formula and how close it comes to XLA's figures: docs/extending.md (benchmarks/memory.py).
 """
 
 from __future__ import annotations
@@ -48,9 +45,7 @@ def mlp_params(in_dim: int, hidden: tuple[int, ...], out_dim: int, layer_norm: b
 
 
 def state_bytes(config: LearnerConfig, obs_dim: int, action_dim: int, num_transitions: int) -> int:
-    """One seed's training state (drol.learner.TrainState, drol.fql.FQLState): parameters and both Adam
-    moments of every trained network, the target critic, refresh-N's actor snapshot, static routing's
-    owner table (N int32)."""
+    """One seed's training state: parameters and Adam moments, target critic, refresh-N's snapshot, owners (N,)."""
     actor = mlp_params(obs_dim + action_dim, config.actor_hidden, action_dim)
     critic = config.num_critics * mlp_params(obs_dim + action_dim, config.critic_hidden, 1, layer_norm=True)
     floats = 3 * actor + 4 * critic
@@ -63,9 +58,8 @@ def state_bytes(config: LearnerConfig, obs_dim: int, action_dim: int, num_transi
 
 
 def working_bytes(config: LearnerConfig, rows: int, routing_factor: float, routing_extra: float = 0.0) -> int:
-    """One seed's working memory for `rows` states (the batch, or the probes): the formula of the module
-    docstring, with `routing_factor` floats per unit of the widest actor layer plus `routing_extra`
-    floats for each of the K candidates the program computes (0: it computes none)."""
+    """One seed's working memory for `rows` states (the batch, or the probes), with `routing_factor` floats per
+    unit of the widest actor layer plus `routing_extra` per candidate routed (0: none)."""
     actor, critic = sum(config.actor_hidden), config.num_critics * sum(config.critic_hidden)
     if config.method == "fql":  # (the flow counts as a second actor)
         return int(FLOAT_BYTES * rows * (2 * ACTOR_FACTOR * actor + CRITIC_FACTOR * critic))
@@ -113,8 +107,7 @@ PARTS = {  # MemoryEstimate's fields: what each is, and what lowers it
 
 
 def log_bytes(config: LearnerConfig, run: RunConfig, num_seeds: int, num_probes: int) -> int:
-    """The log's rows (one per --log-interval and per --eval-interval) and the schedule of chunk ends of a run
-    of `run.steps` updates, for `num_seeds` seeds and `num_probes` probes each (0: no diagnostics)."""
+    """The log's rows and the schedule of chunk ends of `run`, for `num_seeds` seeds and `num_probes` probes each."""
     rows, evaluations = run.steps // run.log_interval + 1, run.steps // run.eval_interval + 1
     values = rows * (LOG_ROW_VALUES + config.num_candidates + LOG_PROBE_VALUES * num_probes) + \
         evaluations * EVAL_ROW_VALUES
@@ -124,9 +117,8 @@ def log_bytes(config: LearnerConfig, run: RunConfig, num_seeds: int, num_probes:
 
 def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_transitions: int, num_seeds: int,
                     num_probes: int = 0, run: RunConfig | None = None) -> MemoryEstimate:
-    """The memory a run of `config` needs for `num_seeds` seeds on a dataset of `num_transitions`
-    rows, with `num_probes` probes per seed in its diagnostics (0: none), and with `run` its log (log_bytes;
-    None: the learner's arrays and programs only). See the module docstring."""
+    """The memory a run of `config` needs for `num_seeds` seeds on `num_transitions` rows, with `num_probes`
+    probes per seed (0: no diagnostics), and with `run` its log (None: arrays and programs only)."""
     dataset = FLOAT_BYTES * num_transitions * (2 * obs_dim + action_dim + 2)
     probes = min(num_probes, num_transitions)
     diagnostics = 0
@@ -152,9 +144,8 @@ def estimate_memory(config: LearnerConfig, obs_dim: int, action_dim: int, num_tr
 
 
 def known_task_shape(task: str) -> tuple[int, int, int]:
-    """(obs_dim, action_dim, transitions) of a task without loading it: exact for the embedded one-step tasks,
-    else (1, 1, 0), which makes estimate_memory a lower bound (no dataset, no probes): a sweep's planner
-    refuses with it only groups that cannot fit whatever their dataset; each run checks again, exactly."""
+    """(obs_dim, action_dim, transitions) of a task without loading it: exact for the embedded tasks, else
+    (1, 1, 0), a lower bound for a sweep's planner (each run checks again, exactly)."""
     from drol_diag.tasks.registry import synthetic_spec
 
     spec = synthetic_spec(task)
@@ -166,8 +157,7 @@ def known_task_shape(task: str) -> tuple[int, int, int]:
 
 
 def host_available_bytes() -> int:
-    """Memory this host can give a process now: /proc/meminfo's MemAvailable (else free pages), and
-    no more than a cgroup v2 memory limit leaves."""
+    """Memory this host can give a process now: MemAvailable, no more than a cgroup v2 limit leaves."""
     available = None
     try:
         with open("/proc/meminfo") as f:
@@ -191,8 +181,7 @@ def host_available_bytes() -> int:
 
 
 def device_memory() -> tuple[int, str]:
-    """(bytes available, what they are) on JAX's default device: an accelerator's allocator limit less
-    what is in use (memory_stats), or, on the CPU, the host's available memory. Starts JAX's backend."""
+    """(bytes available, what they are) on JAX's default device (on the CPU, the host's). Starts JAX's backend."""
     import jax
 
     device = jax.devices()[0]
@@ -208,9 +197,8 @@ PROBE = ("import os; os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'] = 'false'; "
 
 
 def device_memory_elsewhere() -> tuple[int, str]:
-    """device_memory() without starting JAX's backend in this process (a sweep's planner must not take
-    an accelerator's memory from its runs): on the CPU when JAX has no accelerator plugin, else asked of
-    a short-lived child process."""
+    """device_memory() without starting JAX's backend here (a sweep's planner must not take an accelerator's
+    memory from its runs): a short-lived child process asks, where JAX has an accelerator plugin."""
     import importlib.metadata
 
     platforms = os.environ.get("JAX_PLATFORMS", "")
@@ -227,8 +215,7 @@ def device_memory_elsewhere() -> tuple[int, str]:
 
 
 def check_fits(estimate: MemoryEstimate, available: tuple[int, str], what: str) -> None:
-    """Raise ValueError (one line: the estimate, what is available, what to change) when the estimate
-    exceeds USABLE_FRACTION of the available bytes."""
+    """Raise ValueError (one line, with what to change) when the estimate exceeds USABLE_FRACTION of `available`."""
     size, where = available
     if estimate.total > USABLE_FRACTION * size:
         raise ValueError(f"{what} needs about {estimate.total / GIB:.1f} GiB of memory, more than "

@@ -1,13 +1,7 @@
 """Experiment tracking (`--wandb PROJECT`, an observer: training.observer): each seed of a run as its own
-Weights & Biases run, fed the per-seed scalars of the rows just written to the run log (the source of
-truth), at their steps: `train/<name>`, `diagnostics/<name>` (not per-probe arrays), `eval/<name>`.
-
-Each seed's run is named `<task>/<ablation>/k<K>[/<setting>=<value>...]/seed<seed>` (record.run_point),
-grouped by the results folder's name (WANDB_RUN_GROUP overrides it), with config.json as its config. Its
-id (from the run folder, the seed and when W&B first tracked it) and the last step sent are kept in the
-run folder's `wandb.json`: a resume continues the same runs and sends only later steps, first the rows the
-log holds that W&B never got; --force gets new runs. Offline without W&B credentials (WANDB_MODE decides
-where set), under WANDB_DIR or `<out>/wandb/`. See docs/gpu-and-clusters.md; wandb is imported only here.
+Weights & Biases run, fed the per-seed scalars of the rows just written to the run log (the source of truth):
+`train/<name>`, `diagnostics/<name>`, `eval/<name>`. Naming, grouping, resuming through the run folder's
+`wandb.json` and offline mode: docs/gpu-and-clusters.md. wandb is imported only here.
 """
 
 from __future__ import annotations
@@ -54,8 +48,7 @@ def check_wandb(project: str) -> None:
 
 
 def credentials_configured(environ: Mapping[str, str]) -> bool:
-    """Whether W&B credentials are configured: WANDB_API_KEY or WANDB_IDENTITY_TOKEN_FILE, or an entry for
-    the W&B host (WANDB_BASE_URL, else api.wandb.ai) in the netrc file ($NETRC, else ~/.netrc)."""
+    """Whether W&B credentials are configured: in the environment, or for the W&B host in the netrc file."""
     if environ.get("WANDB_API_KEY") or environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     host = urlsplit(environ.get("WANDB_BASE_URL") or DEFAULT_HOST).netloc
@@ -73,17 +66,15 @@ def wandb_mode(environ: Mapping[str, str]) -> str | None:
 
 
 def metric_key(dim: str, name: str) -> str:
-    """The W&B key of a logged variable: eval_<name> (dim eval_step) -> eval/<name>; a diagnostic quantity
-    (diagnostics.quantities) -> diagnostics/<name>; a training metric -> train/<name>."""
+    """The W&B key of a logged variable: eval/<name>, diagnostics/<name> or train/<name>."""
     if dim == "eval_step":
         return "eval/" + name.removeprefix("eval_")
     return ("diagnostics/" if name in QUANTITIES else "train/") + name
 
 
 def seed_scalars(rows: Mapping[str, Mapping[str, np.ndarray]], index: int) -> dict[str, float | bool]:
-    """One seed's scalars of the rows logged at one step {dim: {name: array (S, ...)}}: every variable of
-    shape (S,) at seed `index` but NOT_TRACKED (per-probe and other arrays are left to the run log), under
-    metric_key."""
+    """One seed's scalars of the rows logged at one step {dim: {name: array (S, ...)}}: every (S,) variable but
+    NOT_TRACKED at seed `index`, under metric_key."""
     scalars: dict[str, float | bool] = {}
     for dim, row in rows.items():
         for name, values in row.items():
@@ -95,8 +86,8 @@ def seed_scalars(rows: Mapping[str, Mapping[str, np.ndarray]], index: int) -> di
 
 
 def logged_rows(logged: xr.Dataset) -> list[tuple[int, dict[str, dict[str, np.ndarray]]]]:
-    """The rows of a run log (store.RunLog.dataset()) as the driver hands them over: [(step, {dim: {name:
-    (S,)}})] in step order, the `step` and `eval_step` rows of one step together."""
+    """The rows of a run log (store.RunLog.dataset()) as the driver hands them over: [(step, {dim: {name: (S,)}})]
+    in step order."""
     by_step: dict[int, dict[str, dict[str, np.ndarray]]] = {}
     for dim in store.ROW_DIMS:
         if dim not in logged.dims:
@@ -113,8 +104,7 @@ class WandbRuns(Observer):
 
     def __init__(self, project: str, run_dir: Path, config: dict[str, Any], seeds: list[int], name: str,
                  group: str, directory: Path):
-        """Start (or resume) one W&B run per seed: named `<name>/seed<seed>`, in `group`, written under
-        `directory` unless WANDB_DIR is set; `config` is config.json's content."""
+        """Start (or resume) one W&B run per seed, `<name>/seed<seed>` in `group`; `config`: config.json's content."""
         import wandb  # (slow to import: only with --wandb)
 
         self.run_dir, self.path = Path(run_dir), Path(run_dir) / RECORD_FILE
@@ -146,8 +136,8 @@ class WandbRuns(Observer):
             store.write_json_atomic(self.path, self.record)
 
     def log(self, step: int, rows: Mapping[str, Mapping[str, np.ndarray]], record: bool = True) -> None:
-        """Log the rows written to the run log at `step` {dim: {name: array (S, ...)}}, one W&B run per seed;
-        a step the W&B runs already hold is skipped. `record`: write wandb.json now (backfill writes it once)."""
+        """Log the rows written at `step` {dim: {name: array (S, ...)}} to each seed's W&B run, unless it holds the
+        step. `record`: write wandb.json now (backfill writes it once)."""
         if step <= self.record["logged_through"] or not rows or self.disabled:
             return
         for index, run in enumerate(self.runs):
@@ -157,8 +147,7 @@ class WandbRuns(Observer):
             store.write_json_atomic(self.path, self.record)
 
     def backfill(self, logged: xr.Dataset | None) -> None:
-        """Log the rows of the run log `logged` (what a resume kept) that the W&B runs do not hold yet; wandb.json
-        is written once at the end (a kill before then backfills again, and W&B drops steps below its current one)."""
+        """Log the rows of `logged` (what a resume kept) the W&B runs do not hold yet; then write wandb.json."""
         for step, rows in logged_rows(logged) if logged is not None else []:
             self.log(step, rows, record=False)
         if not self.disabled:
@@ -179,8 +168,8 @@ class WandbRuns(Observer):
 
 def start_tracking(run: RunConfig, learner_config: LearnerConfig, run_dir: Path, record: dict[str, Any],
                    log: store.RunLog) -> WandbRuns:
-    """The W&B runs of the run's seeds in project run.wandb, grouped by the results folder, given the rows the
-    log already holds that they lack (a resume). Raises ValueError (one line) when wandb cannot start them."""
+    """The W&B runs of the run's seeds, given the rows the log already holds that they lack. Raises ValueError
+    (one line) when wandb cannot start them."""
     out = run_dir.parent.parent.resolve()  # (record.run_dir_for: <out>/<task>/<ablation>-k<K>)
     try:
         tracker = WandbRuns(run.wandb, run_dir, record, list(run.seeds),

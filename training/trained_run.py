@@ -1,10 +1,6 @@
-"""A finished (or stopped) run, loaded back from its folder: its resolved configs, the policy of each seed
-from its last checkpoint, and an evaluation of that checkpoint without training (docs/options.md shows
-its use: `trained = load_run(run_dir)`, `trained.policies[seed](observations)`, `evaluate_run(trained)`).
-Loading reads config.json and checkpoint.msgpack and writes nothing. The task's data are not needed
-to load (config.json records the dimensions); evaluating loads the task (`drol_diag.tasks.load_task`).
-An evaluation at the run's own episodes and seeds is the run's last logged evaluation, number for
-number: the same policy keys and episode seeds as training (evaluation.DeployedPolicy, evaluation.eval_seed).
+"""A finished (or stopped) run, loaded back from its folder without its task's data: its configs, each seed's
+policy from the last checkpoint, and an evaluation of it that matches the run's last logged one number for number
+(docs/options.md: `trained = load_run(run_dir)`, `trained.policies[seed](observations)`, `evaluate_run(trained)`).
 """
 
 from __future__ import annotations
@@ -33,12 +29,8 @@ EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every eva
 
 @dataclass(frozen=True)
 class TrainedRun:
-    """A run folder's configs and last checkpoint, with a deployed policy per seed.
-
-    `policies[seed](observations)` maps (n, obs_dim) to (n, action_dim) in [-1, 1], as training's
-    evaluation at update `step` does (evaluation.DeployedPolicy). A diverged seed's policy holds the
-    parameters frozen before its losses became NaN/inf; `diverged_steps` says which (-1: never).
-    """
+    """A run folder's configs and last checkpoint, with a deployed policy per seed: (n, obs_dim) -> (n, action_dim)
+    (evaluation.DeployedPolicy; a diverged seed's holds the parameters frozen before its losses became NaN/inf)."""
 
     run_dir: Path
     learner: LearnerConfig
@@ -84,9 +76,8 @@ class RunEvaluation:
 
 
 def load_run(path: str | Path) -> TrainedRun:
-    """Load a run folder (<out>/<task>/<ablation>-k<K>, written by `drol-diag run` or a sweep): its
-    resolved configs from config.json and every seed's policy from checkpoint.msgpack. Writes
-    nothing. Raises ValueError (one line) for a folder that is not a run folder or has no checkpoint."""
+    """Load a run folder's configs and every seed's policy from its checkpoint. Writes nothing. Raises ValueError
+    (one line) for a folder that is not a run folder or has no checkpoint."""
     run_dir = Path(path)
     config_path = run_dir / store.CONFIG_FILE
     if not run_dir.is_dir():
@@ -125,20 +116,21 @@ def load_run(path: str | Path) -> TrainedRun:
 
 
 def configs_of(config: dict[str, Any]) -> tuple[LearnerConfig, RunConfig]:
-    """The learner and run configs a config.json records (lists back to tuples)."""
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)}
-    run = RunConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["run"].items() if k in run_fields})
-    config_class = learner_config_class(variant(run.ablation).method)
-    learner_fields = {f.name for f in dataclasses.fields(config_class)}
-    learner = config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["learner"].items()
-                              if k in learner_fields})
-    return learner, run
+    """The learner and run configs a config.json records."""
+    run = from_record(RunConfig, config["run"])
+    return from_record(learner_config_class(variant(run.ablation).method), config["learner"]), run
+
+
+def from_record(config_class: type, record: dict[str, Any]) -> Any:
+    """`config_class` from its config.json section: its own fields, lists back to tuples."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names})
 
 
 def evaluation_settings(trained: TrainedRun, episodes: int | None = None,
                         seeds: tuple[int, ...] | None = None) -> tuple[int, tuple[int, ...]]:
-    """The episodes per seed (default: the run's eval_episodes) and seeds (default: all of the run's) of
-    an evaluation of `trained`. Raises ValueError (one line) for episodes < 1 or seeds not in the run."""
+    """The episodes per seed and seeds (default: the run's) of an evaluation of `trained`. Raises ValueError
+    (one line) for episodes < 1 or seeds not in the run."""
     episodes = trained.run.eval_episodes if episodes is None else int(episodes)
     if episodes < 1:
         raise ValueError(f"--episodes must be a positive integer, got {episodes}")
@@ -152,8 +144,8 @@ def evaluation_settings(trained: TrainedRun, episodes: int | None = None,
 
 
 def evaluation_task(trained: TrainedRun, dataset_dir: str | None = None) -> Task:
-    """The run's task, loaded to evaluate its policies. Raises ValueError (one line) for a task that cannot be
-    loaded, has no evaluator, or now has other dimensions than the run was trained on."""
+    """The run's task, to evaluate its policies. Raises ValueError (one line) for a task that cannot be loaded,
+    has no evaluator, or now has other dimensions than the run was trained on."""
     task = load_task(trained.run.task, dataset_dir)
     if task.evaluate is None:
         raise ValueError(f"task {trained.run.task} has no evaluator: its runs cannot be evaluated")
@@ -166,9 +158,8 @@ def evaluation_task(trained: TrainedRun, dataset_dir: str | None = None) -> Task
 
 def evaluate_run(trained: TrainedRun, episodes: int | None = None, seeds: tuple[int, ...] | None = None,
                  dataset_dir: str | None = None, task: Task | None = None) -> RunEvaluation:
-    """Evaluate the checkpoint's policies on the run's task (`task`, else evaluation_task(trained,
-    dataset_dir)) as training evaluates (evaluation.evaluate_seeds), for `episodes` and `seeds` as
-    evaluation_settings takes them. Writes nothing. Raises ValueError (one line) as those two do."""
+    """Evaluate the checkpoint's policies on the run's task as training evaluates them. Writes nothing. Raises
+    ValueError (one line) as evaluation_settings and evaluation_task do."""
     episodes, seeds = evaluation_settings(trained, episodes, seeds)
     task = evaluation_task(trained, dataset_dir) if task is None else task
     positions = np.asarray([trained.seeds.index(s) for s in seeds])
@@ -180,8 +171,7 @@ def evaluate_run(trained: TrainedRun, episodes: int | None = None, seeds: tuple[
 
 
 def append_evaluation(run_dir: Path, record: dict[str, Any]) -> Path:
-    """Add `record` to the run folder's evaluations.json (a JSON list, oldest first), atomically: the
-    whole file is written under a temporary name and renamed. Hold the run's lock (store.run_lock)."""
+    """Add `record` to the run folder's evaluations.json atomically. Hold the run's lock (store.run_lock)."""
     path = Path(run_dir) / EVALUATIONS_FILE
     records = store.read_json(path) if path.exists() else []
     store.write_json_atomic(path, [*records, record])
