@@ -1,16 +1,7 @@
-"""Every run setting, declared once.
-
-`OPTIONS` is the one list of what a run can be told: each `Option` has its name, kind, default,
-help and which ablations accept it. From it come:
-
-- the `drol-diag run` options and the per-group options of `drol-diag sweep` (cli),
-- the sweep grid's settings (`ablations.grid.SweepSpec` is made from it) and the sweep file reader
-  (`read_value`, the same reader for command-line text and TOML values),
-- the keywords `resolve` receives (`resolve_keywords`), hence what config.json records,
-- the "option does not apply" errors (`applies_to`, used by drol_diag.settings.resolve).
-
-Adding a setting to a variant: a field in its method's config (drol.config) and the code that uses
-it, plus one `Option` here (with `variants=` when only some ablations take it).
+"""Every run setting, declared once: `OPTIONS` gives the `drol-diag run` and `sweep` options, the sweep grid's
+settings and file reader (`read_value`), the keywords `resolve` receives (`resolve_keywords`) and the "option
+does not apply" errors (`applies_to`). A new setting of a variant: its config field (drol.config), the code that
+uses it, and one `Option` here (`variants=` when only some ablations take it).
 """
 
 from __future__ import annotations
@@ -25,9 +16,7 @@ from drol_diag.settings.parsing import parse_seeds, parse_widths, split_items
 DEFAULT_PROBES = 1024  # M: probe transitions per seed for the diagnostics
 
 KINDS = ("int", "float", "str", "bool", "widths", "seeds", "devices", "names")
-# Where a setting goes: a resolve() keyword (a field of the learner's config or of RunConfig), one of
-# the run's other inputs, or "executor": how a sweep's executor runs its groups (sweep only: the sweep's
-# flag and sweep-file key, never a `drol-diag run` option).
+# Where a setting goes: a resolve() keyword, one of the run's other inputs, or "executor" (sweep only).
 DESTINATIONS = ("config", "task", "profile", "widths", "dataset", "executor")
 
 
@@ -141,7 +130,6 @@ RUN_OPTIONS = {name: option for name, option in OPTIONS.items() if option.destin
 # ------------------------------------------------------------------------------------------
 # Reading values: command-line text or sweep-file (TOML) values, one reader per kind.
 
-
 def _as_text(value: Any, key: str) -> str:
     """A list of integers as the command line's comma-separated text (strings pass through)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -167,8 +155,7 @@ def _scalar(kind: type) -> Callable[[Any, str], Any]:
 
 
 def read_names(value: Any, key: str) -> tuple[str, ...]:
-    """'a,b' or ['a', 'b'] -> ('a', 'b'); '' or [] -> () (an empty grid axis). Raises ValueError (one
-    line) for an empty item ('a,,b', a trailing comma, '' in a list)."""
+    """'a,b' or ['a', 'b'] -> ('a', 'b'); '' or [] -> (). Raises ValueError (one line) for an empty item."""
     if isinstance(value, str) and not value.strip():
         return ()
     example = {"tasks": "modes-2d,modes-5d", "grid-settings": "bc_coef,lr"}.get(key, "dynamic,static-routing")
@@ -181,8 +168,7 @@ def read_names(value: Any, key: str) -> tuple[str, ...]:
 
 
 def read_ks(value: Any, key: str) -> tuple[int, ...]:
-    """'1,4,16' or [1, 4, 16] -> (1, 4, 16); every K >= 1; '' or [] -> () (each task's preset K).
-    Raises ValueError (one line) for an empty item ('2,,4', a trailing comma)."""
+    """'1,4,16' or [1, 4, 16] -> (1, 4, 16), every K >= 1; '' or [] -> () (each task's preset K)."""
     text = _as_text(value, key)
     if not text.strip():
         return ()
@@ -197,8 +183,7 @@ def read_ks(value: Any, key: str) -> tuple[int, ...]:
 
 
 def read_devices(value: Any, key: str) -> tuple[int, ...]:
-    """'0,1' or [0, 1] -> (0, 1); 'none' (or '') -> () (no GPU). Raises ValueError (one line) unless every
-    item is a non-negative integer, none repeated."""
+    """'0,1' or [0, 1] -> (0, 1); 'none' (or '') -> () (no GPU); distinct non-negative integers."""
     text = _as_text(value, key).strip()
     if text.lower() in ("", "none"):
         return ()
@@ -220,8 +205,7 @@ READERS: dict[str, Callable[[Any, str], Any]] = {
 
 
 def read_value(option: Option, value: Any) -> Any:
-    """One value of `option` from command-line text or a TOML value (None stays None). Raises
-    ValueError (one line) naming the option and the valid form."""
+    """One value of `option` from command-line text or a TOML value (None stays None); ValueError (one line)."""
     if value is None:
         return None
     if option.kind == "widths":
@@ -238,8 +222,7 @@ def read_grid(option: Option, value: Any) -> tuple:
 
 
 def resolve_keywords(values: dict[str, Any]) -> dict[str, Any]:
-    """The drol_diag.settings.resolve keywords of read option values {name: value or None}: every
-    "config" option under its name, --hidden as the default of actor_hidden and critic_hidden."""
+    """The resolve() keywords of read option values {name: value or None}: --hidden the default of both widths."""
     keywords = {name: values.get(name) for name, option in OPTIONS.items() if option.destination == "config"}
     for name in ("actor_hidden", "critic_hidden"):
         keywords[name] = keywords[name] or values.get("hidden")

@@ -1,10 +1,6 @@
-"""The published per-family presets and the sizing profiles (docs/drol-spec.md sections 1, 2 and 5).
-
-`family_preset(task, method, preset)` gives the per-family settings of the published results: for
-DROL bc_coef, K, discount and q_agg of one of the paper's two columns (`preset`: "tuned" is DROL*,
-"k16" is DROL(16)); for FQL alpha, discount and q_agg of FQL's own run commands. `profile_settings`
-sizes a run (`paper` is the published size and schedule, `smoke` finishes any task in a couple of
-minutes on a CPU). Both classify the task name once, through drol_diag.tasks.registry.
+"""The published per-family presets and the sizing profiles (docs/drol-spec.md sections 1, 2 and 5):
+`family_preset` (DROL: one of the paper's two columns, `preset`; FQL: its own run commands) and
+`profile_settings`, both classifying the task name through drol_diag.tasks.registry.
 """
 
 from __future__ import annotations
@@ -22,8 +18,7 @@ PRESETS: dict[str, str] = {
 }
 DEFAULT_PRESET = "tuned"
 
-# Per-family settings of the published results (docs/drol-spec.md section 1), DROL* column: `num_candidates` is
-# the tuned K of DROL*.
+# Per-family settings of the published results (docs/drol-spec.md section 1), DROL* column (its tuned K).
 OGBENCH_PRESETS: dict[str, dict[str, Any]] = {
     "antmaze-large-navigate": dict(bc_coef=0.03, num_candidates=16, discount=0.995, q_agg="min"),
     "antmaze-giant-navigate": dict(bc_coef=0.03, num_candidates=1, discount=0.995, q_agg="min"),
@@ -125,16 +120,9 @@ def family_preset(task: str, method: str = "drol", preset: str = DEFAULT_PRESET)
 
 
 def profile_settings(profile: str, task: str) -> dict[str, Any]:
-    """Network sizes and schedule for a profile, as overrides of DROLConfig and RunConfig fields.
-
-    `paper`: the published sizes and schedule (4x512, 1M updates on OGBench, 500k on D4RL,
-    evaluation every 100k updates with 50 episodes). `smoke`: small networks and few updates,
-    so any task runs end to end in a couple of minutes on a CPU. `auto`: `paper` for benchmark
-    tasks, and for the embedded one-step tasks (`modes`, `arc`, `cliff`) the sizing of the
-    one-minute demo. Tasks with no published schedule (other Minari datasets, npz:PATH,
-    package.module:factory) get the paper's sizes with D4RL's schedule (500k updates) under `paper`
-    and `auto`.
-    """
+    """Network sizes and schedule for a profile, as overrides of DROLConfig and RunConfig fields: `paper` the
+    published ones (tasks without any: D4RL's 500k updates), `smoke` a couple of minutes on a CPU, `auto` `paper`
+    for benchmark tasks and the one-minute demo's sizing for the embedded ones."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
     kind = task_kind(task)

@@ -1,8 +1,5 @@
-"""A run's settings: the schedule (`RunConfig`) and the resolution of options into configs.
-
-Settings resolve in this order, later winning: the paper's defaults (drol.config), the per-family
-preset of the chosen published column (presets.family_preset; `preset`), the profile
-(presets.profile_settings), the user's options, and the fields the ablation fixes (drol.variants).
+"""A run's settings: the schedule (`RunConfig`) and the resolution of options into configs, later winning: the
+paper's defaults (drol.config), the family preset, the profile, the user's options, what the ablation fixes.
 """
 
 from __future__ import annotations
@@ -63,8 +60,8 @@ class RunConfig:
 
 
 def option_applies(ablation: str, name: str) -> bool:
-    """Whether setting `name` means anything for `ablation`: a RunConfig field, or a field of the
-    ablation's method's config that, if only some variants take it (its Option's `variants`), this one does.
+    """Whether setting `name` means anything for `ablation`: a RunConfig field, or one of its method's config
+    that, if only some variants take it, this one does.
 
     >>> option_applies("fql", "alpha"), option_applies("fql", "bc_coef")
     (True, False)
@@ -81,14 +78,9 @@ def option_applies(ablation: str, name: str) -> bool:
 
 
 def resolve(task: str, profile: str = "auto", **overrides: Any) -> tuple[LearnerConfig, RunConfig]:
-    """Build the configs for a task and ablation (`ablation=`, default dynamic): paper defaults <
-    family preset (of the published column `preset=`, default tuned) < profile < explicit overrides, plus
-    the fields the ablation fixes.
-
-    `overrides` may name any field of the method's config or RunConfig; None values are ignored,
-    so a CLI can pass every option through. Raises ValueError for unknown fields, invalid values,
-    and overrides of a field the ablation fixes or its method lacks (e.g. --k with fql).
-    """
+    """Build the configs for a task and ablation (`ablation=`, default dynamic) in the module's order.
+    `overrides`: fields of the method's config or RunConfig (None ignored). Raises ValueError for unknown fields,
+    invalid values, and overrides of a field the ablation fixes or its method lacks (e.g. --k with fql)."""
     ablation = variant(overrides.get("ablation") or "dynamic")
     config_class = learner_config_class(ablation.method)
     learner_fields = {f.name for f in dataclasses.fields(config_class)}

@@ -1,9 +1,6 @@
-"""Settings files: TOML files whose keys are run options (`drol-diag run --config`, `drol-diag sweep --from`).
-
-A run settings file holds one value per option, keyed by the option's `drol-diag run` flag without
-the dashes (`k = 4`, `batch-size = 64` or `batch_size = 64`, `hidden = [32, 32]` or `"32,32"`,
-`diagnostics = false`); values are read by the same reader as the command line's text
-(options.read_value). Options given on the command line override the file.
+"""Settings files: TOML files whose keys are run options (`drol-diag run --config`, `drol-diag sweep --from`),
+keyed by the option's flag without the dashes (`k = 4`, `batch-size = 64` or `batch_size = 64`), read as the
+command line's text is (options.read_value); the command line overrides the file.
 """
 
 from __future__ import annotations
@@ -22,8 +19,7 @@ RUN_FILE_KEYS: dict[str, str] = {
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """The table of the TOML file `path` (`what` names it in errors, e.g. "sweep file"). Raises ValueError
-    (one line) when the file cannot be read or is not TOML."""
+    """The table of the TOML file `path` (`what`: "sweep file", ...). Raises ValueError (one line) if unreadable."""
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -34,9 +30,8 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
 
 
 def read_run_file(path: Path) -> dict[str, Any]:
-    """The settings of a `drol-diag run --config` file as {option name: value} (values read as
-    options.read_value reads them). Raises ValueError (one line, naming the file and the key) for an
-    unknown key, an option given twice, or a value of the wrong kind."""
+    """The settings of a `drol-diag run --config` file as {option name: value}. Raises ValueError (one line,
+    naming the file and the key) for an unknown key, an option given twice, or a value of the wrong kind."""
     values: dict[str, Any] = {}
     for key, value in read_toml(path, "settings file").items():
         name = RUN_FILE_KEYS.get(key.replace("-", "_"))
