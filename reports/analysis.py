@@ -30,7 +30,7 @@ from diagnostics.quantities import (
     reported,
 )
 from reports import stats
-from reports.runs import Results, ScoreMatrix, base_ablation, eval_curves, score_matrix
+from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
 REFERENCE_ABLATION = "dynamic"  # the paper's method: probabilities of improvement are of it over the others
 BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at every K
@@ -38,7 +38,7 @@ BASELINE_WITHOUT_K = "fql"  # runs once per task (K=1); compared with dynamic at
 
 def is_baseline(label: str) -> bool:
     """Whether an ablation label is the baseline without K's (fql, or one of its grid points: "fql alpha=3")."""
-    return base_ablation(label) == BASELINE_WITHOUT_K
+    return label.partition(" ")[0] == BASELINE_WITHOUT_K  # (from the label: group_label has no Results.point)
 
 
 DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labels and units (diagnostics.quantities)
@@ -194,13 +194,13 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
     (matched settings) and K, and against fql at each of its points."""
     pairs = []
     for label, k in results.groups:
-        if base_ablation(label) != REFERENCE_ABLATION:
+        if results.point(label).ablation != REFERENCE_ABLATION:
             continue
-        point = results.point(label)
+        point = results.point(label).settings
         for other, other_k in results.groups:
-            if base_ablation(other) == REFERENCE_ABLATION:
+            if results.point(other).ablation == REFERENCE_ABLATION:
                 continue
-            if is_baseline(other) or (other_k == k and results.point(other) == point):
+            if is_baseline(other) or (other_k == k and results.point(other).settings == point):
                 pairs.append((label, k, other, other_k))
     return pairs
 

@@ -57,15 +57,16 @@ class Line:
     high: np.ndarray
     secondary: bool = False  # the second line of a pair in one colour (a truth beside its estimate): dotted,
     # hollow markers
+    key: str = ""  # shades apart the lines of one ablation (its grid points: their labels)
 
 
 def interval_line(label: str, ablation: str, x: np.ndarray, estimate: stats.Interval | list[stats.Interval],
-                  secondary: bool = False) -> Line:
+                  secondary: bool = False, key: str = "") -> Line:
     """`estimate`'s points with their band against x (n,): one (n,) Interval, or n (1,) Intervals (one per x)."""
     if isinstance(estimate, stats.Interval):
-        return Line(label, ablation, x, estimate.point, estimate.low, estimate.high, secondary)
+        return Line(label, ablation, x, estimate.point, estimate.low, estimate.high, secondary, key)
     return Line(label, ablation, np.array(x, float), *(np.array([getattr(i, end)[0] for i in estimate])
-                                                       for end in ("point", "low", "high")), secondary)
+                                                       for end in ("point", "low", "high")), secondary, key)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def draw_line_figure(panels: list[Panel], columns: int = 2):
         shades = line_shades(panels)
         for ax, panel in zip(axes.flat, panels):
             for line in panel.lines:
-                handles.setdefault(*_draw_line(ax, line, shades[line.ablation]))
+                handles.setdefault(*_draw_line(ax, line, shades[(line.ablation, line.key)]))
             if panel.reference is not None:
                 value, label = panel.reference
                 handles.setdefault(label, ax.axhline(value, color="0.3", linestyle=":", linewidth=1.2, label=label))
@@ -164,12 +165,13 @@ def _fit_y_axis(ax, panel: Panel) -> None:
                 va="top", fontsize=8, color="0.25", bbox={"facecolor": "white", "alpha": 0.8, "linewidth": 0})
 
 
-def line_shades(panels: list[Panel]) -> dict[str, int]:
-    """{line key (Line.ablation): its shade}: 0 for the first key of each ablation in the figure, 1, 2, ... for the
-    next ones ("dynamic bc_coef=0.3", "dynamic bc_coef=3": grid points of one ablation), which are drawn darker and
-    with another marker, the same in every panel."""
-    keys = list(dict.fromkeys(line.ablation for panel in panels for line in panel.lines))
-    return {key: [ablation_rank(other) for other in keys[:i]].count(ablation_rank(key)) for i, key in enumerate(keys)}
+def line_shades(panels: list[Panel]) -> dict[tuple[str, str], int]:
+    """{(Line.ablation, Line.key): its shade}: 0 for the first key of each ablation in the figure, 1, 2, ... for the
+    next ones (grid points of one ablation), which are drawn darker and with another marker, the same in every
+    panel."""
+    keys = list(dict.fromkeys((line.ablation, line.key) for panel in panels for line in panel.lines))
+    return {key: [ablation_rank(other) for other, _ in keys[:i]].count(ablation_rank(key[0]))
+            for i, key in enumerate(keys)}
 
 
 def _draw_line(ax, line: Line, shade: int = 0) -> tuple[str, object]:

@@ -1,13 +1,7 @@
 """What a results folder holds, as tables: the run inventory and the score table (scores.csv).
 
-Reads every run under a folder through `diagnostics.runs.read_runs` and each run's config.json (a run folder
-that cannot be read is a SkippedRunInfo with the reason) and turns evaluations into per-seed scores
-(drol_diag.runfolder.scoring.run_scores; which evaluations count: the log's `eval_counted`).
-
-A sweep's hyper-parameter grid (`drol-diag sweep --grid bc_coef=0.3,1`: open_runs gives each swept setting a
-dim) is folded into the ablation dim (`fold_grid`): each grid point of an ablation is its own ablation label,
-"dynamic bc_coef=0.3", so that every section keyed by (task, ablation, K) reads it as a run of its own;
-`Results.grid` maps each label back to its ablation and point (reports.questions.grid compares them).
+A sweep's grid dims are folded into the ablation dim (`fold_grid`): each grid point of an ablation is its own
+ablation label, "dynamic bc_coef=0.3", and `Results.point` gives the label's ablation and settings.
 """
 
 from __future__ import annotations
@@ -61,8 +55,7 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class SkippedRunInfo:
-    """A run folder found but not read: where, why (one line), and the run it would have been where its
-    config.json (or, for a damaged config.json, its log) says so ("" and None where nothing does)."""
+    """A run folder found but not read: where, why (one line), and the run it would have been ("", None: unknown)."""
 
     run_dir: str
     reason: str
@@ -78,11 +71,25 @@ class GridPoint:
     ablation: str
     settings: tuple[tuple[str, Any], ...]
 
+    @property
+    def settings_text(self) -> str:
+        """'bc_coef=0.3 lr=0.0001' ('' without swept settings)."""
+        return " ".join(f"{name}={value}" for name, value in self.settings)
+
+    @property
+    def label(self) -> str:
+        """The ablation label: 'dynamic bc_coef=0.3 lr=0.0001' ('dynamic' without swept settings)."""
+        return " ".join([self.ablation, *(f"{name}={value}" for name, value in self.settings)])
+
+
+def grid_point(grid: dict[str, GridPoint], label: str) -> GridPoint:
+    """The ablation and grid point of an ablation label (a label outside `grid` is an ablation, at no point)."""
+    return grid.get(label, GridPoint(label, ()))
+
 
 @dataclass(frozen=True)
 class Results:
-    """A results folder, read: the lazy logs (dims task, ablation, k, seed, ...), the runs and the scores,
-    and the run folders found but skipped (every run folder under `root` is in `runs` or `skipped`)."""
+    """A results folder, read: every run folder under `root` is in `runs` or `skipped`."""
 
     root: Path
     logs: xr.Dataset  # open_runs(root)
@@ -103,7 +110,8 @@ class Results:
     @property
     def groups(self) -> list[tuple[str, int]]:
         """(ablation, K) pairs present, dynamic first, then in `drol-diag list ablations` order, K ascending."""
-        return sorted({(r.ablation, r.k) for r in self.runs}, key=lambda g: (ablation_rank(g[0]), g[0], g[1]))
+        return sorted({(r.ablation, r.k) for r in self.runs},
+                      key=lambda g: (ablation_rank(self.point(g[0]).ablation), g[0], g[1]))
 
     @property
     def ablations(self) -> list[str]:
@@ -112,33 +120,16 @@ class Results:
     def ks(self, ablation: str) -> list[int]:
         return [k for a, k in self.groups if a == ablation]
 
-    def point(self, label: str) -> tuple[tuple[str, Any], ...]:
-        """The swept settings of an ablation label ((setting, value), ...); () without a grid."""
-        return self.grid[label].settings if label in self.grid else ()
+    def point(self, label: str) -> GridPoint:
+        return grid_point(self.grid, label)
 
     def run(self, task: str, ablation: str, k: int) -> RunInfo | None:
         return next((r for r in self.runs if (r.task, r.ablation, r.k) == (task, ablation, k)), None)
 
 
-def base_ablation(label: str) -> str:
-    """The ablation of an ablation label: 'dynamic bc_coef=0.3' -> 'dynamic' (a label without a grid point is one)."""
-    return label.split(" ", 1)[0]
-
-
-def grid_settings_text(label: str) -> str:
-    """The swept settings of an ablation label: 'dynamic bc_coef=0.3 lr=0.0001' -> 'bc_coef=0.3 lr=0.0001' ('' for
-    a label without a grid point)."""
-    return label.split(" ", 1)[1] if " " in label else ""
-
-
-def grid_label(ablation: str, settings: tuple[tuple[str, Any], ...]) -> str:
-    """The ablation label of a grid point: 'dynamic bc_coef=0.3 lr=0.0001'."""
-    return " ".join([ablation, *(f"{name}={value}" for name, value in settings)])
-
-
 def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
     """`logs` (open_runs) with its grid dims (those after task, ablation, k before the store's own) folded into
-    `ablation`: one label per (ablation, grid point) that has a run (grid_label; a setting the ablation's method
+    `ablation`: one label per (ablation, grid point) that has a run (GridPoint.label; a setting the ablation's method
     lacks, NaN or "", is left out of its label). Returns the logs unchanged and {} when there is no grid."""
     grid = [dim for dim in logs["run_dir"].dims if dim not in RUN_DIMS]
     if not grid:
@@ -150,16 +141,16 @@ def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
     for values in stacked["_point"].values:
         ablation, *settings = values
         kept = tuple((name, plain(value)) for name, value in zip(grid, settings) if not missing_setting(value))
-        points[grid_label(str(ablation), kept)] = GridPoint(str(ablation), kept)
+        point = GridPoint(str(ablation), kept)
+        points[point.label] = point
     folded = stacked.drop_vars(["_point", "ablation", *grid]).assign_coords(ablation=("_point", list(points)))
     folded = folded.swap_dims({"_point": "ablation"}).transpose("task", "ablation", "k", ...)
     return folded, points
 
 
 def ablation_rank(name: str) -> int:
-    """Position of an ablation in the variant list (refresh-50 as refresh-N, a grid label as its ablation)."""
+    """Position of an ablation in the variant list (refresh-50 as refresh-N)."""
     order = list(VARIANTS)
-    name = base_ablation(name)
     family = "refresh-N" if re.fullmatch(r"refresh-\d+", name) else name
     return order.index(family) if family in order else len(order)
 
@@ -181,7 +172,8 @@ def read_results(root: Path) -> Results:
     if not read:
         raise none_readable(root, [f"{s.run_dir}: {s.reason}" for s in skipped])
     logs = _without_runs(logs, [s.run_dir for s in skipped])
-    runs = tuple(sorted(read, key=lambda r: (r.task, ablation_rank(r.ablation), r.ablation, r.k)))
+    runs = tuple(sorted(read, key=lambda r: (r.task, ablation_rank(grid_point(grid, r.ablation).ablation), r.ablation,
+                                             r.k)))
     logs = with_counted_evaluations(logs, runs)
     return Results(root=root, logs=logs, runs=runs, scores=score_table(logs, runs),
                    skipped=tuple(sorted(skipped, key=lambda s: s.run_dir)), grid=grid)
@@ -231,9 +223,8 @@ def run_info(logs: xr.Dataset, run_dir: str) -> RunInfo:
 
 
 def sweep_options(config: dict) -> tuple[str, ...]:
-    """The `drol-diag sweep` options that reproduce a run's settings (config.json) in a new group:
-    schedule, widths, batch, learning rate and diagnostics. Family presets (bc_coef, discount, ...)
-    follow from the task."""
+    """The `drol-diag sweep` options that reproduce a run's settings (config.json) in a new group (family presets,
+    bc_coef, discount, ..., follow from the task)."""
     run, learner, diagnostics = config["run"], config["learner"], config.get("diagnostics", {})
     flag = lambda name: OPTIONS[name].cli_flag
     widths = lambda w: ",".join(map(str, w))
@@ -281,10 +272,9 @@ def with_counted_evaluations(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> xr.
 def score_table(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> pd.DataFrame:
     """One row per (task, ablation, k, seed) of every run: the protocol score, whether the seed diverged,
     how many evaluations count and the step of the last of them, and how many evaluations off the
-    run's final schedule its log keeps (eval_counted false: counted nowhere). Sorted by task,
-    ablation order, k, seed."""
+    run's final schedule its log keeps (eval_counted false: counted nowhere). In the order of `runs`, by seed."""
     rows = []
-    for run in runs:
+    for order, run in enumerate(runs):
         one = logs.sel(task=run.task, ablation=run.ablation, k=run.k).sel(seed=list(run.seeds))
         evals = one["eval_score"].values if "eval_score" in one else np.full((len(run.seeds), 0), np.nan)
         diverged = (np.nan_to_num(one["diverged"].values, nan=0.0) > 0).any(axis=1) if "diverged" in one \
@@ -299,20 +289,15 @@ def score_table(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> pd.DataFrame:
             rows.append(dict(task=run.task, ablation=run.ablation, k=run.k, seed=seed, score=scores[i],
                              diverged=bool(diverged[i]), evaluations=int(used.sum()),
                              last_eval_step=int(eval_steps[used].max()) if used.any() else -1,
-                             uncounted_evaluations=int((finite & ~counted[i]).sum())))
-    table = pd.DataFrame(rows, columns=list(SCORE_COLUMNS))
-    order = table["ablation"].map(ablation_rank)
-    return table.assign(_order=order).sort_values(["task", "_order", "ablation", "k", "seed"]) \
-        .drop(columns="_order").reset_index(drop=True)
+                             uncounted_evaluations=int((finite & ~counted[i]).sum()), _order=order))
+    table = pd.DataFrame(rows, columns=[*SCORE_COLUMNS, "_order"])
+    return table.sort_values(["_order", "seed"]).drop(columns="_order").reset_index(drop=True)
 
 
 @dataclass(frozen=True)
 class ScoreMatrix:
-    """Final scores of one (ablation, K) over tasks, as rliable takes them: `scores` (runs, tasks).
-
-    Rows are the seeds with a finite score on every task (`seeds`); `excluded` lists the
-    (task, seed) pairs left out because the seed diverged or was never evaluated there.
-    """
+    """Final scores of one (ablation, K) over tasks, as rliable takes them: `scores` (runs, tasks), one row per seed
+    with a finite score on every task; `excluded`: the (task, seed) pairs left out (diverged or never evaluated)."""
 
     ablation: str
     k: int
@@ -339,10 +324,8 @@ def score_matrix(table: pd.DataFrame, ablation: str, k: int, tasks: list[str]) -
 
 
 def eval_curves(logs: xr.Dataset, matrix: ScoreMatrix) -> tuple[np.ndarray, np.ndarray]:
-    """Evaluation scores of `matrix`'s runs against training step, for sample-efficiency curves.
-
-    Returns steps (E,) and scores (runs, tasks, E) over the evaluation steps at which every one of
-    those runs was evaluated on its final schedule (eval_counted; the steps shared by all its tasks)."""
+    """Evaluation scores of `matrix`'s runs: steps (E,) and scores (runs, tasks, E) over the steps at which every
+    one of them was evaluated on its final schedule (eval_counted)."""
     scores = logs["eval_score"].where(logs["eval_counted"]) if "eval_counted" in logs else logs["eval_score"]
     one = scores.sel(ablation=matrix.ablation, k=matrix.k, task=list(matrix.tasks), seed=list(matrix.seeds))
     values = np.asarray(one.transpose("seed", "task", "eval_step").values, np.float64)  # (runs, tasks, E)

@@ -45,7 +45,7 @@ from reports.questions.common import (
 from reports.questions.grid import question_grid
 from reports.questions.k_sensitivity import k_effects
 from reports.questions.support import HELD_OUT_OOD
-from reports.runs import Results, RunInfo, SkippedRunInfo, base_ablation
+from reports.runs import Results, RunInfo, SkippedRunInfo
 from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
 
 # ------------------------------------------------------------------------------------------------
@@ -106,7 +106,7 @@ def published_section(results: Results, analysis: Analysis) -> Section | None:
             continue
         for ablation, k in results.groups:
             scores, run = analysis.per_task.get((task, ablation, k)), results.run(task, ablation, k)
-            nearest = nearest_column(family, base_ablation(ablation), k)
+            nearest = nearest_column(family, results.point(ablation).ablation, k)
             if scores is None or run is None or nearest is None:
                 continue
             column, paper_k = nearest
@@ -227,7 +227,7 @@ def verdict_rows(results: Results, analysis: Analysis) -> list[VerdictRow]:
                                        material_threshold("ood_frac")))
     for key, difference in analysis.score_difference.items():
         x, kx, y, ky = key
-        rows.append(VerdictRow("4. dynamic vs " + ("static" if base_ablation(y) == STATIC else "controls"),
+        rows.append(VerdictRow("4. dynamic vs " + ("static" if results.point(y).ablation == STATIC else "controls"),
                                f"{group_label(x, kx)} minus {group_label(y, ky)}: IQM score over "
                                f"{', '.join(analysis.matched[key].tasks)}", difference, stats.SCORE_MATERIAL))
     for ablation in results.ablations:
@@ -271,9 +271,9 @@ def summary_lines(results: Results, analysis: Analysis) -> tuple[str, str, str]:
     read = (f"{found_text(results)}; {plural(len(results.tasks), 'task')}, ablations {', '.join(results.ablations)}, "
             f"K {seeds_text(run_ks(results.groups)) or '-'}, {'/'.join(map(str, seeds))} "
             f"seed{'' if seeds == [1] else 's'} each")
-    static = [key for key in analysis.improvement if base_ablation(key[2]) == STATIC]
+    static = [key for key in analysis.improvement if results.point(key[2]).ablation == STATIC]
     if len(static) == 1:
-        versus = comparison_sentence(analysis, static[0]).rstrip(".")
+        versus = comparison_sentence(results, analysis, static[0]).rstrip(".")
     elif static:
         versus = (f"dynamic vs static-routing, {len(static)} comparisons (each K and grid point, over the tasks both "
                   f"ran): {verdict_counts(analysis, static, 'dynamic', 'static-routing')}")

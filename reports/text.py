@@ -17,7 +17,7 @@ from drol_diag.settings.options import OPTIONS
 from reports import stats
 from reports.analysis import is_baseline
 from reports.document import Notice
-from reports.runs import Results, base_ablation
+from reports.runs import Results
 
 # ------------------------------------------------------------------------------------------------
 # Numbers and labels
@@ -112,7 +112,7 @@ def fill_command(results: Results, *, ablations: list[str] | None = None, ks: li
     """The `drol-diag sweep` command that adds the named ablations / K values / seeds to this folder with the
     settings of its run with the most planned steps, on top of `DIR/sweep.toml` where there is one (a run extended
     with `run --resume --steps N` keeps the sweep file's other settings): the planner accepts it, the groups compare."""
-    ablations = list(dict.fromkeys(base_ablation(a) for a in ablations or results.ablations))  # (grid labels)
+    ablations = list(dict.fromkeys(results.point(a).ablation for a in ablations or results.ablations))
     ks = ks or run_ks(results.groups) or [1]
     root = str(results.root)
     template = max(results.runs, key=lambda r: r.steps_planned)

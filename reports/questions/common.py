@@ -24,7 +24,7 @@ from reports.analysis import (
 )
 from reports.document import Block, Figure, Notice, Paragraph, Section, Table
 from reports.figures import Line, Panel, interval_line, line_figure
-from reports.runs import Results, base_ablation, grid_label, grid_settings_text
+from reports.runs import GridPoint, Results
 from reports.text import effect_text, fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks, worded
 
 STATIC = "static-routing"
@@ -37,7 +37,7 @@ def get(analysis: Analysis, variable: str, task: str, ablation: str, k: int) -> 
 
 def groups_of(results: Results, ablation: str) -> list[tuple[str, int]]:
     """The (label, K) groups of `ablation`: the ablation itself, or each of its grid points ("dynamic bc_coef=0.3")."""
-    return [(label, k) for label, k in results.groups if base_ablation(label) == ablation]
+    return [(label, k) for label, k in results.groups if results.point(label).ablation == ablation]
 
 
 def has_ablation(results: Results, ablation: str) -> bool:
@@ -48,13 +48,13 @@ def has_ablation(results: Results, ablation: str) -> bool:
 def matched(results: Results, label: str, ablation: str) -> str | None:
     """The label of `ablation` run at the grid point of `label` (the same swept settings), or None where it was not:
     matched("dynamic bc_coef=0.3", "static-routing") -> "static-routing bc_coef=0.3"."""
-    other = grid_label(ablation, results.point(label))
+    other = GridPoint(ablation, results.point(label).settings).label
     return other if other in results.ablations else None
 
 
-def at_point(label: str) -> str:
+def at_point(results: Results, label: str) -> str:
     """', bc_coef=0.3' for a grid point's label (its swept settings, to follow "K=4"); '' without a grid."""
-    settings = grid_settings_text(label)
+    settings = results.point(label).settings_text
     return f", {settings}" if settings else ""
 
 
@@ -84,8 +84,8 @@ def late_comparisons(results: Results, analysis: Analysis, variable: str, task: 
         difference = late_difference(results, analysis, variable, task, label, k)
         if difference is not None:
             effect = effect_text(difference, material_threshold(variable))
-            comparisons.append((f"At K={k}{at_point(label)}, {what}, dynamic minus static-routing late: {effect}.",
-                                difference))
+            comparisons.append((f"At K={k}{at_point(results, label)}, {what}, dynamic minus static-routing late: "
+                                f"{effect}.", difference))
     return comparisons
 
 
@@ -119,7 +119,8 @@ def diagnostic_figure(results: Results, analysis: Analysis, task: str, names: li
     panels = []
     for variable in names:
         for k in ks:
-            lines = [interval_line(ablation, ablation, summary.curve.steps, summary.curve.estimate)
+            lines = [interval_line(ablation, results.point(ablation).ablation, summary.curve.steps,
+                                   summary.curve.estimate, key=ablation)
                      for ablation, run_k in runs_at(results, k, ks)
                      if (summary := get(analysis, variable, task, ablation, run_k)) is not None]
             if lines:
@@ -285,17 +286,18 @@ def tasks_text(matched: Matched) -> str:
     return text
 
 
-def comparison_sentence(analysis: Analysis, key: tuple[str, int, str, int]) -> str:
+def comparison_sentence(results: Results, analysis: Analysis, key: tuple[str, int, str, int]) -> str:
     """'dynamic K=4 against static-routing K=4 over <tasks>: P(X > Y) = ...; IQM ... vs ...; IQM difference ...:
     <verdict>: <reading>.' Everything over the tasks both ran."""
     x, kx, y, ky = key
+    ablation_x, ablation_y = results.point(x).ablation, results.point(y).ablation
     matched = analysis.matched[key]
     difference = analysis.score_difference[key]
     return (f"{group_label(x, kx)} against {group_label(y, ky)} over {tasks_text(matched)}: "
-            f"P({base_ablation(x)} > {base_ablation(y)}) = {fmt_interval(analysis.improvement[key])}; "
+            f"P({ablation_x} > {ablation_y}) = {fmt_interval(analysis.improvement[key])}; "
             f"IQM {fmt_interval(matched.iqm_x)} vs {fmt_interval(matched.iqm_y)}; IQM "
             f"{effect_text(difference, stats.SCORE_MATERIAL)}: "
-            f"{score_reading(base_ablation(x), base_ablation(y), difference)}.")
+            f"{score_reading(ablation_x, ablation_y, difference)}.")
 
 
 def verdict_counts(analysis: Analysis, keys: list[tuple[str, int, str, int]], x: str, y: str) -> str:
@@ -318,7 +320,7 @@ def yardstick(results: Results, analysis: Analysis, task: str) -> tuple[str, flo
     the data, the highest over its K) where one ran, else the task's own level of a randomly played supported
     action (its runs' behaviour_level); None where neither exists."""
     behaviour = [(group_label(a, k), float(s.mean.point[0])) for (t, a, k), s in analysis.per_task.items()
-                 if t == task and base_ablation(a) == BEHAVIOUR_REFERENCE and np.isfinite(s.mean.point[0])]
+                 if t == task and results.point(a).ablation == BEHAVIOUR_REFERENCE and np.isfinite(s.mean.point[0])]
     if behaviour:
         return max(behaviour, key=lambda item: item[1])
     levels = analysis.references.get(task, {})
@@ -367,7 +369,7 @@ def below_reference(results: Results, analysis: Analysis) -> dict[str, list[tupl
     for (task, ablation, k), scores in analysis.per_task.items():
         reference = yardstick(results, analysis, task)
         mean = float(scores.mean.point[0])
-        if reference is None or not np.isfinite(mean) or mean >= reference[1] or base_ablation(ablation) == \
+        if reference is None or not np.isfinite(mean) or mean >= reference[1] or results.point(ablation).ablation == \
                 BEHAVIOUR_REFERENCE:
             continue
         trend, flat = analysis.trends.get((task, ablation, k)), "not clearly flat"

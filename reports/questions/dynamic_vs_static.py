@@ -19,7 +19,7 @@ from reports.questions.common import (
     verdict_counts,
     yardstick_sentence,
 )
-from reports.runs import Results, base_ablation
+from reports.runs import Results
 from reports.text import fill_command, fmt, fmt_interval, group_label, missing, plural, run_ks
 
 ANCHOR, TITLE = "q4-dynamic-vs-static", "4. Does dynamic routing beat a static assignment?"
@@ -29,12 +29,12 @@ REFERENCE_ROW = "reference: "  # the label prefix of a reference policy's row in
 def improvement_answer(results: Results, analysis: Analysis) -> list[str]:
     """One sentence per comparison of dynamic with static-routing (over the tasks both ran), then the count of the
     verdicts against the other controls (never one chosen comparison)."""
-    static = [key for key in analysis.improvement if base_ablation(key[2]) == STATIC]
-    sentences = [comparison_sentence(analysis, key) for key in static]
+    static = [key for key in analysis.improvement if results.point(key[2]).ablation == STATIC]
+    sentences = [comparison_sentence(results, analysis, key) for key in static]
     if len(static) > 1:
         sentences.append(f"Over the {len(static)} comparisons of dynamic with static-routing: "
                          f"{verdict_counts(analysis, static, 'dynamic', 'static-routing')}.")
-    others = [key for key in analysis.improvement if base_ablation(key[2]) != STATIC]
+    others = [key for key in analysis.improvement if results.point(key[2]).ablation != STATIC]
     if others:
         sentences.append(f"Against the other controls ({plural(len(others), 'comparison')} of dynamic, each at its K "
                          f"and over the tasks both ran; table below): "
@@ -89,12 +89,14 @@ def score_panels(results: Results, analysis: Analysis) -> list[Panel]:
         shown = [(a, kk, g) for (a, kk), g in analysis.groups.items() if kk == k or is_baseline(a)]
         panels.append(Panel(f"Performance profile, K={k}", "score threshold tau (1 = best)",
                             "fraction of runs with score > tau",
-                            tuple(Line(a, a, stats.PROFILE_TAUS, g.profile.point, g.profile.low, g.profile.high)
+                            tuple(Line(a, results.point(a).ablation, stats.PROFILE_TAUS, g.profile.point, g.profile.low,
+                                       g.profile.high, key=a)
                                   for a, _, g in shown), ylim=(-0.02, 1.02)))
         curves = [(a, g.sample_efficiency) for a, _, g in shown if g.sample_efficiency is not None]
         if curves:
             panels.append(Panel(f"Sample efficiency, K={k}", STEP_AXIS, "IQM of evaluation score",
-                                tuple(Line(a, a, c.steps, c.estimate.point, c.estimate.low, c.estimate.high)
+                                tuple(Line(a, results.point(a).ablation, c.steps, c.estimate.point, c.estimate.low,
+                                           c.estimate.high, key=a)
                                       for a, c in curves), levels=levels))
     return panels
 
@@ -110,14 +112,15 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
         if notice is not None:
             blocks.append(notice)
     blocks += [Paragraph(sentence) for sentence in improvement_answer(results, analysis)]
-    ablations = [base_ablation(a) for a in results.ablations]
+    ablations = [results.point(a).ablation for a in results.ablations]
     if REFERENCE_ABLATION not in ablations or STATIC not in ablations:
         need = [a for a in (REFERENCE_ABLATION, STATIC) if a not in ablations]
         blocks.append(missing(f"This comparison needs both dynamic and static-routing runs; missing: "
                               f"{', '.join(need)}.", fill_command(results, ablations=results.ablations + need)))
     blocks.append(aggregates_table(results, analysis))
     blocks += [Paragraph(sentence) for sentence in coinciding_aggregates(results, analysis)]
-    interval_rows = [IntervalRow(group_label(a, k), a, *zip(*[g.aggregates.at(i) for i in range(4)]))
+    interval_rows = [IntervalRow(group_label(a, k), results.point(a).ablation,
+                                 *zip(*[g.aggregates.at(i) for i in range(4)]))
                      for (a, k), g in analysis.groups.items()]
     nan = (float("nan"),) * 4
     interval_rows += [IntervalRow(REFERENCE_ROW + name, "reference", tuple(float(v) for v in values), nan, nan)
@@ -146,7 +149,8 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
             "dotted line at 0.5 is no difference.", ["P(dynamic > other)"], ["probability"],
-            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if is_baseline(y) else ""), y,
+            [IntervalRow(f"vs {group_label(y, ky)}" + (f" (dynamic K={kx})" if is_baseline(y) else ""),
+                         results.point(y).ablation,
                          *zip(i.at(0))) for (x, kx, y, ky), i in analysis.improvement.items()], reference=0.5,
             xlim=(-0.02, 1.02)))
     has_baseline = any(is_baseline(a) for a, _ in analysis.groups)

@@ -11,7 +11,7 @@ from reports.analysis import REFERENCE_ABLATION, Analysis, GroupScores, compare
 from reports.document import Block, Paragraph, Section, Table
 from reports.figures import Panel, interval_line, line_figure
 from reports.questions.common import STATIC, groups_of, matched, score_levels
-from reports.runs import Results, base_ablation
+from reports.runs import Results
 from reports.text import effect_text, fmt_interval, group_label
 
 ANCHOR, TITLE = "q5b-grid", "5b. How sensitive is it to the swept hyper-parameters?"
@@ -72,7 +72,7 @@ def sensitivity_panel(results: Results, analysis: Analysis, name: str, curves: C
         if not all(isinstance(v, (int, float)) for v in values):
             return None
         label = curve_label(ablation, k, others)
-        lines.append(interval_line(label, label, values, [g.aggregates for _, g in points]))
+        lines.append(interval_line(label, ablation, values, [g.aggregates for _, g in points], key=label))
     values = [float(v) for line in lines for v in line.x]
     logarithmic = min(values) > 0 and max(values) >= 4 * min(values)  # (0.3, 1, 3; 1e-4, 3e-4: a log axis)
     return Panel(f"IQM against {name}", name + (" (log scale)" if logarithmic else ""), "IQM of score", tuple(lines),
@@ -84,7 +84,7 @@ def matched_rows(results: Results, analysis: Analysis) -> list[tuple[str, ...]]:
     ran (same settings and K), over the tasks both ran there."""
     rows = []
     for (x, kx, y, ky), interval in analysis.improvement.items():
-        if base_ablation(y) != STATIC or x not in results.grid:
+        if results.point(y).ablation != STATIC or x not in results.grid:
             continue
         settings = ", ".join(f"{name}={value}" for name, value in results.grid[x].settings) or "-"
         matched_set, difference = analysis.matched[(x, kx, y, ky)], analysis.score_difference[(x, kx, y, ky)]

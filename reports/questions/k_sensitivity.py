@@ -96,7 +96,8 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
         ks = scored_ks(results, analysis, ablation)
         if is_baseline(ablation) or len(ks) < 1:
             continue
-        lines.append(interval_line(ablation, ablation, ks, [analysis.groups[(ablation, k)].aggregates for k in ks]))
+        lines.append(interval_line(ablation, results.point(ablation).ablation, ks,
+                                   [analysis.groups[(ablation, k)].aggregates for k in ks], key=ablation))
     if lines:
         panels.append(Panel("IQM against K", "K (candidates per state)", "IQM of score", tuple(lines), log2_x=True,
                             levels=score_levels(results, analysis)))
@@ -108,7 +109,8 @@ def k_panels(results: Results, analysis: Analysis) -> list[Panel]:
                 pts = [(k, s) for k, s in pts if s is not None]
                 if is_baseline(ablation) or not pts:
                     continue
-                lines.append(interval_line(ablation, ablation, [k for k, _ in pts], [s.late for _, s in pts]))
+                lines.append(interval_line(ablation, results.point(ablation).ablation, [k for k, _ in pts],
+                                           [s.late for _, s in pts], key=ablation))
             if lines:
                 panels.append(diagnostic_panel(variable, f"{task}: {DIAGNOSTICS[variable].label} (late)",
                                                "K (candidates per state)", tuple(lines), log2_x=True))

@@ -53,7 +53,7 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
         flips = get(analysis, "flip_rate", task, label, k) if k > 1 else None
         if flips is None:
             continue
-        run = f"Under dynamic routing with K={k}{at_point(label)} ({plural(len(flips.seeds), 'seed')})"
+        run = f"Under dynamic routing with K={k}{at_point(results, label)} ({plural(len(flips.seeds), 'seed')})"
         if flips.rows < 2:
             text = (f"{run}, {fmt_interval(flips.early)} of probe states "
                     "changed owner in the only logged interval (between the first two logs)")
@@ -88,10 +88,10 @@ def ownership_answer(results: Results, analysis: Analysis, task: str) -> list[st
             continue
         largest = float(np.max(flips.curve.estimate.point))
         if largest == 0.0:
-            text = (f"static-routing (K={k}{at_point(label)}) never reassigns: its flip rate is 0 at every logged "
-                    f"step in all {plural(len(flips.seeds), 'seed')}, as a frozen owner table must give.")
+            text = (f"static-routing (K={k}{at_point(results, label)}) never reassigns: its flip rate is 0 at every "
+                    f"logged step in all {plural(len(flips.seeds), 'seed')}, as a frozen owner table must give.")
         else:
-            text = (f"static-routing (K={k}{at_point(label)}) reassigned owners (largest flip rate "
+            text = (f"static-routing (K={k}{at_point(results, label)}) reassigned owners (largest flip rate "
                     f"{largest:.3g}): its owner table is not frozen, which is a bug.")
         mismatch = get(analysis, "owner_mismatch", task, label, k)
         if mismatch is not None:

@@ -19,7 +19,7 @@ from reports.questions.common import (
     too_few_rows,
     trend_difference,
 )
-from reports.runs import Results, base_ablation
+from reports.runs import Results
 from reports.text import effect_text, fmt_interval, group_label, worded
 
 HELD_OUT_OOD = 0.05  # held-out data exceed the out-of-support threshold (their own 95th percentile) 5% of the time
@@ -71,7 +71,7 @@ def modes_text(results: Results, analysis: Analysis, task: str, ablation: str, k
 def support_answer(results: Results, analysis: Analysis, task: str, reference: float | None) -> list[str]:
     sentences = []
     for ablation, k in results.groups:
-        if base_ablation(ablation) not in (REFERENCE_ABLATION, STATIC, BASELINE_WITHOUT_K):
+        if results.point(ablation).ablation not in (REFERENCE_ABLATION, STATIC, BASELINE_WITHOUT_K):
             continue
         label = group_label(ablation, k)
         dist = get(analysis, "winner_data_dist_mean", task, ablation, k)

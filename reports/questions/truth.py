@@ -233,8 +233,8 @@ def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[
             for ablation, run_k in runs_at(results, k, ks):
                 for s in analysis.calibrations.get((task, ablation, run_k), ()):
                     if s.calibration.estimate == name:  # (the estimate and its truth in one colour)
-                        lines += [interval_line(f"{ablation}: {what}", ablation, summary.curve.steps,
-                                                summary.curve.estimate, secondary)
+                        lines += [interval_line(f"{ablation}: {what}", results.point(ablation).ablation,
+                                                summary.curve.steps, summary.curve.estimate, secondary, ablation)
                                   for summary, what, secondary in ((s.estimate, "estimate", False),
                                                                    (s.truth, "truth", True))]
             if lines:
