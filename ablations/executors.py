@@ -1,8 +1,5 @@
-"""Running groups: each group is one `drol-diag run` subprocess, pinned to cores of its own and
-logged to <out>/logs/<task>/<ablation>-k<K>.log, on this machine (`run_local`) or as Ray tasks
-on a cluster (`run_ray`). Both call `run_group`, which decides at launch time, from the run
-folder itself, whether the group is finished (skipped), held by another process (running
-elsewhere), resumable (--resume) or to be started again (--force).
+"""Running groups: each group is one `drol-diag run` subprocess, pinned to cores of its own and logged to
+<out>/logs/<task>/<ablation>-k<K>.log, on this machine (`run_local`) or on Ray (`run_ray`), through `run_group`.
 """
 
 from __future__ import annotations
@@ -68,12 +65,9 @@ class GroupOutcome:
 Runner = Callable[[list[GroupJob], Callable[[GroupJob, GroupOutcome], None]], list[GroupOutcome]]
 
 
-# ------------------------------------------------------------------------------------------
-# One group, in whatever process runs it.
-
-
 def run_group(job: GroupJob) -> GroupOutcome:
-    """Skip, refuse or run one group (see the module docstring); never raises for a failed run."""
+    """Skip a finished group, leave one another process holds, else run it (--resume, or --force for a folder
+    of other settings when job.force), deciding from its run folder at launch; never raises for a failed run."""
     run_dir = Path(job.run_dir)
     holder = folders.lock_holder(run_dir)
     if holder is not None:
@@ -92,9 +86,8 @@ def run_group(job: GroupJob) -> GroupOutcome:
 
 
 def run_logged(command: list[str], log_path: Path, threads: int, slot: GpuSlot | None = None) -> GroupOutcome:
-    """Run `command` pinned to `threads` cores (on a GPU `slot`: with its GPU and memory share), its output
-    appended to `log_path` between a header and an exit line. DONE on exit status 0, else FAILED with the
-    output's last line."""
+    """Run `command` pinned to `threads` cores (and a GPU `slot`), its output appended to `log_path` between a
+    header and an exit line: DONE on exit status 0, else FAILED with the output's last line."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     environment = slot.apply(os.environ) if slot is not None else dict(os.environ)
@@ -116,8 +109,8 @@ def run_logged(command: list[str], log_path: Path, threads: int, slot: GpuSlot |
 
 
 def pin_child(cores: list[int]) -> None:
-    """In the forked child before exec: run on `cores` only, and die with the thread that started
-    it (a killed sweep leaves no run behind holding its folder's lock). Linux only; else a no-op."""
+    """In the forked child: run on `cores` only, and die with the thread that started it (no run outlives a
+    killed sweep holding its folder's lock). Linux only."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
     if PRCTL is not None:
@@ -133,9 +126,8 @@ def log_tail(path: Path) -> list[str]:
 
 @contextlib.contextmanager
 def claim_cores(count: int) -> Iterator[list[int]]:
-    """Hold `count` cores of this process's CPU set that no other run (of any sweep on this
-    machine) holds, by a lock file per core; if too few are free, share busy ones, so a run
-    always gets exactly `count` cores (the same thread count, hence the same results)."""
+    """Hold `count` cores no other run on this machine holds (a lock file per core); if too few are free, share
+    busy ones: a run always gets exactly `count` cores (the same thread count, hence the same results)."""
     available = sorted(os.sched_getaffinity(0))
     count = min(count, len(available))
     folder = Path(tempfile.gettempdir()) / f"drol-diag-cores-{os.getuid()}"  # (this machine's claims, per user)
@@ -168,10 +160,8 @@ def guarded(job: GroupJob) -> GroupOutcome:
 
 def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | None,
                   slots: tuple[GpuSlot, ...] = ()) -> tuple[int, int]:
-    """(groups at a time, cores per group). Local: on GPU `slots`, gpus.slot_layout; else by default as many
-    groups as there are cores (at most the groups to run), the cores shared out evenly; --jobs x --threads may
-    not exceed the cores (each run gets cores of its own). Ray and SLURM: the cluster schedules; one core per
-    group unless --threads. Raises ValueError (one line)."""
+    """(groups at a time, cores per group): locally the cores shared out evenly (on GPU `slots`: slot_layout),
+    never oversubscribed; on Ray and SLURM one core per group unless --threads. Raises ValueError (one line)."""
     if executor not in ("local", "ray", "slurm"):
         raise ValueError(f"unknown --executor {executor!r}; valid: local, ray, slurm")
     for option, value in (("--jobs", jobs), ("--threads", threads)):
@@ -193,15 +183,10 @@ def worker_layout(executor: str, groups: int, jobs: int | None, threads: int | N
     return jobs, threads
 
 
-# ------------------------------------------------------------------------------------------
-# Executors: run many groups, calling on_done(job, outcome) as each ends; outcomes in job order.
-
-
 def run_local(jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None],
               workers: int, slots: tuple[GpuSlot, ...] = ()) -> list[GroupOutcome]:
-    """Run the groups on this machine, `workers` at a time (each pins its run to job.threads cores); with GPU
-    `slots` (ablations.gpus.gpu_slots), at most one group per slot at a time, each started in the first
-    free slot (in the slots' round-robin order at first)."""
+    """Run the groups on this machine, `workers` at a time; with GPU `slots` (gpus.gpu_slots), one group per slot
+    at a time, each in the first free slot."""
     free: queue.SimpleQueue[GpuSlot] = queue.SimpleQueue()
     for slot in slots:
         free.put(slot)
@@ -238,8 +223,7 @@ class GroupFailed(Exception):
 
 
 def run_group_or_raise(job: GroupJob) -> GroupOutcome:
-    """The Ray task: guarded(job), raising GroupFailed for a failed group. The outcome names the GPUs Ray
-    gave the task (ray.get_gpu_ids(); Ray also sets CUDA_VISIBLE_DEVICES to them, which the run inherits)."""
+    """The Ray task: guarded(job) with the GPUs Ray gave it, raising GroupFailed for a failed group."""
     import ray
 
     outcome = replace(guarded(job), gpus=tuple(map(str, ray.get_gpu_ids())))
@@ -262,9 +246,8 @@ def import_optional(module: str, missing: str) -> Any:
 
 @contextlib.contextmanager
 def ray_connection(address: str | None) -> Iterator[Any]:
-    """Ray, connected: address None uses the instance this process already initialised; 'local'
-    starts one on this machine (all its cores); 'auto' or HOST:PORT joins a running cluster.
-    Shuts down only what it started. ValueError (one line) when Ray is missing or unreachable."""
+    """Ray, connected: address None uses this process's, 'local' starts one here, 'auto' or HOST:PORT joins a
+    cluster; shuts down only what it started. ValueError (one line) when Ray is missing or unreachable."""
     ray = import_optional("ray", RAY_MISSING)
     if address is None:
         if not ray.is_initialized():
@@ -288,9 +271,7 @@ def ray_connection(address: str | None) -> Iterator[Any]:
 
 def run_ray(ray: Any, jobs: list[GroupJob], on_done: Callable[[GroupJob, GroupOutcome], None],
             gpus_per_group: float = 0.0) -> list[GroupOutcome]:
-    """Run the groups as Ray tasks (each asks for job.threads CPUs and `gpus_per_group` GPUs, its run getting
-    the memory fraction of that share of a GPU: gpus.ray_slot; a failed one is retried once). Every node must
-    see the results folder at the same path."""
+    """Run the groups as Ray tasks (job.threads CPUs and `gpus_per_group` GPUs each; a failed one retried once)."""
     task = ray.remote(run_group_or_raise)
     slot = ray_slot(gpus_per_group)
     pending = {task.options(num_cpus=job.threads, num_gpus=gpus_per_group, max_retries=RAY_RETRIES,

@@ -1,11 +1,7 @@
-"""GPUs for a sweep's groups: which GPUs this machine has (found without starting JAX's backend in the
-sweep's own process, which would take a GPU's memory from its runs), and how the executors share them out.
-
-Locally, `len(gpus) x groups_per_gpu` groups run at a time, each in a *slot* (`gpu_slots`, round-robin over
-the GPUs): one GPU, the only one its run sees, and a 1/groups_per_gpu share of its memory for JAX to
-preallocate (JAX's default, 75% per process, would leave a second process on that GPU without memory); every
-group's memory estimate is checked against that share (`gpu_share`) before anything is written. On Ray, a
-group asks for `gpus_per_group` GPUs and its run gets the memory fraction of that share (`ray_slot`).
+"""GPUs for a sweep's groups (docs/gpu-and-clusters.md, "Several groups on GPUs"): which GPUs this machine has,
+found without starting JAX's backend here (it would take a GPU's memory from the runs), and how the executors
+share them out: locally a *slot* per group (one GPU, a 1/groups_per_gpu share of its memory); on Ray the
+memory fraction of a task's `gpus_per_group` share.
 """
 
 from __future__ import annotations

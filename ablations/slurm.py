@@ -1,20 +1,6 @@
-"""The SLURM executor: one job-array element per group, submitted through submitit.
-
-Each group's job runs `executors.guarded` (the same `run_group` as the local and Ray executors: skip a
-finished folder, resume a resumable one, else start it) inside a submitit job. SLURM signals a job
-(USR2) `signal_delay_s` before its time limit, and when it is preempted (where the cluster sends
-preempted jobs a user signal); submitit then calls the job's `checkpoint`, which resubmits the same
-group unchanged, and requeues the job: `run_group` finds the run folder's checkpoint and resumes it
-with --resume (the trainer resumes exactly). The run process that was training is killed by then
-(it loses the updates since its last checkpoint, --checkpoint-interval), so its folder's lock is free
-for the requeued job. A job may hit its time limit MAX_TIMEOUTS times before it fails; preemptions
-do not count.
-
-submitit keeps its files in <out>/.submitit/<job id>/ (the job's stdout and stderr, its pickled
-submission and result); <out>/.submitit/jobs.json records which job runs which group, for
-`drol-diag sweep --status`. `cluster="local"` sends the jobs to submitit's local executor instead of
-sbatch: each job a process on this machine, signalled, checkpointed and requeued the same way (for
-trying a cluster sweep out, and for the tests).
+"""The SLURM executor: one job-array element per group, submitted through submitit (docs/gpu-and-clusters.md,
+"SLURM"). On a time limit or preemption a job's `checkpoint` requeues the same group, which `run_group` resumes
+from its run folder; `cluster="local"` runs the jobs as processes on this machine (for trying it, and the tests).
 """
 
 from __future__ import annotations
@@ -70,8 +56,7 @@ class SlurmSettings:
 
 
 def check_executor_options(executor: str, spec: SweepSpec) -> None:
-    """Raise ValueError (one line) when the sweep (its command line or sweep file) gives SLURM settings
-    to another executor."""
+    """Raise ValueError (one line) when the sweep gives SLURM settings to another executor."""
     named = [f"--{name.replace('_', '-')}" for name in SLURM_OPTIONS if getattr(spec, name) is not None]
     if executor != "slurm" and named:
         them = "it" if len(named) == 1 else "them"
@@ -81,9 +66,8 @@ def check_executor_options(executor: str, spec: SweepSpec) -> None:
 
 
 def slurm_settings(spec: SweepSpec, out: Path, threads: int) -> SlurmSettings:
-    """The jobs' settings from the sweep's (SLURM_OPTIONS and gpus_per_group), each group pinned to
-    `threads` cores. Raises ValueError (one line) for bad values (--memory-gb: job_memory checks it, before the
-    plan), a missing submitit, or no sbatch to submit with."""
+    """The jobs' settings from the sweep's, each group pinned to `threads` cores. Raises ValueError (one line) for
+    bad values (--memory-gb: job_memory checks it), a missing submitit, or no sbatch to submit with."""
     cluster = spec.slurm_cluster or "slurm"
     if cluster not in CLUSTERS:
         raise ValueError(f"unknown --slurm-cluster {cluster!r}; valid: {', '.join(CLUSTERS)}")
@@ -108,10 +92,8 @@ def slurm_settings(spec: SweepSpec, out: Path, threads: int) -> SlurmSettings:
 
 
 def job_memory(spec: SweepSpec) -> tuple[int, str] | str | None:
-    """The memory a group's job has, for the sweep plan's check (bytes, what they are), or why it is not known
-    here (the plan skips the check and says so; each run checks on its node): --memory-gb when the jobs ask for
-    no GPU; None (this machine's) on submitit's local executor; else the partition's nodes' (partition_memory).
-    ValueError (one line) for a --memory-gb that is not positive."""
+    """The memory a group's job has, for the plan's check: (bytes, what they are), None (this machine's), or why
+    it is not known here (each run checks on its node). ValueError (one line) for a --memory-gb not positive."""
     if spec.memory_gb is not None and spec.memory_gb <= 0:
         raise ValueError(f"--memory-gb must be positive, got {spec.memory_gb:g}")
     if spec.memory_gb is not None and not spec.gpus_per_group:
@@ -122,8 +104,7 @@ def job_memory(spec: SweepSpec) -> tuple[int, str] | str | None:
 
 
 def partition_memory(partition: str | None) -> tuple[int, str] | str:
-    """(bytes, what they are) of the smallest node sinfo reports in `partition` (None: the default one, which
-    sinfo marks with *), or why sinfo cannot tell."""
+    """(bytes, what they are) of the smallest node sinfo reports in `partition` (None: the default), or why not."""
     where = f"partition {partition}" if partition else "the default partition"
     try:
         lines = subprocess.run(["sinfo", "--noheader", "--format=%P %m"], capture_output=True, text=True,
@@ -155,17 +136,14 @@ def describe(settings: SlurmSettings) -> str:
 
 @dataclass(frozen=True)
 class GroupTask:
-    """The callable a group's job runs: submitit pickles it, runs it on the node, and on a time limit or
-    preemption calls `checkpoint` and requeues the job with what that returns: the same group, which
-    `run_group` resumes from its run folder. (What submitit.helpers.Checkpointable does, without
-    importing submitit where it is not installed.)"""
+    """The callable a group's job runs; on a time limit or preemption submitit requeues what `checkpoint` returns:
+    the same group (submitit.helpers.Checkpointable's protocol, without importing submitit)."""
 
     job: GroupJob
 
     def __call__(self) -> GroupOutcome:
-        # submitit's process only logs SIGTERM, which SLURM sends every process of a job it preempts or cancels
-        # (SIGKILL follows): the run ignores it too (an ignored signal stays ignored across exec), so that it
-        # trains on until submitit's USR2 handler has requeued the job, or the SIGKILL comes.
+        # SLURM sends SIGTERM to every process of a job it preempts: the run ignores it (across exec) and trains on
+        # until submitit's USR2 handler has requeued the job, or SIGKILL comes.
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             return guarded(self.job)
@@ -192,8 +170,7 @@ def make_executor(settings: SlurmSettings) -> Any:
 
 def run_slurm(settings: SlurmSettings, jobs: list[GroupJob],
               on_done: Callable[[GroupJob, GroupOutcome], None]) -> list[GroupOutcome]:
-    """Submit the groups as one job array, record which job runs which group (jobs.json), and wait for
-    them, calling on_done as each ends. Every node must see the results folder at the same path."""
+    """Submit the groups as one job array, record them (jobs.json), and wait, calling on_done as each ends."""
     if not jobs:
         return []
     executor = make_executor(settings)
@@ -213,8 +190,7 @@ def run_slurm(settings: SlurmSettings, jobs: list[GroupJob],
 
 
 def job_outcome(job: Any) -> GroupOutcome:
-    """A finished job's GroupOutcome; FAILED with the job's error and its log when it did not return one
-    (killed, cancelled, out of time more than MAX_TIMEOUTS times, an error outside run_group)."""
+    """A finished job's GroupOutcome; FAILED with its error and log when it returned none (killed, out of time)."""
     try:
         return job.result()
     except Exception as error:  # noqa: BLE001  (submitit's UncompletedJobError, FailedJobError, ...)
@@ -228,8 +204,7 @@ def job_outcome(job: Any) -> GroupOutcome:
 
 
 def record_jobs(settings: SlurmSettings, jobs: list[GroupJob], job_ids: list[str]) -> None:
-    """Add the submitted jobs to <out>/.submitit/jobs.json (atomically): each group's run folder,
-    relative to the results folder, with its job id and the cluster it went to."""
+    """Add the jobs to <out>/.submitit/jobs.json (atomically), keyed by run folder relative to <out>."""
     path = Path(settings.folder) / JOBS_FILE
     records = read_jobs(Path(settings.folder).parent)
     submitted = datetime.now().isoformat(timespec="seconds")
@@ -241,8 +216,7 @@ def record_jobs(settings: SlurmSettings, jobs: list[GroupJob], job_ids: list[str
 
 
 def read_jobs(out: Path) -> dict[str, dict[str, str]]:
-    """<out>/.submitit/jobs.json ({} when the sweep never ran on --executor slurm). ValueError (one
-    line) if unreadable."""
+    """<out>/.submitit/jobs.json ({} when none). ValueError (one line) if unreadable."""
     return read_record(Path(out) / SUBMITIT_DIR / JOBS_FILE) or {}
 
 
@@ -256,9 +230,8 @@ class JobState:
 
 
 def job_states(out: Path, records: dict[str, dict[str, str]]) -> dict[str, JobState]:
-    """The states of recorded jobs (read_jobs' records), by the same keys. A local job: RUNNING while its
-    controller process lives, else COMPLETED (it left a result) or FAILED. SLURM jobs: sacct's states, from one
-    call for all of them through submitit's watcher (UNKNOWN where submitit or sacct is missing)."""
+    """The states of read_jobs' records, by the same keys: a local job's from its process and result, SLURM jobs'
+    from one sacct call through submitit's watcher (UNKNOWN where submitit or sacct is missing)."""
     if not records:
         return {}  # (no submitit import: on import it binds its log handler to this moment's stderr)
     folder = Path(out) / SUBMITIT_DIR / "%j"
