@@ -69,8 +69,7 @@ def nvidia_smi(*arguments: str) -> list[str] | None:
 
 
 def visible_devices(value: str) -> tuple[str, ...]:
-    """The GPUs a CUDA_VISIBLE_DEVICES value names, as CUDA reads it: comma-separated indices or UUIDs, up to
-    the first invalid entry ('' or '-1': none)."""
+    """The GPUs a CUDA_VISIBLE_DEVICES value names, as CUDA reads it: up to the first invalid entry."""
     gpus: list[str] = []
     if value.strip() in NO_CUDA_DEVICES:
         return ()
@@ -82,8 +81,7 @@ def visible_devices(value: str) -> tuple[str, ...]:
 
 
 def find_gpus(environ: Mapping[str, str] = os.environ) -> FoundGpus:
-    """The GPUs from CUDA_VISIBLE_DEVICES where it is set, else from `nvidia-smi -L` (its 'GPU <i>: ...'
-    lines), else none."""
+    """The GPUs from CUDA_VISIBLE_DEVICES where it is set, else from `nvidia-smi -L`, else none."""
     if VISIBLE_DEVICES in environ:
         found = visible_devices(environ[VISIBLE_DEVICES])
         return FoundGpus(found, VISIBLE_DEVICES if found else f"{VISIBLE_DEVICES}={environ[VISIBLE_DEVICES]!r} hides "
@@ -100,8 +98,7 @@ def gpu_indices(lines: list[str]) -> tuple[str, ...]:
 
 
 def jax_gpu_missing(environ: Mapping[str, str] = os.environ) -> str | None:
-    """Why JAX in a run process could not use a GPU here (None: it can), judged without starting a backend:
-    JAX_PLATFORMS leaves out cuda, or no CUDA plugin of jaxlib is installed."""
+    """Why JAX in a run process could not use a GPU here (None: it can), judged without starting a backend."""
     platforms = [p.strip().lower() for p in environ.get("JAX_PLATFORMS", "").split(",") if p.strip()]
     if platforms and not {"cuda", "gpu"} & set(platforms):
         return f"JAX_PLATFORMS={environ['JAX_PLATFORMS']} leaves out cuda"
@@ -115,9 +112,8 @@ def jax_gpu_missing(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def choose_gpus(requested: tuple[int, ...] | None, found: FoundGpus, missing: str | None) -> tuple[str, ...]:
-    """The GPUs a local sweep uses: `requested` (--gpus: () is none, CPU only) or, when not given, every GPU
-    `found` if JAX can use them (`missing`: jax_gpu_missing's reason why not; then none). Raises ValueError
-    (one line) for a requested GPU that is not found, or GPUs JAX cannot use."""
+    """The GPUs a local sweep uses: `requested` (--gpus; () is none) or else every GPU `found` unless JAX cannot
+    use them (`missing`). Raises ValueError (one line) for a GPU not found, or GPUs JAX cannot use."""
     if requested is None:
         return found.gpus if missing is None else ()
     if not requested:
@@ -136,15 +132,13 @@ def choose_gpus(requested: tuple[int, ...] | None, found: FoundGpus, missing: st
 
 
 def memory_fraction(share: float) -> str:
-    """The fraction of a GPU's total memory JAX preallocates for a group that has `share` of the GPU (1/N for
-    N groups on it), as the environment gives it: GPU_POOL_FRACTION x share."""
+    """The fraction of a GPU's memory JAX preallocates for a group with `share` of it, as the environment gives it."""
     return f"{GPU_POOL_FRACTION * min(share, 1.0):.4g}"
 
 
 def gpu_slots(gpus: tuple[str, ...], groups_per_gpu: int = 1) -> tuple[GpuSlot, ...]:
-    """Every slot, round-robin over the GPUs (each GPU's place 0, then each GPU's place 1, ...): a group
-    running in one sees only its GPU, with a 1/groups_per_gpu share of its memory. () for no GPUs.
-    Raises ValueError (one line) when groups_per_gpu < 1."""
+    """Every slot, round-robin over the GPUs (each GPU's place 0, then place 1, ...). Raises ValueError (one line)
+    when groups_per_gpu < 1."""
     if groups_per_gpu < 1:
         raise ValueError(f"--groups-per-gpu must be a positive integer, got {groups_per_gpu}")
     fraction = memory_fraction(1 / groups_per_gpu)
@@ -153,8 +147,7 @@ def gpu_slots(gpus: tuple[str, ...], groups_per_gpu: int = 1) -> tuple[GpuSlot, 
 
 
 def ray_slot(gpus_per_group: float) -> GpuSlot | None:
-    """What the run of a Ray task asking for `gpus_per_group` GPUs gets: the memory fraction of its share of
-    a GPU (Ray sets CUDA_VISIBLE_DEVICES to the GPUs it gives the task); None for a task without GPUs."""
+    """The slot of a Ray task asking for `gpus_per_group` GPUs (Ray sets CUDA_VISIBLE_DEVICES); None without."""
     if not gpus_per_group:
         return None
     return GpuSlot(None, 0, ((MEMORY_FRACTION, memory_fraction(gpus_per_group)),))
@@ -177,10 +170,8 @@ def slot_gpus(slots: tuple[GpuSlot, ...]) -> tuple[tuple[str, ...], int]:
 
 def gpu_share(slots: tuple[GpuSlot, ...],
               total_bytes: Callable[[str], int | None] = gpu_total_bytes) -> tuple[int, str] | None:
-    """(bytes, what they are) one slot offers a group, for training.memory.check_fits: the pool JAX
-    preallocates for it (memory_fraction of the GPU's total memory, `total_bytes`) on the smallest of the
-    GPUs (a group may land on any of them). None without slots, or when a GPU's memory is unknown (then
-    the planner checks what JAX reports, and each run checks its own pool)."""
+    """(bytes, what they are) one slot offers a group on the smallest of the GPUs, for training.memory.check_fits.
+    None without slots, or when a GPU's memory is unknown (each run checks its own pool)."""
     gpus, groups_per_gpu = slot_gpus(slots)
     totals = {gpu: total_bytes(gpu) for gpu in gpus}
     if not totals or any(size is None for size in totals.values()):
@@ -211,8 +202,7 @@ def check_executor_gpus(executor: str, gpus: tuple[int, ...] | None, groups_per_
 
 def local_slots(requested: tuple[int, ...] | None, groups_per_gpu: int | None,
                 environ: Mapping[str, str] = os.environ) -> tuple[GpuSlot, ...]:
-    """The local executor's GPU slots on this machine: choose_gpus over the GPUs found (find_gpus) and
-    JAX's ability to use them (jax_gpu_missing), shared out by gpu_slots; () for CPU only."""
+    """The local executor's GPU slots on this machine (gpu_slots of choose_gpus); () for CPU only."""
     missing, per_gpu = jax_gpu_missing(environ), 1 if groups_per_gpu is None else groups_per_gpu
     if requested == () or (requested is None and missing is not None):
         return gpu_slots((), per_gpu)  # (CPU asked for, or no GPU backend: nothing to look for; per_gpu checked)
@@ -220,10 +210,8 @@ def local_slots(requested: tuple[int, ...] | None, groups_per_gpu: int | None,
 
 
 def slot_layout(slots: tuple[GpuSlot, ...], jobs: int | None, threads: int | None, cores: int) -> tuple[int, int]:
-    """(groups at a time, cores per group) with GPU slots: one group per slot (`jobs`, checked positive by
-    executors.worker_layout: at most that many at a time), the `cores` shared out evenly (at least one each:
-    cores are shared when there are more groups; a GPU run needs few). Raises ValueError (one line) for more
-    jobs than slots."""
+    """(groups at a time, cores per group) with GPU slots: at most one group per slot, the `cores` shared out
+    evenly (at least one each: a GPU run needs few). Raises ValueError (one line) for more jobs than slots."""
     if jobs is not None and jobs > len(slots):
         raise ValueError(f"--jobs {jobs}: on GPUs at most {len(slots)} groups run at a time (GPUs x --groups-per-gpu); "
                          "raise --groups-per-gpu, or pass --gpus none for the CPU")

@@ -1,18 +1,8 @@
-"""The sweep grid: what the command line or a sweep file asks for, expanded into groups of runs.
+"""The sweep grid: what the command line or a sweep file asks for (docs/options.md), expanded into groups.
 
-A `SweepSpec` is the grid (tasks x ablations x K, the seeds) plus the options every run shares.
-A `Group` is one run folder `<out>/<task>/<ablation>-k<K>`: every seed of one (task, ablation,
-K), trained together in one compiled program by one `drol-diag run` (the seeds are vmapped).
-
-Sweep files are TOML with keys mirroring the options (`tasks`, `ablations`, `k`, `seeds`,
-`steps`, `profile`, `hidden`, `batch-size`, ...); lists may be TOML arrays or the command line's
-comma-separated strings ("0-7" for seeds). Options given on the command line override the file.
-
-A hyper-parameter grid (`--grid bc_coef=0.3,1,3 --grid lr=1e-4,3e-4`, or a `[grid]` table in the sweep
-file: `bc_coef = [0.3, 1, 3]`) multiplies the groups: every (task, ablation, K) runs at every combination
-of the swept learner settings that its ablation accepts (bc_coef: DROL variants, alpha: fql), each in its
-own folder `<out>/<task>/<ablation>-k<K>-bc_coef=0.3-lr=0.0001` (drol_diag.runfolder.record.run_dir_for,
-from the run's `grid_settings`).
+A `Group` is one run folder `<out>/<task>/<ablation>-k<K>`: every seed of one (task, ablation, K), trained
+together (vmapped) by one `drol-diag run`; a hyper-parameter grid (--grid, or the sweep file's [grid] table)
+runs each at every combination of the settings its ablation accepts, in `<ablation>-k<K>-bc_coef=0.3-...`.
 """
 
 from __future__ import annotations
@@ -46,9 +36,8 @@ def _spec_field(option: Option) -> tuple[str, Any, Any]:
     return option.name, Any, dataclasses.field(default=option.default)
 
 
-# A sweep: the grid (tasks x ablations x K; empty k: each task's preset K) and every other run option,
-# passed to every group's run (None: the run's default). Its fields are drol_diag.settings.options.OPTIONS.
-# `grid`: the hyper-parameter grid, ((setting, (value, ...)), ...) in the order given (() : none).
+# A sweep: the grid (tasks x ablations x K; empty k: each task's preset K), every other run option (None: the
+# default) and `grid`, the hyper-parameter grid ((setting, (value, ...)), ...).
 SweepSpec = dataclasses.make_dataclass("SweepSpec", [_spec_field(option) for option in OPTIONS.values()
                                                      if option.sweep]
                                        + [("grid", tuple, dataclasses.field(default=()))], frozen=True)
@@ -69,10 +58,8 @@ class Group:
 
 
 def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any]) -> SweepSpec:
-    """The sweep from a sweep file's values and the command line's (None: not given; these win).
-    Keys are SweepSpec fields (dashes or underscores); "grid" is the sweep file's [grid] table {setting:
-    values} or the command line's --grid texts ["bc_coef=0.3,1", ...] (read_grid_axes; the command line's
-    axes replace the file's of the same setting). Raises ValueError (one line) for bad values."""
+    """The sweep from a sweep file's values and the command line's (None: not given; these win, --grid axes too).
+    Keys are SweepSpec fields (dashes or underscores) and "grid". Raises ValueError (one line) for bad values."""
     file_values = dict(file_values)
     grid = read_grid_axes(file_values.pop(GRID, None), "the sweep file's [grid]")
     grid.update(read_grid_axes(option_values.get(GRID), "--grid"))
@@ -96,23 +83,20 @@ def spec_from_values(file_values: dict[str, Any], option_values: dict[str, Any])
 
 
 def grid_keys() -> list[str]:
-    """The settings a --grid may vary: every learner setting of a method (drol.config) that is a declared
-    option, except K (--k is its own axis)."""
+    """The settings a --grid may vary: every declared learner setting except K (--k is its own axis)."""
     fields = {f.name for method in ("drol", "fql") for f in dataclasses.fields(learner_config_class(method))}
     return [name for name, option in OPTIONS.items() if option.destination == "config" and name in fields
             and name != "num_candidates"]
 
 
 def accepts(ablation: str, name: str) -> bool:
-    """Whether `ablation` takes setting `name` from a grid: its method has it, and the variant neither restricts
-    it to others (routing_temperature: soft-routing) nor fixes it (critic-only: bc_coef 0)."""
+    """Whether `ablation` takes setting `name` from a grid: it applies, and the variant does not fix it."""
     return option_applies(ablation, name) and name not in variant(ablation).fixed
 
 
 def read_grid_axes(given: Any, where: str) -> dict[str, tuple[Any, ...]]:
-    """Grid axes {setting: (value, ...)} from a sweep file's [grid] table ({setting: [values] or "v1,v2"}) or the
-    command line's --grid texts (["bc_coef=0.3,1,3", ...]); None: none. Raises ValueError (one line) for an
-    unknown setting, a value of the wrong kind, an empty axis or a value listed twice."""
+    """Grid axes {setting: (value, ...)} from a sweep file's [grid] table or the --grid texts (["bc_coef=0.3,1",
+    ...]); None: none. Raises ValueError (one line)."""
     if given is None:
         return {}
     if isinstance(given, dict):
@@ -140,8 +124,7 @@ def read_grid_axes(given: Any, where: str) -> dict[str, tuple[Any, ...]]:
 
 def read_axis_values(option: Option, values: Any, where: str) -> tuple[Any, ...]:
     """The values of one grid axis: TOML values ([0.3, 1]; widths [[64, 64], [128]]) or comma-separated text
-    ("0.3,1"; widths "64x64,128"). Raises ValueError (one line) for an empty axis, a value of the wrong kind
-    or one listed twice."""
+    ("0.3,1"; widths "64x64,128"). Raises ValueError (one line)."""
     name = option.name
     if isinstance(values, str):
         if not values.strip():
@@ -234,8 +217,7 @@ def write_sweep_file(path: Path, spec: SweepSpec, note: str = "") -> None:
 
 
 def expand(spec: SweepSpec) -> list[Group]:
-    """Every (task, ablation, K) of the grid once, in grid order, all seeds in each group, times each point
-    of the hyper-parameter grid the ablation accepts (grid_points). fql has no K: one group per task.
+    """Every (task, ablation, K, grid point) once, in grid order, all seeds in each group (fql: no K).
     Raises ValueError for an empty grid."""
     for name in ("tasks", "ablations", "seeds"):
         if not getattr(spec, name):
@@ -252,8 +234,7 @@ def expand(spec: SweepSpec) -> list[Group]:
 
 
 def run_settings(spec: SweepSpec, group: Group) -> dict[str, Any]:
-    """The group's settings as drol_diag.settings.resolve keywords (None: not given, or not for this
-    group's ablation, so the default applies)."""
+    """The group's settings as resolve keywords (None: not given, or not for its ablation: the default)."""
     values = {name: getattr(spec, name) for name, option in OPTIONS.items() if not option.grid and option.sweep}
     keywords = {**resolve_keywords(values), "ablation": group.ablation, "num_candidates": group.k,
                 **dict(group.settings), "grid_settings": tuple(name for name, _ in group.settings) or None}

@@ -1,7 +1,5 @@
-"""A sweep from plan to summary: validate the whole grid before anything is written, record it,
-run the groups that are not finished (through an executor), re-check the groups another process
-held, and collect each group's outcome and score.
-"""
+"""A sweep from plan to summary: validate the whole grid before anything is written, record it, run the
+unfinished groups through an executor, and collect each group's outcome and score."""
 
 from __future__ import annotations
 
@@ -110,8 +108,7 @@ def log_path_for(out: Path, run_dir: Path) -> Path:
 
 
 def plan_group(spec: SweepSpec, group: Group, out: Path, force: bool) -> PlannedGroup:
-    """Resolve a group and look at its folder. Raises ValueError for bad settings, or for a folder
-    holding a run with other settings (unless `force`)."""
+    """Resolve a group and look at its folder. Raises ValueError for bad settings, or a conflicting folder."""
     learner, run = resolve_group(spec, group)
     run_dir = run_dir_for(out, run, learner)
     check_writable_folder(run_dir, out)
@@ -125,11 +122,9 @@ def plan_group(spec: SweepSpec, group: Group, out: Path, force: bool) -> Planned
 
 def plan_sweep(spec: SweepSpec, out: Path, force: bool = False,
                available: tuple[int, str] | str | None = None) -> SweepPlan:
-    """Validate the whole grid and look at every run folder; writes nothing. Raises ValueError (one line)
-    for bad settings, unknown tasks or ablations, missing datasets, conflicting folders, or a group that
-    cannot fit in the memory `available` to each group (bytes, what they are; None: this machine's device,
-    memory.device_memory_elsewhere; on GPU slots: ablations.gpus.gpu_share; a string: why it is not known here,
-    ablations.slurm.job_memory: the plan says so, unchecked)."""
+    """Validate the whole grid and look at every run folder; writes nothing. Raises ValueError (one line) for bad
+    settings, missing datasets, conflicting folders, or a group that cannot fit in the memory `available` to each
+    (bytes, what they are; None: this machine's device; a string: why it is not known, left unchecked)."""
     out = Path(out).absolute()  # (Ray workers on other nodes, and in other folders, get the same paths)
     groups = expand(spec)
     unused = unused_options(spec, groups)
@@ -155,9 +150,8 @@ def plan_sweep(spec: SweepSpec, out: Path, force: bool = False,
 
 
 def check_group_memory(planned: PlannedGroup, spec: SweepSpec, available: tuple[int, str]) -> None:
-    """Raise ValueError (one line) when a group cannot fit in the memory `available` (bytes, where), by
-    training.memory's estimate for the task's shape where known without loading it, else a
-    lower bound (no dataset): its run checks again, exactly."""
+    """Raise ValueError (one line) when a group cannot fit in the memory `available` (bytes, where), by the
+    estimate for the task's shape where known without loading it, else a lower bound (its run checks exactly)."""
     diagnostics = group_diagnostics(spec)
     estimate = estimate_memory(planned.learner, *known_task_shape(planned.run.task), len(planned.run.seeds),
                                diagnostics["probes"] if diagnostics["enabled"] else 0, planned.run)
@@ -188,8 +182,7 @@ def job_for(plan: SweepPlan, planned: PlannedGroup, threads: int) -> GroupJob:
     """The executor's job for a planned group, its run pinned to `threads` cores."""
     return GroupJob(name=planned.name, run_dir=str(planned.run_dir), log_path=str(planned.log_path),
                     arguments=tuple(run_arguments(plan.spec, planned.group, plan.out)),
-                    expected=planned.settings, steps=planned.run.steps,
-                    threads=threads, force=plan.force)
+                    expected=planned.settings, steps=planned.run.steps, threads=threads, force=plan.force)
 
 
 Progress = Callable[[int, int, GroupJob, GroupOutcome], None]  # (groups ended, groups to run, job, outcome)
@@ -197,9 +190,8 @@ Progress = Callable[[int, int, GroupJob, GroupOutcome], None]  # (groups ended, 
 
 def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
               on_progress: Progress = lambda *_: None) -> list[GroupResult]:
-    """Run every group not finished at planning time, then once more those another process held
-    if it has let go (it finished them: skipped; it died: they run now). Returns every group's
-    result in plan order; a done group whose summary.json is not visible here is FAILED."""
+    """Run every group not finished at planning time, then once more those another process held and has let
+    go. Returns every group's result in plan order."""
     jobs = [job_for(plan, planned, threads) for planned in plan.to_run]
     counts = {"ended": 0, "total": len(jobs)}
 
@@ -220,10 +212,8 @@ def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
 def connected_runner(executor: str = "local", address: str | None = None, workers: int = 1,
                      slots: tuple[GpuSlot, ...] = (), gpus_per_group: float | None = None,
                      slurm: SlurmSettings | None = None) -> Iterator[Runner]:
-    """The executor's runner: local (`workers` groups at a time; on GPU `slots`, one group per slot) or Ray
-    (connected for the block; address: see executors.ray_connection; each group's task asks for
-    `gpus_per_group` GPUs) or SLURM (a job per group, as `slurm` says: ablations.slurm). ValueError (one
-    line) when Ray is missing or unreachable."""
+    """The executor's runner: run_local, run_ray (connected for the block) or run_slurm with their settings.
+    ValueError (one line) when Ray is missing or unreachable."""
     if executor == "local":
         yield functools.partial(run_local, workers=workers, slots=slots)
         return
@@ -240,9 +230,7 @@ def execute(plan: SweepPlan, executor: str = "local", address: str | None = None
             threads: int = 1, on_progress: Progress = lambda *_: None, note: str = "",
             slots: tuple[GpuSlot, ...] = (), gpus_per_group: float | None = None,
             slurm: SlurmSettings | None = None) -> list[GroupResult]:
-    """Run a planned sweep: connect the executor (connected_runner, with GPU `slots` or `gpus_per_group`,
-    or the `slurm` settings), record the grid (start_sweep, `note` as a comment) and run the groups, each
-    pinned to `threads` cores (run_sweep)."""
+    """Run a planned sweep: connected_runner, start_sweep (`note` as a comment), then run_sweep."""
     with connected_runner(executor, address, workers, slots, gpus_per_group, slurm) as runner:
         start_sweep(plan, note)
         return run_sweep(plan, runner, threads, on_progress)
