@@ -1,13 +1,7 @@
 """Time estimates for `drol-diag sweep --dry-run`, from a short warm-up measured in this process.
 
-One warm-up per distinct program cost (task, method, network widths, batch size, K, routing), on the
-number of cores each group will get and with nothing taken from JAX's persistent compilation cache,
-measures what a group's run spends its time on (`Costs`): a fresh process's start (imports and
-loading the task, timed in a subprocess once per task); the set-up (initial states, static routing's
-owner table, the probe set, and the first diagnostics row, evaluation and log write: the first two
-compile their programs, the first flush writes the store whole); compiling a training chunk of
-WARMUP_UPDATES updates for all the sweep's seeds (vmapped, as the run will) and one call of it; and
-one more diagnostics row, evaluation, log flush and checkpoint. A group's estimate is then
+One warm-up per distinct program cost (`cost_key`), on the cores each group will get, measures what a
+group's run spends its time on (`Costs`); a group's estimate is then
 
     start + set-up + chunk lengths x compile + steps x update
           + (log rows - 1) x row + (evaluations - 1) x evaluation + (chunk ends - 1) x (flush + checkpoint)
@@ -153,12 +147,9 @@ def group_estimate(costs: Costs, planned: PlannedGroup) -> Estimate:
 
 
 def estimate_groups(plan: SweepPlan, threads: int) -> dict[str, Estimate]:
-    """Estimates of the groups to run, by run folder (str), warmed up on `threads` cores.
-
-    The calling thread is pinned to those cores for the warm-ups (and let go after); the
-    measurement holds exactly when JAX starts its CPU thread pool here, as in the CLI. JAX's
-    persistent compilation cache is off meanwhile (where nothing compiled before in this process, as in
-    the CLI): the warm-ups compile as the groups will, and leave the sweep nothing it would not compile."""
+    """Estimates of the groups to run, by run folder (str), warmed up with this thread pinned to `threads` cores
+    (exact when JAX starts its CPU pool here, as in the CLI) and JAX's compilation cache off, so that the
+    warm-ups compile as the groups will."""
     import jax
 
     measured: dict[tuple, Costs] = {}

@@ -54,9 +54,8 @@ def fail(message: str) -> None:
 
 
 def interrupted(message: str) -> None:
-    """Ctrl-C: print one line and exit with status 130. Python's complaints at exit about the zarr reads and
-    writes the interrupt cut short (asyncio tasks destroyed while pending, coroutines never awaited) are
-    silenced: they would only repeat it."""
+    """Ctrl-C: print one line and exit with status 130, silencing asyncio's complaints at exit about the zarr
+    reads and writes it cut short (they would only repeat it)."""
     import logging
     import warnings
 
@@ -327,9 +326,8 @@ def evaluate(
 
 @contextlib.contextmanager
 def group_progress_bar(show: bool, total: int):
-    """A progress bar over the groups (elapsed, ETA, and the seed-updates/s of the finished runs in training, the
-    rate each run's summary reports: their summary.json's seed updates over their training time), on stderr;
-    yields the sweep's on_progress callback."""
+    """A progress bar over the groups on stderr, with the finished runs' seed-updates/s in training (from their
+    summary.json); yields the sweep's on_progress callback."""
     from tqdm import tqdm
 
     from ablations.executors import DONE

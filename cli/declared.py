@@ -1,9 +1,4 @@
-"""Typer options made from the declaration of every run setting (drol_diag.settings.options.OPTIONS).
-
-`declared_options(kind)` decorates a command function `f(settings: dict, **own)`: the command
-gets one typer option per declared setting (for `sweep`, the grid axes take lists) beside the
-function's own parameters, and receives the declared ones as one dict {name: value or None}.
-"""
+"""Typer options made from the declaration of every run setting (drol_diag.settings.options.OPTIONS)."""
 
 from __future__ import annotations
 
@@ -34,7 +29,8 @@ def _parameter(option: Option, for_sweep: bool) -> inspect.Parameter:
 
 
 def declared_options(for_sweep: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Give a command every declared run option (see the module docstring)."""
+    """Decorate `f(settings: dict, **own)`: the command gets a typer option per declared setting (for `sweep`,
+    the grid axes take lists) beside its own, and receives the declared ones as {name: value or None}."""
     options = [option for option in (OPTIONS if for_sweep else RUN_OPTIONS).values()  # (executor settings: sweep only)
                if option.sweep or not for_sweep]  # (the sweep sets grid_settings itself, from --grid)
     names = {(option.grid if for_sweep and option.grid else option.name) for option in options}
