@@ -1,12 +1,5 @@
 """Every number the report shows, computed once from a results folder (reports.runs.Results), each with a 95%
-stratified bootstrap interval (reports.stats).
-
-Scores: per (ablation, K) the (runs, tasks) score matrix's aggregates, performance profile and sample-efficiency
-curve; P(dynamic > other) and IQM(dynamic) - IQM(other) per comparison (`comparisons`); per task, mean and
-standard deviation over seeds. Diagnostics: per (task, ablation, K) and quantity, the curve over seeds and its
-early and late values, diverged seeds left out. Calibrations: each estimate beside its truth
-(diagnostics.quantities.CALIBRATIONS). Reference levels: as each run recorded them (config.json).
-"""
+stratified bootstrap interval (reports.stats); diverged seeds are left out of every diagnostic."""
 
 from __future__ import annotations
 
@@ -189,9 +182,7 @@ def ran_tasks(results: Results, ablation: str, k: int) -> list[str]:
 
 
 def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
-    """(dynamic, K, other, K') pairs to compare: every other variant at the same K, fql at its K=1. With a
-    hyper-parameter grid (Results.grid), each dynamic grid point against every other variant at the same point
-    (matched settings) and K, and against fql at each of its points."""
+    """(dynamic, K, other, K') pairs: every other variant at the same K and grid point, and fql at each of its."""
     pairs = []
     for label, k in results.groups:
         if results.point(label).ablation != REFERENCE_ABLATION:
@@ -207,8 +198,7 @@ def comparisons(results: Results) -> list[tuple[str, int, str, int]]:
 
 def compare(results: Results, analysis: Analysis, x: str, kx: int, y: str,
             ky: int) -> tuple[stats.Interval, stats.Interval, Matched] | None:
-    """P(X > Y), IQM(X) - IQM(Y) and what they rest on, over the tasks where both have scores; None without
-    such a task. Computed once per analysis."""
+    """P(X > Y), IQM(X) - IQM(Y) and what they rest on, over the tasks both scored (None without one)."""
     return analysis.cached(("compare", x, kx, y, ky), lambda: _compare(results, x, kx, y, ky, analysis.reps,
                                                                          analysis.seed))
 
@@ -231,9 +221,8 @@ def _compare(results: Results, x: str, kx: int, y: str, ky: int, reps: int,
 
 
 def learning_trend(results: Results, task: str, ablation: str, k: int, reps: int, seed: int) -> stats.Interval | None:
-    """Per seed, the score at the last evaluation minus that at the first evaluation of the last third of
-    training (at least two evaluations apart), with a bootstrap interval over seeds; None with fewer than 3
-    evaluations. Material and positive: the run is still rising (undertrained); negligible: it has plateaued."""
+    """Per seed, the score's change over the last third of evaluations (at least 2), with an interval over seeds;
+    None with fewer than 3 evaluations. Material and positive: still rising; negligible: plateaued."""
     if "eval_score" not in results.logs:
         return None
     logs = results.logs
@@ -278,8 +267,7 @@ def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -
 def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Dataset:
     """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
     healthy, _ = run_seeds(results, task, ablation, k)
-    names = [n for n in dict.fromkeys([*DIAGNOSTICS, *operands(), *CALIBRATED])
-             if n in results.logs]
+    names = [n for n in dict.fromkeys([*DIAGNOSTICS, *operands(), *CALIBRATED]) if n in results.logs]
     return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=list(healthy)).compute()
 
 
@@ -320,9 +308,8 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
 
 
 def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """steps (T,) and values (seeds, T) of one quantity of a run (run_diagnostics), logged or derived from logged
-    ones (diagnostics.quantities.derive), at the steps where every seed has it. Empty when the run does not log it
-    (FQL has no routing quantities)."""
+    """steps (T,) and values (seeds, T) of one quantity, logged or derived, at the steps where every seed has it;
+    empty when the run does not log it (FQL has no routing quantities)."""
     empty = np.zeros(0, int), np.zeros((logged.sizes["seed"], 0))
     if QUANTITIES[name].derived:
         values = derive(name, {operand: logged[operand].values for operand in QUANTITIES[name].derived[1:]

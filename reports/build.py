@@ -1,9 +1,5 @@
 """`drol-diag report DIR`: read the runs (reports.runs), compute (reports.analysis), write the sections
-(reports.sections) as report.html, report.pdf, scores.csv (per-seed scores) and report.json (every statistic).
-
-A report is written whole or not at all: every output goes to a temporary name beside it, then all are renamed;
-on a failure (or an interrupt) the temporaries are removed and the previous outputs stay. A run folder that cannot
-be read is listed with the reason in the inventory and, through `warn`, on stderr; `strict` makes it an error.
+(reports.sections) as report.html, report.pdf, scores.csv and report.json, whole or not at all (temporaries renamed).
 """
 
 from __future__ import annotations

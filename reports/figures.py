@@ -1,9 +1,7 @@
 """The report's figures (matplotlib with seaborn's style), drawn from finished numbers.
 
-One colour and marker per ablation in every figure (colour-blind palette, readable in grey print). Bands are 95%
-bootstrap intervals; a line without one (one seed) is dashed and says so; the second line of a pair in one
-colour (a truth beside its estimate) is dotted with hollow markers. Axes do not mislead: a quantity's axis stays
-within the values it can take, spans at least twice its materiality threshold, and says when it is still narrow.
+One colour and marker per ablation in every figure (colour-blind palette, readable in grey print); bands are 95%
+intervals. An axis stays within the values a quantity can take and spans at least twice its materiality threshold.
 """
 
 from __future__ import annotations
@@ -39,10 +37,6 @@ LEVEL_STYLES = ("--", "-.", (0, (1, 1)), (0, (5, 2, 1, 2)))  # line styles of re
 def ablation_colour(ablation: str) -> tuple[float, float, float]:
     """The colour of an ablation in every figure."""
     return PALETTE[ablation_rank(ablation) % len(PALETTE)]
-
-
-def ablation_marker(ablation: str) -> str:
-    return MARKERS[ablation_rank(ablation) % len(MARKERS)]
 
 
 @dataclass(frozen=True)
@@ -166,16 +160,15 @@ def _fit_y_axis(ax, panel: Panel) -> None:
 
 
 def line_shades(panels: list[Panel]) -> dict[tuple[str, str], int]:
-    """{(Line.ablation, Line.key): its shade}: 0 for the first key of each ablation in the figure, 1, 2, ... for the
-    next ones (grid points of one ablation), which are drawn darker and with another marker, the same in every
-    panel."""
+    """{(Line.ablation, Line.key): its shade}: 0 for an ablation's first key in the figure, 1, 2, ... for its next
+    ones (grid points), drawn darker and with another marker, the same in every panel."""
     keys = list(dict.fromkeys((line.ablation, line.key) for panel in panels for line in panel.lines))
     return {key: [ablation_rank(other) for other, _ in keys[:i]].count(ablation_rank(key[0]))
             for i, key in enumerate(keys)}
 
 
 def _draw_line(ax, line: Line, shade: int = 0) -> tuple[str, object]:
-    colour, marker = ablation_colour(line.ablation), ablation_marker(line.ablation)
+    colour, marker = ablation_colour(line.ablation), MARKERS[ablation_rank(line.ablation) % len(MARKERS)]
     if shade:  # another line of the same ablation's colour: darker, and the marker after its own
         colour = tuple(c * (1.0 - 0.3 * ((shade - 1) % 3 + 1) / 1.5) for c in colour)
         marker = MARKERS[(MARKERS.index(marker) + 3 * shade) % len(MARKERS)]

@@ -1,9 +1,6 @@
 """Render a reports.document.Report as an A4 PDF with reportlab's platypus layout engine.
 
-Page 1 carries the title, summary, the verdicts and a contents list with page numbers (and links). Text is real
-PDF text in Helvetica and Courier; a character they cannot encode (beyond Windows-1252) is set in DejaVu Sans
-(Mono), embedded from matplotlib's copy, and one DejaVu lacks too (CJK) is printed as its escape (\\u6570), never
-as a box. Tables wrap their cells and repeat their header row across pages; figures are scaled to the frame.
+Text is real PDF text in Helvetica and Courier, with DejaVu (matplotlib's copy) for characters beyond Windows-1252.
 """
 
 from __future__ import annotations
@@ -116,9 +113,8 @@ def _encodable(character: str) -> bool:
 
 
 def font_runs(text: str, font_name: str = FONT) -> list[tuple[str, str]]:
-    """`text` as (font, text) runs: the built-in `font_name` where it can encode the characters, its DejaVu
-    fallback where only that has them, and each character neither has as its escape (\\u6570, \\U0001f600)
-    in the built-in font, visibly and recoverably instead of an empty box. Line breaks are kept."""
+    """`text` as (font, text) runs: the built-in `font_name`, its DejaVu fallback where only that has a character,
+    and a character neither has as its escape (\\u6570) in the built-in font, never an empty box."""
     fallback = FALLBACK_FONTS[font_name]
     runs: list[tuple[str, str]] = []
     for character in text:

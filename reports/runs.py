@@ -128,9 +128,8 @@ class Results:
 
 
 def fold_grid(logs: xr.Dataset) -> tuple[xr.Dataset, dict[str, GridPoint]]:
-    """`logs` (open_runs) with its grid dims (those after task, ablation, k before the store's own) folded into
-    `ablation`: one label per (ablation, grid point) that has a run (GridPoint.label; a setting the ablation's method
-    lacks, NaN or "", is left out of its label). Returns the logs unchanged and {} when there is no grid."""
+    """`logs` (open_runs) with its grid dims folded into `ablation`: one label per (ablation, grid point) that has a
+    run (GridPoint.label); the logs unchanged and {} when there is no grid."""
     grid = [dim for dim in logs["run_dir"].dims if dim not in RUN_DIMS]
     if not grid:
         return logs, {}
@@ -156,9 +155,8 @@ def ablation_rank(name: str) -> int:
 
 
 def read_results(root: Path) -> Results:
-    """Open every run under `root`, every value read once (read_runs with read_values): a run folder whose log or
-    config.json cannot be read is in `skipped`. FileNotFoundError (no runs) or RunsError (none readable, or two
-    folders of one run)."""
+    """Open every run under `root`, every value read once; an unreadable run folder is in `skipped`.
+    FileNotFoundError (no runs) or RunsError (none readable, or two folders of one run)."""
     logs, unreadable = read_runs(root, read_values=True)
     logs, grid = fold_grid(logs)
     skipped = [skipped_run_info(run.run_dir, run.reason) for run in unreadable]
@@ -253,9 +251,8 @@ def _last_finite_coordinate(values: xr.DataArray, dim: str) -> int:
 
 
 def with_counted_evaluations(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> xr.Dataset:
-    """`logs` with `eval_counted` (..., seed, eval_step) bool for every run: as its log marks it, and
-    for a log written before the marker existed, by the same rule (scoring.counted_evaluations with
-    its config.json's eval_interval and steps). False where a run has no such evaluation."""
+    """`logs` with `eval_counted` (..., seed, eval_step) bool for every run: as its log marks it, else (a log
+    older than the marker) by scoring.counted_evaluations; False where a run has no such evaluation."""
     if "eval_score" not in logs:
         return logs
     template = logs["eval_score"].transpose(..., "seed", "eval_step")
@@ -270,9 +267,7 @@ def with_counted_evaluations(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> xr.
 
 
 def score_table(logs: xr.Dataset, runs: tuple[RunInfo, ...]) -> pd.DataFrame:
-    """One row per (task, ablation, k, seed) of every run: the protocol score, whether the seed diverged,
-    how many evaluations count and the step of the last of them, and how many evaluations off the
-    run's final schedule its log keeps (eval_counted false: counted nowhere). In the order of `runs`, by seed."""
+    """One row per (task, ablation, k, seed) of every run, in the order of `runs`, by seed (scores.csv's columns)."""
     rows = []
     for order, run in enumerate(runs):
         one = logs.sel(task=run.task, ablation=run.ablation, k=run.k).sel(seed=list(run.seeds))

@@ -1,13 +1,7 @@
-"""Interval estimates with rliable: every interval is a 95% percentile stratified bootstrap, one call per quantity
-with a single-key score dict. rliable's `random_state` does not reach its resampling (numpy's global generator
-does), so each call is preceded by `numpy.random.seed(seed)`: the same inputs give the same intervals, whatever
-else the report computes. To redo any number by hand:
-
-    np.random.seed(seed)
-    point, interval = rliable.library.get_interval_estimates({"x": scores}, func, reps=reps)
-
-with `func` the function named in report.json. With fewer than two runs a bootstrap can only
-repeat the one value, so intervals are left out (NaN) rather than drawn with zero width.
+"""Interval estimates with rliable: every interval is a 95% percentile stratified bootstrap, one call per quantity,
+each preceded by `numpy.random.seed(seed)` (rliable's `random_state` does not reach its resampling). To redo any
+number: `np.random.seed(seed); rliable.library.get_interval_estimates({"x": scores}, func, reps=reps)`, `func` as
+named in report.json. Below two runs intervals are NaN rather than drawn with zero width.
 """
 
 from __future__ import annotations
@@ -60,8 +54,7 @@ def seed_mean_batched(values: np.ndarray) -> np.ndarray:
 
 
 def iqm_batched(scores: np.ndarray) -> np.ndarray:
-    """IQM over all runs and tasks as rliable's aggregate_iqm takes it, for R resamples at once:
-    (R, runs, tasks) -> (R, 1)."""
+    """IQM over all runs and tasks as rliable's aggregate_iqm takes it: (R, runs, tasks) -> (R, 1)."""
     return scipy.stats.trim_mean(scores.reshape(scores.shape[0], -1), proportiontocut=0.25, axis=1)[:, None]
 
 
@@ -71,8 +64,7 @@ def iqm_difference_batched(scores_x: np.ndarray, scores_y: np.ndarray) -> np.nda
 
 
 def mean_difference_batched(values_x: np.ndarray, values_y: np.ndarray) -> np.ndarray:
-    """Mean of X minus mean of Y over seeds (and the singleton task axis), for R resamples at once:
-    (R, seeds_x, 1), (R, seeds_y, 1) -> (R, 1). For a diagnostic's late values of two runs."""
+    """Mean of X minus mean of Y over seeds (and the 1-task axis): (R, seeds_x, 1), (R, seeds_y, 1) -> (R, 1)."""
     return (values_x.mean(axis=(1, 2)) - values_y.mean(axis=(1, 2)))[:, None]
 
 
@@ -170,15 +162,13 @@ def seed_interval(values: np.ndarray, reps: int, seed: int) -> Interval:
 
 
 def difference_interval(x: np.ndarray, y: np.ndarray, reps: int, seed: int) -> Interval:
-    """Mean of x minus mean of y, x (seeds_x,) and y (seeds_y,) from independent seeds, with a 95%
-    bootstrap interval (each side resampled, as rliable's StratifiedIndependentBootstrap); (1,)."""
+    """Mean of x (seeds_x,) minus mean of y (seeds_y,), independent seeds, each side resampled; (1,)."""
     pair = (np.asarray(x, np.float64)[:, None], np.asarray(y, np.float64)[:, None])
     return batched_bootstrap(pair, mean_difference_batched, reps, seed)
 
 
 def paired_difference_interval(before: np.ndarray, after: np.ndarray, reps: int, seed: int) -> Interval:
-    """Mean over seeds of after - before (the same seeds, e.g. a quantity's late minus its early value),
-    with a 95% bootstrap interval over seeds; (1,)."""
+    """Mean over the same seeds of after - before (seeds,), e.g. a quantity's late minus its early value; (1,)."""
     return seed_interval((np.asarray(after, np.float64) - np.asarray(before, np.float64))[:, None], reps, seed)
 
 
@@ -189,9 +179,8 @@ MIN_RUNS = 5  # runs (seeds) per side below which an interval is not informative
 
 
 def verdict(difference: Interval, threshold: float | None, null: float = 0.0) -> str:
-    """The reading of a (1,) difference from `null` (0.5 for a probability, 1 for a ratio): MATERIAL when its whole
-    95% interval lies beyond null +- threshold on one side, NEGLIGIBLE when within it (an equivalence reading),
-    INCONCLUSIVE otherwise; TOO_FEW below MIN_RUNS runs (or no interval), NOT_JUDGED without a threshold."""
+    """The reading of a (1,) difference from `null` (0.5 for a probability, 1 for a ratio) against null +- threshold
+    (docs/reading-the-report.md); TOO_FEW below MIN_RUNS runs (or no interval), NOT_JUDGED without a threshold."""
     if threshold is None:
         return NOT_JUDGED
     if difference.runs < MIN_RUNS or not difference.has_interval:

@@ -1,9 +1,6 @@
-"""Text helpers of the report: numbers with their intervals, labels, counted nouns, the verdict wording and the
-`drol-diag sweep` commands that fill what is missing.
-
-Wording rules: every number is followed by its 95% interval, or by its seed count below stats.MIN_RUNS seeds. A
-difference is read by `effect_text` as material, negligible or inconclusive against its threshold, and below
-stats.MIN_RUNS seeds not at all; it is never given a cause (the runs vary one setting, not a mechanism).
+"""Text helpers of the report: numbers with their intervals, labels, counted nouns, the verdict wording
+(docs/reading-the-report.md) and the `drol-diag sweep` commands that fill what is missing. A difference is never
+given a cause: the runs vary one setting, not a mechanism.
 """
 
 from __future__ import annotations
@@ -28,9 +25,8 @@ def fmt(value: float, digits: int = 3) -> str:
 
 
 def fmt_interval(interval: stats.Interval, i: int = 0, digits: int = 3, bare: bool = False) -> str:
-    """'0.552 [0.471, 0.567]'; '0.552 (n=2)' below stats.MIN_RUNS seeds, where a bootstrap interval is not
-    informative; '0 (in every resample of the 5 seeds)' where every resample gives one value (`bare`: '0', as
-    in a table's cell, whatever the seeds)."""
+    """'0.552 [0.471, 0.567]'; '0.552 (n=2)' below stats.MIN_RUNS seeds; '0 (in every resample of the 5 seeds)'
+    where every resample gives one value (`bare`: '0', as in a table's cell)."""
     point, low, high = interval.at(i)
     if not np.isfinite(point) or bare and np.isfinite(low) and low == high:
         return fmt(point, digits)
@@ -46,16 +42,10 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def band_text(threshold: float, null: float = 0.0) -> str:
-    """'+-0.05' around 0, '0.5 +- 0.1' around another null."""
-    return f"{fmt(null)} +- {threshold:g}" if null else f"+-{threshold:g}"
-
-
 def effect_text(difference: stats.Interval, threshold: float | None, null: float = 0.0,
                 what: str = "difference") -> str:
     """A (1,) difference read by stats.verdict, with its interval, seeds and threshold: 'difference 0.12 [0.08,
-    0.16], 5 seeds: material (the whole interval lies beyond +-0.05)', or negligible, inconclusive (with the seeds
-    that would settle it), no verdict. `null` is what no difference reads as (0.5 for a probability)."""
+    0.16], 5 seeds: material (the whole interval lies beyond +-0.05)'; `null`: 0.5 for a probability."""
     verdict = stats.verdict(difference, threshold, null)
     text = f"{what} {fmt_interval(difference)}"
     if verdict == stats.NOT_JUDGED:
@@ -64,7 +54,7 @@ def effect_text(difference: stats.Interval, threshold: float | None, null: float
         return (f"{text}: no verdict with {plural(difference.runs, 'seed')} (below {stats.MIN_RUNS} seeds a "
                 "bootstrap interval is not informative)")
     text += f", {plural(difference.runs, 'seed')}: {verdict}"
-    band = band_text(threshold, null)
+    band = f"{fmt(null)} +- {threshold:g}" if null else f"+-{threshold:g}"  # '0.5 +- 0.1' around a nonzero null
     if verdict == stats.MATERIAL:
         return f"{text} (the whole interval lies beyond {band})"
     if verdict == stats.NEGLIGIBLE:
@@ -110,11 +100,9 @@ RESUMABLE_SETTINGS = ("steps", "eval_interval", "eval_episodes", "log_interval",
 def fill_command(results: Results, *, ablations: list[str] | None = None, ks: list[int] | None = None,
                  seeds: str | None = None) -> str:
     """The `drol-diag sweep` command that adds the named ablations / K values / seeds to this folder with the
-    settings of its run with the most planned steps, on top of `DIR/sweep.toml` where there is one (a run extended
-    with `run --resume --steps N` keeps the sweep file's other settings): the planner accepts it, the groups compare."""
+    settings of its run with the most planned steps, on top of `DIR/sweep.toml` where there is one."""
     ablations = list(dict.fromkeys(results.point(a).ablation for a in ablations or results.ablations))
     ks = ks or run_ks(results.groups) or [1]
-    root = str(results.root)
     template = max(results.runs, key=lambda r: r.steps_planned)
     parts = ["drol-diag", "sweep"]
     sweep_file = results.root / "sweep.toml"
@@ -126,13 +114,12 @@ def fill_command(results: Results, *, ablations: list[str] | None = None, ks: li
     parts += ["--seeds", seeds or seeds_text(sorted({s for r in results.runs for s in r.seeds}))]
     if seeds:
         parts += ["--force"]
-    parts += ["--out", root]
+    parts += ["--out", str(results.root)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
 def option_pairs(options: tuple[str, ...], names: tuple[str, ...]) -> list[str]:
-    """The `--flag value` pairs of the options `names` (drol_diag.settings.options.OPTIONS) among
-    command-line `options`."""
+    """The `--flag value` pairs of the options `names` (drol_diag.settings.options.OPTIONS) among `options`."""
     flags = {OPTIONS[name].cli_flag for name in names}
     return [word for i, flag in enumerate(options) if flag in flags for word in options[i:i + 2]]
 

@@ -40,11 +40,6 @@ def groups_of(results: Results, ablation: str) -> list[tuple[str, int]]:
     return [(label, k) for label, k in results.groups if results.point(label).ablation == ablation]
 
 
-def has_ablation(results: Results, ablation: str) -> bool:
-    """Whether `ablation` was run, at any grid point."""
-    return bool(groups_of(results, ablation))
-
-
 def matched(results: Results, label: str, ablation: str) -> str | None:
     """The label of `ablation` run at the grid point of `label` (the same swept settings), or None where it was not:
     matched("dynamic bc_coef=0.3", "static-routing") -> "static-routing bc_coef=0.3"."""
@@ -174,9 +169,7 @@ def early_late(summary: DiagnosticSummary | None) -> str:
 
 @dataclass(frozen=True)
 class DiagnosticQuestion:
-    """What a diagnostic question (1-3) reads and how it words it; `diagnostic_section` gives every one the same
-    shape: the intro, a notice for each control it needs and lacks, and per task its answer paragraphs, its
-    figure (`drawn` over training) and its table (`tabled`, early -> late)."""
+    """What a diagnostic question (1-3) reads and how it words it; `diagnostic_section` gives every one its shape."""
 
     anchor: str
     title: str
@@ -193,7 +186,7 @@ class DiagnosticQuestion:
 def diagnostic_section(question: DiagnosticQuestion, results: Results, analysis: Analysis) -> Section:
     blocks: list[Block] = [Paragraph(question.intro)]
     for ablation, why in question.needs:
-        if not has_ablation(results, ablation):
+        if not groups_of(results, ablation):
             blocks.append(missing(why, fill_command(results, ablations=list(dict.fromkeys(
                 [*results.ablations, REFERENCE_ABLATION, ablation])))))
     for task in results.tasks:
@@ -212,9 +205,8 @@ def diagnostic_section(question: DiagnosticQuestion, results: Results, analysis:
 
 
 def score_levels(results: Results, analysis: Analysis) -> tuple[tuple[float, str], ...]:
-    """(score, label) of each reference policy, for figures of scores over tasks: the task's own levels when
-    the runs are on one task (labelled by the policy's name); over several, the mean of the tasks' levels
-    (what the Mean aggregate of that policy would be); none unless every task has the same reference policies."""
+    """(score, label) of each reference policy, for figures of scores over tasks: the task's own levels, or over
+    several tasks their mean; none unless every task has the same reference policies."""
     per_task, names = shared_levels(results, analysis)
     if not names:
         return ()
@@ -232,8 +224,7 @@ def shared_levels(results: Results, analysis: Analysis) -> tuple[list[dict[str, 
 
 
 def reference_aggregates(results: Results, analysis: Analysis) -> dict[str, np.ndarray]:
-    """{reference policy: its aggregates (stats.AGGREGATES) over the tasks}, as a (1, tasks) score matrix; empty
-    unless every task has the same reference policies."""
+    """{reference policy: its aggregates (stats.AGGREGATES) over the tasks as a (1, tasks) score matrix}."""
     per_task, names = shared_levels(results, analysis)
     return {name: stats.aggregate_scores(np.array([[levels[name] for levels in per_task]])) for name in names}
 

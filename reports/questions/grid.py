@@ -20,11 +20,6 @@ ANCHOR, TITLE = "q5b-grid", "5b. How sensitive is it to the swept hyper-paramete
 Curves = dict[tuple[str, int, tuple[tuple[str, Any], ...]], list[tuple[Any, GroupScores]]]
 
 
-def swept_settings(results: Results) -> list[str]:
-    """The settings the grid varied, in the order the runs name them."""
-    return list(dict.fromkeys(name for point in results.grid.values() for name, _ in point.settings))
-
-
 def setting_curves(results: Results, analysis: Analysis, name: str) -> Curves:
     """The IQM of every scored group at each value of setting `name`, one curve per (ablation, K, other settings)."""
     curves: Curves = {}
@@ -97,7 +92,7 @@ def matched_rows(results: Results, analysis: Analysis) -> list[tuple[str, ...]]:
 def question_grid(results: Results, analysis: Analysis) -> Section:
     blocks: list[Block] = []
     panels = []
-    for name in swept_settings(results):
+    for name in dict.fromkeys(setting for point in results.grid.values() for setting, _ in point.settings):
         curves = setting_curves(results, analysis, name)
         blocks += [Paragraph(sentence) for sentence in sensitivity_text(results, analysis, name, curves)]
         blocks.append(Table(f"IQM of the score at each {name}", ("run", name, "IQM [95% CI]", "seeds x tasks"),
