@@ -47,10 +47,10 @@ def cli(version: bool = typer.Option(False, "--version", is_eager=True, callback
     """Ablations and diagnostics for DROL (dynamic routing for offline RL)."""
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit with status 2."""
+def fail(message: str, status: int = EXIT_USAGE) -> None:
+    """Print a one-line error and exit with `status` (2: bad input)."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(EXIT_USAGE)
+    raise typer.Exit(status)
 
 
 def interrupted(message: str) -> None:
@@ -109,8 +109,7 @@ def run(
         loaded = load_task(values["task"], values["dataset_dir"])
         summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress)
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(EXIT_BUSY) from None
+        fail(str(error), EXIT_BUSY)
     except (ValueError, RunError) as error:
         fail(str(error))
     except KeyboardInterrupt:
@@ -299,8 +298,7 @@ def evaluate(
             store.write_json_atomic(json_file, record)
             written.append(json_file)
     except store.RunBusyError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(store.EXIT_BUSY) from None
+        fail(str(error), store.EXIT_BUSY)
     except KeyboardInterrupt:
         interrupted("the evaluation stopped")
     except OSError as error:
