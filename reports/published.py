@@ -1,8 +1,5 @@
-"""The paper's published OGBench success rates (docs/drol-spec.md section 1), to set beside a sweep's.
-
-Each family's numbers are over its 5 tasks (task1..task5) and 8 seeds, after 1M updates, scored as
-the mean of the evaluations at 800k, 900k and 1M updates; mean +- standard deviation in percent.
-"""
+"""The paper's published OGBench success rates (docs/drol-spec.md section 1), to set beside a sweep's: per family,
+mean +- standard deviation in percent over its 5 tasks and 8 seeds, scored as docs/drol-spec.md section 3 says."""
 
 from __future__ import annotations
 

@@ -307,9 +307,8 @@ def verdict_counts(analysis: Analysis, keys: list[tuple[str, int, str, int]], x:
 
 
 def yardstick(results: Results, analysis: Analysis, task: str) -> tuple[str, float] | None:
-    """(name, score) of the best reference available on a task: the bc-only run's mean score (behaviour cloning of
-    the data, the highest over its K) where one ran, else the task's own level of a randomly played supported
-    action (its runs' behaviour_level); None where neither exists."""
+    """(name, score) of the best reference on a task: the bc-only run's mean score (highest over its K), else the
+    task's behaviour_level; None where neither exists."""
     behaviour = [(group_label(a, k), float(s.mean.point[0])) for (t, a, k), s in analysis.per_task.items()
                  if t == task and results.point(a).ablation == BEHAVIOUR_REFERENCE and np.isfinite(s.mean.point[0])]
     if behaviour:
@@ -353,9 +352,8 @@ def yardstick_sentence(results: Results, analysis: Analysis, task: str, labels: 
 
 
 def below_reference(results: Results, analysis: Analysis) -> dict[str, list[tuple[str, float, str]]]:
-    """{task: [(run label, mean score, state)]} of the runs whose mean score lies below the task's yardstick
-    (`yardstick`), each with the state of its learning curve over its last third (analysis.trends): 'still
-    rising' (a material rise: undertrained), 'plateaued' (a negligible change) or 'not clearly flat'."""
+    """{task: [(run label, mean score, state)]} of the runs scoring below the task's yardstick, each with the state
+    of its learning curve over its last third (analysis.trends): 'still rising', 'plateaued' or 'not clearly flat'."""
     below: dict[str, list[tuple[str, float, str]]] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
         reference = yardstick(results, analysis, task)

@@ -38,8 +38,7 @@ YARDSTICK_BAND = 0.25  # a ratio to the data's own scale within 1 +- this reads 
 
 
 def spread_text(ratio: stats.Interval) -> str:
-    """A winner-to-data distance over the data's own action scale (data_action_spread), read against a band around
-    1 by the three verdicts."""
+    """A winner-to-data distance over the data's own action scale (data_action_spread), read against 1 +- the band."""
     return worded(ratio, YARDSTICK_BAND, "beyond the data's own scale: far from the data", "within the data's own "
                   "scale", "about the data's own scale", "not told apart from the data's own scale",
                   f"no verdict with {ratio.runs} seeds", null=1.0)
