@@ -116,10 +116,16 @@ def test_resume_of_a_finished_run_changes_nothing_and_without_checkpoint_starts_
     assert list(logs.step.values) == [10, 20] and list(logs.eval_step.values) == [20]
 
 
-def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_path):
-    args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
+def long_run(out: Path) -> list[str]:
+    """A run far longer than any test waits (checkpoint every 400 updates), to stop part-way; one set of
+    settings for the SIGKILL and Ctrl-C tests, so the second finds its programs in the compilation cache."""
+    return [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
             "--seeds", "0,1", "--log-interval", "200", "--eval-interval", "1000", "--checkpoint-interval", "400",
-            "--out", str(tmp_path), "--no-progress", "--no-diagnostics"]
+            "--out", str(out), "--no-progress", "--no-diagnostics"]
+
+
+def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_path):
+    args = long_run(tmp_path)
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
 
@@ -153,11 +159,7 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
 
 
 def test_ctrl_c_prints_one_line_saying_what_is_kept_and_exits_130(tmp_path):
-    # (the settings of the SIGKILL test above: its programs are in the session's compilation cache)
-    args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16", "--batch-size", "16", "--k", "2",
-            "--seeds", "0,1", "--log-interval", "200", "--eval-interval", "1000", "--checkpoint-interval", "400",
-            "--out", str(tmp_path), "--no-progress", "--no-diagnostics"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(long_run(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
     try:
         assert wait_until(lambda: (run_dir / "checkpoint.msgpack").exists(), WAIT_S, 0.1), "no checkpoint"
