@@ -65,12 +65,13 @@ def coverage_program(learner: Learner):
 
 
 @functools.lru_cache(maxsize=16)
-def truth_program(true_value, behavior_log_density):
+def truth_program(true_value, behavior_log_density, best_value=None):
     """The jitted truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
-    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density) -> {name: (S,)}."""
-    return jax.jit(jax.vmap(lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold: truth_diagnostics(
-        obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold),
-        in_axes=(0, 0, 0, 0, 0, 0, None)))
+    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density, candidates) -> {name: (S,)}."""
+    return jax.jit(jax.vmap(
+        lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold, candidates: truth_diagnostics(
+            obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold,
+            candidates, best_value), in_axes=(0, 0, 0, 0, 0, 0, None, 0)))
 
 
 @jax.jit
@@ -98,17 +99,17 @@ class ProbeRecorder:
 
     def _truth_setup(self, task: Task) -> None:
         """The comparison with the task's ground truth, where it has some (else self._truth is None)."""
-        value, density = task.true_value, task.behavior_log_density
+        value, density, best = task.true_value, task.behavior_log_density, task.best_value
         self.true_ood_threshold: float | None = None
         self._truth = None
-        if value is None and density is None:
+        if value is None and density is None and best is None:
             return
         if density is not None:
             data = held_out_rows(task)
             logp = np.asarray(density(jnp.asarray(data["observations"]), jnp.asarray(data["actions"])), np.float64)
             self.true_ood_threshold = float(np.percentile(logp, TRUE_OOD_PERCENTILE))
         self._truth_threshold = jnp.float32(-np.inf if self.true_ood_threshold is None else self.true_ood_threshold)
-        self._truth = truth_program(value, density)
+        self._truth = truth_program(value, density, best)
 
     def _yardsticks(self, task: Task, dataset: dict[str, jnp.ndarray]) -> None:
         """The scales the routing quantities are read against, and the coverage computation."""
@@ -163,10 +164,11 @@ class ProbeRecorder:
         values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
         deployed = values.pop("deployed")  # (S, M, d)
         winner_actions = values.pop("winner_actions") if self.routed else None  # (S, M, d)
+        candidates = values.pop("candidates") if self.routed else None  # (S, M, K, d)
         if self._truth is not None:
             values.update(jax.tree.map(np.asarray, self._truth(
                 self.probes.observations, self.probes.actions, deployed, winner_actions, values["q_deployed"],
-                values.get("q_winner"), self._truth_threshold)))
+                values.get("q_winner"), self._truth_threshold, candidates)))
         history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         if self.routed:
             covered = self._cover(states, self.probes, self.centres, *self._cover_scales)

@@ -96,8 +96,8 @@ def action_conflict(ascent: jnp.ndarray, pull: jnp.ndarray) -> dict[str, jnp.nda
 def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
                       deploy_key: jax.Array) -> dict[str, jnp.ndarray]:
     """Routing, distance, gradient and usage quantities of one DROL seed on its probe set; the owner of each probe
-    is what the run's own routing (drol.learner.assign) decides on its bank. Returns (M,), (M, d), (K,), (L,) or
-    scalars by name."""
+    is what the run's own routing (drol.learner.assign) decides on its bank. Returns (M,), (M, d), (M, K, d)
+    (the candidates, for truth_diagnostics), (K,), (L,) or scalars by name."""
     config = learner.config
     actor, critic = learner.actor, learner.critic
     obs, actions, latents = probes.observations, probes.actions, probes.latents
@@ -123,6 +123,7 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
     # Critic values (min over the ensemble, as the actor sees them).
     q_min = lambda a: jnp.min(critic.apply(state.critic_params, obs, a), axis=0)  # (M,)
     deployed = act(learner, state.actor_params, obs, deploy_key)  # (M, d), as at test time
+    q_candidates = jax.vmap(q_min, in_axes=1, out_axes=1)(candidates)  # (M, K)
 
     # Gradients of the run's own actor terms (its routing's latents and weights) on the probes.
     loss_of = lambda bc_coef, q_coef: (lambda params: actor_loss(
@@ -141,7 +142,8 @@ def probe_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet,
         "load": load, "load_entropy": load_entropy, "dead_candidates": jnp.sum(load == 0).astype(jnp.int32),
         "candidate_spread": candidate_spread,
         "q_winner": jnp.mean(q_min(winner_actions)), "q_data": jnp.mean(q_min(actions)),
-        "q_deployed": jnp.mean(q_min(deployed)), "deployed": deployed, "winner_actions": winner_actions,
+        "q_deployed": jnp.mean(q_min(deployed)), "q_best_candidate": jnp.mean(jnp.max(q_candidates, axis=1)),
+        "deployed": deployed, "winner_actions": winner_actions, "candidates": candidates,
         **gradients, **conflict,
     }
 
@@ -185,17 +187,24 @@ def coverage_diagnostics(learner: Learner, state: TrainState, probes: ProbeSet, 
 def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, deployed: jnp.ndarray,
                       winner_actions: jnp.ndarray | None, q_deployed: jnp.ndarray, q_winner: jnp.ndarray | None,
                       true_value=None, behavior_log_density=None,
-                      ood_log_density: float | jnp.ndarray = -jnp.inf) -> dict[str, jnp.ndarray]:
+                      ood_log_density: float | jnp.ndarray = -jnp.inf, candidates: jnp.ndarray | None = None,
+                      best_value=None) -> dict[str, jnp.ndarray]:
     """The probe quantities against the task's ground truth (drol_diag.tasks.base.Task), one seed (meanings:
     diagnostics.quantities). observations (M, obs); data_actions, deployed, winner_actions (M, d) (None for FQL);
-    q_deployed, q_winner: scalars as probe_diagnostics logs them. Returns scalars, and behavior_logp (M,)."""
+    q_deployed, q_winner: scalars as probe_diagnostics logs them; candidates (M, K, d) (None for FQL).
+    Returns scalars, and behavior_logp (M,)."""
     points = {"data": data_actions, "deployed": deployed}
     if winner_actions is not None:
         points["winner"] = winner_actions
     result: dict[str, jnp.ndarray] = {}
+    if best_value is not None:
+        result["true_value_oracle"] = jnp.mean(best_value(observations))
     if true_value is not None:
         for name, actions in points.items():
             result[f"true_value_{name}"] = jnp.mean(true_value(observations, actions))
+        if candidates is not None:
+            values = jax.vmap(lambda a: true_value(observations, a), in_axes=1, out_axes=1)(candidates)  # (M, K)
+            result["true_value_best_candidate"] = jnp.mean(jnp.max(values, axis=1))
         result["critic_bias"] = q_deployed - result["true_value_deployed"]
         if winner_actions is not None:
             result["critic_bias_winner"] = q_winner - result["true_value_winner"]

@@ -193,6 +193,29 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
                                  "return units are shown, never called material")),
     Quantity("critic_bias_winner", (), "Q - true value (winner)", "return units",
              "q_winner - true_value_winner (tasks with true_value)"),
+    # The regret split: the oracle's lead over the deployed action = no candidate reaching it + the deployed sample
+    # falling short of the best candidate (the paper's claim: K candidates cover the rare good actions).
+    Quantity("true_value_best_candidate", (), "true value (best candidate)", "return units",
+             "the best true value among the probe's K candidates, mean over probes (tasks with true_value)"),
+    Quantity("true_value_oracle", (), "true value (oracle)", "return units",
+             "the task's best_value at the probe state: the best supported action's true value, mean over probes "
+             "(tasks with best_value)", methods=BOTH),
+    Quantity("q_best_candidate", (), "Q(best candidate)", "Q units",
+             "the best min-ensemble Q among the probe's K candidates, mean over probes"),
+    Quantity("regret_no_candidate", (), "oracle - best candidate (true value)", "return units",
+             "true_value_oracle - true_value_best_candidate: the oracle's lead that no candidate reaches",
+             kind=DERIVED, reported="summary", derived=("minus", "true_value_oracle", "true_value_best_candidate"),
+             reporting=Reporting(None, "its scale follows the task's rewards: shown, never called material")),
+    Quantity("regret_sampling", (), "best candidate - deployed (true value)", "return units",
+             "true_value_best_candidate - true_value_deployed: how far the deployed sample falls short of the best "
+             "candidate", kind=DERIVED, reported="summary",
+             derived=("minus", "true_value_best_candidate", "true_value_deployed"),
+             reporting=Reporting(None, "its scale follows the task's rewards: shown, never called material")),
+    Quantity("q_regret_sampling", (), "Q(best candidate) - Q(deployed)", "Q units",
+             "q_best_candidate - q_deployed: regret_sampling in the critic's view (every task)", kind=DERIVED,
+             reported="summary", derived=("minus", "q_best_candidate", "q_deployed"),
+             reporting=Reporting(None, "Q scales differ with the task's rewards and discount: differences in Q "
+                                 "units are shown, never called material")),
     Quantity("true_conflict_frac", (), "BC opposes true ascent", "fraction of probes",
              "fraction of probes where (data action - winner) points against the true value's ascent direction (its "
              "action gradient) at the winner: conflict_frac with the true value for the critic (tasks with "

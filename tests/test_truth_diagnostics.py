@@ -1,6 +1,7 @@
 """Probe diagnostics against a task's ground truth (issue 14): the true value and the behaviour log-density at the
 winner, the data action and the deployed action, the critic's bias, the truly-out-of-support share and the
-true-gradient conflict. Known answers on small constructed arrays; a real run logs them all: tests/test_calibration.py."""
+true-gradient conflict, and the regret split (the oracle's value, the best of the K candidates). Known answers on small
+constructed arrays; a real run logs them all: tests/test_calibration.py, and the regret split on arc-2d here."""
 
 from __future__ import annotations
 
@@ -9,21 +10,31 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 from diagnostics.probes import LOG_DENSITY_FLOOR, truth_diagnostics
-from diagnostics.quantities import DERIVED, DROL, QUANTITIES
+from diagnostics.quantities import DERIVED, DROL, QUANTITIES, derive
+from drol_diag.runfolder import store
+from tests.helpers import invoke
 
 # The quantities that need a task's truth (all registered; none logged for a task without one).
 TRUTH = ("true_value_winner", "true_value_data", "true_value_deployed", "critic_bias", "critic_bias_winner",
          "true_conflict_frac", "behavior_logp_winner", "behavior_logp_data", "behavior_logp_deployed",
-         "behavior_logp", "true_ood_threshold", "true_ood_frac")
-WINNER_ONLY = {"true_value_winner", "critic_bias_winner", "true_conflict_frac", "behavior_logp_winner"}
+         "behavior_logp", "true_ood_threshold", "true_ood_frac", "true_value_best_candidate", "true_value_oracle")
+# DROL only: FQL has no winner and no candidates
+WINNER_ONLY = {"true_value_winner", "critic_bias_winner", "true_conflict_frac", "behavior_logp_winner",
+               "true_value_best_candidate"}
 
 WEIGHTS = jnp.asarray([2.0, -1.0])  # a linear true value: v(s, a) = s_0 + a . w, gradient w in a
 
 
 def linear_value(observations, actions):
     return observations[:, 0] + actions @ WEIGHTS
+
+
+def box_best_value(observations):
+    """linear_value's largest value over actions in [-1, 1]^2: at (1, -1)."""
+    return observations[:, 0] + jnp.sum(jnp.abs(WEIGHTS))
 
 
 def gaussian_with_edge(observations, actions):
@@ -63,7 +74,7 @@ def test_truth_quantities_have_their_known_answers():
     assert float(out["true_ood_frac"]) == pytest.approx(4 / 8)  # beyond the edge, and far out
     # FQL has no winner: only the data and deployed quantities; a task without truth: none.
     fql = truth_diagnostics(obs, data, deployed, None, jnp.asarray(3.0), None, linear_value, gaussian_with_edge,
-                            threshold)
+                            threshold, best_value=box_best_value)
     assert set(fql) == set(TRUTH) - WINNER_ONLY - {"true_ood_threshold"}
     assert truth_diagnostics(obs, data, deployed, winners, jnp.asarray(3.0), jnp.asarray(-1.0)) == {}
 
@@ -73,3 +84,46 @@ def test_registry_methods_of_the_truth_quantities():
         quantity = QUANTITIES[name]
         assert quantity.kind != DERIVED
         assert quantity.methods == ((DROL,) if name in WINNER_ONLY else ("drol", "fql")), name
+
+
+def test_the_regret_split_adds_up_and_its_best_candidate_is_the_best_of_the_k():
+    rng = np.random.default_rng(1)
+    obs = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    candidates = jnp.asarray(rng.uniform(-1, 1, (6, 4, 2)), jnp.float32)  # (M, K, d), inside the oracle's box
+    deployed = jnp.asarray(rng.uniform(-1, 1, (6, 2)), jnp.float32)
+    out = truth_diagnostics(obs, deployed, deployed, candidates[:, 0], jnp.asarray(0.0), jnp.asarray(0.0),
+                            linear_value, candidates=candidates, best_value=box_best_value)
+    per_candidate = np.stack([np.asarray(linear_value(obs, candidates[:, k])) for k in range(4)], axis=1)  # (M, K)
+    best = float(out["true_value_best_candidate"])
+    assert best == pytest.approx(per_candidate.max(axis=1).mean(), abs=1e-5)
+    assert np.all(best >= per_candidate.mean(axis=0) - 1e-6)  # at least every candidate's own mean over probes
+    oracle = float(out["true_value_oracle"])
+    assert oracle == pytest.approx(float(np.mean(box_best_value(obs))), abs=1e-5) and oracle >= best
+    # The report's two terms (registry derivations) add up to the oracle's lead over the deployed action.
+    logged = {name: np.asarray(out[name]).reshape(1, 1) for name in out}
+    no_candidate, sampling = derive("regret_no_candidate", logged), derive("regret_sampling", logged)
+    assert float(no_candidate[0, 0]) == pytest.approx(oracle - best, abs=1e-6) and no_candidate[0, 0] >= 0
+    assert float(no_candidate[0, 0] + sampling[0, 0]) == pytest.approx(
+        oracle - float(out["true_value_deployed"]), abs=1e-5)
+    # Without candidates (FQL) no best candidate; without best_value no oracle.
+    assert "true_value_best_candidate" not in truth_diagnostics(obs, deployed, deployed, None, jnp.asarray(0.0),
+                                                                None, linear_value, best_value=box_best_value)
+    assert "true_value_oracle" not in truth_diagnostics(obs, deployed, deployed, None, jnp.asarray(0.0), None,
+                                                        linear_value, candidates=candidates)
+
+
+def test_a_short_arc_run_logs_the_regret_split(tmp_path):
+    result = invoke("run", "--task", "arc-2d", "--hidden", "32,32", "--batch-size", "128", "--k", "4", "--seeds",
+                    "0,1", "--probes", "128", "--steps", "300", "--log-interval", "100", "--eval-interval", "300",
+                    "--no-progress", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    (log_store,) = list(tmp_path.glob(f"*/*/{store.LOG_STORE}"))
+    logs = xr.open_zarr(log_store.resolve(), consolidated=False).load()
+    for name in ("true_value_best_candidate", "true_value_oracle", "q_best_candidate"):
+        assert logs[name].dims == ("seed", "step") and np.isfinite(logs[name].values).all(), name
+    best, oracle = logs.true_value_best_candidate.values, logs.true_value_oracle.values
+    assert np.all(oracle >= best - 1e-6)  # arc's oracle value is the largest any action has
+    # The winner is one of the K candidates: the best of them is at least as good, truly and for the critic.
+    assert np.all(best >= logs.true_value_winner.values - 1e-6)
+    assert np.all(logs.q_best_candidate.values >= logs.q_winner.values - 1e-5)
+    assert "candidates" not in logs  # handed to the truth, never logged

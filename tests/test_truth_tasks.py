@@ -1,4 +1,4 @@
-"""Ground truth in the Task interface (true_value, behavior_log_density, mode_centers) and the embedded
+"""Ground truth in the Task interface (true_value, best_value, behavior_log_density, mode_centers) and the embedded
 one-step families that have it: `modes`, `arc` (a continuous supported arc) and `cliff` (a value
 cliff at the support's edge). Closed forms are checked against the data they describe: the density
 integrates to one and is the data's (the data's mean log-density equals the density's own), the
@@ -138,6 +138,9 @@ def test_true_value_is_the_reward_and_the_score_is_it_relative_to_the_best(name)
     states = jnp.asarray(seen[0])
     truth = jnp.mean(t.true_value(states, policy(states))) / jnp.mean(g.best_value(states))
     assert score == pytest.approx(float(truth), rel=1e-5)
+    # The task hands over that best value (the oracle's, per state): at least every data action's value.
+    np.testing.assert_allclose(t.best_value(states), g.best_value(states), rtol=1e-6)
+    assert np.all(np.asarray(t.best_value(obs)) >= np.asarray(t.true_value(obs, actions)) - 1e-6)
     assert t.evaluate(lambda s: np.asarray(g.best_action(jnp.asarray(s))), 1, 3)["score"] == pytest.approx(1, abs=1e-5)
 
 
@@ -258,10 +261,11 @@ def test_factory_tasks_pass_their_ground_truth_through():
     value = lambda observations, actions: -jnp.sum(jnp.square(actions), axis=-1)
     log_density = lambda observations, actions: jnp.zeros(len(actions))
     centres = lambda observations: jnp.zeros((len(observations), 1, 1))
+    best = lambda observations: jnp.zeros(len(observations))
     from_dict = task_from_factory_result(dict(dataset=dataset, true_value=value, behavior_log_density=log_density,
-                                              mode_centers=centres), "m:f")
-    assert (from_dict.true_value, from_dict.behavior_log_density, from_dict.mode_centers) == (value, log_density,
-                                                                                             centres)
+                                              mode_centers=centres, best_value=best), "m:f")
+    assert (from_dict.true_value, from_dict.behavior_log_density, from_dict.mode_centers,
+            from_dict.best_value) == (value, log_density, centres, best)
     from_task = task_from_factory_result(Task("x", dataset, true_value=value), "m:g")
     assert from_task.true_value is value and from_task.behavior_log_density is None
     assert task_from_factory_result(dataset, "m:h").true_value is None  # a task without truth

@@ -12,6 +12,8 @@
 Ground truth (None where unknown): pure jax.numpy functions, jit-safe, accepting numpy input:
 - `true_value(observations (N, obs_dim), actions (N, action_dim)) -> (N,)`: the expected return of the
   action in the state, following the behaviour policy after;
+- `best_value(observations (N, obs_dim)) -> (N,)`: the oracle's value per state, the best supported action's
+  true value;
 - `behavior_log_density(observations, actions) -> (N,)`: the behaviour policy's log-density (-inf off support);
 - `mode_centers(observations) -> (N, M, action_dim)`: where the data form M discrete modes per state.
 """
@@ -26,8 +28,10 @@ import numpy as np
 
 Policy = Callable[[np.ndarray], np.ndarray]
 TruthFunction = Callable[[Any, Any], Any]  # (observations (N, obs_dim), actions (N, d)) -> (N,); jnp, jit-safe
+StateValue = Callable[[Any], Any]  # observations (N, obs_dim) -> (N,); jnp, jit-safe
 ModeCenters = Callable[[Any], Any]  # observations (N, obs_dim) -> (N, M, d); jnp, jit-safe
-TRUTH_FIELDS = ("true_value", "behavior_log_density", "mode_centers")  # the optional ground-truth functions
+# the optional ground-truth functions
+TRUTH_FIELDS = ("true_value", "best_value", "behavior_log_density", "mode_centers")
 Evaluator = Callable[[Policy, int, int], dict]
 DATASET_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 UNDERTRAINED_REFERENCE = "random supported mode"  # modes: a random one of the supported modes per state
@@ -50,6 +54,7 @@ class Task:
     evaluate: Evaluator | None = field(default=None, repr=False)
     reference_levels: Mapping[str, float] = field(default_factory=dict, repr=False)  # name -> score (see above)
     true_value: TruthFunction | None = field(default=None, repr=False)  # expected return of (s, a) (see above)
+    best_value: StateValue | None = field(default=None, repr=False)  # the oracle's value per state (see above)
     behavior_log_density: TruthFunction | None = field(default=None, repr=False)  # log pi_beta(a | s) (see above)
     mode_centers: ModeCenters | None = field(default=None, repr=False)  # per-state mode centres (see above)
 

@@ -176,7 +176,8 @@ def one_step_task(name: str, spec: Any, make_geometry: Callable[[Any], OneStepGe
     return Task(name=name, dataset=as_numpy(sample(data_key, spec.num_transitions)),
                 validation=as_numpy(sample(val_key, spec.num_validation)),
                 evaluate=one_step_evaluator(spec, geometry), reference_levels=LazyLevels(spec, make_geometry),
-                true_value=jax.jit(geometry.true_value), behavior_log_density=jax.jit(geometry.behavior_log_density),
+                true_value=jax.jit(geometry.true_value), best_value=jax.jit(geometry.best_value),
+                behavior_log_density=jax.jit(geometry.behavior_log_density),
                 mode_centers=None if geometry.mode_centers is None else jax.jit(geometry.mode_centers))
 
 
