@@ -29,6 +29,7 @@ from drol_diag.runfolder import store
 from reports import stats
 from reports.analysis import analyse
 from reports.runs import read_results
+from reports.text import fmt
 from tests.chromium import chromium_available, render_page
 from tests.helpers import check_sentences, invoke
 
@@ -190,6 +191,19 @@ def test_every_referee_section_has_an_answer_or_a_command(sweep):
         assert record["answers"][anchor], f"section {anchor} has no paragraph"
     recorded = (sweep / "sweep.toml").read_text().splitlines()[1].removeprefix("# command: ")
     assert html_escape(recorded) in html  # the inventory shows the command that made the runs
+
+
+def test_question_five_shows_the_regret_split_per_run_and_k(sweep):
+    record = report_json(sweep)
+    split = next(s for s in record["answers"]["q5-k"] if s.startswith("modes-2d, late: the oracle's lead"))
+    for k in ("2", "4"):  # modes-2d knows its best value: both terms, late, with their seeds
+        terms = [record["diagnostics"][name]["modes-2d"]["dynamic"][k]["late"]
+                 for name in ("regret_no_candidate", "regret_sampling")]
+        assert all(term["runs"] == 3 for term in terms)
+        assert f"K={k} {fmt(terms[0]['point'])} (n=3) + {fmt(terms[1]['point'])} (n=3)" in split
+    assert "; the first term at K=4 minus at K=2: " in split  # the quantisation claim's reading (3 seeds: none)
+    assert "no candidate reaches it (true_value_oracle - true_value_best_candidate)" in split
+    assert html_escape(split) in (sweep / "report.html").read_text()
 
 
 def test_no_sentence_says_what_the_verdict_and_seed_rules_forbid(sweep):

@@ -31,15 +31,17 @@ from reports.document import Command, Figure, Notice, Paragraph, Report, Section
 from reports.figures import IntervalRow, Line, Panel, draw_interval_figure, draw_line_figure
 from reports.html import render_html
 from reports.pdf import render_pdf
+from reports.questions.common import get
 from reports.questions.conflict import conflict_answer
 from reports.questions.dynamic_vs_static import aggregates_table, question_dynamic_vs_static, score_panels
-from reports.questions.k_sensitivity import k_answer, k_panels
+from reports.questions.k_sensitivity import k_answer, k_panels, question_k, regret_split_answer
 from reports.questions.ownership import ownership_answer
 from reports.questions.truth import calibration_panels, calibration_table, pair_sentence, run_paragraph, verdict
 from reports.runs import read_results
 from reports.sections import per_task_section, summary_lines
 from reports.text import fmt_interval, plural
 from tests import chromium
+from tests.helpers import check_sentences
 
 TASK = "modes-2d"
 REPS = 100
@@ -366,3 +368,48 @@ def test_an_undefined_rank_correlation_and_diverged_seeds_are_said_never_dropped
     # A diverged seed is left out as from every diagnostic, and counted where the run is reported.
     left_out = tuple(dataclasses.replace(s, left_out=(7,)) for s in summaries)
     assert "1 diverged seed, 7, left out" in run_paragraph(TASK, "dynamic", 4, left_out).text
+
+
+# ------------------------------------------------------------------------------------------------
+# The regret split (question 5): the oracle's lead over the deployed action in two terms
+
+
+def test_question_five_splits_the_oracles_lead_into_no_candidate_and_the_deployed_sample(analysed):
+    results, analysis = analysed
+    sentences = regret_split_answer(results, analysis)
+    (split,) = sentences  # one task
+    assert split.startswith(f"{TASK}, late: the oracle's lead over the deployed action = no candidate reaches it")
+    for k in (2, 4):  # modes-2d knows its best value: each term from the raw log, late, per seed
+        raw = results.logs.sel(task=TASK, ablation="dynamic", k=k)
+        best = late_per_seed(raw, "true_value_best_candidate")
+        no_candidate, sampling = (get(analysis, name, TASK, "dynamic", k) for name in ("regret_no_candidate",
+                                                                                        "regret_sampling"))
+        np.testing.assert_allclose(no_candidate.late_values, late_per_seed(raw, "true_value_oracle") - best, rtol=1e-5)
+        np.testing.assert_allclose(sampling.late_values, best - late_per_seed(raw, "true_value_deployed"), rtol=1e-5)
+        assert f"K={k} {fmt_interval(no_candidate.late)} + {fmt_interval(sampling.late)}" in split
+    dynamic = split[split.index(": dynamic K=2"):split.index(". static-routing K=2")]
+    assert "; the first term at K=4 minus at K=2: " in dynamic and "(no reading with 3 seeds)" in dynamic
+    assert split in texts(question_k(results, analysis).blocks)
+    check_sentences(sentences)
+
+    # 5 seeds whose first term shrinks from K=2 to K=4: read as the quantisation claim predicts.
+    def no_candidate(lead):  # a derived quantity: from its two logged operands, (5 seeds, 3 rows)
+        logged = xr.Dataset({"true_value_oracle": (("seed", "step"), np.ones((5, 3))),
+                             "true_value_best_candidate": (("seed", "step"), 1 - lead - 0.01 * np.arange(15).reshape(5, 3))},
+                            coords={"seed": np.arange(5), "step": 100 * np.arange(1, 4)})
+        return diagnostic_summary(logged, "regret_no_candidate", REPS, 0)
+
+    shrinking = with_diagnostics(analysis, **{"regret_no_candidate/dynamic/2": no_candidate(0.4),
+                                              "regret_no_candidate/dynamic/4": no_candidate(0.1)})
+    (text,) = regret_split_answer(results, shrinking)
+    assert "; the first term at K=4 minus at K=2: -0.3 [" in text
+    assert "it shrinks as K grows, as the claim that K candidates cover the rare good actions predicts" in text
+
+    # Without the truth: the critic's view, said to be one.
+    critic_only = dataclasses.replace(analysis, diagnostics={
+        key: summary for key, summary in analysis.diagnostics.items()
+        if key[0] not in ("regret_no_candidate", "regret_sampling")})
+    (text,) = regret_split_answer(results, critic_only)
+    critic = [get(analysis, "q_regret_sampling", TASK, "dynamic", k).late for k in (2, 4)]
+    assert text.startswith(f"{TASK}, late, no ground truth logged: the critic's view only (its Q, not the true value)")
+    assert f"q_best_candidate - q_deployed: dynamic K=2 {fmt_interval(critic[0])}; K=4 {fmt_interval(critic[1])}." in text

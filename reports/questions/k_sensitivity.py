@@ -1,5 +1,7 @@
 """Question 5: how sensitive is it to K? The IQM at each K against the highest, the candidates that own no probe,
-and the late candidate-usage quantities against K; with one K only, the sweep command that adds more."""
+the late candidate-usage quantities against K, and the regret split (does some candidate reach the oracle's
+action, and does the deployed sample reach the best candidate?); with one K only, the sweep command that adds more,
+in place of the figure and the split."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from reports.analysis import DIAGNOSTICS, Analysis, compare, is_baseline
 from reports.document import Block, Paragraph, Section
 from reports.figures import Panel, interval_line, line_figure
 from reports.questions.common import diagnostic_panel, get, score_levels
+from reports.questions.truth import direction
 from reports.runs import Results
 from reports.text import effect_text, fill_command, fmt_interval, missing, plural, run_ks, seeds_text
 
@@ -68,6 +71,48 @@ def k_answer(results: Results, analysis: Analysis) -> list[str]:
     return sentences
 
 
+def regret_split_answer(results: Results, analysis: Analysis) -> list[str]:
+    """Per task, late, per routed run and K: the oracle's lead over the deployed action as regret_no_candidate +
+    regret_sampling, and the first term's change from the smallest K to the largest; where the task has no truth,
+    the critic's view of the second (q_regret_sampling)."""
+    sentences = []
+    for task in results.tasks:
+        truth, critic = [], []
+        for ablation in (a for a in results.ablations if not is_baseline(a)):
+            split = [(k, no_candidate, sampling) for k in results.ks(ablation)
+                     if (no_candidate := get(analysis, "regret_no_candidate", task, ablation, k))
+                     and (sampling := get(analysis, "regret_sampling", task, ablation, k))]
+            q_views = [(k, s) for k in results.ks(ablation) if (s := get(analysis, "q_regret_sampling", task,
+                                                                         ablation, k))]
+            if split:
+                truth.append(f"{ablation} " + "; ".join(f"K={k} {fmt_interval(n.late)} + {fmt_interval(s.late)}"
+                                                        for k, n, s in split) + shrink_text(analysis, split))
+            elif q_views:
+                critic.append(f"{ablation} " + "; ".join(f"K={k} {fmt_interval(s.late)}" for k, s in q_views))
+        if truth:
+            sentences.append(f"{task}, late: the oracle's lead over the deployed action = no candidate reaches it "
+                             "(true_value_oracle - true_value_best_candidate) + the deployed sample falls short of the "
+                             "best candidate (true_value_best_candidate - true_value_deployed): "
+                             + ". ".join(truth) + ".")
+        elif critic:
+            sentences.append(f"{task}, late, no ground truth logged: the critic's view only (its Q, not the true "
+                             "value) of how far the deployed sample falls short of the best of the K candidates, "
+                             "q_best_candidate - q_deployed: " + ". ".join(critic) + ".")
+    return sentences
+
+
+def shrink_text(analysis: Analysis, split: list) -> str:
+    """'; the first term at K=16 minus at K=2: <interval> (<reading>)' for two K or more, else ''."""
+    if len(split) < 2:
+        return ""
+    (low_k, low, _), (high_k, high, _) = split[0], split[-1]
+    shrink = stats.difference_interval(high.late_values, low.late_values, analysis.reps, analysis.seed)
+    reading = (f"no reading with {plural(shrink.runs, 'seed')}" if shrink.runs < stats.MIN_RUNS else
+               direction(shrink, "it grows with K, against the claim that K candidates cover the rare good actions",
+                         "it shrinks as K grows, as the claim that K candidates cover the rare good actions predicts"))
+    return f"; the first term at K={high_k} minus at K={low_k}: {fmt_interval(shrink)} ({reading})"
+
+
 def question_k(results: Results, analysis: Analysis) -> Section:
     blocks: list[Block] = []
     blocks += [Paragraph(sentence) for sentence in k_answer(results, analysis)]
@@ -77,6 +122,7 @@ def question_k(results: Results, analysis: Analysis) -> Section:
         blocks.append(missing(f"Only K={seeds_text(ks_run)} was run: a K curve needs at least two values.",
                               fill_command(results, ks=wanted)))
         return Section(ANCHOR, TITLE, tuple(blocks))
+    blocks += [Paragraph(sentence) for sentence in regret_split_answer(results, analysis)]
     panels = k_panels(results, analysis)
     if panels:
         blocks.append(line_figure("k-sensitivity", "Sensitivity to K: IQM of the score over runs and tasks (grey "
