@@ -430,6 +430,32 @@ def data_generate(
         typer.echo(line)
 
 
+density_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                          help="The learned behaviour density the diagnostics read support by.")
+app.add_typer(density_app, name="density")
+
+
+@density_app.command("fit")
+def density_fit(
+    task: str = typer.Argument(..., help="a task, as run --task takes it (e.g. arc-8d, cube-single-play-v0)"),
+    dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Fit the task's behaviour density once and cache it (or show the cached fit): its held-out log-likelihood
+    per action dimension and fit time."""
+    from diagnostics.density import DensityError, cache_folder, cache_path
+    from drol_diag.tasks import load_task
+    from training.driver import fitted_density
+
+    try:
+        loaded = load_task(task, dataset_dir)
+        density, fitted = fitted_density(loaded, progress)
+    except (ValueError, DensityError) as error:
+        fail(str(error))
+    typer.echo(f"{'fitted' if fitted else 'cached'}: {density.summary()}")
+    typer.echo(f"cache: {cache_path(cache_folder(), density.key)}")
+
+
 @data_app.command("list")
 def data_list(dataset_dir: Optional[str] = typer.Option(None, help=DATASET_DIR_HELP)) -> None:
     """Every dataset drol-diag knows, whether it is in the folder (and its size), and the command that makes or

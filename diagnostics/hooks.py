@@ -1,6 +1,7 @@
 """The recorder the training driver calls at every log row: probe diagnostics for all seeds (device: probes,
 vmapped over seeds and jitted) with the ownership history, support distances and yardsticks (host), and, for a
-task with ground truth, truth_diagnostics (out-of-support threshold: the held-out actions' 5% log-density quantile).
+task with ground truth, truth_diagnostics (out-of-support threshold: the held-out actions' 5% log-density quantile),
+and with a learned behaviour density (diagnostics.density) the same rule with the estimate.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diagnostics.density import BehaviourDensity
 from diagnostics.probes import (
     DEPLOY_STREAM,
+    LOG_DENSITY_FLOOR,
     QUANTILES,
     ProbeSet,
     coverage_diagnostics,
@@ -84,7 +87,7 @@ class ProbeRecorder:
     """Probe sets, support index and ownership history of one run (all seeds)."""
 
     def __init__(self, learner: Learner | FQLLearner, task: Task, dataset: dict[str, jnp.ndarray], seeds: list[int],
-                 num_probes: int = DEFAULT_PROBES):
+                 num_probes: int = DEFAULT_PROBES, density: BehaviourDensity | None = None):
         self.learner, self.seeds = learner, jnp.asarray(seeds, jnp.int32)
         k = learner.config.num_candidates
         self.probes: ProbeSet = probe_set_program(num_probes, k)(dataset, self.seeds)
@@ -96,6 +99,41 @@ class ProbeRecorder:
         if self.routed:
             self._yardsticks(task, dataset)
         self._truth_setup(task)
+        self._density_setup(task, density)
+
+    def _density_setup(self, task: Task, density: BehaviourDensity | None) -> None:
+        """The learned behaviour density's yardsticks: its held-out 5% quantile and the probes' data actions."""
+        self.density, self.density_ood_threshold = density, None
+        if density is None:
+            return
+        data = held_out_rows(task)
+        self.density_ood_threshold = float(np.percentile(density.log_prob(data["observations"], data["actions"]),
+                                                         TRUE_OOD_PERCENTILE))
+        self._density_data = self._density_logp(np.asarray(self.probes.actions)).mean(1)  # (S,)
+
+    def _density_logp(self, actions: np.ndarray) -> np.ndarray:
+        """max(estimated log-density, LOG_DENSITY_FLOOR) (S, M) of actions (S, M, d) at the probe states."""
+        seeds, m, _ = actions.shape
+        logp = self.density.log_prob(self.probe_observations.reshape(seeds * m, -1), actions.reshape(seeds * m, -1))
+        return np.maximum(logp, LOG_DENSITY_FLOOR).reshape(seeds, m)
+
+    def _density_row(self, deployed: np.ndarray, winner_actions: np.ndarray | None, action_cos: np.ndarray | None,
+                     true_action_cos: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The density quantities of a row: deployed (S, M, d), winner_actions (S, M, d) or None (FQL), the learned
+        and the true conflict cosines (S, M) or None."""
+        deployed_logp = self._density_logp(deployed)
+        row = {"density_logp": deployed_logp, "density_logp_deployed": deployed_logp.mean(1),
+               "density_logp_data": self._density_data,
+               "density_ood_frac": (deployed_logp < self.density_ood_threshold).mean(1)}
+        if winner_actions is not None:
+            winner_logp = self._density_logp(winner_actions)
+            in_support = winner_logp >= self.density_ood_threshold  # (S, M)
+            share = lambda conflict: np.where(in_support.any(1), (conflict & in_support).sum(1)
+                                              / np.maximum(in_support.sum(1), 1), np.nan)
+            row.update(density_logp_winner=winner_logp.mean(1), conflict_frac_in_support=share(action_cos < 0))
+            if true_action_cos is not None:
+                row["true_conflict_frac_in_support"] = share(true_action_cos < 0)
+        return row
 
     def _truth_setup(self, task: Task) -> None:
         """The comparison with the task's ground truth, where it has some (else self._truth is None)."""
@@ -143,6 +181,9 @@ class ProbeRecorder:
                 "support_dist_ref": (QUANTITIES["support_dist_ref"].dims, self.support.reference),
                 "ood_threshold": (QUANTITIES["ood_threshold"].dims, np.asarray(self.support.ood_threshold)),
                 **(self._static_yardsticks() if self.routed else {}),
+                **({} if self.density_ood_threshold is None else {
+                    "density_ood_threshold": (QUANTITIES["density_ood_threshold"].dims,
+                                              np.asarray(self.density_ood_threshold))}),
                 **({} if self.true_ood_threshold is None else {
                     "true_ood_threshold": (QUANTITIES["true_ood_threshold"].dims,
                                            np.asarray(self.true_ood_threshold))})}
@@ -169,6 +210,9 @@ class ProbeRecorder:
             values.update(jax.tree.map(np.asarray, self._truth(
                 self.probes.observations, self.probes.actions, deployed, winner_actions, values["q_deployed"],
                 values.get("q_winner"), self._truth_threshold, candidates)))
+        true_action_cos = values.pop("true_action_cos", None)
+        if self.density is not None:
+            values.update(self._density_row(deployed, winner_actions, values.get("action_cos"), true_action_cos))
         history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         if self.routed:
             covered = self._cover(states, self.probes, self.centres, *self._cover_scales)

@@ -209,7 +209,10 @@ def truth_diagnostics(observations: jnp.ndarray, data_actions: jnp.ndarray, depl
         if winner_actions is not None:
             result["critic_bias_winner"] = q_winner - result["true_value_winner"]
             ascent = jax.grad(lambda a: jnp.sum(true_value(observations, a)))(winner_actions)  # (M, d)
-            result["true_conflict_frac"] = action_conflict(ascent, data_actions - winner_actions)["conflict_frac"]
+            true_conflict = action_conflict(ascent, data_actions - winner_actions)
+            # true_action_cos (M,): not logged; the recorder reads it over the probes the density places in support
+            result["true_conflict_frac"], result["true_action_cos"] = (true_conflict["conflict_frac"],
+                                                                       true_conflict["action_cos"])
     if behavior_log_density is not None:
         for name, actions in points.items():
             result[f"behavior_logp_{name}"] = jnp.mean(jnp.maximum(behavior_log_density(observations, actions),

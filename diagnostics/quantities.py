@@ -35,13 +35,15 @@ DIFFERENCE, RANK_CORRELATION = "difference", "rank correlation"  # how an estima
 class Calibration:
     """A diagnostic estimate beside the ground truth it estimates, and the bar their agreement must clear:
     DIFFERENCE, |late estimate - late truth| per seed at most `bar`; RANK_CORRELATION, Spearman per seed of the
-    per-probe estimate against minus the truth (diagnostics.calibration) at least `bar`; None: shown, never judged."""
+    per-probe estimate against the truth (minus the truth where `decreasing`; diagnostics.calibration) at least
+    `bar`; None: shown, never judged."""
 
     truth: str  # the QUANTITIES name of what it estimates
     measure: str  # DIFFERENCE or RANK_CORRELATION
     bar: float | None
     text: str  # one line: what the estimate claims to measure and what the truth is
     estimate: str = ""  # the QUANTITIES name that declares it (filled in by CALIBRATIONS)
+    decreasing: bool = True  # RANK_CORRELATION: the estimate falls as the truth rises (a distance, a log-density)
 
     def within_bar(self, agreement: float) -> bool | None:
         """Whether an agreement value clears the bar; None without a bar or for NaN."""
@@ -240,6 +242,29 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "fraction of deployed actions whose behaviour log-density is below true_ood_threshold (tasks with "
              "behavior_log_density)", methods=BOTH, reported="summary",
              reporting=Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0)),
+    Quantity("density_logp", ("probe",), "estimated log-density (deployed), per probe", "nats",
+             "max(the learned behaviour density (diagnostics.density) at each probe's deployed action, -50), as "
+             "behavior_logp", methods=BOTH,
+             probe_mean="density_logp_deployed",
+             calibration=Calibration("behavior_logp", RANK_CORRELATION, 0.8,
+                                     "the learned behaviour density should order deployed actions as the "
+                                     "behaviour's true log-density does", decreasing=False)),
+    Quantity("density_logp_deployed", (), "estimated log-density (deployed)", "nats",
+             "mean over probes of density_logp", methods=BOTH, reported="summary",
+             reporting=Reporting(1.0, "one nat: the deployed actions' estimated data density changed by a factor e")),
+    Quantity("density_logp_winner", (), "estimated log-density (winner)", "nats",
+             "mean over probes of max(the learned behaviour density at the winner, -50)"),
+    Quantity("density_logp_data", (), "estimated log-density (data action)", "nats",
+             "mean over probes of max(the learned behaviour density at the data action, -50)", methods=BOTH),
+    Quantity("density_ood_threshold", (), "estimated out-of-support threshold", "nats",
+             "5th percentile of the learned behaviour density at held-out data pairs", methods=BOTH, kind=STATIC),
+    Quantity("density_ood_frac", (), "out of support (density)", "fraction of deployed actions",
+             "fraction of deployed actions whose learned log-density is below density_ood_threshold (true_ood_frac's "
+             "rule with the estimate)", methods=BOTH, reported="summary",
+             reporting=Reporting(0.05, "the held-out data's own rate (5% by construction)", 0.0, 1.0),
+             calibration=Calibration("true_ood_frac", DIFFERENCE, 0.1,
+                                     "the share of deployed actions whose learned log-density lies below the held-out "
+                                     "data's 5% quantile of it, against the same share with the true density")),
     Quantity("grad_cos", (), "cos(grad BC, grad critic)", "cosine",
              "cosine between the actor-parameter gradients of the imitation term (FQL: distillation) and of L_q on "
              "the probes", methods=BOTH, reported="summary",
@@ -261,6 +286,16 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
                                      "value's gradient"),
              study=(5, "over-stated the true-gradient conflict by 0.19 to 0.35 in 5 action dimensions (arc-5d): it "
                        "measures the conflict with the learned critic, not whether BC truly holds the actor back")),
+    Quantity("conflict_frac_in_support", (), "BC opposes critic (winner in support)", "fraction of probes",
+             "conflict_frac over the probes whose winner the learned density places in support (log-density at least "
+             "density_ood_threshold): where the critic's gradient is not extrapolation; NaN with no such probe",
+             reported="summary", reporting=SHARE,
+             calibration=Calibration("true_conflict_frac_in_support", DIFFERENCE, 0.15,
+                                     "the conflict share with the learned critic's gradient against the true value's, "
+                                     "over the probes whose winner the learned density places in support")),
+    Quantity("true_conflict_frac_in_support", (), "BC opposes true ascent (winner in support)", "fraction of probes",
+             "true_conflict_frac over the probes of conflict_frac_in_support (tasks with true_value)",
+             reported="summary", reporting=SHARE),
     Quantity("load", ("candidate",), "load", "fraction of probes",
              "fraction of probes each candidate owns"),
     Quantity("load_entropy", (), "load entropy", "entropy / log K",

@@ -79,19 +79,20 @@ def prefer_fast_cpu_dots() -> None:
 
 
 COMPILE_CACHE_VARIABLE = "DROL_DIAG_COMPILE_CACHE"  # a folder for JAX's compilation cache, or "off"
+DENSITY_CACHE_VARIABLE = "DROL_DIAG_DENSITY_CACHE"  # the folder of fitted behaviour densities (diagnostics.density)
 COMPILE_CACHE_MAX_BYTES = 2 * 1024**3  # least recently used programs are evicted beyond this
 
 
-def default_compile_cache() -> str:
-    """$XDG_CACHE_HOME/drol-diag/jax (~/.cache/drol-diag/jax when XDG_CACHE_HOME is unset)."""
+def user_cache_folder(name: str) -> str:
+    """$XDG_CACHE_HOME/drol-diag/<name> (~/.cache/drol-diag/<name> when XDG_CACHE_HOME is unset)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "drol-diag", "jax")
+    return os.path.join(base, "drol-diag", name)
 
 
 def compilation_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """The JAX variables that turn on its persistent compilation cache, shared by this user's processes (a
     sweep's groups compile the same programs: 52 s -> 30 s for 8 seeds of 2000 updates), in
-    DROL_DIAG_COMPILE_CACHE (default default_compile_cache(); "off": none); a hit is the same program, so
+    DROL_DIAG_COMPILE_CACHE (default user_cache_folder("jax"); "off": none); a hit is the same program, so
     the numbers do not change. {} when off or when JAX_COMPILATION_CACHE_DIR is set (the user's cache wins).
 
     >>> compilation_cache_settings({"DROL_DIAG_COMPILE_CACHE": "off"})
@@ -99,7 +100,7 @@ def compilation_cache_settings(environ: Mapping[str, str]) -> dict[str, str]:
     >>> compilation_cache_settings({"DROL_DIAG_COMPILE_CACHE": "/c"})["JAX_COMPILATION_CACHE_DIR"]
     '/c'
     """
-    folder = environ.get(COMPILE_CACHE_VARIABLE, "").strip() or default_compile_cache()
+    folder = environ.get(COMPILE_CACHE_VARIABLE, "").strip() or user_cache_folder("jax")
     if folder.lower() == "off" or "JAX_COMPILATION_CACHE_DIR" in environ:
         return {}
     return {"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",

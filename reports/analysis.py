@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from diagnostics.calibration import finite_pairs, support_rank_correlation
+from diagnostics.calibration import finite_pairs, rank_correlation
 from diagnostics.quantities import (
     CALIBRATIONS,
     DIFFERENCE,
@@ -298,7 +298,8 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
             per_probe = results.logs[[calibration.estimate, calibration.truth]].sel(
                 task=task, ablation=ablation, k=k).sel(seed=list(healthy)).transpose("seed", "step", "probe").compute()
             distance, logp = per_probe[calibration.estimate].values, per_probe[calibration.truth].values
-            values, pairs, difference = support_rank_correlation(distance, logp), finite_pairs(distance, logp), None
+            values = rank_correlation(distance, logp, calibration.decreasing)
+            pairs, difference = finite_pairs(distance, logp), None
         defined = values[np.isfinite(values)]
         agreement = (stats.seed_interval(defined[:, None], reps, seed) if defined.size else
                      stats.no_interval(np.full(1, np.nan), 0))

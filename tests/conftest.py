@@ -6,7 +6,8 @@ The compilation cache is one folder per pytest session, made by the process that
 and handed down through the environment (DROL_DIAG_COMPILE_CACHE, which drol_diag.platform.start_process
 turns into JAX's JAX_COMPILATION_CACHE_DIR, as for every drol-diag process): the pytest-xdist
 workers and every process the tests start (CLI runs, sweeps, Ray workers) compile each program
-once between them. The starting process removes the folder at the end.
+once between them; the behaviour densities (DROL_DIAG_DENSITY_CACHE) are fitted once between them alike.
+The starting process removes both folders at the end.
 """
 
 import contextlib
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from drol_diag.platform import COMPILE_CACHE_VARIABLE, cpu_backend_here, start_process
+from drol_diag.platform import COMPILE_CACHE_VARIABLE, DENSITY_CACHE_VARIABLE, cpu_backend_here, start_process
 
 # Most of the suite's time is XLA compiling many small programs, not running them. Two XLA:CPU settings
 # make that cheaper (measured on the 2-core machine CI uses): LLVM at -O0 instead of -O2 (-O1: a tiny
@@ -43,6 +44,7 @@ if os.environ.get(CACHE_OWNER_ENV) is None:  # the session's first process (not 
     os.environ[CACHE_OWNER_ENV] = str(os.getpid())
     os.environ[COMPILE_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="drol-diag-test-xla-cache-")
     os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)  # the session's own folder, never a user's cache
+    os.environ[DENSITY_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="drol-diag-test-density-")  # fits, likewise
 start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags and the compilation cache before JAX starts
 # A test run started where Ctrl-C is ignored (a background job of a script, nohup) would hand that on to every
 # process it starts, and Python then never raises KeyboardInterrupt in them: the tests of what Ctrl-C does (a
@@ -92,6 +94,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_unconfigure(config):
     if os.environ.get(CACHE_OWNER_ENV) == str(os.getpid()):
         shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
+        shutil.rmtree(os.environ[DENSITY_CACHE_VARIABLE], ignore_errors=True)
 
 
 @pytest.fixture

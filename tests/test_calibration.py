@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 from scipy.stats import spearmanr
 
-from diagnostics.calibration import finite_pairs, support_rank_correlation
+from diagnostics.calibration import finite_pairs, rank_correlation
 from diagnostics.hooks import TRUE_OOD_PERCENTILE, held_out_rows
 from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, QUANTITIES, RANK_CORRELATION, ROW
 from drol_diag.runfolder import store
@@ -44,14 +44,15 @@ def test_every_calibration_pairs_two_logged_quantities_and_judges_by_its_measure
 
 def test_rank_correlation_is_one_when_distance_falls_as_density_rises_and_nan_when_constant():
     distance = np.arange(2 * 3 * 4, dtype=float).reshape(2, 3, 4)  # (seeds, rows, probes)
-    np.testing.assert_allclose(support_rank_correlation(distance, -distance), [1.0, 1.0])  # farther, less likely
-    np.testing.assert_allclose(support_rank_correlation(distance, np.exp(-distance)), [1.0, 1.0])  # ranks only
-    np.testing.assert_allclose(support_rank_correlation(distance, distance), [-1.0, -1.0])  # reversed
+    np.testing.assert_allclose(rank_correlation(distance, -distance, decreasing=True), [1.0, 1.0])  # farther, less likely
+    np.testing.assert_allclose(rank_correlation(distance, np.exp(-distance), decreasing=True), [1.0, 1.0])  # ranks only
+    np.testing.assert_allclose(rank_correlation(distance, distance, decreasing=True), [-1.0, -1.0])  # reversed
+    np.testing.assert_allclose(rank_correlation(distance, distance), [1.0, 1.0])  # an estimate that rises with it
     # Every log-density at the floor in seed 0 (all beyond the support), a constant distance in seed 1: undefined.
     logp = np.where(np.arange(2)[:, None, None] == 0, -50.0, -distance)
-    constant = support_rank_correlation(distance, logp)
+    constant = rank_correlation(distance, logp, decreasing=True)
     assert np.isnan(constant[0]) and constant[1] == pytest.approx(1.0)
-    assert np.isnan(support_rank_correlation(np.ones((1, 3, 4)), -distance[:1])).all()
+    assert np.isnan(rank_correlation(np.ones((1, 3, 4)), -distance[:1])).all()
 
 
 def test_rank_correlation_ranks_ties_as_scipy_and_leaves_out_unlogged_rows_counted():
@@ -59,14 +60,14 @@ def test_rank_correlation_ranks_ties_as_scipy_and_leaves_out_unlogged_rows_count
     distance = rng.normal(size=(3, 5, 16))
     logp = np.maximum(np.round(rng.normal(size=(3, 5, 16)), 0), -1.0)  # many ties, as at the -50 floor
     expected = [spearmanr(d.ravel(), -p.ravel()).statistic for d, p in zip(distance, logp)]
-    np.testing.assert_allclose(support_rank_correlation(distance, logp), expected)
+    np.testing.assert_allclose(rank_correlation(distance, logp, decreasing=True), expected)
     # A combined log pads the rows a run did not log with NaN: left out, and counted by finite_pairs.
     padded_distance = np.concatenate([distance, np.full((3, 2, 16), np.nan)], axis=1)
     padded_logp = np.concatenate([logp, np.full((3, 2, 16), np.nan)], axis=1)
-    np.testing.assert_allclose(support_rank_correlation(padded_distance, padded_logp), expected)
+    np.testing.assert_allclose(rank_correlation(padded_distance, padded_logp, decreasing=True), expected)
     np.testing.assert_array_equal(finite_pairs(padded_distance, padded_logp), [5 * 16] * 3)
     with pytest.raises(ValueError, match=r"must both be \(seeds, rows, probes\)"):
-        support_rank_correlation(distance, logp[:, :, :3])
+        rank_correlation(distance, logp[:, :, :3])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ def test_support_dist_ranks_deployed_actions_by_the_behaviour_density_across_the
     """Deployed actions on and beyond the edge: distance orders them as the true density does. (On the support
     alone, where the cliff's density is flat along the value direction, it does not: docs/tasks-and-truth.md's table.)"""
     logs = cliff_runs["drifting"]
-    correlation = support_rank_correlation(logs.support_dist.values, logs.behavior_logp.values)  # (seeds,)
+    correlation = rank_correlation(logs.support_dist.values, logs.behavior_logp.values, decreasing=True)  # (seeds,)
     assert np.all(correlation >= bar("support_dist")), correlation
 
 

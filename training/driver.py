@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 from tqdm import tqdm
 
+from diagnostics.density import BehaviourDensity, DensityError, DensitySettings, cached_density
 from diagnostics.hooks import ProbeRecorder
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
 from drol.learner import Learner, make_init, make_train_chunk, static_owners
@@ -177,6 +178,35 @@ def matmul_precision(run: RunConfig) -> Any:
     return jax.default_matmul_precision(run.matmul_precision)
 
 
+def fitted_density(task: Task, progress: bool) -> tuple[BehaviourDensity, bool]:
+    """The task's learned behaviour density and whether it was fitted now (with a bar on stderr) rather than read
+    from the cache. DensityError (one line) for a fit or cache that cannot be used."""
+    with tqdm(total=1, desc=f"behaviour density of {task.name}", disable=not progress, dynamic_ncols=True,
+              file=sys.stderr, leave=False, delay=0.5) as bar:  # (delay: no bar for a cached fit)
+        return cached_density(task.dataset, task.validation,
+                              progress=lambda done, total: bar.update(done / total - bar.n))
+
+
+def run_density(task: Task, run: RunConfig, progress: bool) -> tuple[BehaviourDensity | None, dict[str, Any]]:
+    """The run's learned behaviour density (None where it has none) and config.json's record of it: the fit's
+    cache key and held-out log-likelihood, or why there is none. RunError for a fit or cache that cannot be used."""
+    if not run.diagnostics or run.density == "off":
+        return None, {"off": "--density off" if run.diagnostics else "--no-diagnostics"}
+    rows, needed = len(task.dataset["actions"]), DensitySettings().min_rows
+    if rows < needed:  # --density auto: a dataset too small to fit runs without (`density fit` says so as an error)
+        reason = f"the dataset has {rows:,} transitions; the fit needs at least {needed:,}"
+        print(f"note: no behaviour density: {reason}", file=sys.stderr)
+        return None, {"off": reason}
+    try:
+        density, fitted = fitted_density(task, progress)
+    except DensityError as error:
+        raise RunError(str(error)) from None
+    if fitted:
+        print(f"behaviour density of {task.name}: {density.summary()}", file=sys.stderr)
+    return density, {"key": density.key, "heldout_logp_per_dim": density.heldout_logp_per_dim,
+                     "heldout_rows": density.heldout_rows, "settings": dataclasses.asdict(density.settings)}
+
+
 def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, *, resume: bool = False,
           force: bool = False, progress: bool = True) -> RunSummary:
     """Train every seed of `run` on `task`, logging to the run folder; returns the summary. Raises RunError for a
@@ -184,17 +214,19 @@ def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, 
     started = time.perf_counter()
     run_dir = run_dir_for(out, run, learner_config)
     check_run(task, learner_config, run, out, run_dir)
+    density = run_density(task, run, progress)  # before the run folder: a fit that fails leaves nothing written
     with store.run_lock(run_dir), matmul_precision(run):
-        return _train_locked(task, learner_config, run, run_dir, started, resume, force, progress)
+        return _train_locked(task, learner_config, run, run_dir, started, resume, force, progress, density)
 
 
 def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, started: float,
-                  resume: bool, force: bool, progress: bool) -> RunSummary:
+                  resume: bool, force: bool, progress: bool,
+                  density: tuple[BehaviourDensity | None, dict[str, Any]]) -> RunSummary:
     """train() while holding the run folder's lock."""
     seeds, transitions = list(run.seeds), len(task.dataset["actions"])
     learner = make_learner(learner_config, task.obs_dim, task.action_dim, transitions)
     record = config_record(learner_config, run, task, {
-        "diagnostics": diagnostics_record(run.diagnostics, run.probes, transitions),
+        "diagnostics": diagnostics_record(run.diagnostics, run.probes, transitions), "density": density[1],
         **({"wandb": run.wandb} if run.wandb else {})})
     prepare_run_dir(run_dir, record, resume, force)
     store.remove_stale_versions(run_dir)
@@ -211,7 +243,7 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     if restored is None and getattr(learner_config, "refresh_interval", 1) == 0:
         states = static_owner_table(learner, states, dataset, progress)
 
-    recorder = ProbeRecorder(learner, task, dataset, seeds, run.probes) if run.diagnostics else None
+    recorder = ProbeRecorder(learner, task, dataset, seeds, run.probes, density[0]) if run.diagnostics else None
     rows = LogRows(run_dir, run, learner_config.num_candidates, record, recorder, since_log, start, resume)
     evaluations = [Evaluations(task, learner, run, rows.log)] if task.evaluate is not None else []
     tracking = [start_tracking(run, learner_config, run_dir, record, rows.log)] if run.wandb else []

@@ -94,6 +94,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
            destination="dataset"),
     Option("diagnostics", "bool", "record routing diagnostics on probe transitions at each log", default=True),
     Option("probes", "int", "probe transitions per seed for the diagnostics", default=DEFAULT_PROBES),
+    Option("density", "str", "the learned behaviour density the diagnostics read support by: auto (fitted once per "
+           "dataset and cached; skipped, with a note, for a dataset too small to fit) or off", default="auto"),
     Option("wandb", "str", "Weights & Biases project: each seed also logged as a W&B run (pip install "
            "'drol-diag[wandb]'; offline, for `wandb sync`, without W&B credentials)", default_text="off"),
     Option("gpus", "devices", "local executor: GPUs to spread the groups over, e.g. 0,1 (as CUDA_VISIBLE_DEVICES or "

@@ -16,6 +16,7 @@ from drol_diag.settings.presets import DEFAULT_PRESET, check_preset, family_pres
 # JAX's precision levels for float32 matmuls (jax.lax.Precision): on GPUs "default" and "high" may use
 # TF32 tensor cores (Ampere and newer), "highest" computes in float32; XLA:CPU computes in float32 at every level.
 MATMUL_PRECISIONS = ("default", "high", "highest")
+DENSITY_MODES = ("auto", "off")  # --density
 MAX_STEPS = 2**31 - 1  # updates per seed: the training state counts them in int32 (drol.learner.TrainState.step)
 
 
@@ -37,6 +38,7 @@ class RunConfig:
     grid_settings: tuple[str, ...] = ()  # settings a sweep's grid varies: the run folder's name carries their values
     diagnostics: bool = True  # record the probe diagnostics (diagnostics.hooks) in every log row
     probes: int = DEFAULT_PROBES  # probe transitions per seed for the diagnostics
+    density: str = "auto"  # one of DENSITY_MODES: the learned behaviour density (diagnostics.density) or none
     wandb: str | None = None  # W&B project each seed is also logged to (training.tracking); None: none
 
     def validate(self) -> None:
@@ -47,6 +49,8 @@ class RunConfig:
             raise ValueError("at least one seed is needed, e.g. --seeds 0,1,2 or --seeds 0-4")
         if len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise ValueError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.density not in DENSITY_MODES:
+            raise ValueError(f"--density must be one of {', '.join(DENSITY_MODES)}, got {self.density!r}")
         if self.matmul_precision not in MATMUL_PRECISIONS:
             raise ValueError(f"--matmul-precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
                              f"{self.matmul_precision!r}")
