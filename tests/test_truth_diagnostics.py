@@ -100,7 +100,8 @@ def test_the_regret_split_adds_up_and_its_best_candidate_is_the_best_of_the_k():
     oracle = float(out["true_value_oracle"])
     assert oracle == pytest.approx(float(np.mean(box_best_value(obs))), abs=1e-5) and oracle >= best
     # The report's two terms (registry derivations) add up to the oracle's lead over the deployed action.
-    logged = {name: np.asarray(out[name]).reshape(1, 1) for name in out}
+    logged = {name: np.asarray(out[name]).reshape(1, 1)  # (seeds, rows)
+              for name in ("true_value_oracle", "true_value_best_candidate", "true_value_deployed")}
     no_candidate, sampling = derive("regret_no_candidate", logged), derive("regret_sampling", logged)
     assert float(no_candidate[0, 0]) == pytest.approx(oracle - best, abs=1e-6) and no_candidate[0, 0] >= 0
     assert float(no_candidate[0, 0] + sampling[0, 0]) == pytest.approx(
