@@ -76,12 +76,12 @@ def test_rank_correlation_ranks_ties_as_scipy_and_leaves_out_unlogged_rows_count
 # they stay on it. Where a bar holds on one of the two only, the calibration table of docs/tasks-and-truth.md gives
 # the measured figures of both (and docs/findings.md those of the study, examples/settle.toml).
 
-TINY = ("--task", "cliff-2d", "--hidden", "32,32", "--batch-size", "128", "--k", "4", "--seeds", "0,1",
+TINY = ("--hidden", "32,32", "--batch-size", "128", "--k", "4", "--seeds", "0,1",
         "--probes", "128", "--steps", "300", "--log-interval", "50", "--eval-interval", "300", "--no-progress")
 
 
-def train(out, bc_coef: float) -> xr.Dataset:
-    result = invoke("run", *TINY, "--bc-coef", str(bc_coef), "--out", str(out))
+def train(out, bc_coef: float, task: str = "cliff-2d") -> xr.Dataset:
+    result = invoke("run", "--task", task, *TINY, "--bc-coef", str(bc_coef), "--out", str(out))
     assert result.exit_code == 0, result.output
     (log_store,) = list(out.glob(f"*/*/{store.LOG_STORE}"))
     return xr.open_zarr(log_store.resolve(), consolidated=False).load()
@@ -102,11 +102,49 @@ def bar(estimate: str) -> float:
     return next(c.bar for c in CALIBRATIONS if c.estimate == estimate)
 
 
+REGIMES = (("drifting", 1.0), ("on_support", 300.0))  # bc_coef: the deployed actions leave the support, or stay
+
+
 @pytest.fixture(scope="module")
 def cliff_runs(tmp_path_factory) -> dict[str, xr.Dataset]:
     """cliff-2d at bc_coef 1 (drifts off the support) and 300 (stays on it)."""
-    return {name: train(tmp_path_factory.mktemp(name), bc_coef)
-            for name, bc_coef in (("drifting", 1.0), ("on_support", 300.0))}
+    return {name: train(tmp_path_factory.mktemp(name), bc_coef) for name, bc_coef in REGIMES}
+
+
+@pytest.fixture(scope="module")
+def cliff_8d_runs(tmp_path_factory) -> dict[str, xr.Dataset]:
+    """cliff-8d, the same two regimes."""
+    return {name: train(tmp_path_factory.mktemp(f"8d-{name}"), bc_coef, "cliff-8d") for name, bc_coef in REGIMES}
+
+
+def test_the_learned_density_finds_the_out_of_support_share_in_2_and_8_dims_on_and_off_the_support(
+        cliff_runs, cliff_8d_runs):
+    """density_ood_frac within its bar of the truth in all four runs, where kNN's ood_frac is not held to it in
+    8-D; density_logp orders deployed actions by the true density (rank bar) on the support."""
+    for dims, runs in (("2-D", cliff_runs), ("8-D", cliff_8d_runs)):
+        assert late(runs["drifting"], "true_ood_frac").mean() > 0.5, dims  # the two regimes
+        assert late(runs["on_support"], "true_ood_frac").mean() < 0.2, dims
+        for name, logs in runs.items():
+            assert disagreement(logs, "density_ood_frac", "true_ood_frac") <= bar("density_ood_frac"), (dims, name)
+        on_support = runs["on_support"]
+        correlation = rank_correlation(on_support.density_logp.values, on_support.behavior_logp.values)
+        assert correlation.mean() >= bar("density_logp"), (dims, correlation)  # the mean over seeds, as the report
+        # kNN distance barely orders them there (0.3 to 0.4 in 2-D: the cliff's density is flat along the value)
+        knn = rank_correlation(on_support.support_dist.values, on_support.behavior_logp.values, decreasing=True)
+        assert correlation.mean() > knn.mean(), (dims, correlation, knn)
+    # Off the support in 8-D the truth sits at its floor for most deployed actions (ties): the rank bar is not
+    # met there (0.61 and 0.82 measured; docs/tasks-and-truth.md), the out-of-support share is.
+
+
+def test_conflict_in_support_reads_the_probes_whose_winner_the_density_places_in_support(cliff_runs, cliff_8d_runs):
+    on_support, drifting = cliff_runs["on_support"], cliff_8d_runs["drifting"]
+    for estimate, whole in (("conflict_frac_in_support", "conflict_frac"),
+                            ("true_conflict_frac_in_support", "true_conflict_frac")):
+        # Nearly every winner in support: the same share; in 8-D off the support: few or none (NaN), another share.
+        assert np.abs(late(on_support, estimate) - late(on_support, whole)).max() <= 0.02, estimate
+        assert not np.allclose(late(drifting, estimate), late(drifting, whole), atol=0.02), estimate
+        values = np.concatenate([logs[estimate].values.ravel() for logs in (on_support, drifting)])
+        assert np.all(np.isnan(values) | ((values >= 0) & (values <= 1)))
 
 
 def test_ood_frac_agrees_with_the_true_out_of_support_share_on_and_off_the_support(cliff_runs):
@@ -151,3 +189,4 @@ def test_a_run_on_a_task_with_truth_logs_every_truth_quantity(cliff_runs):
     rows = held_out_rows(task)
     logp = np.asarray(task.behavior_log_density(jnp.asarray(rows["observations"]), jnp.asarray(rows["actions"])))
     assert float(cliff_logs.true_ood_threshold) == pytest.approx(np.percentile(logp, TRUE_OOD_PERCENTILE), rel=1e-5)
+
