@@ -44,7 +44,7 @@ from reports.questions.common import (
 )
 from reports.questions.grid import question_grid
 from reports.questions.k_sensitivity import k_effects
-from reports.questions.support import HELD_OUT_OOD
+from reports.questions.support import HELD_OUT_OOD, support_estimate
 from reports.runs import Results, RunInfo, SkippedRunInfo
 from reports.text import fill_command, fmt, fmt_interval, group_label, plural, run_ks, seeds_text
 
@@ -214,17 +214,19 @@ def verdict_rows(results: Results, analysis: Analysis) -> list[VerdictRow]:
             if excess is not None and k > 1:
                 rows.append(VerdictRow("1. back and forth", f"{run}: returns minus chance, late", excess.late,
                                        material_threshold("return_excess")))
-            for variable, question in (("ood_frac", "2. off the support"), ("conflict_frac", "3. conflict")):
+            share = support_estimate(results, analysis, task)[0]
+            for variable, question in ((share, "2. off the support"), ("conflict_frac", "3. conflict")):
                 difference = late_difference(results, analysis, variable, task, label, k)
                 if difference is not None:
                     rows.append(VerdictRow(question, f"{run} minus static-routing: {variable}, late", difference,
                                            material_threshold(variable)))
+        share = support_estimate(results, analysis, task)[0]
         for ablation, k in results.groups:
-            ood = get(analysis, "ood_frac", task, ablation, k)
+            ood = get(analysis, share, task, ablation, k)
             if ood is not None:
-                rows.append(VerdictRow("2. off the support", f"{task}, {group_label(ablation, k)}: ood_frac late "
+                rows.append(VerdictRow("2. off the support", f"{task}, {group_label(ablation, k)}: {share} late "
                                        f"minus held-out data's {HELD_OUT_OOD:g}", ood.late.minus(HELD_OUT_OOD),
-                                       material_threshold("ood_frac")))
+                                       material_threshold(share)))
     for key, difference in analysis.score_difference.items():
         x, kx, y, ky = key
         rows.append(VerdictRow("4. dynamic vs " + ("static" if results.point(y).ablation == STATIC else "controls"),

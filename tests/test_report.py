@@ -238,7 +238,12 @@ def test_the_report_holds_every_estimate_against_the_tasks_truth_after_question_
                 assert pair["within_bar"] == bars[name].within_bar(pair["agreement"]["point"])
             assert pairs["support_dist"]["pairs_per_seed"] == [3 * 64] * 3  # 3 logged rows x 64 probes, every seed
     answers = record["answers"]["q7-truth"]
-    assert any(text.startswith("modes-2d, dynamic K=4 (3 seeds): support_dist against") for text in answers)
+    (paragraph,) = [text for text in answers if text.startswith("modes-2d, dynamic K=4 (3 seeds): ")]
+    held = [name for name, pair in runs["dynamic"]["4"].items() if pair["within_bar"]]
+    # Estimates within their bars share one clause (their figures are in the table); the others a sentence each.
+    assert all(name in paragraph.split("within their bars: ")[1].split(".")[0] for name in held), (held, paragraph)
+    assert all(f"{name} " in paragraph for name in set(bars) - set(held) if bars[name].bar is not None), paragraph
+    assert "The critic's Q minus the true value, late: " in paragraph
     html = (sweep / "report.html").read_text()
     assert html.index('id="q6-error-bars"') < html.index('id="q7-truth"') < html.index('id="per-task"')
     assert "Do the diagnostics measure what they say?" in html and 'alt="modes-2d: each diagnostic estimate' in html
@@ -286,7 +291,8 @@ def test_the_demos_shape_reports_in_at_most_ten_pages(small_sweep, tmp_path):
     made = report(str(tmp_path), "--reps", "50")
     assert made.exit_code == 0, made.output
     info = subprocess.run(["pdfinfo", str(tmp_path / "report.pdf")], capture_output=True, text=True, check=True).stdout
-    assert int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:"))) <= 10
+    pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+    assert pages <= 10, pages
 
 
 # ------------------------------------------------------------------------------------------------

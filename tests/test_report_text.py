@@ -36,7 +36,14 @@ from reports.questions.conflict import conflict_answer
 from reports.questions.dynamic_vs_static import aggregates_table, question_dynamic_vs_static, score_panels
 from reports.questions.k_sensitivity import k_answer, k_panels, question_k, regret_split_answer
 from reports.questions.ownership import ownership_answer
-from reports.questions.truth import calibration_panels, calibration_table, pair_sentence, run_paragraph, verdict
+from reports.questions.truth import (
+    calibration_panels,
+    calibration_table,
+    missed_paragraph,
+    pair_sentence,
+    run_paragraph,
+    verdict,
+)
 from reports.runs import read_results
 from reports.sections import per_task_section, summary_lines
 from reports.text import fmt_interval, plural
@@ -322,28 +329,35 @@ def test_a_truth_task_shows_every_estimate_beside_its_truth_with_agreement_bar_a
             per_seed = np.abs(late_per_seed(raw, name) - late_per_seed(raw, truth))
             np.testing.assert_allclose(summaries[name].agreement_values, per_seed)
             bar = summaries[name].calibration.bar
-            assert rows[(label, name)]["verdict"].startswith("within the bar" if per_seed.mean() <= bar
+            assert rows[(label, name)]["verdict (bar)"].startswith("within the bar" if per_seed.mean() <= bar
                                                               else "outside the bar")
             assert fmt_interval(summaries[name].agreement) in rows[(label, name)]["agreement"]
         # The rank correlation per seed is scipy's Spearman of distance against minus log-density, every probe.
         distance, logp = (raw[n].transpose("seed", "step", "probe").values for n in ("support_dist", "behavior_logp"))
         expected = [spearmanr(d[np.isfinite(d)], -p[np.isfinite(p)]).statistic for d, p in zip(distance, logp)]
         np.testing.assert_allclose(summaries["support_dist"].agreement_values, expected)
-        assert rows[(label, "support_dist")]["verdict"].startswith(
+        assert rows[(label, "support_dist")]["verdict (bar)"].startswith(
             "within the bar" if np.mean(expected) >= 0.7 else "outside the bar")
-        assert rows[(label, "q_deployed")]["verdict"] == "no bar"
+        assert rows[(label, "q_deployed")]["verdict (bar)"] == "no bar"
         bias = late_per_seed(raw, "q_deployed") - late_per_seed(raw, "true_value_deployed")
         assert summaries["q_deployed"].difference.point[0] == pytest.approx(bias.mean())
         paragraph = run_paragraph(TASK, ablation, k, analysis.calibrations[(TASK, ablation, k)]).text
         assert paragraph.startswith(f"{TASK}, {label} (3 seeds): ")
-        assert f"Q minus true value {fmt_interval(summaries['q_deployed'].difference)}" in paragraph
-        for name in ("ood_frac", "conflict_frac"):  # a miss is said, with what the estimate still measures
+        assert f"{fmt_interval(summaries['q_deployed'].difference)} at the deployed action" in paragraph
+        for name in ("ood_frac", "conflict_frac"):  # a miss is said in the run's paragraph, a hold in one clause
             missed = summaries[name].calibration.within_bar(float(summaries[name].agreement.point[0])) is False
-            assert (f"Where it misses: {name}" in paragraph) == missed
+            assert (f"{name} is " in paragraph) == missed and (f"{name} is " in paragraph or name in paragraph)
+    # What an estimate that misses still measures: once per task, after the tally of misses.
+    task_paragraph = missed_paragraph(TASK, analysis).text
+    tally, good_for = task_paragraph.split(" Where each misses: ")
+    missed = {s.calibration.estimate for runs in analysis.calibrations.values() for s in runs
+              if s.calibration.within_bar(float(s.agreement.point[0])) is False}
+    assert missed and all(f"{name} in " in tally for name in missed), task_paragraph
+    assert all(name in good_for for name in missed), task_paragraph  # each named once (the two conflicts together)
     # The figure pairs each estimate (solid) with its truth (dotted) per K (the section's place: tests/test_report.py).
     panels = calibration_panels(results, analysis, TASK)
     assert [p.title for p in panels] == [f"{c.estimate} vs {c.truth}, K={k}" for c in CALIBRATIONS
-                                         if c.measure == "difference" for k in (2, 4)]
+                                         if c.measure == "difference" and c.bar is not None for k in (2, 4)]
     figure = draw_line_figure(panels, columns=2)
     styles = {line.get_label(): line.get_linestyle() for line in figure.axes[0].get_lines()}
     assert styles == {"dynamic: estimate": "-", "dynamic: truth": ":", "static-routing: estimate": "-",

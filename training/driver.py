@@ -181,10 +181,9 @@ def matmul_precision(run: RunConfig) -> Any:
 def fitted_density(task: Task, progress: bool) -> tuple[BehaviourDensity, bool]:
     """The task's learned behaviour density and whether it was fitted now (with a bar on stderr) rather than read
     from the cache. DensityError (one line) for a fit or cache that cannot be used."""
-    with tqdm(total=1, desc=f"behaviour density of {task.name}", disable=not progress, dynamic_ncols=True,
-              file=sys.stderr, leave=False, delay=0.5) as bar:  # (delay: no bar for a cached fit)
-        return cached_density(task.dataset, task.validation,
-                              progress=lambda done, total: bar.update(done / total - bar.n))
+    with tqdm(total=DensitySettings().steps, desc=f"behaviour density of {task.name}", unit="upd",
+              disable=not progress, dynamic_ncols=True, file=sys.stderr, leave=False, delay=0.5) as bar:
+        return cached_density(task.dataset, task.validation, progress=lambda done, total: bar.update(done - bar.n))
 
 
 def run_density(task: Task, run: RunConfig, progress: bool) -> tuple[BehaviourDensity | None, dict[str, Any]]:

@@ -46,6 +46,14 @@ def verdict(summary: CalibrationSummary, crossing: bool = True) -> str:
     return text + (" (its interval crosses the bar: inconclusive)" if crossing and crosses_bar(summary) else "")
 
 
+def verdict_cell(summary: CalibrationSummary) -> str:
+    """'within the bar (<= 0.1)', 'outside the bar (>= 0.8; crosses it: inconclusive)' or 'no bar'."""
+    if summary.calibration.bar is None:
+        return "no bar"
+    crossing = "; crosses it: inconclusive" if crosses_bar(summary) else ""
+    return f"{verdict(summary, crossing=False)} ({bar_text(summary)}{crossing})"
+
+
 def bar_clause(summary: CalibrationSummary, bar: str) -> str:
     """'within the bar (at most 0.1)', 'outside the bar (at most 0.15; its interval crosses it)'."""
     crossing = "; its interval crosses it: inconclusive" if crosses_bar(summary) else ""
@@ -92,19 +100,17 @@ def calibration_table(results: Results, analysis: Analysis, task: str) -> Table:
     for ablation, k in results.groups:
         for s in analysis.calibrations.get((task, ablation, k), ()):
             c = s.calibration
-            rows.append((group_label(ablation, k), c.estimate, fmt_interval(s.estimate.late), c.truth,
+            rows.append((group_label(ablation, k), f"{c.estimate} vs {c.truth}", fmt_interval(s.estimate.late),
                          fmt_interval(s.truth.late), "-" if s.difference is None else fmt_interval(s.difference),
-                         agreement_cell(s), bar_text(s), verdict(s), seeds_cell(s)))
+                         agreement_cell(s), verdict_cell(s), seeds_cell(s)))
     probe_means = ", ".join(f"{name} by {mean}" for name, mean in PROBE_MEANS.items())
     return Table(f"{task}: each diagnostic estimate beside its truth", (
-        "run", "estimate", "estimate, late", "truth", "truth, late", "estimate - truth, late", "agreement", "bar",
-        "verdict", "seeds"), tuple(rows),
+        "run", "estimate vs truth", "estimate, late", "truth, late", "estimate - truth, late", "agreement",
+        "verdict (bar)", "seeds"), tuple(rows),
         note="late: mean over the last third of logged rows; mean over seeds [95% bootstrap interval over seeds]; "
-        f"a per-probe quantity by its mean over probes ({probe_means}). Agreement: |late estimate - late truth| per "
-        "seed, at most the bar; or per seed the rank correlation (Spearman) of support_dist against minus "
-        "behavior_logp over every logged (row, probe) pair, at least the bar. No bar for the critic's Q: its "
-        "bias's scale follows the task's rewards. The verdict is the mean's; diverged seeds are left out, as from "
-        "every diagnostic.")
+        f"per-probe quantities by their means over probes ({probe_means}). Agreement: |late estimate - late truth| "
+        "per seed; or per seed the Spearman rank correlation over every logged (row, probe) pair (support_dist "
+        "against minus behavior_logp). The verdict is the mean's; diverged seeds are left out.")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ def still_good_for(summary: CalibrationSummary, summaries: tuple[CalibrationSumm
     """What an estimate that misses its truth still measures, in this run's terms."""
     name = summary.calibration.estimate
     if name == "support_dist":
-        return ("distance to the nearest training pair does not order deployed actions as the behaviour's density "
+        return ("support_dist, the distance to the nearest training pair, does not order deployed actions as the behaviour's density "
                 "does here: it still measures how far the policy acts from the training pairs, not how likely the "
                 "behaviour is to take those actions")
     if name == "ood_frac":
@@ -142,10 +148,12 @@ def still_good_for(summary: CalibrationSummary, summaries: tuple[CalibrationSumm
                            "task, but not as the share of actions truly out of support")
         return text + ("and support_dist does not order deployed actions as the true density does either, so read "
                        "the support quantities as distances to the training pairs, not as the behaviour's support")
-    if name == "conflict_frac":
-        return ("conflict_frac reads the learned critic's action gradient: it still measures how often the pull to "
-                "the data opposes the critic the actor is trained against, not how often it opposes the true "
-                "improvement direction")
+    if name in ("conflict_frac", "conflict_frac_in_support"):
+        return ("conflict_frac and conflict_frac_in_support read the learned critic's gradient: how often the pull to "
+                "the data opposes the critic the actor is trained against, not the true improvement direction")
+    if name in ("density_logp", "density_ood_frac"):
+        return (f"{name} is the learned density's view: far beyond the support the truth sits at its floor, where "
+                "only the out-of-support share compares")
     return "read it as the estimate it is, not as its truth"
 
 
@@ -153,9 +161,9 @@ def pair_sentence(summary: CalibrationSummary, summaries: tuple[CalibrationSumma
     c, s = summary.calibration, summary
     if c.measure != DIFFERENCE:
         if s.undefined == len(s.seeds):
-            return f"support_dist against the behaviour's log-density at the same deployed actions: {UNDEFINED}."
-        text = (f"support_dist against the behaviour's log-density at the same deployed actions: rank correlation "
-                f"{fmt_interval(s.agreement)} (Spearman of distance against minus log-density, over "
+            return f"{c.estimate} against the behaviour's log-density at the same deployed actions: {UNDEFINED}."
+        text = (f"{c.estimate} against the behaviour's log-density at the same deployed actions: rank correlation "
+                f"{fmt_interval(s.agreement)} (Spearman against {'minus ' * c.decreasing}log-density, over "
                 f"{pairs_text(s)} (row, probe) pairs per seed), {bar_clause(s, f'at least {c.bar:g}')}")
         text += f"; {undefined_text(s)}" if s.undefined else ""
     elif c.bar is None:
@@ -171,7 +179,7 @@ def pair_sentence(summary: CalibrationSummary, summaries: tuple[CalibrationSumma
                 f"|estimate - truth| per seed {fmt_interval(s.agreement)}, {bar_clause(s, f'at most {c.bar:g}')}")
     within = c.within_bar(float(s.agreement.point[0]))
     if within is False:
-        return f"{text}. Where it misses: {still_good_for(s, summaries)}."
+        return f"{text}."  # what it is still good for: once per task (missed_paragraph)
     if within and not crosses_bar(s):
         return f"{text}: on this task it can stand for its truth."
     return f"{text}."
@@ -182,7 +190,18 @@ def run_paragraph(task: str, ablation: str, k: int, summaries: tuple[Calibration
     left_out = summaries[0].left_out
     head = f"{task}, {group_label(ablation, k)} ({plural(len(seeds), 'seed')}"
     head += f"; {plural(len(left_out), 'diverged seed')}, {seeds_text(left_out)}, left out)" if left_out else ")"
-    return Paragraph(f"{head}: " + " ".join(pair_sentence(s, summaries) for s in summaries))
+    held = [s for s in summaries if s.calibration.within_bar(float(s.agreement.point[0])) and not crosses_bar(s)]
+    biases = [s for s in summaries if s.calibration.bar is None]
+    sentences = [pair_sentence(s, summaries) for s in summaries if s not in held and s not in biases]
+    if biases:  # the critic's Q against the true value, at the deployed action and the winner: one sentence
+        where = {"q_deployed": "deployed action", "q_winner": "winner"}
+        sentences.append("The critic's Q minus the true value, late: " + "; ".join(
+            f"{fmt_interval(s.difference)} at the {where.get(s.calibration.estimate, s.calibration.estimate)} "
+            f"({direction(s.difference, 'over-estimates', 'under-estimates')})" for s in biases)
+            + " (no bar: its scale follows the task's rewards).")
+    if held:  # the table gives their figures: one clause, so that a report of many runs stays short
+        sentences.insert(0, f"within their bars: {', '.join(s.calibration.estimate for s in held)}.")
+    return Paragraph(f"{head}: " + " ".join(sentences))
 
 
 def absent_paragraph(results: Results, task: str, ablation: str, k: int) -> Paragraph:
@@ -212,8 +231,13 @@ def missed_paragraph(task: str, analysis: Analysis) -> Paragraph | None:
     if not missing:
         return Paragraph(f"{task}: every judged estimate ({', '.join(judged)}) is within its bar in every run.")
     holding = [name for name, within in judged.items() if all(within)]
+    every = tuple(s for summaries in runs for s in summaries)
+    missed = {s.calibration.estimate: s for s in every
+              if s.calibration.within_bar(float(s.agreement.point[0])) is False}
+    good_for = list(dict.fromkeys(still_good_for(s, every) for s in missed.values()))  # (the two conflicts: one)
     return Paragraph(f"{task}: outside their bars: {'; '.join(missing)}."
-                     + (f" Within their bars in every run: {', '.join(holding)}." if holding else ""))
+                     + (f" Within their bars in every run: {', '.join(holding)}." if holding else "")
+                     + " Where each misses: " + "; ".join(good_for) + ".")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -222,11 +246,12 @@ def missed_paragraph(task: str, analysis: Analysis) -> Paragraph | None:
 
 def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[Panel]:
     """Panels (estimate-truth pair x K) against training step: per ablation the estimate solid, its truth dotted
-    (Line.secondary). The rank-correlation pair is in the table only (one number per seed, no curve)."""
+    (Line.secondary). The judged DIFFERENCE pairs only: a rank correlation is one number per seed, and the critic's
+    bias (no bar) is in the table and the text."""
     ks = run_ks(results.groups) or [1]
     panels = []
     pairs = {s.calibration.estimate: s.calibration for (t, _, _), summaries in analysis.calibrations.items()
-             if t == task for s in summaries if s.calibration.measure == DIFFERENCE}
+             if t == task for s in summaries if s.calibration.measure == DIFFERENCE and s.calibration.bar is not None}
     for name, calibration in pairs.items():
         for k in ks:
             lines = []
@@ -254,7 +279,8 @@ def calibration_figure(results: Results, analysis: Analysis, task: str) -> Figur
         return None
     return line_figure(f"truth-{task}", f"{task}: each diagnostic estimate (solid) beside its truth (dotted, hollow "
                        "markers) over training; mean over seeds, bands 95% bootstrap intervals over seeds.", panels,
-                       columns=figure_columns(run_ks(results.groups) or [1]))
+                       columns=figure_columns(run_ks(results.groups) or [1]) if len(run_ks(results.groups)) > 1
+                       else min(len(panels), 4))  # one K: the pairs side by side, one row
 
 
 # ------------------------------------------------------------------------------------------------
@@ -271,16 +297,11 @@ def question_truth(results: Results, analysis: Analysis) -> Section:
             "(true_value, "
             "behavior_log_density): a run on such a task logs the truth beside each estimate (e.g. `drol-diag run "
             "--task modes-2d`), and this section then shows how well each estimate agrees with it."),))
-    bars = "; ".join(f"{c.estimate} against {c.truth}: " + (
-        f"at most {c.bar:g} apart late" if c.measure == DIFFERENCE and c.bar is not None else
-        f"rank correlation at least {c.bar:g}" if c.bar is not None else "shown, no bar")
-        for c in dict.fromkeys(s.calibration for summaries in analysis.calibrations.values() for s in summaries))
     blocks: list[Block] = [Paragraph(
-        "A task that knows its ground truth lets each diagnostic be checked against what it estimates: the share "
-        "of deployed actions out of support against the share whose true behaviour log-density lies below the "
-        "held-out data's own 5% quantile; the conflict share with the learned critic's gradient against the "
-        "same with the true value's; the critic's Q against the true value; and, deployed action by deployed "
-        f"action, the distance to the nearest training pair against the behaviour's log-density. Bars: {bars}.")]
+        "On a task that knows its ground truth, each diagnostic is held against what it estimates (the pairs and "
+        "their bars are in the table): the out-of-support shares (kNN's ood_frac, the learned density's "
+        "density_ood_frac) against the true share, the conflict shares against the true value's, the critic's Q "
+        "against the true value, and support_dist and density_logp against the behaviour's log-density.")]
     without = [t for t in results.tasks if t not in with_truth]
     if without:
         blocks.append(Paragraph(f"No ground truth logged for {', '.join(without)}: not in this section."))
