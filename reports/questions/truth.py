@@ -134,9 +134,9 @@ def still_good_for(summary: CalibrationSummary, summaries: tuple[CalibrationSumm
     """What an estimate that misses its truth still measures, in this run's terms."""
     name = summary.calibration.estimate
     if name == "support_dist":
-        return ("support_dist, the distance to the nearest training pair, does not order deployed actions as the behaviour's density "
-                "does here: it still measures how far the policy acts from the training pairs, not how likely the "
-                "behaviour is to take those actions")
+        return ("support_dist, the distance to the nearest training pair, does not order deployed actions as the "
+                "behaviour's density does here: it still measures how far the policy acts from the training pairs, "
+                "not how likely the behaviour is to take those actions")
     if name == "ood_frac":
         text = ("ood_frac counts deployed actions beyond the data's own 95% nearest-neighbour distance in the "
                 "standardised (state, action) space, which is not the same cut as a low behaviour density; ")
