@@ -76,7 +76,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # (in case
 MODULE_SECONDS = {
     "test_run.py": 70, "test_sweep_executors.py": 67, "test_variants.py": 46, "test_report.py": 45,
     "test_sweep.py": 45, "test_truth_tasks.py": 33, "test_diagnostics.py": 31, "test_grid.py": 29,
-    "test_variant_maths.py": 28, "test_calibration.py": 26, "test_evaluation.py": 26, "test_datagen.py": 24,
+    "test_variant_maths.py": 28, "test_calibration.py": 90, "test_evaluation.py": 26, "test_datagen.py": 24, "test_density.py": 20,
     "test_slurm.py": 24, "test_learner.py": 18, "test_custom_tasks.py": 16, "test_run_ogbench.py": 14,
     "test_open_runs.py": 14, "test_ogbench.py": 14, "test_examples.py": 10, "test_benchmarks.py": 10,
     "test_platform.py": 9, "test_compile_cache.py": 9, "test_tracking.py": 8, "test_config_and_modes.py": 7,
