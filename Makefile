@@ -53,6 +53,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/datagen.py
 	$(BIN)/python benchmarks/evaluation.py
 	$(BIN)/python benchmarks/gpu.py
+	$(BIN)/python benchmarks/overhead.py
 
 clean-runs:
 	rm -rf runs/

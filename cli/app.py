@@ -87,6 +87,9 @@ def run(
     progress: bool = typer.Option(True, help="show a progress bar"),
 ) -> None:
     """Train DROL on a task for several seeds at once and print a summary."""
+    from training.observer import Phases
+
+    phases = Phases.since_process_start()  # (summary.json's time breakdown: from the process's start on Linux)
     from drol_diag.runfolder.record import run_dir_for
     from drol_diag.runfolder.store import CHECKPOINT_FILE, EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
@@ -94,6 +97,7 @@ def run(
     from training.driver import RunError, check_writable_folder, format_summary, train
     from training.tracking import check_wandb
 
+    phases.add("startup", phases.elapsed())  # interpreter and imports
     run_dir = None
     try:
         out = out_folder(out)
@@ -106,8 +110,10 @@ def run(
         check_writable_folder(run_dir, out)  # (before loading the data)
         if run_config.wandb is not None:
             check_wandb(run_config.wandb)
-        loaded = load_task(values["task"], values["dataset_dir"])
-        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress)
+        with phases("task"):
+            loaded = load_task(values["task"], values["dataset_dir"])
+        summary = train(loaded, learner_config, run_config, out, resume=resume, force=force, progress=progress,
+                        phases=phases)
     except RunBusyError as error:  # not bad input: the folder is in use (sweeps tell the two apart)
         fail(str(error), EXIT_BUSY)
     except (ValueError, RunError) as error:

@@ -1,5 +1,6 @@
 """benchmarks/gpu.py --quick: the GPU benchmark's whole path (training rows, device memory, diagnostics,
-an evaluation of cube-single episodes, the projection) on tiny sizes, on whatever backend the suite runs."""
+an evaluation of cube-single episodes, the projection) on tiny sizes, on whatever backend the suite runs;
+benchmarks/overhead.py --quick: two tiny `drol-diag run`s broken down by phase (summary.json's `phases`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,20 @@ def test_gpu_benchmark_quick_measures_every_part(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "seed-upd/s" in printed and "projected: 8 seeds x 1000000 updates" in printed
     assert printed.count("\n") >= 6 + len(rows)
+
+
+def test_overhead_benchmark_quick_breaks_every_run_down_by_phase(tmp_path, capsys):
+    from benchmarks import overhead
+    from training.observer import PHASES
+
+    figures = overhead.main(["--quick", "--json", str(tmp_path / "overhead.json")])
+    assert json.loads((tmp_path / "overhead.json").read_text()) == json.loads(json.dumps(figures))
+    assert list(figures["configurations"]) == ["demo", "settle group"]
+    for row in figures["configurations"].values():
+        phases, wall = row["phases"], row["process_wall_s"]
+        assert set(phases) == set(PHASES) and all(seconds >= 0 for seconds in phases.values()), phases
+        assert phases["startup"] > 0 and phases["training"] > 0 and sum(phases.values()) <= wall + 0.05
+        assert row["training_share"] == pytest.approx(phases["training"] / wall)
+        assert row["diagnostics_over_training"] == pytest.approx(phases["diagnostics"] / phases["training"])
+    printed = capsys.readouterr().out
+    assert printed.count("training share of the process wall time") == 2 and "compile_diagnostics" in printed

@@ -19,6 +19,7 @@ from drol_diag.tasks import load_task
 from drol_diag.tasks.modes import MODES_TASKS, ModesGeometry
 from tests.helpers import COMMAND_TIMEOUT_S, DROL_DIAG, WAIT_S, invoke, wait_until
 from training.driver import RunSummary, format_summary, train
+from training.observer import PHASES
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
 
@@ -257,3 +258,20 @@ def test_the_summary_says_how_many_evaluations_a_score_averages_its_spread_conve
     assert f"mean score 0.400 +- {np.std([0.2, 0.6], ddof=1):.3f} (std over 2 seeds (n-1)); seed 1 left out" in partly
     alone = format_summary(summary_of([0.3, float("nan")], [3, 0], [-1, 7]))
     assert "mean score 0.300 (one seed with a score: no std)" in alone and "nan" not in alone
+
+
+def test_a_run_records_and_prints_where_its_process_time_went(tmp_path):
+    result = invoke("run", "--steps", "100", "--hidden", "16,16", "--batch-size", "32", "--k", "2", "--seeds", "0",
+                    "--log-interval", "50", "--eval-interval", "100", "--probes", "64", "--out", str(tmp_path),
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "modes-2d" / "dynamic-k2" / "summary.json").read_text())
+    phases, wall = summary["phases"], summary["process_wall_s"]
+    assert set(phases) == set(PHASES) and all(seconds >= 0 for seconds in phases.values()), phases
+    assert sum(phases.values()) <= wall + 0.05 and wall >= summary["wall_time_s"]
+    assert phases["training"] == pytest.approx(summary["train_time_s"], abs=0.05)
+    assert phases["compile_training"] >= summary["compile_time_s"] and phases["diagnostics"] > 0
+    assert phases["evaluation"] > 0 and phases["writing"] > 0  # (in this process: startup is pytest's so far)
+    printed = [line for line in result.stdout.splitlines() if "process time" in line]
+    assert len(printed) == 1 and f"process time {wall:.1f} s: startup" in printed[0]
+    assert f"training {phases['training']:.1f} s {phases['training'] / wall:.0%}" in result.stdout

@@ -30,6 +30,8 @@ def restore(run_dir: Path, states: Any) -> tuple[Any, int, Window] | None:
 
 
 class Checkpoints(Observer):
+    phase = "writing"
+
     def __init__(self, run_dir: Path, run: RunConfig, rows: LogRows):
         """`rows`: the run log's observer, before this one (its rows are flushed when the checkpoint is saved)."""
         self.run_dir, self.run, self.rows = run_dir, run, rows

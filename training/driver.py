@@ -37,7 +37,7 @@ from drol_diag.tasks import Task
 from training.checkpoints import Checkpoints, restore
 from training.evaluation import Evaluations
 from training.memory import OWNER_CHUNK_CANDIDATES, check_fits, device_memory, estimate_memory
-from training.observer import Chunk, Observer
+from training.observer import PHASES, Chunk, Observer, Phases
 from training.progress import ProgressBar
 from training.run_log import LogRows
 from training.tracking import start_tracking
@@ -62,6 +62,8 @@ class RunSummary:
     updates_per_s: float  # updates per second of the program (all seeds advance together)
     seed_updates_per_s: float  # updates_per_s times the number of seeds
     score_evaluations: list[int] = dataclasses.field(default_factory=list)  # per seed: evaluations scored (0: none)
+    process_wall_s: float = float("nan")  # the process's wall time when the summary was written (Phases.record)
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # {phase: seconds} (training.observer.PHASES)
 
     @property
     def mean_score(self) -> float:
@@ -207,30 +209,60 @@ def run_density(task: Task, run: RunConfig, progress: bool) -> tuple[BehaviourDe
 
 
 def train(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Path, *, resume: bool = False,
-          force: bool = False, progress: bool = True) -> RunSummary:
+          force: bool = False, progress: bool = True, phases: Phases | None = None) -> RunSummary:
     """Train every seed of `run` on `task`, logging to the run folder; returns the summary. Raises RunError for a
-    conflicting run folder."""
-    started = time.perf_counter()
+    conflicting run folder. `phases`: the process's time breakdown so far (the command line's, from the process's
+    start: start-up and the task's loading); by default one from this call."""
+    started, phases = time.perf_counter(), phases or Phases()
     run_dir = run_dir_for(out, run, learner_config)
-    check_run(task, learner_config, run, out, run_dir)
-    density = run_density(task, run, progress)  # before the run folder: a fit that fails leaves nothing written
+    with phases("setup"):
+        check_run(task, learner_config, run, out, run_dir)
+    with phases("density"):
+        density = run_density(task, run, progress)  # before the run folder: a fit that fails leaves nothing written
     with store.run_lock(run_dir), matmul_precision(run):
-        return _train_locked(task, learner_config, run, run_dir, started, resume, force, progress, density)
+        return _train_locked(task, learner_config, run, run_dir, started, resume, force, progress, density, phases)
 
 
 def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, started: float,
                   resume: bool, force: bool, progress: bool,
-                  density: tuple[BehaviourDensity | None, dict[str, Any]]) -> RunSummary:
+                  density: tuple[BehaviourDensity | None, dict[str, Any]], phases: Phases) -> RunSummary:
     """train() while holding the run folder's lock."""
+    with phases("setup"):
+        summary = _setup_and_train(task, learner_config, run, run_dir, resume, force, progress, density, phases)
+    if isinstance(summary, RunSummary):  # (a finished run, reported again)
+        return summary
+    states, rows, step, start, compile_time, train_time = summary
+    seeds = list(run.seeds)
+    wall, rate = time.perf_counter() - started, (step - start) / train_time if train_time > 0 else float("nan")
+    scores, score_evaluations = final_scores(rows.log.dataset(), np.asarray(states.diverged))
+    process_wall, spent = phases.record()
+    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=scores,
+                         diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
+                         wall_time_s=wall, compile_time_s=compile_time,
+                         train_time_s=train_time, updates_per_s=rate, seed_updates_per_s=rate * len(seeds),
+                         score_evaluations=score_evaluations, process_wall_s=process_wall, phases=spent)
+    store.write_json_atomic(run_dir / store.SUMMARY_FILE,
+                            {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
+    return summary
+
+
+def _setup_and_train(task: Task, learner_config: LearnerConfig, run: RunConfig, run_dir: Path, resume: bool,
+                     force: bool, progress: bool, density: tuple[BehaviourDensity | None, dict[str, Any]],
+                     phases: Phases):
+    """_train_locked's set-up (timed as `setup` by the caller; the phases nested in it apart) and training: the
+    final states, the log's observer, the step reached, the start step and the seconds compiling and training; or
+    the RunSummary of a run already finished."""
     seeds, transitions = list(run.seeds), len(task.dataset["actions"])
     learner = make_learner(learner_config, task.obs_dim, task.action_dim, transitions)
     record = config_record(learner_config, run, task, {
         "diagnostics": diagnostics_record(run.diagnostics, run.probes, transitions), "density": density[1],
         **({"wandb": run.wandb} if run.wandb else {})})
-    prepare_run_dir(run_dir, record, resume, force)
-    store.remove_stale_versions(run_dir)
+    with phases("writing"):
+        prepare_run_dir(run_dir, record, resume, force)
+        store.remove_stale_versions(run_dir)
 
-    dataset = device_dataset(task.dataset)
+    with phases("task"):
+        dataset = device_dataset(task.dataset)
     states = make_init(learner)(jnp.asarray(seeds, jnp.int32))
     restored = restore(run_dir, states) if resume else None
     states, start, since_log = restored or (states, 0, [])
@@ -242,7 +274,8 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
     if restored is None and getattr(learner_config, "refresh_interval", 1) == 0:
         states = static_owner_table(learner, states, dataset, progress)
 
-    recorder = ProbeRecorder(learner, task, dataset, seeds, run.probes, density[0]) if run.diagnostics else None
+    with phases("diagnostics"):
+        recorder = ProbeRecorder(learner, task, dataset, seeds, run.probes, density[0]) if run.diagnostics else None
     rows = LogRows(run_dir, run, learner_config.num_candidates, record, recorder, since_log, start, resume)
     evaluations = [Evaluations(task, learner, run, rows.log)] if task.evaluate is not None else []
     tracking = [start_tracking(run, learner_config, run_dir, record, rows.log)] if run.wandb else []
@@ -251,45 +284,40 @@ def _train_locked(task: Task, learner_config: LearnerConfig, run: RunConfig, run
                                  *tracking, Checkpoints(run_dir, run, rows)]
     failed = True
     try:
-        states, step, compile_time, train_time = run_chunks(learner, states, dataset, run, start, observers)
+        states, step, compile_time, train_time = run_chunks(learner, states, dataset, run, start, observers, phases)
         failed = False
     finally:
         for observer in observers:
-            observer.close(failed)
-
-    wall, rate = time.perf_counter() - started, (step - start) / train_time if train_time > 0 else float("nan")
-    scores, score_evaluations = final_scores(rows.log.dataset(), np.asarray(states.diverged))
-    summary = RunSummary(run_dir=str(run_dir), seeds=seeds, scores=scores,
-                         diverged_steps=[int(s) for s in np.asarray(states.diverged_step)], steps=step,
-                         wall_time_s=wall, compile_time_s=compile_time,
-                         train_time_s=train_time, updates_per_s=rate, seed_updates_per_s=rate * len(seeds),
-                         score_evaluations=score_evaluations)
-    store.write_json_atomic(run_dir / store.SUMMARY_FILE,
-                            {**dataclasses.asdict(summary), "mean_score": summary.mean_score})
-    return summary
+            with phases(observer.phase):
+                observer.close(failed)
+    return states, rows, step, start, compile_time, train_time
 
 
 def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], run: RunConfig, start: int,
-               observers: list[Observer]) -> tuple[Any, int, float, float]:
+               observers: list[Observer], phases: Phases | None = None) -> tuple[Any, int, float, float]:
     """Train from update `start` in chunks ending at chunk_boundaries (one compiled program per chunk length),
     handing each chunk's end to the observers in order, until the last step or every seed diverged. Returns the
-    states, the updates done per seed and the seconds spent compiling and training."""
-    ends = chunk_boundaries(start, run)
+    states, the updates done per seed and the seconds spent compiling and training; `phases` gets the compile,
+    the training and each observer's time (in its `phase`)."""
+    ends, phases = chunk_boundaries(start, run), phases or Phases()
     began = time.perf_counter()
-    programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile()
-                for length in sorted({end - begin for begin, end in zip([start, *ends], ends)})}
+    with phases("compile_training"):
+        programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile()
+                    for length in sorted({end - begin for begin, end in zip([start, *ends], ends)})}
     compile_time, train_time, step = time.perf_counter() - began, 0.0, start
     for end in ends:
         began = time.perf_counter()
-        states, metrics = programs[end - step](states, dataset)
-        metrics = jax.tree.map(np.asarray, metrics)  # (waits for the chunk)
+        with phases("training"):
+            states, metrics = programs[end - step](states, dataset)
+            metrics = jax.tree.map(np.asarray, metrics)  # (waits for the chunk)
         train_time += time.perf_counter() - began
         diverged = np.asarray(states.diverged)
         chunk = Chunk(end, end - step, states, metrics, diverged, end == run.steps or bool(diverged.all()),
-                      (end - start) / train_time)
+                      (end - start) / train_time, phases=phases)
         step = end
         for observer in observers:
-            observer.on_chunk(chunk)
+            with phases(observer.phase):
+                observer.on_chunk(chunk)
         if chunk.last:  # (every seed diverged: nothing left to train)
             break
     return states, step, compile_time, train_time
@@ -320,7 +348,17 @@ def format_summary(summary: RunSummary, reference_levels: Mapping[str, float] | 
                  f"training {summary.train_time_s:.1f} s)")
     lines.append(f"  throughput {summary.updates_per_s:.1f} updates/s per seed, {summary.seed_updates_per_s:.1f} "
                  f"seed-updates/s over {len(summary.seeds)} seeds (compilation excluded)")
-    return "\n".join(lines)
+    return "\n".join(lines + phases_lines(summary.phases, summary.process_wall_s))
+
+
+def phases_lines(phases: Mapping[str, float], wall: float) -> list[str]:
+    """The time breakdown as two lines: seconds and share of the process wall time per phase (none without one)."""
+    if not phases or not wall > 0:
+        return []
+    parts = [f"{name.replace('_', ' ')} {phases[name]:.1f} s {phases[name] / wall:.0%}" for name in PHASES
+             if name in phases]
+    half = (len(parts) + 1) // 2
+    return [f"  process time {wall:.1f} s: " + ", ".join(parts[:half]) + ",", "    " + ", ".join(parts[half:])]
 
 
 def seeds_mean_text(seeds: list[int], scores: list[float]) -> str:

@@ -65,6 +65,8 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
 
 
 class Evaluations(Observer):
+    phase = "evaluation"
+
     def __init__(self, task: Task, learner, run: RunConfig, log: store.RunLog):
         self.task, self.learner, self.run, self.log, self.act_fn = task, learner, run, log, make_act(learner)
 

@@ -25,6 +25,8 @@ def weighted_means(chunks: Window) -> dict[str, np.ndarray]:
 
 
 class LogRows(Observer):
+    phase = "writing"  # (its diagnostic rows: diagnostics)
+
     def __init__(self, run_dir: Path, run: RunConfig, num_candidates: int, record: dict[str, Any],
                  recorder: ProbeRecorder | None, since_log: Window, start: int, resume: bool):
         """Open the run log; a resume keeps its rows up to the checkpoint's `start` (none without a checkpoint:
@@ -50,7 +52,8 @@ class LogRows(Observer):
         if on_grid or chunk.last:
             row = {**weighted_means(self.since_log), "diverged": chunk.diverged}
             if self.recorder is not None:
-                row.update(self.recorder.row(chunk.states, chunk.step))
+                with chunk.phases("diagnostics"):
+                    row.update(self.recorder.row(chunk.states, chunk.step))
             self.log.append("step", chunk.step, row)
             chunk.rows["step"] = row
             # A final row off the log grid does not close the averaging window: a resumed run
