@@ -75,3 +75,15 @@ def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_
     logs = [store.read_store(tmp_path / name / "modes-2d" / "static-routing-k4") for name in ("first", "second")]
     for name in ("flip_rate", "ood_frac", "true_ood_frac", "coverage", "critic_loss"):
         np.testing.assert_array_equal(logs[0][name].values, logs[1][name].values)
+
+
+def test_a_command_line_run_writes_its_programs_to_the_cache(tmp_path):
+    """The command line sets the cache before any of its imports reaches JAX (cli/__init__.py): a run started as
+    `python -m cli` (as the console script) leaves its compiled programs in the folder."""
+    folder = tmp_path / "cache"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    environ[COMPILE_CACHE_VARIABLE] = str(folder)
+    subprocess.run([sys.executable, "-m", "cli", "run", "--task", "modes-2d", "--hidden", "8", "--seeds", "0",
+                    "--steps", "20", "--log-interval", "20", "--eval-interval", "20", "--no-diagnostics",
+                    "--no-progress", "--out", str(tmp_path / "runs")], env=environ, check=True, capture_output=True)
+    assert any(path.name.startswith("jit_") for path in folder.iterdir())
