@@ -54,6 +54,7 @@ bench: $(INSTALLED)
 	$(BIN)/python benchmarks/evaluation.py
 	$(BIN)/python benchmarks/gpu.py
 	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python benchmarks/density.py
 
 clean-runs:
 	rm -rf runs/
