@@ -19,6 +19,7 @@ from reports.document import Notice, Paragraph
 from reports.questions import question_conflict, question_ownership, question_support
 from reports.questions.common import late_difference
 from reports.questions.grid import matched_rows, question_grid, setting_curves
+from reports.questions.support import support_estimate
 from reports.runs import read_results
 from reports.text import fmt_interval, group_label, run_ks
 from tests.helpers import check_sentences, invoke
@@ -113,7 +114,8 @@ def test_diagnostic_questions_answer_each_grid_point_and_compare_dynamic_and_sta
         assert f"Under dynamic routing with K=2, bc_coef={value} (2 seeds)" in text["question_ownership"]
         assert f"static-routing (K=2, bc_coef={value}) never reassigns" in text["question_ownership"]
         # each dynamic grid point against static-routing at the same point, never at another
-        for name, variable in (("question_support", "ood_frac"), ("question_conflict", "conflict_frac")):
+        share = support_estimate(results, analysis, "modes-2d")[0]  # the out-of-support estimate the report reads
+        for name, variable in (("question_support", share), ("question_conflict", "conflict_frac")):
             dynamic = analysis.diagnostics[(variable, "modes-2d", f"dynamic bc_coef={value}", 2)].late_values
             static = analysis.diagnostics[(variable, "modes-2d", f"static-routing bc_coef={value}", 2)].late_values
             difference = late_difference(results, analysis, variable, "modes-2d", f"dynamic bc_coef={value}", 2)

@@ -195,9 +195,7 @@ def run_density(task: Task, run: RunConfig, progress: bool) -> tuple[BehaviourDe
         return None, {"off": "--density off" if run.diagnostics else "--no-diagnostics"}
     rows, needed = len(task.dataset["actions"]), DensitySettings().min_rows
     if rows < needed:  # --density auto: a dataset too small to fit runs without (`density fit` says so as an error)
-        reason = f"the dataset has {rows:,} transitions; the fit needs at least {needed:,}"
-        print(f"note: no behaviour density: {reason}", file=sys.stderr)
-        return None, {"off": reason}
+        return None, {"off": f"the dataset has {rows:,} transitions; the fit needs at least {needed:,}"}
     try:
         density, fitted = fitted_density(task, progress)
     except DensityError as error:
@@ -259,6 +257,8 @@ def _setup_and_train(task: Task, learner_config: LearnerConfig, run: RunConfig, 
         **({"wandb": run.wandb} if run.wandb else {})})
     with phases("writing"):
         prepare_run_dir(run_dir, record, resume, force)
+    if run.diagnostics and run.density == "auto" and density[0] is None:  # (after the checks: errors stay one line)
+        print(f"note: no behaviour density: {density[1]['off']}", file=sys.stderr)
         store.remove_stale_versions(run_dir)
 
     with phases("task"):
