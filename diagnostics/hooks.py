@@ -111,22 +111,25 @@ class ProbeRecorder:
                                                          TRUE_OOD_PERCENTILE))
         self._density_data = self._density_logp(np.asarray(self.probes.actions)).mean(1)  # (S,)
 
-    def _density_logp(self, actions: np.ndarray) -> np.ndarray:
-        """max(estimated log-density, LOG_DENSITY_FLOOR) (S, M) of actions (S, M, d) at the probe states."""
-        seeds, m, _ = actions.shape
-        logp = self.density.log_prob(self.probe_observations.reshape(seeds * m, -1), actions.reshape(seeds * m, -1))
-        return np.maximum(logp, LOG_DENSITY_FLOOR).reshape(seeds, m)
+    def _density_logp(self, actions: np.ndarray, repeat: int = 1) -> np.ndarray:
+        """max(estimated log-density, LOG_DENSITY_FLOOR) (S, repeat M) of actions (S, repeat M, d) at the probe
+        states (repeated `repeat` times along the probe axis)."""
+        seeds, rows, _ = actions.shape
+        observations = np.concatenate([self.probe_observations] * repeat, axis=1).reshape(seeds * rows, -1)
+        logp = self.density.log_prob(observations, actions.reshape(seeds * rows, -1))
+        return np.maximum(logp, LOG_DENSITY_FLOOR).reshape(seeds, rows)
 
     def _density_row(self, deployed: np.ndarray, winner_actions: np.ndarray | None, action_cos: np.ndarray | None,
                      true_action_cos: np.ndarray | None) -> dict[str, np.ndarray]:
         """The density quantities of a row: deployed (S, M, d), winner_actions (S, M, d) or None (FQL), the learned
         and the true conflict cosines (S, M) or None."""
-        deployed_logp = self._density_logp(deployed)
+        both = deployed if winner_actions is None else np.concatenate([deployed, winner_actions], axis=1)
+        logp = self._density_logp(both, repeat=both.shape[1] // deployed.shape[1])  # one pass over both: (S, M or 2M)
+        deployed_logp, winner_logp = logp[:, :deployed.shape[1]], logp[:, deployed.shape[1]:]
         row = {"density_logp": deployed_logp, "density_logp_deployed": deployed_logp.mean(1),
                "density_logp_data": self._density_data,
                "density_ood_frac": (deployed_logp < self.density_ood_threshold).mean(1)}
         if winner_actions is not None:
-            winner_logp = self._density_logp(winner_actions)
             in_support = winner_logp >= self.density_ood_threshold  # (S, M)
             share = lambda conflict: np.where(in_support.any(1), (conflict & in_support).sum(1)
                                               / np.maximum(in_support.sum(1), 1), np.nan)
