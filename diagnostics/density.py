@@ -9,6 +9,7 @@ docs/diagnostics.md, "The behaviour density". Shapes: N pairs, obs state dims, d
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import io
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from drol_diag.platform import DENSITY_CACHE_VARIABLE, user_cache_folder
+from drol_diag.platform import DENSITY_CACHE_VARIABLE, optimised_compile, user_cache_folder
 from drol_diag.runfolder.store import write_bytes_atomic
 
 CACHE_FORMAT = "drol-diag behaviour density 1"  # the cache file's format tag
@@ -157,7 +158,7 @@ def fit_density(dataset: dict[str, np.ndarray], validation: dict[str, np.ndarray
     optimizer = optax.adam(settings.learning_rate)
     loss = lambda arrays, rows: -jnp.mean(log_prob(arrays, actions[rows], states[rows]))
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=optimised_compile())  # (1000 updates: worth optimising)
     def updates(arrays, opt_state, keys):
         def update(carry, key):
             arrays, opt_state = carry
@@ -251,12 +252,19 @@ def cached_density(dataset: dict[str, np.ndarray], validation: dict[str, np.ndar
     key = dataset_key(dataset, settings)
     path = cache_path(folder or cache_folder(), key)
     stamp = lambda: (path, key, path.stat().st_mtime_ns, path.stat().st_size)  # (a file changed since: read again)
-    if path.exists():
-        if stamp() not in _READ:  # read once per process: a second run in it compiles nothing new
-            _READ[stamp()] = load_density(path, key)
-        return _READ[stamp()], False
-    density = fit_density(dataset, validation, settings, progress)
-    save_density(density, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a sweep's groups starting together: one fits, the others wait and read
+        try:
+            if path.exists():
+                if stamp() not in _READ:  # read once per process: a second run in it compiles nothing new
+                    _READ[stamp()] = load_density(path, key)
+                return _READ[stamp()], False
+            density = fit_density(dataset, validation, settings, progress)
+            save_density(density, path)
+        finally:
+            lock_path.unlink(missing_ok=True)  # (a waiter that opened it still reads the saved fit, or fits)
     _READ[stamp()] = density
     return density, True
 

@@ -78,6 +78,21 @@ def prefer_fast_cpu_dots() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {YNN_FUSION_FLAG}=".strip()
 
 
+# XLA:CPU flags for a process of many short runs on a cold compilation cache (the test suite sets them): -O0 and
+# the loop emitters instead of the MLIR fusion emitters compile a 2x64 init in 0.6 s instead of 5.1 s, but a
+# training chunk runs 4-6x slower, so the long loops ask for XLA's own optimisation back (optimised_compile).
+QUICK_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+FULL_OPTIMISATION = {"xla_backend_optimization_level": 3, "xla_cpu_use_fusion_emitters": True}  # XLA's defaults
+
+
+def optimised_compile() -> dict[str, Any]:
+    """The compiler options of a program that runs thousands of updates (a long run's training chunk, the density
+    fit): XLA's defaults where XLA_FLAGS holds QUICK_COMPILE_FLAGS, else {} (nothing to undo). For
+    jax.jit(compiler_options=) or Lowered.compile."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    return dict(FULL_OPTIMISATION) if all(flag in flags for flag in QUICK_COMPILE_FLAGS) else {}
+
+
 COMPILE_CACHE_VARIABLE = "DROL_DIAG_COMPILE_CACHE"  # a folder for JAX's compilation cache, or "off"
 DENSITY_CACHE_VARIABLE = "DROL_DIAG_DENSITY_CACHE"  # the folder of fitted behaviour densities (diagnostics.density)
 COMPILE_CACHE_MAX_BYTES = 2 * 1024**3  # least recently used programs are evicted beyond this

@@ -23,22 +23,24 @@ from pathlib import Path
 
 import pytest
 
-from drol_diag.platform import COMPILE_CACHE_VARIABLE, DENSITY_CACHE_VARIABLE, cpu_backend_here, start_process
+from drol_diag.platform import (
+    COMPILE_CACHE_VARIABLE,
+    DENSITY_CACHE_VARIABLE,
+    QUICK_COMPILE_FLAGS,
+    cpu_backend_here,
+    start_process,
+)
 
-# Most of the suite's time is XLA compiling many small programs, not running them. Two XLA:CPU settings
-# make that cheaper (measured on the 2-core machine CI uses): LLVM at -O0 instead of -O2 (-O1: a tiny
-# training run's compile about 30% shorter; -O0: a tiny variant's run 9.2 s -> 7.6 s against -O1, the
-# whole suite 340 s -> 310 s) and the loop emitters instead of the MLIR fusion emitters (the whole
-# suite's CPU time 722 s -> 651 s on top of -O1). Training is slower where it lasts at all (the
-# modes learning test in tests/test_run.py: about 1.8x at -O0 against -O1). Numbers may differ from the
-# defaults' in the last bits; every comparison in the tests is between results of this session, which
-# all get the flags: they go through the environment to the xdist workers and to every process the
-# tests start. Only for the jaxlib line known to have them (an unknown XLA flag aborts the process),
-# and only on the CPU backend, as drol_diag.platform does for its own.
-FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+# Most of the suite's time is XLA compiling many small programs, not running them: drol_diag.platform's
+# QUICK_COMPILE_FLAGS (measured on the 2-core machine CI uses: LLVM -O0 against -O1, a tiny variant's run 9.2 s ->
+# 7.6 s; the loop emitters, the suite's CPU time 722 s -> 651 s on top of -O1), while a run of 2000 updates or more
+# and the density fit get XLA's own optimisation back (platform.optimised_compile). Every comparison in the tests
+# is between results of this session, which all get the flags: they go through the environment to the xdist
+# workers and to every process the tests start. Only for the jaxlib line known to have them (an unknown XLA flag
+# aborts the process), and only on the CPU backend, as drol_diag.platform does for its own.
 if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10) and cpu_backend_here():
     flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = " ".join([flags, *(flag for flag in FAST_COMPILE_FLAGS if flag not in flags)]).strip()
+    os.environ["XLA_FLAGS"] = " ".join([flags, *(flag for flag in QUICK_COMPILE_FLAGS if flag not in flags)]).strip()
 CACHE_OWNER_ENV = "DROL_DIAG_TESTS_XLA_CACHE_OWNER"  # the pid of the process that made the cache folder
 if os.environ.get(CACHE_OWNER_ENV) is None:  # the session's first process (not an xdist worker)
     os.environ[CACHE_OWNER_ENV] = str(os.getpid())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -65,13 +66,27 @@ def test_the_fit_recovers_a_known_conditional_density_on_and_off_the_data(gaussi
                      true_logp(moved, weights)).statistic > 0.95
 
 
+def test_fits_of_the_same_data_started_together_fit_once(tmp_path):
+    """A sweep's groups start together: the one that takes the cache's lock fits, the other waits and reads."""
+    train, _ = gaussian_data(2048, 2)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cached_density(train, None, FAST, tmp_path)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert sorted(fitted for _, fitted in results) == [False, True]
+    assert results[0][0].key == results[1][0].key and results[0][0].fit_seconds == results[1][0].fit_seconds
+
+
 def test_a_second_fit_of_the_same_data_and_settings_reads_the_cache(gaussian_fit):
     density, train, held_out, _, folder = gaussian_fit
     again, fitted = cached_density(train, held_out, FAST, folder)
     assert not fitted and again.key == density.key and again.fit_seconds == density.fit_seconds
     np.testing.assert_array_equal(again.log_prob(held_out["observations"], held_out["actions"]),
                                   density.log_prob(held_out["observations"], held_out["actions"]))
-    assert [p.name for p in folder.iterdir()] == [cache_path(folder, density.key).name]  # no temporary left
+    assert [p.name for p in folder.iterdir()] == [cache_path(folder, density.key).name]  # no temporary or lock left
     # Another dataset, or other settings, is another key.
     other, _ = gaussian_data(4096, 5)
     assert dataset_key(other, FAST) != density.key

@@ -30,6 +30,7 @@ from diagnostics.hooks import ProbeRecorder
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
 from drol.learner import Learner, make_init, make_train_chunk, static_owners
 from drol.methods import make_learner
+from drol_diag import platform
 from drol_diag.runfolder import scoring, store
 from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for, setting_differences
 from drol_diag.settings import RunConfig
@@ -127,6 +128,11 @@ def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Pa
     if learner_config.batch_size > transitions:
         print(f"note: --batch-size {learner_config.batch_size} is larger than the training set ({transitions} "
               "transitions); batches are drawn with replacement, so each batch repeats transitions", file=sys.stderr)
+
+
+# A run this long has its training chunks compiled with XLA's full optimisation (platform.optimised_compile):
+# at -O0 a chunk compiles 2-3x faster but trains 4-6x slower, which costs more from about here (measured on 2 cores).
+OPTIMISE_FROM_UPDATES = 2000
 
 
 def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: bool) -> None:
@@ -302,7 +308,8 @@ def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], r
     ends, phases = chunk_boundaries(start, run), phases or Phases()
     began = time.perf_counter()
     with phases("compile_training"):
-        programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile()
+        options = platform.optimised_compile() if run.steps >= OPTIMISE_FROM_UPDATES else {}
+        programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile(options)
                     for length in sorted({end - begin for begin, end in zip([start, *ends], ends)})}
     compile_time, train_time, step = time.perf_counter() - began, 0.0, start
     for end in ends:
