@@ -12,8 +12,8 @@ the training's share of the process wall time (>= 50% for the demo, >= 70% for t
 diagnostic rows' cost over the training between two rows (the diagnostics' seconds over the training's: one row
 per log interval; <= 25%).
 
---quick: 200 updates, 2 and 3 seeds, 64 probes, no warming run: the whole path in about a minute, for the test
-suite (tests/test_benchmarks.py); its figures say nothing about the configurations.
+--quick: the same tiny run twice (100 updates of 1x8 networks, 2 seeds, 64 probes, no density), no warming run:
+the whole path, for the test suite (tests/test_benchmarks.py); its figures say nothing about the configurations.
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ CONFIGURATIONS = {  # name -> (drol-diag run options, the training share's targe
     "settle group": (["--seeds", "0-7", "--steps", "6000", "--log-interval", "750", "--eval-interval", "1500",
                       "--probes", "512"], 0.70),
 }
-QUICK = {"demo": ["--seeds", "0-1", "--steps", "200", "--log-interval", "100", "--eval-interval", "200",
-                  "--probes", "64"],
-         "settle group": ["--seeds", "0-2", "--steps", "200", "--log-interval", "100", "--eval-interval", "200",
-                          "--probes", "64"]}
+TINY = ["--seeds", "0-1", "--steps", "100", "--log-interval", "50", "--eval-interval", "100", "--probes", "64",
+        "--hidden", "8", "--density", "off"]  # (the last of a repeated option counts)
+QUICK = {"demo": TINY, "settle group": TINY}  # (the second run compiles nothing new)
 DIAGNOSTICS_TARGET = 0.25  # the diagnostic rows' seconds over the training's
 
 
