@@ -25,7 +25,6 @@ from training.driver import train
 ALL_VARIANTS = [name for name in VARIANTS if name != "refresh-N"] + ["refresh-50"]
 TINY_RUN = dict(actor_hidden=(8,), critic_hidden=(8,), seeds=(0, 1), steps=200, log_interval=100,
                 eval_interval=100, checkpoint_interval=200)
-WITH_DENSITY = ("dynamic", "fql")  # the runs whose density quantities a test reads (every registered quantity logged)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +35,8 @@ def variant_runs(tmp_path_factory):
     runs = {}
     for name in ALL_VARIANTS:
         k = None if name == "fql" else 4
-        density = "auto" if name in WITH_DENSITY else "off"  # (the others: no density evaluation in their rows)
         learner_config, run_config = resolve("modes-2d", "auto", ablation=name, num_candidates=k, probes=64,
-                                             density=density, **TINY_RUN)
+                                             **TINY_RUN)
         summary = train(task, learner_config, run_config, out, progress=False)
         runs[name] = (xr.open_zarr(f"{summary.run_dir}/{store.LOG_STORE}", consolidated=False).load(), summary)
     return runs
@@ -107,7 +105,7 @@ def routed_nearest(learner, state, data, latents):
                   None).winners
 
 
-@pytest.mark.parametrize("name", WITH_DENSITY)
+@pytest.mark.parametrize("name", ["dynamic", "fql"])
 def test_every_registered_quantity_is_logged_with_its_dims_and_every_logged_one_is_registered(variant_runs, name):
     logs, _ = variant_runs[name]
     method = "fql" if name == "fql" else "drol"
