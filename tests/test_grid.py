@@ -42,6 +42,14 @@ def grid_sweep(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def grid_results(grid_sweep):
+    """The grid sweep's results and their analysis (50 bootstrap repetitions), read once for the tests that only
+    query them (the report's command line reads its own)."""
+    results = read_results(grid_sweep)
+    return results, analyse(results, reps=50)
+
+
 def test_grid_sweep_names_a_folder_per_point_records_the_grid_and_skips_finished_runs(grid_sweep):
     assert sorted(p.name for p in (grid_sweep / "modes-2d").iterdir() if not p.name.startswith(".")) == list(POINTS)
     config = json.loads((grid_sweep / "modes-2d" / POINTS[2] / "config.json").read_text())
@@ -69,11 +77,10 @@ def test_open_runs_gives_the_swept_setting_a_dim(grid_sweep):
         assert str(logs["run_dir"].sel(ablation=ablation, bc_coef=float(bc_coef)).item()).endswith(name)
 
 
-def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_sweep):
-    results = read_results(grid_sweep)
+def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_sweep, grid_results):
+    results, analysis = grid_results
     assert set(results.grid) == {"dynamic bc_coef=0.3", "dynamic bc_coef=1.0", "static-routing bc_coef=0.3",
                                  "static-routing bc_coef=1.0"}
-    analysis = analyse(results, reps=50)
     curves = setting_curves(results, analysis, "bc_coef")
     assert sorted(curves) == [("dynamic", 2, ()), ("static-routing", 2, ())]
     scores = results.scores.groupby("ablation")["score"].mean()
@@ -102,9 +109,8 @@ def test_report_draws_a_bc_coef_curve_and_compares_at_matched_settings(grid_swee
     assert 'id="q5b-grid"' in html and 'id="figure-grid-sensitivity"' in html
 
 
-def test_diagnostic_questions_answer_each_grid_point_and_compare_dynamic_and_static_at_matched_settings(grid_sweep):
-    results = read_results(grid_sweep)
-    analysis = analyse(results, reps=50)
+def test_diagnostic_questions_answer_each_grid_point_and_compare_dynamic_and_static_at_matched_settings(grid_results):
+    results, analysis = grid_results
     sections = {question.__name__: question(results, analysis)
                 for question in (question_ownership, question_support, question_conflict)}
     for name, section in sections.items():  # both ablations ran: nothing is said to be missing

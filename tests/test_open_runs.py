@@ -1,5 +1,6 @@
 """diagnostics.open_runs: a sweep of run folders as one lazy Dataset, outer-joined, bad runs skipped."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,7 +21,7 @@ from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
 from tests.helpers import DROL_DIAG, WAIT_S, wait_until
-from training.driver import train
+from training.driver import OPTIMISE_FROM_UPDATES, train
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,6 +30,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 # K=2 (seeds 0, 1; 32 probes) is a `drol-diag run` killed with SIGKILL after a few log rows, and
 # K=4 (seeds 1, 2; 64 probes; steps 100, 200) is trained in this process meanwhile.
 SEEDS = {2: [0, 1], 4: [1, 2]}
+# The killed run's length: short of the runs whose training is compiled with XLA's full optimisation (2-3x the
+# compile time), and long enough (19 log rows) to be still running when the fixture has read its first few rows.
+KILLED_RUN_STEPS = OPTIMISE_FROM_UPDATES - 1
 
 
 @dataclass
@@ -41,7 +45,7 @@ class Sweep:
 def sweep(tmp_path_factory) -> Sweep:
     out = tmp_path_factory.mktemp("sweep")
     killed_dir = out / "modes-2d" / "dynamic-k2"
-    args = [DROL_DIAG, "run", "--steps", "100000", "--hidden", "16,16", "--batch-size", "32", "--k", "2",
+    args = [DROL_DIAG, "run", "--steps", str(KILLED_RUN_STEPS), "--hidden", "16,16", "--batch-size", "32", "--k", "2",
             "--seeds", "0,1", "--probes", "32", "--log-interval", "100", "--eval-interval", "100000",
             "--checkpoint-interval", "100000", "--out", str(out), "--no-progress"]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -52,8 +56,10 @@ def sweep(tmp_path_factory) -> Sweep:
         train(load_task("modes-2d"), learner, run, out, progress=False)
         opened = wait_for_rows(killed_dir, 2)
         wait_for_rows(killed_dir, opened.sizes["step"] + 1)  # the store's link has moved on since
+        assert process.poll() is None, f"the K=2 run finished its {KILLED_RUN_STEPS} updates before the kill"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # (gone already: the assertion above says why)
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     return Sweep(out, opened)
 
