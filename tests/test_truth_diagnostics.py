@@ -1,7 +1,8 @@
 """Probe diagnostics against a task's ground truth (issue 14): the true value and the behaviour log-density at the
 winner, the data action and the deployed action, the critic's bias, the truly-out-of-support share and the
 true-gradient conflict, and the regret split (the oracle's value, the best of the K candidates). Known answers on small
-constructed arrays; a real run logs them all: tests/test_calibration.py, and the regret split on arc-2d here."""
+constructed arrays; a real run logs them all: tests/test_calibration.py, and the regret split on arc-2d here
+(tests/test_truth_tasks.py's tiny arc run)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from diagnostics.probes import LOG_DENSITY_FLOOR, truth_diagnostics
 from diagnostics.quantities import DERIVED, DROL, QUANTITIES, derive
 from drol_diag.runfolder import store
 from tests.helpers import invoke
+from tests.test_truth_tasks import ARC_RUN  # (tests/test_truth_tasks.py's end-to-end run: one configuration)
 
 # The quantities that need a task's truth (all registered; none logged for a task without one).
 TRUTH = ("true_value_winner", "true_value_data", "true_value_deployed", "critic_bias", "critic_bias_winner",
@@ -114,9 +116,7 @@ def test_the_regret_split_adds_up_and_its_best_candidate_is_the_best_of_the_k():
 
 
 def test_a_short_arc_run_logs_the_regret_split(tmp_path):
-    result = invoke("run", "--task", "arc-2d", "--hidden", "32,32", "--batch-size", "128", "--k", "4", "--seeds",
-                    "0,1", "--probes", "128", "--steps", "300", "--log-interval", "100", "--eval-interval", "300",
-                    "--no-progress", "--out", str(tmp_path))
+    result = invoke("run", *ARC_RUN, "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     (log_store,) = list(tmp_path.glob(f"*/*/{store.LOG_STORE}"))
     logs = xr.open_zarr(log_store.resolve(), consolidated=False).load()
