@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -22,6 +23,13 @@ from training.driver import RunSummary, format_summary, train
 from training.observer import PHASES
 
 TINY = dict(actor_hidden=(32, 32), critic_hidden=(32, 32), batch_size=64, num_candidates=4)
+
+
+def short_run(out: Path, steps: int = 20, seeds: str = "0,1") -> list[str]:
+    """`drol-diag run` for a few updates of tiny networks: one configuration for the tests of the command's own
+    behaviour (refusals, resume, divergence), so that they share their compiled programs."""
+    return ["run", "--steps", str(steps), "--hidden", "16", "--batch-size", "16", "--k", "2", "--seeds", seeds,
+            "--log-interval", "10", "--eval-interval", "20", "--probes", "64", "--out", str(out), "--no-progress"]
 
 
 def checkpoint_leaves(run_dir: Path) -> list[np.ndarray]:
@@ -68,13 +76,13 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     task = load_task("modes-2d")
-    # The checkpoint at 100 falls between log rows (every 40), so the resumed run must carry the
-    # training metrics of updates 81-100 over into its row at 120. (A checkpoint every 20 updates makes
+    # The checkpoint at 60 falls between log rows (every 40), so the resumed run must carry the
+    # training metrics of updates 41-60 over into its row at 80. (A checkpoint every 20 updates makes
     # every chunk 20 updates long: one training program to compile.)
     # (the diagnostics are resumed too; their size does not matter)
-    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=100, checkpoint_interval=20, probes=64)
-    learner, first_half = resolve("modes-2d", "auto", steps=100, **common)
-    _, full = resolve("modes-2d", "auto", steps=200, **common)
+    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=60, checkpoint_interval=20, probes=64)
+    learner, first_half = resolve("modes-2d", "auto", steps=60, **common)
+    _, full = resolve("modes-2d", "auto", steps=120, **common)
 
     train(task, learner, first_half, tmp_path / "resumed", progress=False)
     resumed = train(task, learner, full, tmp_path / "resumed", resume=True, progress=False)
@@ -89,8 +97,7 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_rerun_without_resume_is_refused_and_changed_config_cannot_resume(tmp_path):
-    args = ["run", "--steps", "20", "--hidden", "16", "--batch-size", "16", "--k", "2", "--seeds", "0",
-            "--log-interval", "10", "--eval-interval", "20", "--out", str(tmp_path), "--no-progress"]
+    args = short_run(tmp_path)
     assert invoke(*args).exit_code == 0
     again = invoke(*args)
     assert again.exit_code == 2 and "--resume" in again.stderr
@@ -101,8 +108,7 @@ def test_rerun_without_resume_is_refused_and_changed_config_cannot_resume(tmp_pa
 
 
 def test_resume_of_a_finished_run_changes_nothing_and_without_checkpoint_starts_clean(tmp_path):
-    args = ["run", "--steps", "20", "--hidden", "16", "--batch-size", "16", "--k", "2", "--seeds", "0",
-            "--log-interval", "10", "--eval-interval", "20", "--out", str(tmp_path), "--no-progress"]
+    args = short_run(tmp_path)
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
     assert invoke(*args).exit_code == 0
     files = [run_dir / store.SUMMARY_FILE, run_dir / store.CHECKPOINT_FILE]
@@ -153,11 +159,11 @@ def test_sigkill_loses_at_most_work_since_checkpoint_and_logs_stay_readable(tmp_
     with open(run_dir / "checkpoint.msgpack", "rb") as f:
         saved_step = json.loads(serialization.msgpack_restore(f.read())["extra"])["step"]
     assert saved_step >= 400 and saved_step % 400 == 0
-    # Resume to a nearby step: the rows after the checkpoint are replaced, none duplicated.
+    # Resume to a nearby step: the rows after the checkpoint are replaced, none duplicated. (In this process: the
+    # killed one's files are what is tested.)
     target = saved_step + 400
-    result = subprocess.run([*args[:3], str(target), *args[4:], "--resume"], capture_output=True, text=True,
-                            timeout=COMMAND_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr
+    result = invoke(*args[1:3], str(target), *args[4:], "--resume")
+    assert result.exit_code == 0, result.output
     metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False).load()
     assert list(metrics.step.values) == list(range(200, target + 1, 200))
     assert not list((run_dir / ".versions").glob("*.tmp*"))
@@ -212,26 +218,30 @@ def test_bad_input_is_a_one_line_error_with_exit_2_and_writes_nothing(tmp_path, 
     assert not out.exists()
 
 
-def test_console_script_lists_commands_and_fails_with_exit_2():
+def test_console_script_lists_commands_and_fails_with_exit_2(monkeypatch, capsys):
     listing = subprocess.run([DROL_DIAG, "--help"], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
     assert listing.returncode == 0 and "run" in listing.stdout
+    # The script's entry point, in this process (a fresh one per case would only add its start-up).
+    from cli import main
+
     for bad_args in (["run", "--k", "abc"], ["run", "--no-such-option"], ["nope"]):  # (bad values: BAD_INPUTS)
-        bad = subprocess.run([DROL_DIAG, *bad_args], capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-        assert bad.returncode == 2 and bad.stderr.startswith("error: "), (bad_args, bad.stderr)
-        assert len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        monkeypatch.setattr(sys, "argv", [DROL_DIAG, *bad_args])
+        with pytest.raises(SystemExit) as exit_status:
+            main()
+        stderr = capsys.readouterr().err
+        assert exit_status.value.code == 2 and stderr.startswith("error: "), (bad_args, stderr)
+        assert len(stderr.strip().splitlines()) == 1, stderr
 
 
 def test_diverged_seeds_are_recorded_and_reported(tmp_path):
-    result = invoke("run", "--lr", "1e8", "--steps", "400", "--hidden", "16,16", "--batch-size", "32", "--k", "2",
-                    "--seeds", "0,1", "--log-interval", "100", "--eval-interval", "100", "--out", str(tmp_path),
-                    "--no-progress")
+    result = invoke(*short_run(tmp_path, steps=40), "--lr", "1e8")
     assert result.exit_code == 0, result.output
     assert "DIVERGED at update" in result.stdout and "diverged seeds" in result.stdout
     assert "nan" not in result.stdout and "mean score: none (no seed has a score)" in result.stdout
     run_dir = tmp_path / "modes-2d" / "dynamic-k2"
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert all(0 <= step < 100 for step in summary["diverged_steps"])
-    assert summary["steps"] == 100  # every seed diverged in the first chunk: the run stopped there
+    assert all(0 <= step < 10 for step in summary["diverged_steps"])
+    assert summary["steps"] == 10  # every seed diverged in the first chunk (to the first log row): the run stopped there
     metrics = xr.open_zarr(run_dir / "logs.zarr", consolidated=False)
     assert bool(metrics["diverged"].values.all())
 
@@ -261,9 +271,9 @@ def test_the_summary_says_how_many_evaluations_a_score_averages_its_spread_conve
 
 
 def test_a_run_records_and_prints_where_its_process_time_went(tmp_path):
-    result = invoke("run", "--steps", "100", "--hidden", "16,16", "--batch-size", "32", "--k", "2", "--seeds", "0",
-                    "--log-interval", "50", "--eval-interval", "100", "--probes", "64", "--out", str(tmp_path),
-                    "--no-progress")
+    # One seed: programs no other test compiled in this process, as a fresh process would (compile_training then
+    # counts setup's compile of the initial states beside the chunks', which compile_time_s does not).
+    result = invoke(*short_run(tmp_path, seeds="0"))
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "modes-2d" / "dynamic-k2" / "summary.json").read_text())
     phases, wall = summary["phases"], summary["process_wall_s"]
