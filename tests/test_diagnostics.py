@@ -103,7 +103,8 @@ def constructed_probes(learner, state, seed=0, m=64):
     rng = np.random.default_rng(seed)
     obs = jnp.asarray(rng.uniform(-1, 1, (m, learner.obs_dim)), jnp.float32)
     latents = latent_bank(bank_key(seed), jnp.arange(m), learner.config.num_candidates, learner.action_dim)
-    candidates = candidate_actions(learner.actor, state.actor_params, obs, latents)
+    # (jitted: op by op, each operation would compile a program of its own)
+    candidates = jax.jit(lambda params: candidate_actions(learner.actor, params, obs, latents))(state.actor_params)
     return obs, latents, candidates
 
 
@@ -120,11 +121,14 @@ def test_winner_data_dist_is_zero_on_a_candidate_and_conflict_follows_the_critic
     assert float(jnp.max(exact["winner_data_dist"])) == 0.0
 
     # The critic's ascent direction at candidate 0; data a little way along it or against it.
-    q_min = lambda a: jnp.min(learner.critic.apply(state.critic_params, obs, a), axis=0)
-    ascent = jax.grad(lambda a: jnp.sum(q_min(a)))(candidates[:, 0])
-    unit = ascent / jnp.linalg.norm(ascent, axis=-1, keepdims=True)
-    gaps = jnp.linalg.norm(candidates[:, 1:] - candidates[:, :1], axis=-1).min(-1)
-    step = 0.25 * gaps[:, None]  # stays nearest to candidate 0
+    @jax.jit
+    def unit_ascent_and_step(critic_params):
+        q_min = lambda a: jnp.min(learner.critic.apply(critic_params, obs, a), axis=0)
+        ascent = jax.grad(lambda a: jnp.sum(q_min(a)))(candidates[:, 0])
+        gaps = jnp.linalg.norm(candidates[:, 1:] - candidates[:, :1], axis=-1).min(-1)
+        return ascent / jnp.linalg.norm(ascent, axis=-1, keepdims=True), 0.25 * gaps[:, None]  # stays nearest to 0
+
+    unit, step = unit_ascent_and_step(state.critic_params)
     towards = diagnose(learner, state, ProbeSet(jnp.arange(64), obs, candidates[:, 0] + step * unit, latents), key)
     away = diagnose(learner, state, ProbeSet(jnp.arange(64), obs, candidates[:, 0] - step * unit, latents), key)
     assert np.all(np.asarray(towards["winner"]) == 0) and np.all(np.asarray(away["winner"]) == 0)
