@@ -76,13 +76,14 @@ def test_drol_on_modes_2d_beats_the_dataset_average_policy(tmp_path):
 
 def test_resume_is_exact(tmp_path):
     task = load_task("modes-2d")
-    # The checkpoint at 60 falls between log rows (every 40), so the resumed run must carry the
-    # training metrics of updates 41-60 over into its row at 80. (A checkpoint every 20 updates makes
-    # every chunk 20 updates long: one training program to compile.)
+    # The checkpoint at 30 falls between log rows (every 20), so the resumed run must carry the
+    # training metrics of updates 21-30 over into its row at 40. (A checkpoint every 10 updates makes
+    # every chunk 10 updates long: one training program to compile, short_run's.)
     # (the diagnostics are resumed too; their size does not matter)
-    common = dict(**TINY, seeds=(0, 1), log_interval=40, eval_interval=60, checkpoint_interval=20, probes=64)
-    learner, first_half = resolve("modes-2d", "auto", steps=60, **common)
-    _, full = resolve("modes-2d", "auto", steps=120, **common)
+    common = dict(actor_hidden=(16,), critic_hidden=(16,), batch_size=16, num_candidates=2, seeds=(0, 1),
+                  log_interval=20, eval_interval=30, checkpoint_interval=10, probes=64)  # (short_run's networks)
+    learner, first_half = resolve("modes-2d", "auto", steps=30, **common)
+    _, full = resolve("modes-2d", "auto", steps=60, **common)
 
     train(task, learner, first_half, tmp_path / "resumed", progress=False)
     resumed = train(task, learner, full, tmp_path / "resumed", resume=True, progress=False)
