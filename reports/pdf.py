@@ -249,6 +249,8 @@ def _story(report: document.Report) -> list[Flowable]:
         story.append(_SectionHeading(section.title, key=f"section-{number}"))
         for block in section.blocks:
             story.extend(_block(block))
+    while isinstance(story[-1], Spacer):  # (the last block's spacer, past a full page, would open a blank one)
+        story.pop()
     return story
 
 

@@ -293,6 +293,9 @@ def test_the_demos_shape_reports_in_at_most_ten_pages(small_sweep, tmp_path):
     info = subprocess.run(["pdfinfo", str(tmp_path / "report.pdf")], capture_output=True, text=True, check=True).stdout
     pages = int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
     assert pages <= 10, pages
+    last = subprocess.run(["pdftotext", "-f", str(pages), "-l", str(pages), str(tmp_path / "report.pdf"), "-"],
+                          capture_output=True, text=True, check=True).stdout
+    assert len([line for line in last.splitlines() if line.strip()]) > 2, "the last page holds only its footer"
 
 
 # ------------------------------------------------------------------------------------------------
