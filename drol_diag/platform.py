@@ -62,9 +62,9 @@ def cpu_backend_here() -> bool:
     return cpu_backend_expected(os.environ, accelerator_plugins(), nvidia_devices_present())
 
 
-def prefer_fast_cpu_dots() -> None:
-    """Turn XLA:CPU's YNNPACK fusions off (+40% updates/s at 4x64: benchmarks/throughput.py), on the CPU
-    backend only, for the jaxlib line known to have the flag (an unknown flag aborts), unless the user set it."""
+def add_cpu_flags(*wanted: str) -> None:
+    """Append XLA:CPU flags ("--name=value") to XLA_FLAGS, on the CPU backend only, for the jaxlib line known to
+    have them (an unknown flag aborts), each unless XLA_FLAGS already names it (the user's choice stands)."""
     from importlib import metadata
 
     try:
@@ -72,10 +72,14 @@ def prefer_fast_cpu_dots() -> None:
     except (metadata.PackageNotFoundError, ValueError):
         return
     flags = os.environ.get("XLA_FLAGS", "")
-    if (major, minor) != (0, 10) or YNN_FUSION_FLAG in flags:
-        return
-    if cpu_backend_here():
-        os.environ["XLA_FLAGS"] = f"{flags} {YNN_FUSION_FLAG}=".strip()
+    added = [flag for flag in wanted if flag.split("=")[0] not in flags]
+    if (major, minor) == (0, 10) and added and cpu_backend_here():
+        os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
+
+
+def prefer_fast_cpu_dots() -> None:
+    """Turn XLA:CPU's YNNPACK fusions off (+40% updates/s at 4x64: benchmarks/throughput.py)."""
+    add_cpu_flags(f"{YNN_FUSION_FLAG}=")
 
 
 # XLA:CPU flags for a process of many short runs on a cold compilation cache (the test suite sets them): -O0 and

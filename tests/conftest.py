@@ -18,7 +18,6 @@ import signal
 import socket
 import tempfile
 import urllib.request
-from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ from drol_diag.platform import (
     COMPILE_CACHE_VARIABLE,
     DENSITY_CACHE_VARIABLE,
     QUICK_COMPILE_FLAGS,
-    cpu_backend_here,
+    add_cpu_flags,
     start_process,
 )
 
@@ -36,11 +35,9 @@ from drol_diag.platform import (
 # 7.6 s; the loop emitters, the suite's CPU time 722 s -> 651 s on top of -O1), while a run of 2000 updates or more
 # and the density fit get XLA's own optimisation back (platform.optimised_compile). Every comparison in the tests
 # is between results of this session, which all get the flags: they go through the environment to the xdist
-# workers and to every process the tests start. Only for the jaxlib line known to have them (an unknown XLA flag
-# aborts the process), and only on the CPU backend, as drol_diag.platform does for its own.
-if tuple(int(part) for part in metadata.version("jaxlib").split(".")[:2]) == (0, 10) and cpu_backend_here():
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = " ".join([flags, *(flag for flag in QUICK_COMPILE_FLAGS if flag not in flags)]).strip()
+# workers and to every process the tests start. Only for the jaxlib line known to have them, on the CPU backend
+# (platform.add_cpu_flags).
+add_cpu_flags(*QUICK_COMPILE_FLAGS)
 CACHE_OWNER_ENV = "DROL_DIAG_TESTS_XLA_CACHE_OWNER"  # the pid of the process that made the cache folder
 if os.environ.get(CACHE_OWNER_ENV) is None:  # the session's first process (not an xdist worker)
     os.environ[CACHE_OWNER_ENV] = str(os.getpid())
