@@ -5,7 +5,8 @@
   actions (N, action_dim) in [-1, 1], rewards (N,), masks (N,) (0 where the episode truly terminates),
   next_observations (N, obs_dim).
 - `evaluate(policy, num_episodes, seed) -> {"score": float, ...}`, `policy` mapping observations
-  (n, obs_dim) to actions (n, action_dim).
+  (n, obs_dim) to actions (n, action_dim); an evaluator that also returns every step its episodes took
+  (`Visited`, under VISITED) lets the run hold its critic against the Monte-Carlo returns (diagnostics.montecarlo).
 - `reference_levels`: {name: score} of fixed reference policies under `evaluate`, drawn beside the runs'
   scores; a run below the UNDERTRAINED_REFERENCES level is undertrained, not a finding.
 
@@ -33,6 +34,7 @@ ModeCenters = Callable[[Any], Any]  # observations (N, obs_dim) -> (N, M, d); jn
 # the optional ground-truth functions
 TRUTH_FIELDS = ("true_value", "best_value", "behavior_log_density", "mode_centers")
 Evaluator = Callable[[Policy, int, int], dict]
+VISITED = "visited"  # the key of an evaluation's Visited record in what `evaluate` returns
 DATASET_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
 UNDERTRAINED_REFERENCE = "random supported mode"  # modes: a random one of the supported modes per state
 # A policy playing a supported action at random (modes: a random mode; arc, cliff: a fresh behaviour draw)
@@ -65,6 +67,23 @@ class Task:
     @property
     def action_dim(self) -> int:
         return int(self.dataset["actions"].shape[-1])
+
+
+@dataclass(frozen=True)
+class Visited:
+    """Every step one evaluation's episodes took, M in all, each episode's steps contiguous and in order."""
+
+    observations: np.ndarray  # (M, obs_dim) float32: the state the step acted in
+    actions: np.ndarray  # (M, action_dim) float32: the action the environment got (clipped to its bounds)
+    rewards: np.ndarray  # (M,) float64: the step's reward in the dataset's convention (the critic's)
+    episodes: np.ndarray  # (M,) int64: the step's episode
+    terminated: np.ndarray  # (M,) bool: the step ended its episode by a true termination (masks 0), not a time limit
+
+    @staticmethod
+    def concatenate(parts: list[Visited]) -> Visited:
+        """One record of several (episode numbers kept as given)."""
+        return Visited(*(np.concatenate([getattr(p, name) for p in parts]) for name in
+                         ("observations", "actions", "rewards", "episodes", "terminated")))
 
 
 def validate_dataset(dataset: dict[str, np.ndarray], what: str = "dataset") -> None:
