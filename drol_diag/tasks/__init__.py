@@ -2,8 +2,9 @@
 
 - `base`: the Task interface and its validation;
 - one module per source: `modes`, `arc`, `cliff` (the embedded one-step families, with ground truth;
-  their shared parts in `onestep`), `ogbench`, `minari` (D4RL through Minari and any local Minari
-  dataset), `custom` (npz:PATH and package.module:factory);
+  their shared parts in `onestep`), `corridor` (the embedded multi-step family, with ground truth),
+  `ogbench`, `minari` (D4RL through Minari and any local Minari dataset), `custom` (npz:PATH and
+  package.module:factory);
 - `episodes`: the pool of environment worker processes that runs evaluation episodes;
 - `registry`: one classification of a task name, used by presets, checks, loading and folder names.
 """

@@ -5,8 +5,9 @@ Sources, tried in this order (the first that claims a name owns it):
 
 | kind        | names                                                       | module                       |
 |-------------|-------------------------------------------------------------|------------------------------|
-| `synthetic` | modes-2d/5d, arc-2d/5d, cliff-2d/5d (any other `modes-`,    | drol_diag.tasks.{modes, arc, |
-|             | `arc-` or `cliff-` name is refused)                         | cliff} (shared: onestep)     |
+| `synthetic` | modes-2d/5d, arc- and cliff-2d/5d/8d/21d (one step),        | drol_diag.tasks.{modes, arc, |
+|             | corridor-2d/8d (multi-step); any other `modes-`, `arc-`,    | cliff} (shared: onestep),    |
+|             | `cliff-` or `corridor-` name is refused                     | drol_diag.tasks.corridor     |
 | `custom`    | npz:PATH, package.module:factory                            | drol_diag.tasks.custom       |
 | `d4rl`      | D4RL names (antmaze-*-v2, pen-human-v1) and their Minari ids | drol_diag.tasks.minari       |
 | `ogbench`   | OGBench single-task names (<env>-<type>-singletask[-taskN]-v0) | drol_diag.tasks.ogbench   |
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drol_diag.tasks import arc, cliff, custom, minari, modes, ogbench
+from drol_diag.tasks import arc, cliff, corridor, custom, minari, modes, ogbench
 from drol_diag.tasks.base import Task
 
 KINDS = ("synthetic", "custom", "d4rl", "ogbench", "minari")
@@ -30,7 +31,7 @@ KINDS = ("synthetic", "custom", "d4rl", "ogbench", "minari")
 
 @dataclass(frozen=True)
 class SyntheticFamily:
-    """One family of embedded one-step tasks: its named specs, how to build a task and its reference levels."""
+    """One family of embedded tasks: its named specs, how to build a task and its reference levels."""
 
     specs: dict[str, Any]  # task name -> frozen Spec dataclass
     build: Callable[[str], Task]  # name -> Task
@@ -41,6 +42,7 @@ SYNTHETIC: dict[str, SyntheticFamily] = {  # name prefix (before the first '-') 
     "modes": SyntheticFamily(modes.MODES_TASKS, modes.modes_task, modes.reference_levels),
     "arc": SyntheticFamily(arc.ARC_TASKS, arc.arc_task, arc.reference_levels),
     "cliff": SyntheticFamily(cliff.CLIFF_TASKS, cliff.cliff_task, cliff.reference_levels),
+    "corridor": SyntheticFamily(corridor.CORRIDOR_TASKS, corridor.corridor_task, corridor.reference_levels),
 }
 SYNTHETIC_TASKS: tuple[str, ...] = tuple(name for family in SYNTHETIC.values() for name in family.specs)
 
@@ -51,13 +53,13 @@ def synthetic_family(name: str) -> SyntheticFamily | None:
 
 
 def synthetic_spec(name: str) -> Any | None:
-    """The Spec of an embedded one-step task (ModesSpec, ArcSpec, CliffSpec), or None for any other name."""
+    """The Spec of an embedded task (ModesSpec, ArcSpec, CliffSpec, CorridorSpec), or None for any other name."""
     family = synthetic_family(name)
     return family.specs.get(name) if family else None
 
 
 def synthetic_reference_levels(name: str) -> dict[str, float]:
-    """The reference levels of an embedded one-step task without building its data ({} for other names)."""
+    """The reference levels of an embedded task without building its data ({} for other names)."""
     spec = synthetic_spec(name)
     return synthetic_family(name).reference_levels(spec) if spec is not None else {}
 
