@@ -14,7 +14,8 @@ run evaluates), and times:
 
 Both exclude the one-off XLA compilation and environment creation (reported separately). The
 three paths must give identical per-episode results. Target from the evaluation issue:
-(a) <= 1.5 x (b).
+(a) <= 1.5 x (b). And (c) the Monte-Carlo critic check over (a)'s visited steps (discounted returns, the
+critic at every step, the bias; training.evaluation.evaluate_seeds with its q_fn): <= 0.1 x (a).
 """
 
 from __future__ import annotations
@@ -37,16 +38,17 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import ogbench  # noqa: E402
 
+from diagnostics.montecarlo import discounted_returns, mc_bias  # noqa: E402
 from drol.learner import make_act, make_init  # noqa: E402
 from drol.methods import make_learner  # noqa: E402
 from drol_diag.settings import resolve  # noqa: E402
 from drol_diag.tasks import Task  # noqa: E402
 from drol_diag.tasks.episodes import EpisodeEvaluator, EpisodeResults, default_workers, episode_seed  # noqa: E402
-from training.evaluation import evaluate_seeds  # noqa: E402
+from training.evaluation import evaluate_seeds, make_visited_q, visited_q  # noqa: E402
 
 TASK = "cube-single-play-singletask-task1-v0"  # the dataset name ogbench builds cube-single-singletask-task1-v0 from
 OBS_DIM, ACTION_DIM = 28, 5  # cube-single
-TARGETS = {"eval_over_stepping": 1.5}
+TARGETS = {"eval_over_stepping": 1.5, "mc_check_over_eval": 0.1}
 EVAL_STEP = 100_000  # the training step the evaluation pretends to be at (it picks the episode seeds)
 
 
@@ -113,7 +115,23 @@ def step_alone(envs: list, seed: int, actions: list[np.ndarray], lengths: np.nda
             if step == lengths[episode] - 1:
                 successes[episode] = float(info.get("success", 0.0))
     seconds = time.perf_counter() - start
-    return seconds, EpisodeResults(successes=successes, returns=returns, lengths=lengths.copy())
+    return seconds, EpisodeResults(successes=successes, returns=returns, lengths=lengths.copy(), visited=None)
+
+
+def time_mc_check(learner, states, results: EpisodeResults) -> tuple[float, float]:
+    """(compile seconds, seconds) of the Monte-Carlo critic check over an evaluation's visited steps, as
+    evaluate_seeds runs it (compiled once first, then timed)."""
+    q_fn, critic_params = make_visited_q(learner), jax.tree.map(lambda x: x[0], states.critic_params)
+
+    def check() -> dict:
+        returns, counted = discounted_returns(results.visited, learner.config.discount)
+        return mc_bias(*visited_q(q_fn, critic_params, results.visited), returns, counted)
+
+    start = time.perf_counter()
+    check()
+    compiled = time.perf_counter()
+    check()
+    return compiled - start, time.perf_counter() - compiled
 
 
 def cpu_seconds(pid: int) -> float:
@@ -166,6 +184,7 @@ def main() -> None:
     stepping_s, replayed = step_alone(envs, pooled.seed, pooled.actions, pooled.results.lengths)
     identical = same_results(pooled.results, in_process.results) and same_results(pooled.results, replayed)
     compiles = act_fn._cache_size()
+    mc_compile_s, mc_s = time_mc_check(learner, states, pooled.results)
 
     steps = int(pooled.results.lengths.sum())
     figures = {
@@ -177,6 +196,7 @@ def main() -> None:
         "eval_over_stepping": pooled.seconds / stepping_s, "in_process_over_stepping": in_process.seconds / stepping_s,
         "compile_s": compile_s, "act_compilations": compiles, "create_envs_in_process_s": create_in_process_s,
         "create_envs_pool_s": create_pool_s, "identical_results": identical, "targets": TARGETS,
+        "mc_check_s": mc_s, "mc_check_compile_s": mc_compile_s, "mc_check_over_eval": mc_s / pooled.seconds,
     }
     print(f"one-off: XLA compilation of the policy {compile_s:.2f} s ({compiles} program for the whole benchmark); "
           f"creating {episodes} environments {create_in_process_s:.1f} s in this process, {create_pool_s:.1f} s in "
@@ -191,6 +211,9 @@ def main() -> None:
           f"{max(worker_cpu, default=0.0) + parent_cpu:.2f} s)")
     print(f"evaluation, in this process: {in_process.seconds:.2f} s (policy {in_process.policy_seconds:.2f} s); "
           f"{figures['in_process_over_stepping']:.2f}x stepping alone")
+    print(f"Monte-Carlo critic check over the {steps} visited steps: {mc_s:.3f} s, "
+          f"{figures['mc_check_over_eval']:.3f}x the evaluation (target <= {TARGETS['mc_check_over_eval']}; "
+          f"compiled once in {mc_compile_s:.2f} s)")
     print(f"per-episode results identical (pool, in-process, replay): {'yes' if identical else 'NO'}; "
           f"score {figures['score']:.2f}, mean length {figures['mean_length']:.0f}")
     print(json.dumps(figures))

@@ -311,14 +311,14 @@ def evaluate(
         fail(f"cannot write {error.filename}: {error.strerror or error}")
     except ValueError as error:
         fail(str(error))
-    closed_form = synthetic_spec(trained.run.task)  # (an embedded one-step task: no episodes)
-    scored_on = (f"scored in closed form on {closed_form.eval_states} states per seed"
+    closed_form = getattr(synthetic_spec(trained.run.task), "eval_states", None)  # (one-step states, no episodes)
+    scored_on = (f"scored in closed form on {closed_form} states per seed"
                  + (f"; --episodes {asked_episodes} does not apply" if asked_episodes is not None else "")
                  if closed_form else f"{evaluation.episodes} episode{'s' if evaluation.episodes != 1 else ''} per seed")
     typer.echo(f"run folder: {run_folder} (checkpoint at update {evaluation.step}, {scored_on})")
     for i, seed in enumerate(evaluation.seeds):
-        others = ", ".join(f"{name[5:]} {values[i]:.4g}" for name, values in evaluation.results.items()
-                           if name != "eval_score")
+        others = ", ".join(f"{name.removeprefix('eval_')} {values[i]:.4g}"
+                           for name, values in evaluation.results.items() if name != "eval_score")
         diverged = trained.diverged_steps[seed]
         typer.echo(f"  seed {seed}: " + (f"no score: DIVERGED at update {diverged}: not evaluated, as in training"
                                          if diverged >= 0 else f"score {evaluation.scores[i]:.3f}"

@@ -16,6 +16,7 @@ DROL, FQL = "drol", "fql"
 BOTH = (DROL, FQL)
 ROW, STATIC, DERIVED = "row", "static", "derived"  # logged per (seed, step); once per run; computed by the report
 EVALUATION = "evaluation"  # logged per (seed, eval_step), beside the evaluation's scores
+MC_DIMS = ("seed", "eval_step")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Calibration:
     text: str  # one line: what the estimate claims to measure and what the truth is
     estimate: str = ""  # the QUANTITIES name that declares it (filled in by CALIBRATIONS)
     decreasing: bool = True  # RANK_CORRELATION: the estimate falls as the truth rises (a distance, a log-density)
+    scale: str = ""  # DIFFERENCE: the bar is in units of this quantity's late value per seed ("": absolute)
 
     def within_bar(self, agreement: float) -> bool | None:
         """Whether an agreement value clears the bar; None without a bar or for NaN."""
@@ -313,6 +315,38 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "whether the evaluation counts towards the score: on the run's final schedule (a multiple of "
              "eval_interval, or the run's last update); false for the last evaluation of a leg a resume extended",
              methods=BOTH, kind=EVALUATION),
+    # The critic against the Monte-Carlo returns of the evaluation episodes (diagnostics.montecarlo): per evaluation,
+    # over the visited steps whose return is complete; NaN with mc_steps 0 where none is.
+    Quantity("mc_return", MC_DIMS, "Monte-Carlo return", "return units",
+             "discounted return-to-go from each counted visited step of the evaluation episodes, mean",
+             methods=BOTH, kind=EVALUATION),
+    Quantity("mc_abs_return", MC_DIMS, "mean |Monte-Carlo return|", "return units",
+             "mean absolute return-to-go of the counted steps: the return scale REDQ normalises the bias by",
+             methods=BOTH, kind=EVALUATION),
+    Quantity("mc_q", MC_DIMS, "Q (visited)", "Q units",
+             "min-ensemble Q at each counted visited (s, a), mean", methods=BOTH, kind=EVALUATION),
+    Quantity("mc_q_mean", MC_DIMS, "ensemble-mean Q (visited)", "Q units",
+             "ensemble-mean Q at each counted visited (s, a), mean", methods=BOTH, kind=EVALUATION),
+    Quantity("mc_bias", MC_DIMS, "Q - Monte-Carlo return", "return units",
+             "mc_q - mc_return: the learned min-ensemble Q minus the return that followed, over the policy's own "
+             "counted steps (REDQ's bias)", methods=BOTH, kind=EVALUATION, reported="summary",
+             reporting=Reporting(None, "its scale follows the task's rewards and discount: shown, never called "
+                                 "material (mc_bias_normalized is)"),
+             calibration=Calibration("critic_bias", DIFFERENCE, 0.1,
+                                     "the critic's bias against the policy's own returns, against its bias against "
+                                     "the true value at the deployed action on the probe states (bar: a tenth of "
+                                     "the return scale, mc_abs_return)", scale="mc_abs_return")),
+    Quantity("mc_bias_normalized", MC_DIMS, "(Q - return) / mean |return|", "fraction of the return scale",
+             "mc_bias over mc_abs_return (REDQ's normalised bias)", methods=BOTH, kind=EVALUATION,
+             reported="summary", reporting=Reporting(0.1, "a tenth of the return scale: the bar mc_bias is held to "
+                                                          "against the truth")),
+    Quantity("mc_bias_std", MC_DIMS, "std (Q - return) / mean |return|", "fraction of the return scale",
+             "standard deviation over counted steps of Q - return, over mc_abs_return (REDQ's spread)",
+             methods=BOTH, kind=EVALUATION, reported="summary",
+             reporting=Reporting(0.1, "a tenth of the return scale, as mc_bias_normalized", 0.0)),
+    Quantity("mc_steps", MC_DIMS, "counted steps", "steps",
+             "visited steps whose return is complete (their episode terminated, or the steps a time limit cut off "
+             "carry under 1% of the discount weight); 0: every mc_ quantity is NaN", methods=BOTH, kind=EVALUATION),
     Quantity("flips_per_probe", (), "flips per probe over training", "count",
              "mean of flips_total over probes", kind=DERIVED, reported="per_probe",
              derived=("probe_mean", "flips_total"), reporting=Reporting(1.0, "one flip per probe over training", 0.0)),

@@ -14,6 +14,7 @@ from diagnostics.calibration import finite_pairs, rank_correlation
 from diagnostics.quantities import (
     CALIBRATIONS,
     DIFFERENCE,
+    EVALUATION,
     PROBE_MEANS,
     QUANTITIES,
     REPORTING,
@@ -38,7 +39,8 @@ DIAGNOSTICS = reported("summary")  # quantities summarised over seeds, with labe
 PER_PROBE = {name: q.label for name, q in reported("per_probe").items()}  # derived from flips_total
 TREND_ROWS = 3  # logged values a quantity needs before early (the first) and late (the last third) are compared:
 # with fewer, late includes or borders the first value and "settles" or "drifts" cannot be told
-CALIBRATED = tuple(dict.fromkeys(PROBE_MEANS.get(name, name) for c in CALIBRATIONS for name in (c.estimate, c.truth)))
+CALIBRATED = tuple(dict.fromkeys(PROBE_MEANS.get(name, name) for c in CALIBRATIONS
+                                 for name in (c.estimate, c.truth, c.scale) if name))
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,9 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
             continue
         if calibration.measure == DIFFERENCE:
             signed = estimate.late_values - truth.late_values  # (seeds,): the same healthy seeds, late
+            if calibration.scale:  # (in units of the scale: a NaN where it was not logged leaves the seed undefined)
+                scale = diagnostic_summary(logged, calibration.scale, reps, seed)
+                signed = signed / np.abs(scale.late_values) if scale is not None else np.full_like(signed, np.nan)
             values, pairs = np.abs(signed), np.zeros(0, int)
             difference = stats.seed_interval(signed[:, None], reps, seed)
         else:
@@ -309,18 +314,20 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
 
 
 def diagnostic_values(logged: xr.Dataset, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """steps (T,) and values (seeds, T) of one quantity, logged or derived, at the steps where every seed has it;
-    empty when the run does not log it (FQL has no routing quantities)."""
+    """steps (T,) and values (seeds, T) of one quantity, logged or derived, at the steps (evaluation steps for an
+    EVALUATION quantity) where every seed has it; empty when the run does not log it (FQL has no routing
+    quantities)."""
     empty = np.zeros(0, int), np.zeros((logged.sizes["seed"], 0))
+    steps = "eval_step" if QUANTITIES[name].kind == EVALUATION else "step"
     if QUANTITIES[name].derived:
         values = derive(name, {operand: logged[operand].values for operand in QUANTITIES[name].derived[1:]
                                if operand in logged})
     else:
-        values = np.asarray(logged[name].values, np.float64) if name in logged else None
+        values = np.asarray(logged[name].transpose("seed", steps).values, np.float64) if name in logged else None
     if values is None:
         return empty
     keep = np.isfinite(values).all(axis=0) if values.shape[0] else np.zeros(values.shape[1], bool)
-    return logged["step"].values[keep].astype(int), values[:, keep]
+    return logged[steps].values[keep].astype(int), values[:, keep]
 
 
 def diagnostic_summary(logged: xr.Dataset, name: str, reps: int, seed: int) -> DiagnosticSummary | None:

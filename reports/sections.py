@@ -22,6 +22,7 @@ from reports.published import (
 )
 from reports.questions import (
     question_conflict,
+    question_critic,
     question_dynamic_vs_static,
     question_error_bars,
     question_k,
@@ -262,7 +263,7 @@ def all_sections(results: Results, analysis: Analysis, verdicts: list[VerdictRow
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
             question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
             question_error_bars(results, analysis), question_truth(results, analysis),
-            per_task_section(results, analysis),
+            question_critic(results, analysis), per_task_section(results, analysis),
             *filter(None, (published_section(results, analysis),)))
 
 

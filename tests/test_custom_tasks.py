@@ -23,6 +23,7 @@ from reports.questions.truth import question_truth
 from reports.runs import read_results
 from tests.helpers import invoke
 from tests.test_truth_diagnostics import TRUTH
+from training.evaluation import NO_VISITED
 
 ENV_ID = "InvertedDoublePendulum-v5"  # actions in [-1, 1], episodes end when the pendulum falls
 FACTORY_MODULE = "drol_test_factory_task"  # written into the test's working directory
@@ -146,7 +147,9 @@ def test_factory_task_trains_through_the_cli_and_logs_its_score(in_tmp_dir):
     assert json.loads((run_dir / "config.json").read_text())["run"]["task"] == name
     with xr.open_zarr((run_dir / "logs.zarr").resolve(), consolidated=False) as logs:
         np.testing.assert_allclose(logs.eval_score.values[0], [0.255, 0.26])
+        assert not [name for name in logs.data_vars if name.startswith("mc_")]
     assert len(sys.modules[FACTORY_MODULE].CALLS) == 2
+    assert result.stderr.count(NO_VISITED) == 1  # a score alone: no Monte-Carlo critic check, said once
 
 
 def test_factory_return_forms_are_adapted():

@@ -74,7 +74,18 @@ def test_pool_gives_the_in_process_results_per_episode(pooled):
             results = evaluator.run(row_dependent_policy, NUM_EPISODES, 3)
             for name in ("successes", "returns", "lengths"):
                 np.testing.assert_array_equal(getattr(results, name), getattr(in_process, name), err_msg=name)
+            for name in ("observations", "actions", "rewards", "episodes", "terminated"):
+                np.testing.assert_array_equal(getattr(results.visited, name), getattr(in_process.visited, name))
         assert len(uneven.worker_pids) == 3
+    # Every step, episode by episode: what the Monte-Carlo critic check reads (diagnostics.montecarlo).
+    visited = in_process.visited
+    np.testing.assert_array_equal(np.bincount(visited.episodes), in_process.lengths)
+    np.testing.assert_allclose(np.bincount(visited.episodes, weights=visited.rewards), in_process.returns)
+    np.testing.assert_array_equal(visited.observations[:, 0], np.concatenate(  # remaining steps, counting down
+        [np.arange(d, d - n, -1) for d, n in zip(durations, in_process.lengths)]))
+    ends = np.cumsum(in_process.lengths) - 1  # terminated at an episode's last step unless the TimeLimit cut it
+    np.testing.assert_array_equal(visited.terminated[ends], durations <= 5)
+    assert visited.terminated.sum() == (durations <= 5).sum()
 
 
 def test_real_environment_in_workers_matches_in_process():

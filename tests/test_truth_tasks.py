@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from diagnostics.montecarlo import discounted_returns
 from drol_diag.settings.presets import profile_settings
 from drol_diag.tasks import check_task, load_task, task_folder_name, task_kind, validate_dataset
 from drol_diag.tasks.arc import ArcGeometry
-from drol_diag.tasks.base import undertrained_level
+from drol_diag.tasks.base import VISITED, undertrained_level
 from drol_diag.tasks.cliff import CliffGeometry
 from drol_diag.tasks.modes import ModesGeometry
 from drol_diag.tasks.registry import synthetic_spec
@@ -137,10 +138,16 @@ def test_true_value_is_the_reward_and_the_score_is_it_relative_to_the_best(name)
     weights = np.random.default_rng(0).normal(size=(t.obs_dim, t.action_dim))
     seen = []
     policy = lambda states: seen.append(states) or np.tanh(states @ weights).astype(np.float32)
-    score = t.evaluate(policy, 1, 3)["score"]
+    evaluated = t.evaluate(policy, 1, 3)
     states = jnp.asarray(seen[0])
     truth = jnp.mean(t.true_value(states, policy(states))) / jnp.mean(g.best_value(states))
-    assert score == pytest.approx(float(truth), rel=1e-5)
+    assert evaluated["score"] == pytest.approx(float(truth), rel=1e-5)
+    # Each state is a one-step episode: its Monte-Carlo return is the true value at the deployed action.
+    visited = evaluated[VISITED]
+    returns, counted = discounted_returns(visited, discount=0.99)
+    np.testing.assert_array_equal(visited.observations, seen[0])
+    np.testing.assert_allclose(returns, t.true_value(states, policy(states)), rtol=1e-5, atol=1e-6)
+    assert counted.all() and len(np.unique(visited.episodes)) == len(states)
     # The task hands over that best value (the oracle's, per state): at least every data action's value.
     np.testing.assert_allclose(t.best_value(states), g.best_value(states), rtol=1e-6)
     assert np.all(np.asarray(t.best_value(obs)) >= np.asarray(t.true_value(obs, actions)) - 1e-6)

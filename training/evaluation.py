@@ -5,18 +5,24 @@ evaluation step and the last, into the run log; the deployed policy and its keys
 from __future__ import annotations
 
 import itertools
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from diagnostics.montecarlo import discounted_returns, mc_bias
 from drol.learner import make_act, seed_key
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task
+from drol_diag.tasks.base import VISITED, Visited
 from training.observer import Chunk, Observer
 
 EVAL_STREAM = 0x5EED  # evaluation keys: fold_in(fold_in(seed_key(seed), EVAL_STREAM), step)
+Q_BLOCK = 4096  # visited steps per critic call: one compiled shape whatever the episodes' lengths
+NO_VISITED = ("note: no Monte-Carlo critic check (mc_*): the task's evaluate returns no per-step record "
+              "(drol_diag.tasks.base.Visited under 'visited'); everything else is unchanged")
 
 
 def eval_seed(seed: int, step: int) -> int:
@@ -47,10 +53,33 @@ class DeployedPolicy:
         return np.asarray(self.act_fn(self.actor_params, jnp.asarray(observations), key))
 
 
+def make_visited_q(learner):
+    """A jitted (critic_params, observations (Q_BLOCK, obs_dim), actions (Q_BLOCK, d)) -> (min, mean) over the
+    critic ensemble, each (Q_BLOCK,)."""
+    def q(critic_params, observations, actions):
+        values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
+        return jnp.min(values, axis=0), jnp.mean(values, axis=0)
+    return jax.jit(q)
+
+
+def visited_q(q_fn, critic_params, visited: Visited) -> tuple[np.ndarray, np.ndarray]:
+    """The critic's ensemble min and mean at every visited (s, a), each (M,) float64, in blocks of Q_BLOCK."""
+    m = len(visited.rewards)
+    padded = -(-m // Q_BLOCK) * Q_BLOCK
+    observations = np.zeros((padded, visited.observations.shape[1]), np.float32)
+    actions = np.zeros((padded, visited.actions.shape[1]), np.float32)
+    observations[:m], actions[:m] = visited.observations, visited.actions
+    blocks = [q_fn(critic_params, observations[i:i + Q_BLOCK], actions[i:i + Q_BLOCK])
+              for i in range(0, padded, Q_BLOCK)]
+    return tuple(np.concatenate([np.asarray(b[j], np.float64) for b in blocks])[:m] for j in (0, 1))
+
+
 def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
-                   episodes: int, act_fn) -> dict[str, np.ndarray]:
+                   episodes: int, act_fn, q_fn=None) -> dict[str, np.ndarray]:
     """Evaluate every seed's deployed policy; diverged seeds get NaN. Returns {eval_<name>: (S,)} for each number
-    the task's evaluator reports (eval_score always). `act_fn`: the jitted `learner.act` (one batch shape)."""
+    the task's evaluator reports (eval_score always), and with `q_fn` (make_visited_q) the Monte-Carlo critic check
+    {mc_<name>: (S,)} (diagnostics.montecarlo) where the evaluator returns its VISITED steps.
+    `act_fn`: the jitted `learner.act` (one batch shape)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     for i, seed in enumerate(seeds):
@@ -59,23 +88,35 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
             continue
         params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
         policy = DeployedPolicy(act_fn, params, seed, step, learner.obs_dim)
-        results.append(task.evaluate(policy, episodes, eval_seed(seed, step)))
+        result = dict(task.evaluate(policy, episodes, eval_seed(seed, step)))
+        visited = result.pop(VISITED, None)
+        if q_fn is not None and visited is not None:
+            critic_params = jax.tree.map(lambda x, i=i: x[i], states.critic_params)
+            returns, counted = discounted_returns(visited, learner.config.discount)
+            result.update(mc_bias(*visited_q(q_fn, critic_params, visited), returns, counted))
+        results.append(result)
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))} | {"score"})  # (all diverged too)
-    return {f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results]) for name in names}
+    return {name if name.startswith("mc_") else f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results])
+            for name in names}
 
 
 class Evaluations(Observer):
     phase = "evaluation"
+    said_no_visited = False  # NO_VISITED is said once per run
 
     def __init__(self, task: Task, learner, run: RunConfig, log: store.RunLog):
         self.task, self.learner, self.run, self.log, self.act_fn = task, learner, run, log, make_act(learner)
+        self.q_fn = make_visited_q(learner)
 
     def on_chunk(self, chunk: Chunk) -> None:
         run, step = self.run, chunk.step
         if step % run.eval_interval and not chunk.last:
             return
         counted = scoring.counted_evaluations(np.array([step]), run.eval_interval, step if chunk.last else run.steps)
-        chunk.rows["eval_step"] = {**evaluate_seeds(self.task, self.learner, chunk.states, list(run.seeds), step,
-                                                    run.eval_episodes, self.act_fn),
-                                   "eval_counted": np.full(len(run.seeds), counted[0])}
+        evaluated = evaluate_seeds(self.task, self.learner, chunk.states, list(run.seeds), step, run.eval_episodes,
+                                   self.act_fn, self.q_fn)
+        if "mc_steps" not in evaluated and not self.said_no_visited:
+            print(NO_VISITED, file=sys.stderr)
+            self.said_no_visited = True
+        chunk.rows["eval_step"] = {**evaluated, "eval_counted": np.full(len(run.seeds), counted[0])}
         self.log.append("eval_step", step, chunk.rows["eval_step"])

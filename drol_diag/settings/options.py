@@ -52,8 +52,9 @@ class Option:
 
 
 OPTIONS: dict[str, Option] = {o.name: o for o in (
-    Option("task", "str", "an embedded task (modes-2d, modes-5d; arc-2d, cliff-2d, ...: 2, 5, 8, 21 dims), an OGBench "
-           "single-task name, a D4RL name or Minari id, npz:PATH, or package.module:factory", default="modes-2d",
+    Option("task", "str", "an embedded task (modes-2d, modes-5d; arc-2d, cliff-2d, ...: 2, 5, 8, 21 dims; corridor-2d, "
+           "corridor-8d: multi-step), an OGBench single-task name, a D4RL name or Minari id, npz:PATH, or "
+           "package.module:factory", default="modes-2d",
            destination="task", grid="tasks"),
     Option("ablation", "str", "variant: dynamic (the paper's method), static-routing, ... (drol-diag list ablations)",
            default="dynamic", grid="ablations"),

@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from drol_diag.tasks.base import Policy
+from drol_diag.tasks.base import VISITED, Policy, Visited
 
 EnvFactory = Callable[[], gymnasium.Env]
 MAX_PARALLEL_ENVS = 50  # default number of environments stepping together
@@ -54,12 +54,13 @@ class EpisodeResults:
     successes: np.ndarray  # (num_episodes,) float64: info['success'] at the episode's last step (0 if absent)
     returns: np.ndarray  # (num_episodes,) float64: sum of rewards
     lengths: np.ndarray  # (num_episodes,) int64: steps taken
+    visited: Visited | None  # every step taken, episode by episode (None: not recorded)
 
-    def summary(self) -> dict[str, float]:
-        """{score, success (both the mean success), return, length (means), episodes}."""
+    def summary(self) -> dict:
+        """{score, success (both the mean success), return, length (means), episodes, VISITED: the steps}."""
         success = float(self.successes.mean())
         return {"score": success, "success": success, "return": float(self.returns.mean()),
-                "length": float(self.lengths.mean()), "episodes": len(self.successes)}
+                "length": float(self.lengths.mean()), "episodes": len(self.successes), VISITED: self.visited}
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ class EpisodeEvaluator:
         returns = np.zeros(num_episodes)
         lengths = np.zeros(num_episodes, dtype=np.int64)
         observations: np.ndarray | None = None  # (num_envs, obs_dim), the policy's input
+        steps: list[tuple] = []  # per environment step: (episodes, observations, actions, rewards, terminated)
 
         for wave_start in range(0, num_episodes, num_envs):
             episodes = np.arange(wave_start, min(wave_start + num_envs, num_episodes))  # slot s runs episodes[s]
@@ -362,7 +364,9 @@ class EpisodeEvaluator:
                 if actions.shape != (num_envs, *action_low.shape):
                     raise ValueError(f"policy returned actions of shape {actions.shape} for {num_envs} observations; "
                                      f"expected {(num_envs, *action_low.shape)}")
-                stepped = self._envs.step(running, np.clip(actions[running], action_low, action_high))
+                taken = np.clip(actions[running], action_low, action_high)
+                stepped = self._envs.step(running, taken)
+                steps.append((episodes[running], observations[running], taken, stepped.rewards, stepped.terminated))
                 observations[running] = stepped.observations
                 returns[episodes[running]] += stepped.rewards
                 lengths[episodes[running]] += 1
@@ -370,7 +374,13 @@ class EpisodeEvaluator:
                 successes[episodes[running[ended]]] = stepped.successes[ended]
                 running = running[~ended]
 
-        return EpisodeResults(successes=successes, returns=returns, lengths=lengths)
+        step_episodes, step_observations, step_actions, step_rewards, step_terminated = (
+            np.concatenate(column) for column in zip(*steps))
+        order = np.argsort(step_episodes, kind="stable")  # episode by episode, each in its time order
+        visited = Visited(observations=step_observations[order].astype(np.float32),
+                          actions=step_actions[order].astype(np.float32), rewards=step_rewards[order],
+                          episodes=step_episodes[order].astype(np.int64), terminated=step_terminated[order])
+        return EpisodeResults(successes=successes, returns=returns, lengths=lengths, visited=visited)
 
 
 def evaluate_episodes(make_env: EnvFactory, policy: Policy, num_episodes: int, seed: int,

@@ -17,6 +17,7 @@ reference scores belong to a continuing task, another scale); else the mean retu
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from drol_diag.tasks.base import DATASET_KEYS, Policy, Task, validate_dataset
+from drol_diag.tasks.base import DATASET_KEYS, VISITED, Policy, Task, validate_dataset
 from drol_diag.tasks.episodes import EpisodeEvaluator, default_workers
 
 D4RL_ANTMAZE_MAZES = ("umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse")
@@ -233,10 +234,13 @@ class EpisodeScorer:
     ref_min_score: float | None = None  # return of a random policy (0 on the normalised scale)
     ref_max_score: float | None = None  # return of an expert (1 on the normalised scale)
     success_score: bool = False  # True: score = success rate (D4RL antmaze)
+    reward_shift: float = 0.0  # added to the environment's rewards in VISITED: the dataset's convention
 
     def __call__(self, policy: Policy, num_episodes: int, seed: int) -> dict:
         result = self.episodes(policy, num_episodes, seed)
-        scores = {"return": result["return"], "length": result["length"]}
+        visited = result[VISITED]
+        scores = {"return": result["return"], "length": result["length"],
+                  VISITED: dataclasses.replace(visited, rewards=visited.rewards + self.reward_shift)}
         if self.success_score:
             scores.update(score=result["success"], success=result["success"],
                           normalized_score=100.0 * result["success"])
@@ -365,5 +369,6 @@ def load_minari(name: str) -> Task:
             arrays["observations"].shape[1], arrays["actions"].shape[1], f"Minari dataset {dataset_id}")
         low, high = reference_scores(metadata, f"Minari dataset {dataset_id}")
         evaluator = EpisodeEvaluator(make_env, workers=default_workers())
-        evaluate = EpisodeScorer(evaluator, low, high, success_score=antmaze)
+        evaluate = EpisodeScorer(evaluator, low, high, success_score=antmaze,
+                                 reward_shift=ANTMAZE_REWARD_SHIFT if is_d4rl_antmaze(dataset_id) else 0.0)
     return Task(name=name, dataset=arrays, validation=None, evaluate=evaluate)

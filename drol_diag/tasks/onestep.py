@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from drol_diag.tasks.base import Evaluator, Policy, Task
+from drol_diag.tasks.base import VISITED, Evaluator, Policy, Task, Visited
 
 REFERENCE_SEED = 0  # the evaluation seed whose states score the reference policies
 DATASET_AVERAGE, ORACLE = "dataset average", "oracle"
@@ -114,16 +114,21 @@ class OneStepGeometry:
 
 
 def one_step_evaluator(spec: Any, geometry: OneStepGeometry) -> Evaluator:
-    """The task's `evaluate`: OneStepGeometry.score on `spec.eval_states` fresh states drawn from (spec.seed, seed)."""
+    """The task's `evaluate`: OneStepGeometry.score on `spec.eval_states` fresh states drawn from (spec.seed, seed),
+    and each state as a one-step episode under VISITED (its reward the true value: the Monte-Carlo return)."""
     eval_key = jax.random.split(jax.random.PRNGKey(spec.seed), 3)[2]
-    score_fn = jax.jit(geometry.score)
+    score_fn, value_fn = jax.jit(geometry.score), jax.jit(geometry.true_value)
 
     def evaluate(policy: Policy, num_episodes: int, seed: int) -> dict:
         """Score on `spec.eval_states` fresh states (each a one-step episode); num_episodes unused."""
         del num_episodes
         states = uniform_states(jax.random.fold_in(eval_key, seed), spec.eval_states, spec.obs_dim)
         actions = np.asarray(policy(np.asarray(states)), np.float32)
-        return {"score": float(score_fn(states, jnp.asarray(actions)))}
+        n = spec.eval_states
+        visited = Visited(observations=np.asarray(states, np.float32), actions=actions,
+                          rewards=np.asarray(value_fn(states, actions), np.float64),
+                          episodes=np.arange(n, dtype=np.int64), terminated=np.ones(n, bool))
+        return {"score": float(score_fn(states, jnp.asarray(actions))), VISITED: visited}
 
     return evaluate
 

@@ -19,11 +19,12 @@ UNDEFINED = "undefined: every deployed action has the same log-density (e.g. all
 
 
 def bar_text(summary: CalibrationSummary) -> str:
-    """'<= 0.1' (|estimate - truth| at most), '>= 0.7' (rank correlation at least) or 'none'."""
+    """'<= 0.1' (|estimate - truth| at most; '<= 0.1 of mc_abs_return' in units of a scale), '>= 0.7' (rank
+    correlation at least) or 'none'."""
     c = summary.calibration
     if c.bar is None:
         return "none"
-    return f">= {c.bar:g}" if c.measure != DIFFERENCE else f"<= {c.bar:g}"
+    return f">= {c.bar:g}" if c.measure != DIFFERENCE else f"<= {c.bar:g}" + (f" of {c.scale}" if c.scale else "")
 
 
 def crosses_bar(summary: CalibrationSummary) -> bool:
@@ -174,9 +175,11 @@ def pair_sentence(summary: CalibrationSummary, summaries: tuple[CalibrationSumma
                 "no bar: the bias's scale follows the task's rewards).")
     else:
         gap = direction(s.difference, f"{c.estimate} over-states {c.truth}", f"{c.estimate} under-states {c.truth}")
+        unit = f" of {c.scale}" if c.scale else ""  # (the difference in units of that scale)
         text = (f"{c.estimate} is {fmt_interval(s.estimate.late)} late against {c.truth} "
-                f"{fmt_interval(s.truth.late)}: estimate minus truth {fmt_interval(s.difference)} ({gap}); "
-                f"|estimate - truth| per seed {fmt_interval(s.agreement)}, {bar_clause(s, f'at most {c.bar:g}')}")
+                f"{fmt_interval(s.truth.late)}: estimate minus truth {fmt_interval(s.difference)}{unit} ({gap}); "
+                f"|estimate - truth| per seed {fmt_interval(s.agreement)}{unit}, "
+                f"{bar_clause(s, f'at most {c.bar:g}{unit}')}")
     within = c.within_bar(float(s.agreement.point[0]))
     if within is False:
         return f"{text}."  # what it is still good for: once per task (missed_paragraph)
