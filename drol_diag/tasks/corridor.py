@@ -8,39 +8,57 @@ The MDP, in d action dims (d >= 2), horizon H:
   [-start_spread, start_spread]^d, t = 0;
 - reward of a step, from where it lands: -off_corridor_penalty if |x'_i| > corridor_width for some
   i >= 1 (the step leaves the corridor and terminates), else (clip(x'_0 / goal, 0, 1))^2, rising towards
-  the goal region x'_0 >= goal where it is 1; a step also terminates at t = H - 1 (masks 0 there);
+  the goal region x'_0 >= goal where it is 1, plus the lure lateral_gain * clip(x'_1 / corridor_width, 0, 1),
+  rising towards the corridor's edge x_1 = +corridor_width: a cliff, one step past which lies the penalty
+  (the referee's case: a critic that extrapolates the rise past the data's edge pulls a policy with too
+  little BC off the corridor); a step also terminates at t = H - 1 (masks 0 there);
 - the behaviour policy (the data's): a_0 uniform on [forward_low, forward_high] (forward on average) and,
   for i >= 1, a_i uniform on [m_i - h, m_i + h], m_i = -lateral_pull * clip(x_i / corridor_width, -1, 1),
   h = lateral_half_width: a pull back to the axis. With lateral_pull >= h it never leaves the corridor from
   inside it, so the data hold no off-corridor step: a critic must extrapolate the penalty. Its mean speed
   (0.03 a step with the defaults) brings x_0 to 3.0 +- 0.4 by the horizon: it reaches the goal (4.0) in
-  about 0.6% of episodes.
+  about 0.6% of episodes; across, it stays near the axis (x_1 with standard deviation about 0.07), so the
+  data see the lure only at its foot (2.7 of a mean return of 22.4; the oracle's: 45.5 of 119.4).
 
 Ground truth:
 - `behavior_log_density`: closed form, -log(forward_high - forward_low) - (d - 1) log(2 h) inside the
   box, -inf outside (the diagnostics floor it);
-- `true_value(s, a)`: Q of the behaviour, r(s, a) + discount * (1 - done) * V(t + 1, x'_0). Because the
-  behaviour never leaves the corridor and the reward depends on x_0 alone, V depends on (t, x_0) only and
-  obeys V(t, x) = mean over a_0 of [f(x + step a_0) + discount V(t + 1, x + step a_0)], V(H, .) = 0: a
-  convolution with the uniform a_0, computed backwards once (float64, on a grid of x_0 with spacing
-  `grid_spacing`, trapezoid sums over the window) and read by linear interpolation: no Monte-Carlo
-  error. Measured: against a grid 5 times finer at most 1.3e-4 off (on returns up to 63); against 16,384
-  Monte-Carlo behaviour rollouts from states at t = 0 to 90, within their standard error (0.002 to 0.02);
-  against behaviour episodes through `evaluate`, tests/test_corridor.py. Cost: 8,192 pairs in 0.3 ms
-  (2-D) to 0.4 ms (8-D) on 2 CPU cores after compiling; the table (101 x 10,301 floats) takes 0.1 s;
-- `best_value(s)`: the best supported action's true value, a_0 = forward_high, a_i = m_i (Q^beta rises
-  with a_0 and no supported lateral step leaves the corridor).
+- `true_value(s, a)`: Q of the behaviour, r(s, a) + discount * (1 - done) * (V0(t + 1, x'_0) + V1(t + 1, x'_1)),
+  r and done from the landing point (off the corridor: -penalty, done). Because the behaviour never ends an
+  episode early and the reward inside is additive in x_0 and x_1 (whose behaviour actions are independent),
+  its V splits as V(t, x) = V0(t, x_0) + V1(t, x_1), V0(H, .) = V1(H, .) = 0, each by its own backward
+  recursion on a 1-D grid, computed once in float64 and read by linear interpolation (no Monte-Carlo error):
+  V0(t, x) = mean over a_0 of [progress(x + step a_0) + discount V0(t + 1, x + step a_0)], a convolution with
+  the uniform a_0 (grid of x_0 with spacing `grid_spacing`, trapezoid sums over the window);
+  V1(t, x) = mean over a_1 ~ U[m(x) - h, m(x) + h] of [lure + discount V1(t + 1)] at x + step a_1, a window
+  that moves with x (grid of x_1 on [-corridor_width, corridor_width], spacing `lateral_grid_spacing`; the
+  exact integral of the integrand's linear interpolant over the window, lateral_value_table). Measured:
+  against grids 5 times finer at most 2.2e-4 off (on 8,192 random pairs, |Q| up to 67; V1 alone 1.2e-4);
+  against 16,384 Monte-Carlo rollouts (the action, then the behaviour) from 40 states at t = 0 to 99 and
+  x_1 from -0.3 to 0.45, for a behaviour action and the best one, within 1.9 of their standard errors
+  (0 to 0.03); against behaviour episodes through `evaluate`, tests/test_corridor.py. Cost: 8,192 pairs in
+  0.4 ms (2-D) to 1.2 ms (8-D) on 2 busy CPU cores after compiling; the tables (101 x 10,301 and
+  101 x 1,001 floats) take 0.17 s and 0.04 s;
+- `best_value(s)`: the best supported action's true value, a_0 = forward_high, a_1 = m_1 + h (the largest
+  supported step towards the edge), a_i = m_i for i >= 2: provably best, no search. Q^beta rises with a_0;
+  with a_1 it rises too, since the lure rises with x'_1 and V1(t + 1, .) is nondecreasing (x + step m(x) is
+  nondecreasing in x when step * lateral_pull <= corridor_width, so a behaviour started further out stays
+  further out, step by step, and the window's mean of a nondecreasing function is nondecreasing), and no
+  supported step leaves the corridor; the other axes do not enter Q (tests/test_corridor.py checks it
+  against 65 supported a_1 and sampled supported actions).
 
 Evaluation: `num_episodes` episodes of the policy from initial states drawn from (spec.seed, seed), the
 policy called with one fixed batch (num_episodes, obs_dim) every step (rows of ended episodes hold their last
 observation; their actions are ignored). "return": the mean undiscounted return; "length": the mean episode
-length; "score": the return over the oracle's from the same initial states (the straight run at
-a_0 = forward_high, a_i = m_i: the best supported policy and, with forward_high = 1, the optimal one);
+length; "score": the return over the oracle's from the same initial states (best_action every step: the
+fastest forward step and the largest supported step towards the edge, its gap to the edge shrinking as 0.9^t
+with the defaults, never leaving: the best supported policy, since a position further out also allows a further
+step; not the optimal one: an unsupported dash to just inside the edge scores 1.03);
 VISITED: every step taken (drol_diag.tasks.base.Visited).
 
-Reference levels: "random behaviour action" (the behaviour policy: 0.267 in 2-D, 0.266 in 8-D; a mean
-return of 19.7 against the oracle's 73.8), "dataset average" (its mean action, a_0 = 0.3, a_i = m_i: 0.258,
-0.259), "oracle" (1.0).
+Reference levels: "random behaviour action" (the behaviour policy: 0.188 in 2-D, 0.186 in 8-D; a mean
+return of 22.4 against the oracle's 119.4), "dataset average" (its mean action, a_0 = 0.3, a_i = m_i: 0.161,
+0.162), "oracle" (1.0).
 """
 
 from __future__ import annotations
@@ -75,9 +93,11 @@ class CorridorSpec:
     corridor_width: float = 0.5  # a step landing at |x_i| > corridor_width (some i >= 1) terminates
     goal: float = 4.0  # the reward (x_0 / goal)^2 reaches 1 at x_0 = goal (the goal region beyond)
     off_corridor_penalty: float = 10.0  # the reward of the step that leaves the corridor is minus this
+    lateral_gain: float = 0.5  # a step inside also earns lateral_gain * clip(x'_1 / corridor_width, 0, 1)
     discount: float = 0.99  # of the truth (the learner's default)
     start_spread: float = 0.1  # initial x uniform in [-start_spread, start_spread]^d
-    grid_spacing: float = 0.002  # the value table's spacing in x_0 (divides step_size * forward_low, _high)
+    grid_spacing: float = 0.002  # the forward value table's spacing in x_0 (divides step_size * forward_low, _high)
+    lateral_grid_spacing: float = 0.001  # the lateral value table's spacing in x_1 (on [-corridor_width, width])
     num_transitions: int = 20_000  # training transitions (200 behaviour episodes)
     num_validation: int = 2_000  # held-out transitions
     seed: int = 0  # seed of the data and the evaluation's initial states
@@ -106,7 +126,10 @@ def check_spec(spec: CorridorSpec) -> None:
          "step_size * lateral_pull <= corridor_width"),
         (not 0 <= spec.start_spread <= spec.corridor_width, "0 <= start_spread <= corridor_width"),
         (any(abs(s - round(s)) > 1e-6 for s in shifts), "grid_spacing dividing step_size * forward_low and _high"),
-        (spec.horizon < 1 or spec.goal <= 0, "horizon >= 1 and goal > 0")] if bad]
+        (spec.horizon < 1 or spec.goal <= 0, "horizon >= 1 and goal > 0"),
+        (spec.lateral_gain < 0, "lateral_gain >= 0"),
+        (not 0 < spec.lateral_grid_spacing <= spec.corridor_width / 10,
+         "0 < lateral_grid_spacing <= corridor_width / 10")] if bad]
     if problems:
         raise ValueError(f"corridor task: invalid spec {spec}; valid: {', '.join(problems)}")
 
@@ -117,7 +140,8 @@ class Corridor:
     def __init__(self, spec: CorridorSpec):
         check_spec(spec)
         self.spec = spec
-        self.grid_low, self.values = value_table(spec)  # V (H + 1, G) on x_0 = grid_low + i * grid_spacing
+        self.grid_low, self.values = value_table(spec)  # V0 (H + 1, G) on x_0 = grid_low + i * grid_spacing
+        self.lateral_spacing, self.lateral_values = lateral_value_table(spec)  # V1 (H + 1, G1) on -width + j spacing
 
     # -- the MDP
     def observe(self, positions: jnp.ndarray, t: jnp.ndarray | int) -> jnp.ndarray:
@@ -131,15 +155,20 @@ class Corridor:
         return jnp.clip(t, 0, self.spec.horizon - 1)
 
     def progress(self, x0: jnp.ndarray) -> jnp.ndarray:
-        """The reward inside the corridor, (clip(x_0 / goal, 0, 1))^2; shape of x0."""
+        """The forward part of the reward inside the corridor, (clip(x_0 / goal, 0, 1))^2; shape of x0."""
         return jnp.square(jnp.clip(x0 / self.spec.goal, 0.0, 1.0))
+
+    def lure(self, x1: jnp.ndarray) -> jnp.ndarray:
+        """The lateral part of the reward inside the corridor, lateral_gain clip(x_1 / width, 0, 1); shape of x1."""
+        return self.spec.lateral_gain * jnp.clip(x1 / self.spec.corridor_width, 0.0, 1.0)
 
     def transition(self, observations: jnp.ndarray, actions: jnp.ndarray) -> tuple:
         """(next positions (n, d), rewards (n,), terminated (n,) bool) of actions (n, d), clipped to [-1, 1]."""
         spec = self.spec
         positions = observations[:, :-1] + spec.step_size * jnp.clip(actions, -1.0, 1.0)
         off = jnp.any(jnp.abs(positions[:, 1:]) > spec.corridor_width, axis=-1)
-        rewards = jnp.where(off, -spec.off_corridor_penalty, self.progress(positions[:, 0]))
+        inside = self.progress(positions[:, 0]) + self.lure(positions[:, 1])
+        rewards = jnp.where(off, -spec.off_corridor_penalty, inside)
         return positions, rewards, off | (self.steps(observations) + 1 >= spec.horizon)
 
     def initial_positions(self, key: jax.Array, n: int) -> jnp.ndarray:
@@ -167,9 +196,11 @@ class Corridor:
         return jnp.concatenate([forward, self.lateral_means(observations)], axis=-1)
 
     def best_action(self, observations: jnp.ndarray) -> jnp.ndarray:
-        """The oracle's action (n, d): the fastest supported step forward, centred across."""
+        """The oracle's action (n, d): the fastest supported step forward, the largest supported step towards the
+        edge on axis 1 (a_1 = m_1 + h), centred on the other axes."""
+        means = self.lateral_means(observations)
         forward = jnp.full((observations.shape[0], 1), self.spec.forward_high)
-        return jnp.concatenate([forward, self.lateral_means(observations)], axis=-1)
+        return jnp.concatenate([forward, means[:, :1] + self.spec.lateral_half_width, means[:, 1:]], axis=-1)
 
     def behavior_log_density(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
         """log pi_beta(a | s) (n,): uniform on the box (module docstring), -inf outside."""
@@ -182,17 +213,17 @@ class Corridor:
         return jnp.where(inside, log_p, -jnp.inf)
 
     # -- the truth
-    def state_value(self, t: jnp.ndarray, x0: jnp.ndarray) -> jnp.ndarray:
-        """V(t, x_0) (n,) of the behaviour at steps t (n,) in [0, H] (V(H) = 0), linear in x_0 between grid points."""
-        position = jnp.clip((x0 - self.grid_low) / self.spec.grid_spacing, 0.0, self.values.shape[1] - 1.0)
-        left = jnp.minimum(jnp.floor(position).astype(jnp.int32), self.values.shape[1] - 2)
-        weight = position - left
-        return (1 - weight) * self.values[t, left] + weight * self.values[t, left + 1]
+    def state_value(self, t: jnp.ndarray, positions: jnp.ndarray) -> jnp.ndarray:
+        """V(t, x) = V0(t, x_0) + V1(t, x_1) (n,) of the behaviour at steps t (n,) in [0, H] (V(H) = 0) and positions
+        (n, d) inside the corridor: each table read linearly between its grid points (clamped at its ends)."""
+        forward = (positions[:, 0] - self.grid_low) / self.spec.grid_spacing
+        lateral = (positions[:, 1] + self.spec.corridor_width) / self.lateral_spacing
+        return interpolate(self.values, t, forward) + interpolate(self.lateral_values, t, lateral)
 
     def true_value(self, observations: jnp.ndarray, actions: jnp.ndarray) -> jnp.ndarray:
-        """Q of the behaviour (n,): r(s, a) + discount (1 - done) V(t + 1, x'_0)."""
+        """Q of the behaviour (n,): r(s, a) + discount (1 - done) (V0(t + 1, x'_0) + V1(t + 1, x'_1))."""
         positions, rewards, terminated = self.transition(observations, actions)
-        later = self.state_value(self.steps(observations) + 1, positions[:, 0])
+        later = self.state_value(self.steps(observations) + 1, positions)
         return rewards + self.spec.discount * jnp.where(terminated, 0.0, later)
 
     def best_value(self, observations: jnp.ndarray) -> jnp.ndarray:
@@ -200,10 +231,16 @@ class Corridor:
         return self.true_value(observations, self.best_action(observations))
 
     def oracle_returns(self, positions: jnp.ndarray) -> jnp.ndarray:
-        """The undiscounted return (n,) of the oracle from positions (n, d) at t = 0 (straight run)."""
-        spec = self.spec
-        travelled = spec.step_size * spec.forward_high * jnp.arange(1, spec.horizon + 1)
-        return jnp.sum(self.progress(positions[:, :1] + travelled), axis=-1)
+        """The undiscounted return (n,) of the oracle (best_action every step; it never leaves the corridor) from
+        positions (n, d) at t = 0."""
+
+        def step(positions, t):
+            observations = self.observe(positions, t)
+            next_positions, rewards, _ = self.transition(observations, self.best_action(observations))
+            return next_positions, rewards
+
+        _, rewards = jax.lax.scan(step, positions, jnp.arange(self.spec.horizon))
+        return jnp.sum(rewards, axis=0)
 
     # -- the data
     def behaviour_episodes(self, key: jax.Array, num_episodes: int) -> dict[str, jnp.ndarray]:
@@ -225,11 +262,20 @@ class Corridor:
         return {k: jnp.swapaxes(v, 0, 1) for k, v in rows.items()}
 
 
+def interpolate(table: jnp.ndarray, t: jnp.ndarray, position: jnp.ndarray) -> jnp.ndarray:
+    """table[t, position] (n,) for a table (H + 1, G), steps t (n,) and fractional grid positions (n,): linear
+    between grid points, clamped to [0, G - 1]."""
+    position = jnp.clip(position, 0.0, table.shape[1] - 1.0)
+    left = jnp.minimum(jnp.floor(position).astype(jnp.int32), table.shape[1] - 2)
+    weight = position - left
+    return (1 - weight) * table[t, left] + weight * table[t, left + 1]
+
+
 def value_table(spec: CorridorSpec) -> tuple[float, jnp.ndarray]:
-    """(x_0 of the first grid point, V (H + 1, G) float32): the behaviour's value at every step t in [0, H] and
-    grid point, by the backward recursion of the module docstring (float64; trapezoid sums over the window of
-    the uniform a_0). Past both ends V is flat (no reward behind reach, the goal's everywhere beyond), so the
-    table is read clamped."""
+    """(x_0 of the first grid point, V0 (H + 1, G) float32): the forward part of the behaviour's value at every step
+    t in [0, H] and grid point, by the backward recursion of the module docstring (float64; trapezoid sums over the
+    window of the uniform a_0). Past both ends V0 is flat (no reward behind reach, the goal's everywhere beyond),
+    so the table is read clamped."""
     dx, step = spec.grid_spacing, spec.step_size
     reach = spec.start_spread + step * spec.horizon + 2 * step  # no x_0 any policy reaches lies beyond
     low, high = -reach, max(reach, spec.goal + step * max(-spec.forward_low, 0.0) * spec.horizon + 2 * step)
@@ -244,6 +290,35 @@ def value_table(spec: CorridorSpec) -> tuple[float, jnp.ndarray]:
         index = np.arange(len(grid)) + pad_low
         values[t] = (integral[index + ahead] - integral[index - back]) / (ahead + back)
     return float(low), jnp.asarray(values, jnp.float32)
+
+
+def lateral_value_table(spec: CorridorSpec) -> tuple[float, jnp.ndarray]:
+    """(the grid's spacing, V1 (H + 1, G1) float32): the lateral part of the behaviour's value at every step t in
+    [0, H] and point x_1 = -width + j * spacing of [-width, width], by the backward recursion of the module
+    docstring (float64): V1(t, x) is the mean of f = lure + discount V1(t + 1) over the landing window
+    [x + step (m(x) - h), x + step (m(x) + h)] (inside the corridor): the exact integral of f's linear interpolant
+    (its cumulative trapezoid sum, plus the part of a grid cell) over the window, by the window's width."""
+    width, step, h = spec.corridor_width, spec.step_size, spec.lateral_half_width
+    cells = round(2 * width / spec.lateral_grid_spacing)  # (the spacing, rounded to divide the corridor's width)
+    dx, grid = 2 * width / cells, np.linspace(-width, width, cells + 1)
+    means = -spec.lateral_pull * np.clip(grid / width, -1.0, 1.0)
+    window_low = np.clip(grid + step * (means - h), -width, width)  # (the clip: float64 noise only)
+    window_high = np.clip(grid + step * (means + h), -width, width)
+    lure = spec.lateral_gain * np.clip(grid / width, 0.0, 1.0)
+
+    def cumulative(f: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The integral of f's linear interpolant from -width to x (n,)."""
+        sums = np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2) * dx])
+        position = np.clip((x + width) / dx, 0.0, len(grid) - 1.0)
+        left = np.minimum(np.floor(position).astype(np.int64), len(grid) - 2)
+        s = position - left
+        return sums[left] + dx * (f[left] * s + (f[left + 1] - f[left]) * s**2 / 2)
+
+    values = np.zeros((spec.horizon + 1, len(grid)))
+    for t in range(spec.horizon - 1, -1, -1):
+        landing = lure + spec.discount * values[t + 1]
+        values[t] = (cumulative(landing, window_high) - cumulative(landing, window_low)) / (window_high - window_low)
+    return dx, jnp.asarray(values, jnp.float32)
 
 
 class BehaviourPolicy:
