@@ -5,8 +5,9 @@
 At the paper configuration (4x512 actor and critics, batch 256, K 16; synthetic arrays of the
 cube-single shapes, obs 28 and action 5, 1M transitions: no dataset needed) with 1, 8 and 32 seeds
 vmapped, through benchmarks/throughput.py's measure: updates/s and seed-updates/s, GFLOP/s as a
-fraction of a float32 matmul peak measured in the same process (at the same matmul precision),
-compile time, XLA's memory for the compiled training chunk (its buffer assignment) and the peak memory
+fraction of a float32 matmul peak measured in the same process (at the same matmul precision, after
+the seed rows: on a device they warmed), compile time, XLA's memory for the compiled training chunk
+(its buffer assignment) and the peak memory
 of the device (jax's Device.memory_stats(): the high-water mark since the start, the configurations
 measured smallest first; the CPU backend reports none, so there the process's peak resident memory
 stands in, labelled so). Beside it: one row of probe diagnostics at 8 seeds (throughput's
@@ -169,11 +170,9 @@ def measure_all(args: argparse.Namespace, seed_counts: tuple[int, ...]) -> dict:
     peak_sizes = dict(repeats=2, sizes=(256,), rows=512) if args.quick else {}
     if backend != "cpu" and not args.quick:  # an accelerator needs larger products to reach its peak
         peak_sizes = dict(repeats=10, sizes=(4096, 8192), rows=8192)
-    peak = matmul_peak_gflops(**peak_sizes)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; jax {jax.__version__} "
           f"on {backend} ({device.device_kind}); matmul precision {args.matmul_precision}; "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}" + ("; QUICK: tiny sizes" if args.quick else ""))
-    print(f"float32 matmul peak (measured here): {peak:.1f} GFLOP/s")
     print(f"training: {'x'.join(map(str, size['hidden']))}, batch {size['fields']['batch_size']}, K "
           f"{size['fields']['num_candidates']}, obs {OBS_DIM}, action {ACTION_DIM}, {size['transitions']} synthetic "
           "transitions")
@@ -183,8 +182,11 @@ def measure_all(args: argparse.Namespace, seed_counts: tuple[int, ...]) -> dict:
         chunk, repeats = chunk_and_repeats(backend, seeds, args.quick)
         row = measure(size["hidden"], seeds, chunk, repeats, transitions=size["transitions"], **size["fields"])
         row["peak_bytes"], memory_label = peak_memory()
-        row["peak_fraction"] = row["gflops"] / peak
         rows.append(row)
+    peak = matmul_peak_gflops(**peak_sizes)  # after the rows: the device warm, its clocks where training left them
+    print(f"float32 matmul peak (measured here, after the training rows): {peak:.1f} GFLOP/s")
+    for row in rows:
+        row["peak_fraction"] = row["gflops"] / peak
     print(table(rows, peak, memory_label))
 
     basis = min(rows, key=lambda row: abs(row["seeds"] - PROJECTED_SEEDS))

@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 
 from diagnostics.calibration import finite_pairs, rank_correlation
 from diagnostics.hooks import TRUE_OOD_PERCENTILE, held_out_rows
-from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, QUANTITIES, RANK_CORRELATION, ROW
+from diagnostics.quantities import CALIBRATIONS, DIFFERENCE, EVALUATION, QUANTITIES, RANK_CORRELATION, ROW
 from drol_diag.runfolder import store
 from drol_diag.tasks import load_task
 from tests.helpers import invoke
@@ -24,16 +24,21 @@ from tests.test_truth_diagnostics import TRUTH
 
 def test_every_calibration_pairs_two_logged_quantities_and_judges_by_its_measure():
     for calibration in CALIBRATIONS:
-        for name in (calibration.estimate, calibration.truth):
-            assert name in QUANTITIES and QUANTITIES[name].kind == ROW, name
+        for name in (calibration.estimate, calibration.truth, *filter(None, [calibration.scale])):
+            assert name in QUANTITIES and QUANTITIES[name].kind in (ROW, EVALUATION), name
         assert calibration.measure in (DIFFERENCE, RANK_CORRELATION)
-        assert QUANTITIES[calibration.estimate].dims == QUANTITIES[calibration.truth].dims  # (per probe, or not)
+        if QUANTITIES[calibration.estimate].kind == QUANTITIES[calibration.truth].kind == ROW:
+            assert QUANTITIES[calibration.estimate].dims == QUANTITIES[calibration.truth].dims  # (per probe, or not)
+        else:  # one per evaluation beside one per row: both scalars per seed, held against each other late
+            assert calibration.measure == DIFFERENCE and not QUANTITIES[calibration.truth].dims
         assert calibration.text
     bars = {c.estimate: (c.truth, c.measure, c.bar) for c in CALIBRATIONS}
     assert bars["support_dist"] == ("behavior_logp", RANK_CORRELATION, 0.7)
     assert bars["ood_frac"] == ("true_ood_frac", DIFFERENCE, 0.1)
     assert bars["conflict_frac"] == ("true_conflict_frac", DIFFERENCE, 0.15)
     assert bars["q_deployed"] == ("true_value_deployed", DIFFERENCE, None)  # the critic's bias: shown, not judged
+    assert bars["mc_bias"] == ("critic_bias", DIFFERENCE, 0.1)  # in units of the return scale:
+    assert next(c for c in CALIBRATIONS if c.estimate == "mc_bias").scale == "mc_abs_return"
     rank = next(c for c in CALIBRATIONS if c.estimate == "support_dist")
     ood = next(c for c in CALIBRATIONS if c.estimate == "ood_frac")
     assert rank.within_bar(0.7) and not rank.within_bar(0.69) and rank.within_bar(float("nan")) is None

@@ -33,6 +33,7 @@ from reports.html import render_html
 from reports.pdf import render_pdf
 from reports.questions.common import get
 from reports.questions.conflict import conflict_answer
+from reports.questions.critic import critic_answer
 from reports.questions.dynamic_vs_static import aggregates_table, question_dynamic_vs_static, score_panels
 from reports.questions.k_sensitivity import k_answer, k_panels, question_k, regret_split_answer
 from reports.questions.ownership import ownership_answer
@@ -41,6 +42,7 @@ from reports.questions.truth import (
     calibration_table,
     missed_paragraph,
     pair_sentence,
+    question_truth,
     run_paragraph,
     verdict,
 )
@@ -427,3 +429,36 @@ def test_question_five_splits_the_oracles_lead_into_no_candidate_and_the_deploye
     critic = [get(analysis, "q_regret_sampling", TASK, "dynamic", k).late for k in (2, 4)]
     assert text.startswith(f"{TASK}, late, no ground truth logged: the critic's view only (its Q, not the true value)")
     assert f"q_best_candidate - q_deployed: dynamic K=2 {fmt_interval(critic[0])}; K=4 {fmt_interval(critic[1])}." in text
+
+
+# ------------------------------------------------------------------------------------------------
+# The critic against its own returns (question 8)
+
+
+def test_question_eight_holds_the_critic_against_its_returns_and_names_evaluations_without_any(analysed):
+    results, analysis = analysed
+    for k in (2, 4):  # from the raw log: mc_bias is Q minus return at each evaluation; late over the last third
+        raw = results.logs.sel(task=TASK, ablation="dynamic", k=k)
+        np.testing.assert_allclose(raw["mc_bias"].values, raw["mc_q"].values - raw["mc_return"].values, atol=1e-5)
+        values = raw["mc_bias"].transpose("seed", "eval_step").values
+        bias = get(analysis, "mc_bias", TASK, "dynamic", k)
+        np.testing.assert_allclose(bias.late_values, values[:, -max(1, values.shape[1] // 3):].mean(1), rtol=1e-6)
+    sentences = critic_answer(results, analysis, TASK)
+    bias = get(analysis, "mc_bias", TASK, "dynamic", 4)
+    assert any(s.startswith(f"dynamic K=4: Q minus the Monte-Carlo return {fmt_interval(bias.early)} at first and "
+                            f"{fmt_interval(bias.late)} late") for s in sentences)
+    check_sentences(sentences)
+    # Question 7 holds it against critic_bias in units of the return scale: |late difference| / late mc_abs_return.
+    (calibrated,) = [c for c in analysis.calibrations[(TASK, "dynamic", 4)] if c.calibration.estimate == "mc_bias"]
+    scale = get(analysis, "mc_abs_return", TASK, "dynamic", 4) or diagnostic_summary(
+        run_diagnostics(results, TASK, "dynamic", 4), "mc_abs_return", REPS, 0)
+    np.testing.assert_allclose(calibrated.agreement_values, np.abs(
+        bias.late_values - get(analysis, "critic_bias", TASK, "dynamic", 4).late_values) / scale.late_values)
+    assert "of mc_abs_return" in texts(question_truth(results, analysis).blocks)
+    # An evaluation with no countable step: NaN, counted and named, never read as 0.
+    steps = results.logs["mc_steps"].copy()
+    steps.loc[dict(task=TASK, ablation="static-routing", k=2, seed=0)] = 0.0
+    emptied = dataclasses.replace(results, logs=results.logs.assign(mc_steps=steps))
+    evaluations = int(np.isfinite(steps.sel(task=TASK, ablation="static-routing", k=2)).sum())
+    assert any(s.startswith(f"static-routing K=2: {evaluations // 3} of {evaluations} evaluations completed no "
+                            "countable step") for s in critic_answer(emptied, analysis, TASK))

@@ -155,6 +155,10 @@ def still_good_for(summary: CalibrationSummary, summaries: tuple[CalibrationSumm
     if name in ("density_logp", "density_ood_frac"):
         return (f"{name} is the learned density's view: far beyond the support the truth sits at its floor, where "
                 "only the out-of-support share compares")
+    if name == "mc_bias":
+        return ("mc_bias holds the critic against the returns of the policy's own episodes, at the states the policy "
+                "visits and at every evaluation; critic_bias against the true value at the data's probe states and "
+                "logged rows: where those states or times differ, mc_bias is the bias where the policy goes")
     return "read it as the estimate it is, not as its truth"
 
 
