@@ -195,3 +195,44 @@ def test_a_run_on_a_task_with_truth_logs_every_truth_quantity(cliff_runs):
     logp = np.asarray(task.behavior_log_density(jnp.asarray(rows["observations"]), jnp.asarray(rows["actions"])))
     assert float(cliff_logs.true_ood_threshold) == pytest.approx(np.percentile(logp, TRUE_OOD_PERCENTILE), rel=1e-5)
 
+
+
+# ------------------------------------------------------------------------------------------------
+# The critic's error through bootstrapping (issue 24): corridor-2d, a multi-step task whose behaviour never leaves
+# the corridor and whose reward rises towards its edge. With too little BC the actor follows the critic's
+# extrapolated rise off the corridor into its terminal penalty, and the critic over-values it, against the truth
+# at the probe states (critic_bias) and against the policy's own returns (mc_bias); with enough BC it does neither.
+# (tau 0.05: the default 0.005 makes the target trail a 100-step horizon by more updates than a test affords.)
+
+CORRIDOR = ("--task", "corridor-2d", "--hidden", "64,64", "--batch-size", "64", "--lr", "1e-3", "--tau", "0.05",
+            "--k", "4", "--seeds", "0,1", "--eval-episodes", "20", "--probes", "128", "--density", "off",
+            "--no-progress")
+SCHEDULES = {  # the drift takes 2500 updates in seed 0 (3000 measured on 5 seeds); on the support 1500 suffice
+    "drifting": (0.01, ("--steps", "3000", "--log-interval", "1000", "--eval-interval", "1000")),
+    "on_support": (100.0, ("--steps", "1500", "--log-interval", "500", "--eval-interval", "500")),
+}
+
+
+def late_evaluations(logs: xr.Dataset, name: str) -> np.ndarray:
+    """Late per seed over the evaluations (the last third of them): (seeds,)."""
+    rows = max(1, logs.sizes["eval_step"] // 3)
+    return logs[name].isel(eval_step=slice(-rows, None)).mean("eval_step").values
+
+
+def test_too_little_bc_over_values_off_the_corridor_and_enough_does_not(tmp_path):
+    runs = {}
+    for name, (bc_coef, schedule) in SCHEDULES.items():
+        result = invoke("run", *CORRIDOR, *schedule, "--bc-coef", str(bc_coef), "--out", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        (log_store,) = list((tmp_path / name).glob(f"*/*/{store.LOG_STORE}"))
+        runs[name] = xr.open_zarr(log_store.resolve(), consolidated=False).load()
+    drifting, held = runs["drifting"], runs["on_support"]
+    # Off the corridor: deployed actions truly out of support, episodes cut short by the penalty, both biases > 0.
+    assert (late(drifting, "true_ood_frac") > 0.2).all() and (late_evaluations(drifting, "eval_length") < 80).all()
+    assert (late(drifting, "critic_bias") > 1.0).all() and (late_evaluations(drifting, "mc_bias") > 1.0).all()
+    # On it: neither over-values by a tenth of the return scale, and the two agree within mc_bias's bar (the
+    # report's agreement: per seed in units of the return scale, mean over seeds).
+    scale = late_evaluations(held, "mc_abs_return")
+    assert late(held, "true_ood_frac").max() == 0.0 and (late_evaluations(held, "eval_length") == 100).all()
+    assert (late_evaluations(held, "mc_bias") / scale < 0.1).all() and (late(held, "critic_bias") / scale < 0.1).all()
+    assert np.mean(np.abs(late_evaluations(held, "mc_bias") - late(held, "critic_bias")) / scale) <= bar("mc_bias")
