@@ -79,12 +79,6 @@ class Visited:
     episodes: np.ndarray  # (M,) int64: the step's episode
     terminated: np.ndarray  # (M,) bool: the step ended its episode by a true termination (masks 0), not a time limit
 
-    @staticmethod
-    def concatenate(parts: list[Visited]) -> Visited:
-        """One record of several (episode numbers kept as given)."""
-        return Visited(*(np.concatenate([getattr(p, name) for p in parts]) for name in
-                         ("observations", "actions", "rewards", "episodes", "terminated")))
-
 
 def validate_dataset(dataset: dict[str, np.ndarray], what: str = "dataset") -> None:
     """Raise ValueError (one line: what is wrong, what is valid) for a malformed dataset."""

@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import jax
@@ -73,7 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drol_diag.tasks.base import DATASET_KEYS, VISITED, Evaluator, Policy, Task, Visited
-from drol_diag.tasks.onestep import DATASET_AVERAGE, ORACLE, RANDOM_BEHAVIOUR, REFERENCE_SEED
+from drol_diag.tasks.onestep import DATASET_AVERAGE, ORACLE, RANDOM_BEHAVIOUR, REFERENCE_SEED, LazyLevels
 
 REFERENCE_EPISODES = 512  # episodes per reference level (the behaviour's score: standard error about 0.003)
 EPISODE_BLOCK = 100  # the data are made this many behaviour episodes at a time (one compiled shape)
@@ -396,26 +395,6 @@ def _reference_levels(spec: CorridorSpec) -> tuple[tuple[str, float], ...]:
                  for name, policy in policies.items())
 
 
-class LazyLevels(Mapping):
-    """A corridor task's reference levels, computed on first access (training never needs them)."""
-
-    def __init__(self, spec: CorridorSpec):
-        self.spec = spec
-
-    @functools.cached_property
-    def _levels(self) -> dict[str, float]:
-        return reference_levels(self.spec)
-
-    def __getitem__(self, name: str) -> float:
-        return self._levels[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._levels)
-
-    def __len__(self) -> int:
-        return len(self._levels)
-
-
 def corridor_task(name: str, spec: CorridorSpec | None = None) -> Task:
     """Build a `corridor` task (deterministic from spec.seed); `spec` overrides the named defaults. The data:
     behaviour episodes in order, cut at num_transitions (and num_validation) rows."""
@@ -431,6 +410,7 @@ def corridor_task(name: str, spec: CorridorSpec | None = None) -> Task:
 
     return Task(name=name, dataset=transitions(data_key, spec.num_transitions),
                 validation=transitions(val_key, spec.num_validation),
-                evaluate=corridor_evaluator(spec, corridor), reference_levels=LazyLevels(spec),
+                evaluate=corridor_evaluator(spec, corridor),
+                reference_levels=LazyLevels(functools.partial(reference_levels, spec)),
                 true_value=jax.jit(corridor.true_value), best_value=jax.jit(corridor.best_value),
                 behavior_log_density=jax.jit(corridor.behavior_log_density))

@@ -152,14 +152,14 @@ def _reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]
 
 
 class LazyLevels(Mapping):
-    """A task's reference levels, computed on first access (training never needs them)."""
+    """A task's reference levels, computed by `compute()` on first access (training never needs them)."""
 
-    def __init__(self, spec: Any, make_geometry: Callable[[Any], OneStepGeometry]):
-        self.spec, self.make_geometry = spec, make_geometry
+    def __init__(self, compute: Callable[[], dict[str, float]]):
+        self.compute = compute
 
     @functools.cached_property
     def _levels(self) -> dict[str, float]:
-        return reference_levels(self.spec, self.make_geometry)
+        return self.compute()
 
     def __getitem__(self, name: str) -> float:
         return self._levels[name]
@@ -180,7 +180,8 @@ def one_step_task(name: str, spec: Any, make_geometry: Callable[[Any], OneStepGe
                                for k, v in arrays.items()}
     return Task(name=name, dataset=as_numpy(sample(data_key, spec.num_transitions)),
                 validation=as_numpy(sample(val_key, spec.num_validation)),
-                evaluate=one_step_evaluator(spec, geometry), reference_levels=LazyLevels(spec, make_geometry),
+                evaluate=one_step_evaluator(spec, geometry),
+                reference_levels=LazyLevels(functools.partial(reference_levels, spec, make_geometry)),
                 true_value=jax.jit(geometry.true_value), best_value=jax.jit(geometry.best_value),
                 behavior_log_density=jax.jit(geometry.behavior_log_density),
                 mode_centers=None if geometry.mode_centers is None else jax.jit(geometry.mode_centers))
