@@ -238,7 +238,8 @@ def calibration_caveat(results: Results, analysis: Analysis, task: str, estimate
                and c.calibration.within_bar(float(c.agreement.point[0])) is False]
     if outside:
         bar = outside[0][1].calibration
-        measure = "rank correlation" if bar.measure != DIFFERENCE else "|estimate - truth|"
+        measure = "rank correlation" if bar.measure != DIFFERENCE else "|estimate - truth|" + (
+            f" in units of {bar.scale}" if bar.scale else "")
         return (f"Caution: on {task} question 7 finds {estimate} outside its bar ({measure} "
                 + ", ".join(f"{fmt(c.agreement.point[0])} in {label}" for label, c in outside)
                 + f"; bar {bar.bar:g}), so read its values there as the estimate they are, not as the truth"
