@@ -69,15 +69,20 @@ class Task:
         return int(self.dataset["actions"].shape[-1])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Visited:
-    """Every step one evaluation's episodes took, M in all, each episode's steps contiguous and in order."""
+    """Every step one evaluation's episodes took, M in all, each episode's steps contiguous and in order; equal to
+    another where every array is."""
 
     observations: np.ndarray  # (M, obs_dim) float32: the state the step acted in
     actions: np.ndarray  # (M, action_dim) float32: the action the environment got (clipped to its bounds)
     rewards: np.ndarray  # (M,) float64: the step's reward in the dataset's convention (the critic's)
     episodes: np.ndarray  # (M,) int64: the step's episode
     terminated: np.ndarray  # (M,) bool: the step ended its episode by a true termination (masks 0), not a time limit
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Visited) and all(
+            np.array_equal(getattr(self, name), getattr(other, name)) for name in self.__dataclass_fields__)
 
 
 def validate_dataset(dataset: dict[str, np.ndarray], what: str = "dataset") -> None:
