@@ -46,6 +46,7 @@ class Calibration:
     estimate: str = ""  # the QUANTITIES name that declares it (filled in by CALIBRATIONS)
     decreasing: bool = True  # RANK_CORRELATION: the estimate falls as the truth rises (a distance, a log-density)
     scale: str = ""  # DIFFERENCE: the bar is in units of this quantity's late value per seed ("": absolute)
+    multi_step: bool = False  # judged on tasks with episodes longer than one step only (else the same thing twice)
 
     def within_bar(self, agreement: float) -> bool | None:
         """Whether an agreement value clears the bar; None without a bar or for NaN."""
@@ -330,20 +331,18 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
     Quantity("mc_bias", MC_DIMS, "Q - Monte-Carlo return", "return units",
              "mc_q - mc_return: the learned min-ensemble Q minus the return that followed, over the policy's own "
              "counted steps (REDQ's bias)", methods=BOTH, kind=EVALUATION, reported="summary",
-             reporting=Reporting(None, "its scale follows the task's rewards and discount: shown, never called "
-                                 "material (mc_bias_normalized is)"),
+             reporting=Reporting(None, "return units: shown, never called material"),
              calibration=Calibration("critic_bias", DIFFERENCE, 0.1,
                                      "the critic's bias against the policy's own returns, against its bias against "
                                      "the true value at the deployed action on the probe states (bar: a tenth of "
-                                     "the return scale, mc_abs_return)", scale="mc_abs_return")),
+                                     "the return scale, mc_abs_return)", scale="mc_abs_return", multi_step=True)),
     Quantity("mc_bias_normalized", MC_DIMS, "(Q - return) / mean |return|", "fraction of the return scale",
              "mc_bias over mc_abs_return (REDQ's normalised bias)", methods=BOTH, kind=EVALUATION,
-             reported="summary", reporting=Reporting(0.1, "a tenth of the return scale: the bar mc_bias is held to "
-                                                          "against the truth")),
+             reported="summary", reporting=Reporting(0.1, "a tenth of the return scale")),
     Quantity("mc_bias_std", MC_DIMS, "std (Q - return) / mean |return|", "fraction of the return scale",
              "standard deviation over counted steps of Q - return, over mc_abs_return (REDQ's spread)",
              methods=BOTH, kind=EVALUATION, reported="summary",
-             reporting=Reporting(0.1, "a tenth of the return scale, as mc_bias_normalized", 0.0)),
+             reporting=Reporting(0.1, "a tenth of the return scale", 0.0)),
     Quantity("mc_steps", MC_DIMS, "counted steps", "steps",
              "visited steps whose return is complete (their episode terminated, or the steps a time limit cut off "
              "carry under 1% of the discount weight); 0: every mc_ quantity is NaN", methods=BOTH, kind=EVALUATION),

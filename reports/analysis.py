@@ -23,6 +23,7 @@ from diagnostics.quantities import (
     operands,
     reported,
 )
+from drol_diag.tasks.registry import is_one_step
 from reports import stats
 from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
@@ -286,6 +287,8 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
     healthy, diverged = run_seeds(results, task, ablation, k)
     calibrated = []
     for calibration in CALIBRATIONS:
+        if calibration.multi_step and is_one_step(task):  # (one-step episodes: the Monte-Carlo return is the truth)
+            continue
         estimate = diagnostic_summary(logged, PROBE_MEANS.get(calibration.estimate, calibration.estimate), reps, seed)
         truth = diagnostic_summary(logged, PROBE_MEANS.get(calibration.truth, calibration.truth), reps, seed)
         if estimate is None or truth is None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from drol_diag.tasks.registry import is_one_step
 from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis
 from reports.document import Block, Command, Notice, Paragraph, Section, Table
@@ -263,7 +264,8 @@ def all_sections(results: Results, analysis: Analysis, verdicts: list[VerdictRow
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
             question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
             question_error_bars(results, analysis), question_truth(results, analysis),
-            question_critic(results, analysis), per_task_section(results, analysis),
+            *((question_critic(results, analysis),) if not all(map(is_one_step, results.tasks)) else ()),
+            per_task_section(results, analysis),
             *filter(None, (published_section(results, analysis),)))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from drol_diag.tasks.registry import is_one_step
 from reports.analysis import Analysis
 from reports.document import Section
 from reports.questions.common import (
@@ -20,6 +21,9 @@ from reports.questions.support import support_estimate
 from reports.runs import Results
 from reports.text import fmt_interval, group_label, plural, worded
 
+ONE_STEP = ("each evaluation episode here is one step, so the Monte-Carlo return is the true value at the deployed "
+            "action and mc_bias is question 7's critic_bias on other states: not repeated here.")
+
 
 def uncounted_evaluations(results: Results, task: str, ablation: str, k: int) -> tuple[int, int]:
     """(evaluations with no countable step, evaluations logged) of a run: the former carry NaN, never 0."""
@@ -31,6 +35,14 @@ def uncounted_evaluations(results: Results, task: str, ablation: str, k: int) ->
 
 
 def critic_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
+    """critic_sentences, or on a one-step task (where question 7 holds the same bias against its truth) ONE_STEP."""
+    sentences = critic_sentences(results, analysis, task)
+    return [ONE_STEP] if sentences and is_one_step(task) else sentences
+
+
+def critic_sentences(results: Results, analysis: Analysis, task: str) -> list[str]:
+    """Per run: the bias early and late, over the return scale, its spread, the out-of-support share; evaluations
+    without a countable step; dynamic minus static-routing; the calibration's caution."""
     share_name, _ = support_estimate(results, analysis, task)
     threshold = material_threshold("mc_bias_normalized")
     sentences = []
@@ -66,16 +78,14 @@ def critic_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
 
 CRITIC = DiagnosticQuestion(
     "q8-critic", "8. Does the critic over-value what the policy does?",
-    "At every evaluation, each step the deployed policy took is held against what followed it: the critic's "
-    "min-ensemble Q at the visited (state, action) minus the discounted return from there on (REDQ's bias; "
-    "mc_bias), over the steps whose return is complete (the episode terminated, or the steps a time limit cut off "
-    "carry under 1% of the discount weight), and normalised by the mean absolute return (mc_bias_normalized, "
-    "with its spread over steps, mc_bias_std). A critic that extrapolates where the policy leaves the support "
-    "shows here as a positive bias that grows with the out-of-support share.",
+    "The critic's min-ensemble Q at each step the deployed policy took in its evaluation episodes minus the "
+    "discounted return that followed (REDQ's bias, mc_bias; complete returns only), and over the mean absolute "
+    "return (mc_bias_normalized; its spread, mc_bias_std): positive where the critic over-values what the policy does.",
     drawn=("mc_bias", "mc_bias_normalized"), tabled=("mc_bias", "mc_bias_normalized", "mc_bias_std"),
     caption="the critic's Q minus the Monte-Carlo return of the policy's own evaluation episodes; mean over seeds, "
             "bands 95% bootstrap intervals.",
-    answer=critic_answer, references=lambda results, task: {"mc_bias_normalized": (0.0, "no bias")})
+    answer=critic_answer, references=lambda results, task: {"mc_bias_normalized": (0.0, "no bias")},
+    charted=lambda task: not is_one_step(task))
 
 
 def question_critic(results: Results, analysis: Analysis) -> Section:

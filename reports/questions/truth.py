@@ -253,12 +253,14 @@ def missed_paragraph(task: str, analysis: Analysis) -> Paragraph | None:
 
 def calibration_panels(results: Results, analysis: Analysis, task: str) -> list[Panel]:
     """Panels (estimate-truth pair x K) against training step: per ablation the estimate solid, its truth dotted
-    (Line.secondary). The judged DIFFERENCE pairs only: a rank correlation is one number per seed, and the critic's
-    bias (no bar) is in the table and the text."""
+    (Line.secondary). The judged DIFFERENCE pairs in the estimate's own units only: a rank correlation is one number
+    per seed, and the critic's biases (no bar; mc_bias, judged in units of the return scale) are in the table and
+    the text."""
     ks = run_ks(results.groups) or [1]
     panels = []
     pairs = {s.calibration.estimate: s.calibration for (t, _, _), summaries in analysis.calibrations.items()
-             if t == task for s in summaries if s.calibration.measure == DIFFERENCE and s.calibration.bar is not None}
+             if t == task for s in summaries
+             if s.calibration.measure == DIFFERENCE and s.calibration.bar is not None and not s.calibration.scale}
     for name, calibration in pairs.items():
         for k in ks:
             lines = []
