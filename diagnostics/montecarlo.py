@@ -34,6 +34,11 @@ def discounted_returns(visited: Visited, discount: float) -> tuple[np.ndarray, n
     return returns, counted
 
 
+def mean_episode_length(visited: Visited) -> float:
+    """Mean steps per episode of the record (1.0: one-step episodes, whose Monte-Carlo return is the reward)."""
+    return len(visited.episodes) / len(np.unique(visited.episodes))
+
+
 def mc_bias(q_min: np.ndarray, q_mean: np.ndarray, returns: np.ndarray, counted: np.ndarray) -> dict[str, float]:
     """MC_QUANTITIES over the counted steps, from the critic's ensemble min and mean at each visited (s, a) and
     the returns (all (M,)). The bias is the min's (the value the actor climbs, as `critic_bias`); normalised by

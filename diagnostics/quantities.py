@@ -343,6 +343,9 @@ QUANTITIES: dict[str, Quantity] = {q.name: q for q in (
              "standard deviation over counted steps of Q - return, over mc_abs_return (REDQ's spread)",
              methods=BOTH, kind=EVALUATION, reported="summary",
              reporting=Reporting(0.1, "a tenth of the return scale", 0.0)),
+    Quantity("mc_episode_length", MC_DIMS, "episode length", "steps",
+             "mean length of the evaluation episodes held against the critic (1: one-step episodes, whose "
+             "Monte-Carlo return is the true value)", methods=BOTH, kind=EVALUATION),
     Quantity("mc_steps", MC_DIMS, "counted steps", "steps",
              "visited steps whose return is complete (their episode terminated, or the steps a time limit cut off "
              "carry under 1% of the discount weight); 0: every mc_ quantity is NaN", methods=BOTH, kind=EVALUATION),

@@ -23,7 +23,6 @@ from diagnostics.quantities import (
     operands,
     reported,
 )
-from drol_diag.tasks.registry import is_one_step
 from reports import stats
 from reports.runs import Results, ScoreMatrix, eval_curves, score_matrix
 
@@ -270,8 +269,19 @@ def task_scores(table, task: str, ablation: str, k: int, reps: int, seed: int) -
 def run_diagnostics(results: Results, task: str, ablation: str, k: int) -> xr.Dataset:
     """The logged per-step quantities of a run's healthy (never diverged) seeds, read into memory."""
     healthy, _ = run_seeds(results, task, ablation, k)
-    names = [n for n in dict.fromkeys([*DIAGNOSTICS, *operands(), *CALIBRATED]) if n in results.logs]
+    names = [n for n in dict.fromkeys([*DIAGNOSTICS, *operands(), *CALIBRATED, "mc_episode_length"])
+             if n in results.logs]
     return results.logs[names].sel(task=task, ablation=ablation, k=k).sel(seed=list(healthy)).compute()
+
+
+def one_step_episodes(logged: xr.Dataset) -> bool:
+    """Whether the evaluation episodes of `logged` (a run's or a task's log) were all one step long: mc_episode_length
+    1 wherever logged (False where it never was)."""
+    if "mc_episode_length" not in logged:
+        return False
+    lengths = np.asarray(logged["mc_episode_length"].values, np.float64)
+    lengths = lengths[np.isfinite(lengths)]
+    return lengths.size > 0 and bool((lengths == 1).all())
 
 
 def run_seeds(results: Results, task: str, ablation: str, k: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -287,7 +297,7 @@ def run_calibrations(results: Results, logged: xr.Dataset, task: str, ablation: 
     healthy, diverged = run_seeds(results, task, ablation, k)
     calibrated = []
     for calibration in CALIBRATIONS:
-        if calibration.multi_step and is_one_step(task):  # (one-step episodes: the Monte-Carlo return is the truth)
+        if calibration.multi_step and one_step_episodes(logged):  # (the Monte-Carlo return is the truth there)
             continue
         estimate = diagnostic_summary(logged, PROBE_MEANS.get(calibration.estimate, calibration.estimate), reps, seed)
         truth = diagnostic_summary(logged, PROBE_MEANS.get(calibration.truth, calibration.truth), reps, seed)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drol_diag.tasks.registry import is_one_step
 from reports import stats
 from reports.analysis import REFERENCE_ABLATION, Analysis
 from reports.document import Block, Command, Notice, Paragraph, Section, Table
@@ -44,6 +43,7 @@ from reports.questions.common import (
     verdict_counts,
     yardstick,
 )
+from reports.questions.critic import one_step_task
 from reports.questions.grid import question_grid
 from reports.questions.k_sensitivity import k_effects
 from reports.questions.support import HELD_OUT_OOD, support_estimate
@@ -264,7 +264,8 @@ def all_sections(results: Results, analysis: Analysis, verdicts: list[VerdictRow
             question_conflict(results, analysis), question_dynamic_vs_static(results, analysis),
             question_k(results, analysis), *((question_grid(results, analysis),) if results.grid else ()),
             question_error_bars(results, analysis), question_truth(results, analysis),
-            *((question_critic(results, analysis),) if not all(map(is_one_step, results.tasks)) else ()),
+            *((question_critic(results, analysis),) if not all(one_step_task(results, task) for task in results.tasks)
+              else ()),
             per_task_section(results, analysis),
             *filter(None, (published_section(results, analysis),)))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diagnostics.montecarlo import MC_QUANTITIES, TAIL_WEIGHT, discounted_returns, mc_bias
+from diagnostics.montecarlo import MC_QUANTITIES, TAIL_WEIGHT, discounted_returns, mc_bias, mean_episode_length
 from drol_diag.tasks import Task
 from drol_diag.tasks.base import Visited
 
@@ -23,6 +23,8 @@ def visited_episodes(*episodes: tuple[list[float], bool]) -> Visited:
 def test_returns_are_discounted_within_episodes_and_count_only_when_complete():
     long_cut = 500  # cut off by a time limit: a step counts once 0.99^(steps to the end) < TAIL_WEIGHT
     visited = visited_episodes(([1.0, 2.0, 3.0], True), ([5.0, 5.0], False), (np.ones(long_cut), False))
+    assert mean_episode_length(visited) == (3 + 2 + long_cut) / 3
+    assert mean_episode_length(visited_episodes(([1.0], True), ([2.0], True))) == 1.0  # one-step episodes
     returns, counted = discounted_returns(visited, discount=0.5)
     np.testing.assert_allclose(returns[:5], [1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3, 5 + 0.5 * 5, 5])
     assert counted[:3].all() and not counted[3:5].any()  # a terminated episode counts whole; a short cut-off one not

@@ -33,7 +33,7 @@ from reports.html import render_html
 from reports.pdf import render_pdf
 from reports.questions.common import get
 from reports.questions.conflict import conflict_answer
-from reports.questions.critic import ONE_STEP, critic_answer, critic_sentences
+from reports.questions.critic import ONE_STEP, critic_answer, critic_sentences, one_step_task
 from reports.questions.dynamic_vs_static import aggregates_table, question_dynamic_vs_static, score_panels
 from reports.questions.k_sensitivity import k_answer, k_panels, question_k, regret_split_answer
 from reports.questions.ownership import ownership_answer
@@ -322,7 +322,8 @@ def test_a_truth_task_shows_every_estimate_beside_its_truth_with_agreement_bar_a
     rows = {(row[0], row[1].split(" ")[0]): dict(zip(table.columns, row)) for row in table.rows}
     for ablation, k in results.groups:  # every run, every pair (modes-2d knows its value and its density)
         label = f"{ablation} K={k}"
-        assert {name for run, name in rows if run == label} == {c.estimate for c in CALIBRATIONS}, label
+        assert {name for run, name in rows if run == label} == {c.estimate for c in CALIBRATIONS
+                                                                if not c.multi_step}, label  # (one-step episodes)
         summaries = {s.calibration.estimate: s for s in analysis.calibrations[(TASK, ablation, k)]}
         raw = results.logs.sel(task=TASK, ablation=ablation, k=k)
         # |late estimate - late truth| per seed, from the raw log: the agreement the table shows and judges.
@@ -358,7 +359,8 @@ def test_a_truth_task_shows_every_estimate_beside_its_truth_with_agreement_bar_a
     # The figure pairs each estimate (solid) with its truth (dotted) per K (the section's place: tests/test_report.py).
     panels = calibration_panels(results, analysis, TASK)
     assert [p.title for p in panels] == [f"{c.estimate} vs {c.truth}, K={k}" for c in CALIBRATIONS
-                                         if c.measure == "difference" and c.bar is not None for k in (2, 4)]
+                                         if c.measure == "difference" and c.bar is not None and not c.scale
+                                         for k in (2, 4)]
     figure = draw_line_figure(panels, columns=2)
     styles = {line.get_label(): line.get_linestyle() for line in figure.axes[0].get_lines()}
     assert styles == {"dynamic: estimate": "-", "dynamic: truth": ":", "static-routing: estimate": "-",
@@ -442,7 +444,8 @@ def test_question_eight_holds_the_critic_against_its_returns_and_names_evaluatio
         values = raw["mc_bias"].transpose("seed", "eval_step").values
         bias = get(analysis, "mc_bias", TASK, "dynamic", k)
         np.testing.assert_allclose(bias.late_values, values[:, -max(1, values.shape[1] // 3):].mean(1), rtol=1e-6)
-    assert critic_answer(results, analysis, TASK) == [ONE_STEP]  # one-step: question 7 holds it against the truth
+    assert one_step_task(results, TASK)  # modes-2d: each evaluation state a one-step episode (mc_episode_length 1)
+    assert critic_answer(results, analysis, TASK) == [ONE_STEP]  # question 7 holds the same bias against the truth
     sentences = critic_sentences(results, analysis, TASK)
     bias = get(analysis, "mc_bias", TASK, "dynamic", 4)
     assert any(s.startswith(f"dynamic K=4: Q minus the Monte-Carlo return {fmt_interval(bias.early)} at first and "
@@ -453,7 +456,7 @@ def test_question_eight_holds_the_critic_against_its_returns_and_names_evaluatio
     assert not [c for c in analysis.calibrations[(TASK, "dynamic", 4)] if c.calibration.estimate == "mc_bias"]
     logged = run_diagnostics(results, TASK, "dynamic", 4)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("reports.analysis.is_one_step", lambda task: False)  # (as if its episodes were longer)
+        patch.setattr("reports.analysis.one_step_episodes", lambda logged: False)  # (as if episodes were longer)
         (calibrated,) = [c for c in run_calibrations(results, logged, TASK, "dynamic", 4, REPS, 0)
                          if c.calibration.estimate == "mc_bias"]
     scale = diagnostic_summary(logged, "mc_abs_return", REPS, 0)

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from diagnostics.montecarlo import discounted_returns, mc_bias
+from diagnostics.montecarlo import discounted_returns, mc_bias, mean_episode_length
 from drol.learner import make_act, seed_key
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings import RunConfig
@@ -93,7 +93,8 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
         if q_fn is not None and visited is not None:
             critic_params = jax.tree.map(lambda x, i=i: x[i], states.critic_params)
             returns, counted = discounted_returns(visited, learner.config.discount)
-            result.update(mc_bias(*visited_q(q_fn, critic_params, visited), returns, counted))
+            result.update(mc_bias(*visited_q(q_fn, critic_params, visited), returns, counted),
+                          mc_episode_length=mean_episode_length(visited))
         results.append(result)
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))} | {"score"})  # (all diverged too)
     return {name if name.startswith("mc_") else f"eval_{name}": np.array([float(r.get(name, np.nan)) for r in results])

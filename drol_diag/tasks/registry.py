@@ -47,14 +47,6 @@ SYNTHETIC: dict[str, SyntheticFamily] = {  # name prefix (before the first '-') 
 SYNTHETIC_TASKS: tuple[str, ...] = tuple(name for family in SYNTHETIC.values() for name in family.specs)
 
 
-ONE_STEP_FAMILIES = ("modes", "arc", "cliff")  # each evaluation state a one-step episode (drol_diag.tasks.onestep)
-
-
-def is_one_step(name: str) -> bool:
-    """Whether `name` is an embedded one-step task (modes, arc, cliff), whose episodes are all one step long."""
-    return synthetic_spec(name) is not None and name.split("-", 1)[0] in ONE_STEP_FAMILIES
-
-
 def synthetic_family(name: str) -> SyntheticFamily | None:
     """The embedded family a name's prefix claims (`arc-2d` -> arc), or None."""
     return SYNTHETIC.get(name.split("-", 1)[0]) if "-" in name else None

@@ -181,7 +181,6 @@ class DiagnosticQuestion:
     references: Callable[[Results, str], dict[str, tuple[float, str]]] = lambda results, task: {}  # dotted lines
     needs: tuple[tuple[str, str], ...] = ()  # (ablation, why the question needs it) when it is missing
     routing_only: bool = False  # leave K=1 (nothing routed) out of the figure
-    charted: Callable[[str], bool] = lambda task: True  # the tasks that get the figure and the table
 
 
 def diagnostic_section(question: DiagnosticQuestion, results: Results, analysis: Analysis) -> Section:
@@ -191,14 +190,13 @@ def diagnostic_section(question: DiagnosticQuestion, results: Results, analysis:
             blocks.append(missing(why, fill_command(results, ablations=list(dict.fromkeys(
                 [*results.ablations, REFERENCE_ABLATION, ablation])))))
     for task in results.tasks:
+        figure = diagnostic_figure(results, analysis, task, list(question.drawn), f"{question.anchor[3:]}-{task}",
+                                   f"{task}: {question.caption}", question.references(results, task),
+                                   question.routing_only)
+        table = diagnostic_table(results, analysis, task, list(question.tabled),
+                                 f"{task}: {question.anchor[3:]} quantities, early -> late")
         blocks += [Paragraph(f"{task}: {sentence}") for sentence in question.answer(results, analysis, task)]
-        if question.charted(task):
-            figure = diagnostic_figure(results, analysis, task, list(question.drawn), f"{question.anchor[3:]}-{task}",
-                                       f"{task}: {question.caption}", question.references(results, task),
-                                       question.routing_only)
-            table = diagnostic_table(results, analysis, task, list(question.tabled),
-                                     f"{task}: {question.anchor[3:]} quantities, early -> late")
-            blocks += [b for b in (figure, table) if b]
+        blocks += [b for b in (figure, table) if b]
     return Section(question.anchor, question.title, tuple(blocks))
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drol_diag.tasks.registry import is_one_step
-from reports.analysis import Analysis
+from reports.analysis import Analysis, one_step_episodes
 from reports.document import Section
 from reports.questions.common import (
     DiagnosticQuestion,
@@ -25,6 +24,10 @@ ONE_STEP = ("each evaluation episode here is one step, so the Monte-Carlo return
             "action and mc_bias is question 7's critic_bias on other states: not repeated here.")
 
 
+NOT_LOGGED = ("no run logged the Monte-Carlo check: the task's evaluation returns no per-step record "
+              "(drol_diag.tasks.base.Visited), or the runs predate it.")
+
+
 def uncounted_evaluations(results: Results, task: str, ablation: str, k: int) -> tuple[int, int]:
     """(evaluations with no countable step, evaluations logged) of a run: the former carry NaN, never 0."""
     if "mc_steps" not in results.logs:
@@ -36,8 +39,14 @@ def uncounted_evaluations(results: Results, task: str, ablation: str, k: int) ->
 
 def critic_answer(results: Results, analysis: Analysis, task: str) -> list[str]:
     """critic_sentences, or on a one-step task (where question 7 holds the same bias against its truth) ONE_STEP."""
-    sentences = critic_sentences(results, analysis, task)
-    return [ONE_STEP] if sentences and is_one_step(task) else sentences
+    if "mc_steps" not in results.logs or not np.isfinite(results.logs["mc_steps"].sel(task=task).values).any():
+        return [NOT_LOGGED]
+    return [ONE_STEP] if one_step_task(results, task) else critic_sentences(results, analysis, task)
+
+
+def one_step_task(results: Results, task: str) -> bool:
+    """Whether every evaluation episode of `task`'s runs was one step long."""
+    return one_step_episodes(results.logs.sel(task=task))
 
 
 def critic_sentences(results: Results, analysis: Analysis, task: str) -> list[str]:
@@ -84,8 +93,7 @@ CRITIC = DiagnosticQuestion(
     drawn=("mc_bias", "mc_bias_normalized"), tabled=("mc_bias", "mc_bias_normalized", "mc_bias_std"),
     caption="the critic's Q minus the Monte-Carlo return of the policy's own evaluation episodes; mean over seeds, "
             "bands 95% bootstrap intervals.",
-    answer=critic_answer, references=lambda results, task: {"mc_bias_normalized": (0.0, "no bias")},
-    charted=lambda task: not is_one_step(task))
+    answer=critic_answer, references=lambda results, task: {"mc_bias_normalized": (0.0, "no bias")})
 
 
 def question_critic(results: Results, analysis: Analysis) -> Section:
