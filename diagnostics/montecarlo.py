@@ -23,15 +23,18 @@ MC_QUANTITIES = ("mc_return", "mc_abs_return", "mc_q", "mc_q_mean", "mc_bias", "
 
 def discounted_returns(visited: Visited, discount: float) -> tuple[np.ndarray, np.ndarray]:
     """Per visited step, its discounted return-to-go within its episode (M,) float64, and whether it counts
-    (M,) bool (module docstring)."""
-    returns, counted = np.empty(len(visited.rewards)), np.zeros(len(visited.rewards), bool)
+    (M,) bool (module docstring). All episodes at once: one filter over (episodes, longest episode) rows."""
+    m = len(visited.rewards)
     starts = np.flatnonzero(np.r_[True, visited.episodes[1:] != visited.episodes[:-1]])
-    for start, end in zip(starts, np.r_[starts[1:], len(visited.rewards)]):
-        # G_t = r_t + discount G_{t+1}: a first-order filter over the reversed rewards
-        returns[start:end] = lfilter([1.0], [1.0, -discount], visited.rewards[start:end][::-1])[::-1]
-        steps_left = np.arange(end - start, 0, -1, dtype=np.float64)  # from t to the episode's end, t included
-        counted[start:end] = True if visited.terminated[end - 1] else discount ** steps_left < TAIL_WEIGHT
-    return returns, counted
+    lengths = np.diff(np.r_[starts, m])
+    episode, position = np.repeat(np.arange(len(starts)), lengths), np.arange(m) - np.repeat(starts, lengths)
+    rewards = np.zeros((len(starts), lengths.max()))
+    rewards[episode, position] = visited.rewards  # (zeros after an episode's end add nothing to its returns)
+    # G_t = r_t + discount G_{t+1}: a first-order filter over each row reversed
+    returns = lfilter([1.0], [1.0, -discount], rewards[:, ::-1], axis=1)[:, ::-1][episode, position]
+    steps_left = (lengths[episode] - position).astype(np.float64)  # from t to the episode's end, t included
+    terminated = visited.terminated[starts + lengths - 1][episode]  # (its episode's last step)
+    return returns, terminated | (discount ** steps_left < TAIL_WEIGHT)
 
 
 def mean_episode_length(visited: Visited) -> float:
