@@ -4,6 +4,7 @@ evaluation step and the last, into the run log; the deployed policy and its keys
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 
@@ -53,9 +54,10 @@ class DeployedPolicy:
         return np.asarray(self.act_fn(self.actor_params, jnp.asarray(observations), key))
 
 
+@functools.lru_cache(maxsize=64)
 def make_visited_q(learner):
     """A jitted (critic_params, observations (Q_BLOCK, obs_dim), actions (Q_BLOCK, d)) -> (min, mean) over the
-    critic ensemble, each (Q_BLOCK,)."""
+    critic ensemble, each (Q_BLOCK,); one per learner in a process, as make_act."""
     def q(critic_params, observations, actions):
         values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
         return jnp.min(values, axis=0), jnp.mean(values, axis=0)
