@@ -111,8 +111,9 @@ def time_warmup(planned: PlannedGroup, dataset_dir: str | None, diagnostics: dic
 
     (states, recorder), setup_s = timed(set_up)
     (row, evaluated), first_s = timed(row_and_evaluation, states, recorder, 0)  # (compiling their programs)
-    chunk, compile_s = timed(lambda: make_train_chunk(learner, WARMUP_UPDATES).lower(states, dataset).compile())
-    (states, metrics), update_s = timed(chunk, states, dataset)
+    updates = np.int32(WARMUP_UPDATES)
+    chunk, compile_s = timed(lambda: make_train_chunk(learner).lower(states, dataset, updates).compile())
+    (states, metrics), update_s = timed(chunk, states, dataset, updates)
     _, row_s = timed(lambda: recorder.row(states, 1) if recorder is not None else None)
     _, eval_s = timed(row_and_evaluation, states, None, 1)
     with tempfile.TemporaryDirectory() as folder:

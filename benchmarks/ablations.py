@@ -98,13 +98,14 @@ def measure_static_init(transitions: int, rate_chunk: int) -> dict[str, float]:
     states = static_owner_table(learner, states, dataset, progress=True)
     jax.block_until_ready(states.owners)
     init_s = time.perf_counter() - start
-    chunk = make_train_chunk(learner, rate_chunk).lower(states, dataset).compile()
-    states, metrics = chunk(states, dataset)
+    updates = jnp.int32(rate_chunk)
+    chunk = make_train_chunk(learner).lower(states, dataset, updates).compile()
+    states, metrics = chunk(states, dataset, updates)
     jax.block_until_ready(metrics)
     best = 0.0
     for _ in range(3):
         start = time.perf_counter()
-        states, metrics = chunk(states, dataset)
+        states, metrics = chunk(states, dataset, updates)
         jax.block_until_ready(metrics)
         best = max(best, rate_chunk / (time.perf_counter() - start))
     run_s = 1_000_000 / best

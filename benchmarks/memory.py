@@ -72,7 +72,7 @@ def measured(config, seeds: int) -> tuple[int, int]:
     data = {name: jax.ShapeDtypeStruct((TRANSITIONS, OBS_DIM) if "observations" in name else
                                        (TRANSITIONS, ACTION_DIM) if name == "actions" else (TRANSITIONS,), jnp.float32)
             for name in ("observations", "actions", "rewards", "masks", "next_observations")}
-    chunk = make_train_chunk(learner, 10).lower(states, data).compile().memory_analysis()
+    chunk = make_train_chunk(learner).lower(states, data, jnp.int32(10)).compile().memory_analysis()
     probes = jax.eval_shape(jax.vmap(lambda s, d: draw_probe_set(d, s, PROBES, config.num_candidates),
                                      in_axes=(0, None)), seed_numbers, data)
     keys = jax.eval_shape(jax.vmap(jax.random.PRNGKey), seed_numbers)

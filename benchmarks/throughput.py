@@ -94,16 +94,17 @@ def measure(hidden: tuple[int, ...], num_seeds: int, chunk: int, repeats: int, t
     dataset = synthetic_dataset(transitions)
     states = make_init(learner)(jnp.arange(num_seeds))
     start = time.perf_counter()
-    train_chunk = make_train_chunk(learner, chunk).lower(states, dataset).compile()
+    updates = np.int32(chunk)
+    train_chunk = make_train_chunk(learner).lower(states, dataset, updates).compile()
     compile_s = time.perf_counter() - start
     analysis = train_chunk.memory_analysis()
     program_bytes = None if analysis is None else analysis.argument_size_in_bytes + analysis.temp_size_in_bytes
-    states, metrics = train_chunk(states, dataset)
+    states, metrics = train_chunk(states, dataset, updates)
     jax.block_until_ready(metrics)
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        states, metrics = train_chunk(states, dataset)
+        states, metrics = train_chunk(states, dataset, updates)
         jax.block_until_ready(metrics)
         best = max(best, chunk / (time.perf_counter() - start))
     flops = update_flops(config, OBS_DIM, ACTION_DIM)

@@ -12,7 +12,6 @@ cube-single: 200), only terminated episodes count, which the reader must know (`
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from drol_diag.tasks.base import Visited
 
@@ -23,15 +22,18 @@ MC_QUANTITIES = ("mc_return", "mc_abs_return", "mc_q", "mc_q_mean", "mc_bias", "
 
 def discounted_returns(visited: Visited, discount: float) -> tuple[np.ndarray, np.ndarray]:
     """Per visited step, its discounted return-to-go within its episode (M,) float64, and whether it counts
-    (M,) bool (module docstring). All episodes at once: one filter over (episodes, longest episode) rows."""
+    (M,) bool (module docstring). All episodes at once, as (episodes, longest episode) rows."""
     m = len(visited.rewards)
     starts = np.flatnonzero(np.r_[True, visited.episodes[1:] != visited.episodes[:-1]])
     lengths = np.diff(np.r_[starts, m])
     episode, position = np.repeat(np.arange(len(starts)), lengths), np.arange(m) - np.repeat(starts, lengths)
     rewards = np.zeros((len(starts), lengths.max()))
     rewards[episode, position] = visited.rewards  # (zeros after an episode's end add nothing to its returns)
-    # G_t = r_t + discount G_{t+1}: a first-order filter over each row reversed
-    returns = lfilter([1.0], [1.0, -discount], rewards[:, ::-1], axis=1)[:, ::-1][episode, position]
+    returns = np.zeros_like(rewards)  # G_t = r_t + discount G_{t+1}, all episodes a column at a time
+    returns[:, -1] = rewards[:, -1]
+    for t in range(rewards.shape[1] - 2, -1, -1):
+        returns[:, t] = rewards[:, t] + discount * returns[:, t + 1]
+    returns = returns[episode, position]
     steps_left = (lengths[episode] - position).astype(np.float64)  # from t to the episode's end, t included
     terminated = visited.terminated[starts + lengths - 1][episode]  # (its episode's last step)
     return returns, terminated | (discount ** steps_left < TAIL_WEIGHT)

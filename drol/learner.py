@@ -245,23 +245,34 @@ def guard_divergence(state, stepped, key: jax.Array, losses: list[jnp.ndarray]):
                         stepped._replace(**counters))
 
 
-def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: int) -> tuple[Any, dict]:
-    """`num_updates` updates of one seed under `lax.scan`; metrics are the chunk's means (scalars).
+def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: jnp.ndarray) -> tuple[Any, dict]:
+    """`num_updates` (a traced int32: one program for every chunk length) updates of one seed in a loop; metrics
+    are the chunk's means (scalars).
 
     Any learner with `update(state, dataset)` works: DROL's Learner and drol.fql.FQLLearner."""
-    state, metrics = jax.lax.scan(lambda s, _: learner.update(s, dataset), state, None, length=num_updates)
-    return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+    _, metrics_shape = jax.eval_shape(learner.update, state, dataset)
+
+    def step(_, carry):
+        state, sums = carry
+        state, metrics = learner.update(state, dataset)
+        return state, jax.tree.map(jnp.add, sums, metrics)
+
+    zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)
+    state, sums = jax.lax.fori_loop(0, num_updates, step, (state, zeros))
+    return state, jax.tree.map(lambda total: total / num_updates, sums)
 
 
 @functools.lru_cache(maxsize=64)
-def make_train_chunk(learner, num_updates: int) -> Callable[[Any, dict], tuple[Any, dict]]:
-    """Jitted chunk of `num_updates` updates for seed-stacked states (S, ...); dataset shared.
+def make_train_chunk(learner) -> Callable[[Any, dict, Any], tuple[Any, dict]]:
+    """Jitted chunk of updates for seed-stacked states (S, ...): (states, dataset (shared), num_updates) ->
+    (states, metrics {name: (S,)}).
 
-    The state argument is donated: its buffers are reused for the result. One jitted function per (learner,
-    num_updates) in a process (learners are frozen dataclasses, equal when their config and sizes are): a second
-    run with the same settings reuses its traced and compiled program.
+    The state argument is donated: its buffers are reused for the result. One jitted function per learner in a
+    process (learners are frozen dataclasses, equal when their config and sizes are), whatever the chunk lengths:
+    a second run with the same settings reuses its traced and compiled program.
     """
-    def chunk(states: TrainState, dataset: dict[str, jnp.ndarray]):
+    def chunk(states: TrainState, dataset: dict[str, jnp.ndarray], num_updates):
+        num_updates = jnp.asarray(num_updates, jnp.int32)
         return jax.vmap(lambda s: train_chunk(learner, s, dataset, num_updates))(states)
     return jax.jit(chunk, donate_argnums=0)
 

@@ -145,9 +145,11 @@ def test_conflict_in_support_reads_the_probes_whose_winner_the_density_places_in
     on_support, drifting = cliff_runs["on_support"], cliff_8d_runs["drifting"]
     for estimate, whole in (("conflict_frac_in_support", "conflict_frac"),
                             ("true_conflict_frac_in_support", "true_conflict_frac")):
-        # Nearly every winner in support: the same share; in 8-D off the support: few or none (NaN), another share.
+        # Nearly every winner in support: the same share; in 8-D off the support: few or none (NaN), another share
+        # (the learned pair only: the true shares can both sit near 0 there, 0 and 0.012 measured).
         assert np.abs(late(on_support, estimate) - late(on_support, whole)).max() <= 0.02, estimate
-        assert not np.allclose(late(drifting, estimate), late(drifting, whole), atol=0.02), estimate
+        if estimate == "conflict_frac_in_support":
+            assert not np.allclose(late(drifting, estimate), late(drifting, whole), atol=0.02), estimate
         values = np.concatenate([logs[estimate].values.ravel() for logs in (on_support, drifting)])
         assert np.all(np.isnan(values) | ((values >= 0) & (values <= 1)))
 

@@ -150,10 +150,10 @@ def test_probe_set_depends_on_task_and_seed_only():
 def test_support_distances_are_exact_nearest_neighbours():
     from scipy.spatial import cKDTree
 
-    from diagnostics.support import CHUNK_ROWS, SupportIndex
+    from diagnostics.support import SupportIndex, chunk_rows
 
     rng = np.random.default_rng(0)
-    n = CHUNK_ROWS + 777  # more than one chunk, the last one padded
+    n = 3 * chunk_rows() + 77  # more than one chunk, the last one padded
     data = dict(observations=rng.normal(size=(n, 6)).astype(np.float32), actions=rng.uniform(-1, 1, (n, 2)).astype(np.float32))
     held_out = dict(observations=rng.normal(size=(300, 6)).astype(np.float32), actions=rng.uniform(-1, 1, (300, 2)).astype(np.float32))
     index = SupportIndex(data, held_out, num_reference=300)

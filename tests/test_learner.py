@@ -79,9 +79,9 @@ def test_prior_fills_ball_uniformly(action_dim):
 def test_seed_result_independent_of_companions():
     learner = Learner(TINY_LEARNER, obs_dim=3, action_dim=2)
     data = random_dataset()
-    chunk = make_train_chunk(learner, 20)
-    together, _ = chunk(make_init(learner)(jnp.arange(4)), data)
-    alone, _ = chunk(make_init(learner)(jnp.asarray([3])), data)
+    chunk = make_train_chunk(learner)
+    together, _ = chunk(make_init(learner)(jnp.arange(4)), data, 20)
+    alone, _ = chunk(make_init(learner)(jnp.asarray([3])), data, 20)
     for t, a in zip(jax.tree.leaves(together), jax.tree.leaves(alone)):
         np.testing.assert_allclose(np.asarray(t)[3], np.asarray(a)[0], rtol=1e-5, atol=1e-6)
     # Different seeds do differ.

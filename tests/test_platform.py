@@ -63,7 +63,7 @@ def test_matmul_precision_reaches_every_dot_of_the_update():
     learner = make_learner(learner_config, 3, 2, 64)
     states = make_init(learner)(jnp.asarray(run.seeds, jnp.int32))
     with matmul_precision(run):
-        text = make_train_chunk(learner, 1).lower(states, dataset).as_text()
+        text = make_train_chunk(learner).lower(states, dataset, 1).as_text()
     # Every dot of the networks, routing and losses (none pins its own; JAX's default leaves them DEFAULT).
     assert set(re.findall(r"precision = \[(\w+), \w+\]", text)) == {"HIGHEST"}
 

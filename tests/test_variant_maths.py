@@ -57,12 +57,12 @@ def test_all_candidates_equals_soft_routing_at_infinite_temperature():
 def test_refresh_snapshot_is_the_actor_of_the_last_multiple_of_n():
     config = dataclasses.replace(TINY_LEARNER, latents="bank", refresh_interval=10)
     learner = Learner(config, 3, 2)
-    data, chunk = random_dataset(), make_train_chunk(learner, 5)
+    data, chunk = random_dataset(), make_train_chunk(learner)
     states = make_init(learner)(jnp.asarray([0]))
     for _ in range(4):
-        states, _ = chunk(states, data)
+        states, _ = chunk(states, data, 5)
     actor_after_20 = [np.asarray(leaf) for leaf in jax.tree.leaves(states.actor_params)]
-    states, _ = chunk(states, data)
+    states, _ = chunk(states, data, 5)
     for snapshot, actor in zip(jax.tree.leaves(states.routing_params), actor_after_20):
         np.testing.assert_array_equal(np.asarray(snapshot), actor)
     assert not np.array_equal(np.asarray(jax.tree.leaves(states.actor_params)[0]), actor_after_20[0])
@@ -78,8 +78,8 @@ def test_refresh_never_due_equals_static_routing_and_refresh_1_is_dynamic_bank()
     # (jitted: one program instead of op-by-op dispatch, which compiles every primitive on its own)
     owners = jax.jit(jax.vmap(lambda p, k: static_owners(static, p, k, jnp.arange(n), data["observations"],
                                                          data["actions"])))(init.actor_params, init.bank_key)
-    static_after, _ = make_train_chunk(static, 15)(init._replace(owners=owners), data)
-    periodic_after, _ = make_train_chunk(periodic, 15)(make_init(periodic)(jnp.asarray([0])), data)
+    static_after, _ = make_train_chunk(static)(init._replace(owners=owners), data, 15)
+    periodic_after, _ = make_train_chunk(periodic)(make_init(periodic)(jnp.asarray([0])), data, 15)
     for a, b in zip(jax.tree.leaves(static_after.actor_params), jax.tree.leaves(periodic_after.actor_params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
@@ -93,10 +93,10 @@ def test_fql_one_step_actor_learns_the_flow_policy_when_the_critic_term_is_off()
     config = FQLConfig(actor_hidden=(64, 64), critic_hidden=(32, 32), alpha=1.0, q_coef=0.0, batch_size=128)
     learner = FQLLearner(config, task.obs_dim, task.action_dim)
     states = make_init(learner)(jnp.asarray([0]))
-    chunk = make_train_chunk(learner, 100)
+    chunk = make_train_chunk(learner)
     distill = []
     for _ in range(3):
-        states, metrics = chunk(states, data)
+        states, metrics = chunk(states, data, 100)
         distill.append(float(metrics["distill_loss"][0]))
     state = jax.tree.map(lambda x: x[0], states)
     obs = data["observations"][:2048]

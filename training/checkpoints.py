@@ -38,5 +38,6 @@ class Checkpoints(Observer):
 
     def on_chunk(self, chunk: Chunk) -> None:
         if chunk.step % self.run.checkpoint_interval == 0 or chunk.last:
-            store.save_checkpoint(self.run_dir, chunk.states, {"step": chunk.step, "seeds": list(self.run.seeds),
-                                                               "since_log": self.rows.since_log})
+            states = jax.tree.map(np.array, chunk.states)  # copies: the next chunk reuses (donated) device buffers
+            self.rows.writer.submit(store.save_checkpoint, self.run_dir, states, {
+                "step": chunk.step, "seeds": list(self.run.seeds), "since_log": list(self.rows.since_log)})

@@ -7,6 +7,7 @@ checkpoint step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -282,7 +283,8 @@ def _setup_and_train(task: Task, learner_config: LearnerConfig, run: RunConfig, 
 
     with phases("diagnostics"):
         recorder = ProbeRecorder(learner, task, dataset, seeds, run.probes, density[0]) if run.diagnostics else None
-    rows = LogRows(run_dir, run, learner_config.num_candidates, record, recorder, since_log, start, resume)
+    writer = store.Writer()
+    rows = LogRows(run_dir, run, learner_config.num_candidates, record, recorder, since_log, start, resume, writer)
     evaluations = [Evaluations(task, learner, run, rows.log)] if task.evaluate is not None else []
     tracking = [start_tracking(run, learner_config, run_dir, record, rows.log)] if run.wandb else []
     # In this order: an evaluation's row joins the log before the log's flush; W&B gets rows the log holds.
@@ -293,15 +295,23 @@ def _setup_and_train(task: Task, learner_config: LearnerConfig, run: RunConfig, 
         states, step, compile_time, train_time = run_chunks(learner, states, dataset, run, start, observers, phases)
         failed = False
     finally:
-        for observer in observers:
-            with phases(observer.phase):
-                observer.close(failed)
+        try:
+            for observer in observers:
+                with phases(observer.phase):
+                    observer.close(failed)
+        finally:
+            with phases("writing"):  # every row and checkpoint on disk before summary.json or the error goes on
+                if failed:
+                    with contextlib.suppress(Exception):  # (the error that stopped the run is the one to say)
+                        writer.close()
+                else:
+                    writer.close()
     return states, rows, step, start, compile_time, train_time
 
 
 def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], run: RunConfig, start: int,
                observers: list[Observer], phases: Phases | None = None) -> tuple[Any, int, float, float]:
-    """Train from update `start` in chunks ending at chunk_boundaries (one compiled program per chunk length),
+    """Train from update `start` in chunks ending at chunk_boundaries (one compiled program for all),
     handing each chunk's end to the observers in order, until the last step or every seed diverged. Returns the
     states, the updates done per seed and the seconds spent compiling and training; `phases` gets the compile,
     the training and each observer's time (in its `phase`)."""
@@ -309,13 +319,12 @@ def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], r
     began = time.perf_counter()
     with phases("compile_training"):
         options = platform.optimised_compile() if run.steps >= OPTIMISE_FROM_UPDATES else {}
-        programs = {length: make_train_chunk(learner, length).lower(states, dataset).compile(options)
-                    for length in sorted({end - begin for begin, end in zip([start, *ends], ends)})}
+        program = make_train_chunk(learner).lower(states, dataset, np.int32(0)).compile(options)
     compile_time, train_time, step = time.perf_counter() - began, 0.0, start
     for end in ends:
         began = time.perf_counter()
         with phases("training"):
-            states, metrics = programs[end - step](states, dataset)
+            states, metrics = program(states, dataset, np.int32(end - step))
             metrics = jax.tree.map(np.asarray, metrics)  # (waits for the chunk)
         train_time += time.perf_counter() - began
         diverged = np.asarray(states.diverged)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 FLOAT_BYTES = 4  # everything is float32 (owners int32)
 OWNER_CHUNK_CANDIDATES = 1 << 16  # static routing's initial owner table: candidates per seed in one device call
-SUPPORT_CHUNK_ROWS = 4096  # diagnostics.support.CHUNK_ROWS: training pairs per distance matmul
+SUPPORT_CHUNK_ROWS = 4096  # diagnostics.support.chunk_rows() at most: training pairs per distance matmul
 # Floats XLA keeps, fitted to its buffer assignment (benchmarks/memory.py):
 TRAINING_ROUTING_FACTOR = 2.0  # per unit of the widest actor layer, per candidate a training chunk routes
 TRAINING_ROUTING_EXTRA = 150  # and per such candidate (its latent, action, distance, input, GELU temporaries)

@@ -28,10 +28,11 @@ class LogRows(Observer):
     phase = "writing"  # (its diagnostic rows: diagnostics)
 
     def __init__(self, run_dir: Path, run: RunConfig, num_candidates: int, record: dict[str, Any],
-                 recorder: ProbeRecorder | None, since_log: Window, start: int, resume: bool):
+                 recorder: ProbeRecorder | None, since_log: Window, start: int, resume: bool, writer: store.Writer):
         """Open the run log; a resume keeps its rows up to the checkpoint's `start` (none without a checkpoint:
-        start 0) and continues the averaging window `since_log` and the recorder's state from them."""
-        self.interval, self.recorder, self.since_log = run.log_interval, recorder, since_log
+        start 0) and continues the averaging window `since_log` and the recorder's state from them. Flushes go
+        to `writer`'s thread (the checkpoints' too, after them)."""
+        self.interval, self.recorder, self.since_log, self.writer = run.log_interval, recorder, since_log, writer
         attrs = {"task": run.task, "ablation": run.ablation, "num_candidates": num_candidates,
                  **store.flatten_attrs(record)}
         self.log = store.RunLog(run_dir, list(run.seeds), attrs, recorder.static_variables() if recorder else None,
@@ -59,7 +60,7 @@ class LogRows(Observer):
             # A final row off the log grid does not close the averaging window: a resumed run
             # carries these chunks into its next row (and drops this row), as if never stopped.
             self.since_log = [] if on_grid else self.since_log
-        self.log.flush()  # (this step's rows, the evaluation's too: one new version of the log, none without rows)
+        self.log.flush(self.writer)  # (this step's rows, the evaluation's too: one new version, none without rows)
 
     def close(self, failed: bool) -> None:
-        self.log.flush()
+        self.log.flush(self.writer)

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,47 @@ def flatten_attrs(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+class Writer:
+    """A run's disk writes (log flushes, checkpoints) in the order submitted, on one background thread, so that
+    training goes on while they are written. After a write fails none of the later ones runs, and `submit` and
+    `wait` raise its error."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drol-diag-writer")
+        self._error: BaseException | None = None
+        self._pending: list = []
+
+    def _run(self, write: Callable[..., None], args: tuple) -> None:
+        if self._error is None:
+            try:
+                write(*args)
+            except BaseException as error:  # (kept for the main thread, which raises it)
+                self._error = error
+
+    def submit(self, write: Callable[..., None], *args: Any) -> None:
+        """Queue `write(*args)`; the arguments must not change afterwards (pass copies)."""
+        self._raise()
+        self._pending = [f for f in self._pending if not f.done()] + [self._pool.submit(self._run, write, args)]
+
+    def wait(self) -> None:
+        """Return once every queued write is on disk; raise the error of one that failed."""
+        for future in self._pending:
+            future.result()
+        self._pending = []
+        self._raise()
+
+    def close(self) -> None:
+        """wait(), then stop the thread (also when wait raises)."""
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
 class RunLog:
     """The run's log: static variables plus rows {name: array (S, ...)} along `step` and `eval_step`, with dims
     (seed, row dim, *row_dims[name]) (diagnostics.quantities.row_dims())."""
@@ -263,7 +306,7 @@ class RunLog:
                                  coords={"seed": np.asarray(self.seeds)})
         self.written: dict[str, xr.Dataset | None] = {dim: None for dim in ROW_DIMS}
         self.pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {dim: [] for dim in ROW_DIMS}
-        self.rewrite = False  # the next flush writes the store whole (a resume dropped rows)
+        self.rewrite = not (run_dir / LOG_STORE).is_symlink()  # the next flush writes the store whole
 
     def load(self, up_to_step: int, step_interval: int) -> xr.Dataset | None:
         """Resume: keep the rows on disk up to `up_to_step`, the `step` rows only at multiples of `step_interval`
@@ -271,7 +314,7 @@ class RunLog:
         existing = read_store(self.run_dir)
         if existing is None:
             return None
-        self.rewrite = True
+        self.rewrite = True  # (rows after up_to_step are dropped)
         for dim in ROW_DIMS:
             if dim in existing.dims:
                 names = [n for n, v in existing.data_vars.items() if dim in v.dims]
@@ -316,27 +359,34 @@ class RunLog:
         merged = xr.merge(parts, join="outer", compat="override")
         return merged.assign_coords(seed=np.asarray(self.seeds)).assign_attrs(self.attrs)
 
-    def flush(self) -> None:
+    def flush(self, writer: Writer | None = None) -> None:
         """Write the pending rows, if any: a new version of hard links to the previous chunks plus the new rows
-        (the first flush, and the first after a resume that dropped rows, writes the store whole)."""
+        (the first flush, and the first after a resume that dropped rows, writes the store whole). With a
+        `writer`, on its thread: the rows are taken now, the caller goes on."""
         if not any(self.pending.values()):
             return
         new_rows = {dim: self._pending_rows(dim) for dim in ROW_DIMS}
         for dim in ROW_DIMS:
             self.written[dim] = self._rows(dim)
             self.pending[dim] = []
-        link = self.run_dir / LOG_STORE
-        if self.rewrite or not link.is_symlink():
-            write_store(self.run_dir, LOG_STORE, self.dataset())
+        if self.rewrite:
+            write, args = write_store, (self.run_dir, LOG_STORE, self.dataset())
             self.rewrite = False
-            return
+        else:
+            write, args = self._append, ({dim: rows for dim, rows in new_rows.items() if rows is not None},)
+        if writer is None:
+            write(*args)
+        else:
+            writer.submit(write, *args)
+
+    def _append(self, new_rows: dict[str, xr.Dataset]) -> None:
+        """A new version of the published store with `new_rows` {row dim: rows} appended, published."""
+        link = self.run_dir / LOG_STORE
         version = new_version(self.run_dir, LOG_STORE)
         link_version(link.resolve(), version)
         with xr.open_zarr(version, consolidated=False) as on_disk:
             existing = set(on_disk.data_vars)
         for dim, rows in new_rows.items():
-            if rows is None:
-                continue
             rows = rows.drop_vars([c for c in rows.coords if c != dim]).assign_attrs(
                 {**self.attrs, CHUNKS_COMPLETE_ATTR: version.name})
             if set(rows.data_vars) <= existing:
