@@ -3,7 +3,7 @@
 One warm-up per distinct program cost (`cost_key`), on the cores each group will get, measures what a
 group's run spends its time on (`Costs`); a group's estimate is then
 
-    start + set-up + chunk lengths x compile + steps x update
+    start + set-up + compile + steps x update
           + (log rows - 1) x row + (evaluations - 1) x evaluation + (chunk ends - 1) x (flush + checkpoint)
 
 as the run's schedule (driver.chunk_boundaries) makes them, and the sweep's wall time is that of the
@@ -138,10 +138,9 @@ def group_estimate(costs: Costs, planned: PlannedGroup) -> Estimate:
 
     run = planned.run
     ends = chunk_boundaries(0, run)
-    lengths = {end - start for start, end in zip([0, *ends], ends)}  # (a training program per chunk length)
     rows, evaluations = ({*range(interval, run.steps + 1, interval), run.steps} for interval in
                          (run.log_interval, run.eval_interval))
-    before = costs.start_s + costs.setup_s + len(lengths) * costs.compile_s  # (set-up: the first row, evaluation...)
+    before = costs.start_s + costs.setup_s + costs.compile_s  # (set-up: the first row, evaluation...; one program)
     total = (before + run.steps * costs.update_s + (len(rows) - 1) * costs.row_s
              + (len(evaluations) - 1) * costs.eval_s + (len(ends) - 1) * costs.write_s)
     return Estimate(before, len(run.seeds) / costs.update_s, total)
