@@ -48,6 +48,7 @@ class FQLLearner(LearnerBase):
     """FQL: DROL's actor network as the one-step actor mu(s, z), plus a flow policy."""
 
     config: FQLConfig
+    metric_names = METRIC_NAMES  # update's metrics, each a float32 scalar
 
     @property
     def flow(self) -> Actor:

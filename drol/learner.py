@@ -89,6 +89,7 @@ class Learner(LearnerBase):
     """DROL and its routing variants (the config's latents, routing and refresh_interval)."""
 
     config: DROLConfig
+    metric_names = METRIC_NAMES  # update's metrics, each a float32 scalar
 
 
     def init_state(self, seed: int | jnp.ndarray) -> TrainState:
@@ -249,15 +250,13 @@ def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: jn
     """`num_updates` (a traced int32: one program for every chunk length) updates of one seed in a loop; metrics
     are the chunk's means (scalars).
 
-    Any learner with `update(state, dataset)` works: DROL's Learner and drol.fql.FQLLearner."""
-    _, metrics_shape = jax.eval_shape(learner.update, state, dataset)
-
+    Any learner with `update(state, dataset)` and `metric_names` works: DROL's Learner and drol.fql.FQLLearner."""
     def step(_, carry):
         state, sums = carry
         state, metrics = learner.update(state, dataset)
         return state, jax.tree.map(jnp.add, sums, metrics)
 
-    zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metrics_shape)
+    zeros = {name: jnp.zeros((), jnp.float32) for name in learner.metric_names}  # (no second trace for shapes)
     state, sums = jax.lax.fori_loop(0, num_updates, step, (state, zeros))
     return state, jax.tree.map(lambda total: total / num_updates, sums)
 
