@@ -84,18 +84,20 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
     `act_fn`: the jitted `learner.act` (one batch shape)."""
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
+    # each seed's parameters sliced on the host: slicing device arrays compiles a program per leaf shape
+    actor_params, critic_params = (jax.tree.map(np.asarray, p) for p in (states.actor_params, states.critic_params))
     for i, seed in enumerate(seeds):
         if diverged[i]:
             results.append({})
             continue
-        params = jax.tree.map(lambda x, i=i: x[i], states.actor_params)
+        params = jax.tree.map(lambda x, i=i: x[i], actor_params)
         policy = DeployedPolicy(act_fn, params, seed, step, learner.obs_dim)
         result = dict(task.evaluate(policy, episodes, eval_seed(seed, step)))
         visited = result.pop(VISITED, None)
         if q_fn is not None and visited is not None:
-            critic_params = jax.tree.map(lambda x, i=i: x[i], states.critic_params)
             returns, counted = discounted_returns(visited, learner.config.discount)
-            result.update(mc_bias(*visited_q(q_fn, critic_params, visited), returns, counted),
+            seed_critic = jax.tree.map(lambda x, i=i: x[i], critic_params)
+            result.update(mc_bias(*visited_q(q_fn, seed_critic, visited), returns, counted),
                           mc_episode_length=mean_episode_length(visited))
         results.append(result)
     names = sorted({k for r in results for k in r if isinstance(r[k], (int, float))} | {"score"})  # (all diverged too)
