@@ -232,3 +232,20 @@ def test_every_chunk_is_written_so_that_a_deleted_one_is_named_and_a_store_rewri
     xr.open_zarr(logs).load().to_zarr(copy, consolidated=False)
     assert (copy / "critic_loss" / "c" / "0" / "1").is_file() and not (copy / "critic_loss" / "c" / "0" / "0").exists()
     assert missing_chunks(copy) is None
+
+
+def test_the_writer_runs_writes_in_order_and_after_a_failure_runs_none_and_raises_it(tmp_path):
+    done = []
+
+    def write(name):
+        if name == "bad":
+            raise OSError("disk full")
+        done.append(name)
+    writer = store.Writer()
+    for name in ("first", "second", "bad", "after"):
+        writer.submit(write, name)
+    with pytest.raises(OSError, match="disk full"):
+        writer.close()
+    assert done == ["first", "second"]  # in order; none after the failure
+    with pytest.raises(OSError, match="disk full"):
+        writer.submit(write, "later")

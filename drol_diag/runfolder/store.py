@@ -259,7 +259,7 @@ class Writer:
     def __init__(self):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drol-diag-writer")
         self._error: BaseException | None = None
-        self._pending: list = []
+        self._last = None  # the newest write's future: one thread runs them in order, so it finishes last
 
     def _run(self, write: Callable[..., None], args: tuple) -> None:
         if self._error is None:
@@ -271,13 +271,12 @@ class Writer:
     def submit(self, write: Callable[..., None], *args: Any) -> None:
         """Queue `write(*args)`; the arguments must not change afterwards (pass copies)."""
         self._raise()
-        self._pending = [f for f in self._pending if not f.done()] + [self._pool.submit(self._run, write, args)]
+        self._last = self._pool.submit(self._run, write, args)
 
     def wait(self) -> None:
         """Return once every queued write is on disk; raise the error of one that failed."""
-        for future in self._pending:
-            future.result()
-        self._pending = []
+        if self._last is not None:
+            self._last.result()
         self._raise()
 
     def close(self) -> None:
