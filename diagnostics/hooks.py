@@ -205,23 +205,24 @@ class ProbeRecorder:
     def row(self, states: TrainState, step: int) -> dict[str, np.ndarray]:
         """Every diagnostic quantity at `step`, as {name: array (S, ...)}."""
         keys = deploy_keys(self.seeds, step)
-        values = jax.tree.map(np.asarray, self._diagnose(states, self.probes, keys))
+        diagnosed = self._diagnose(states, self.probes, keys)  # (every device program dispatched before any wait)
+        covered = self._cover(states, self.probes, self.centres, *self._cover_scales) if self.routed else {}
+        winner_actions = diagnosed["winner_actions"] if self.routed else None  # (S, M, d)
+        truth = {} if self._truth is None else self._truth(
+            self.probes.observations, self.probes.actions, diagnosed["deployed"], winner_actions,
+            diagnosed["q_deployed"], diagnosed.get("q_winner"), self._truth_threshold,
+            diagnosed["candidates"] if self.routed else None)
+        values = jax.tree.map(np.asarray, {**diagnosed, **truth, **covered})
         deployed = values.pop("deployed")  # (S, M, d)
-        winner_actions = values.pop("winner_actions") if self.routed else None  # (S, M, d)
-        candidates = values.pop("candidates") if self.routed else None  # (S, M, K, d)
-        if self._truth is not None:
-            values.update(jax.tree.map(np.asarray, self._truth(
-                self.probes.observations, self.probes.actions, deployed, winner_actions, values["q_deployed"],
-                values.get("q_winner"), self._truth_threshold, candidates)))
+        winner_actions = values.pop("winner_actions") if self.routed else None
+        values.pop("candidates", None)
         true_action_cos = values.pop("true_action_cos", None)
         if self.density is not None:
             values.update(self._density_row(deployed, winner_actions, values.get("action_cos"), true_action_cos))
-        history = self.tracker.update(values["winner"], values["nearest"]) if self.routed else {}
         if self.routed:
-            covered = self._cover(states, self.probes, self.centres, *self._cover_scales)
-            history.update(jax.tree.map(np.asarray, covered))
+            values.update(self.tracker.update(values["winner"], values["nearest"]))
         seeds, probes, _ = deployed.shape
         support_dist = self.support.distances(self.probe_observations.reshape(seeds * probes, -1),
                                               deployed.reshape(seeds * probes, -1)).reshape(seeds, probes)
-        return {**values, **history, "support_dist": support_dist, "support_dist_mean": support_dist.mean(1),
+        return {**values, "support_dist": support_dist, "support_dist_mean": support_dist.mean(1),
                 "ood_frac": (support_dist > self.support.ood_threshold).mean(1)}

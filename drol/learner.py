@@ -1,8 +1,8 @@
-"""The DROL learner as pure functions: init, one update, a scanned chunk of updates, acting.
+"""The DROL learner as pure functions: init, one update, a chunk of updates in a loop, acting.
 
-Training is `lax.scan` over updates inside one jitted program; several seeds train together
-through `vmap` over a leading seed axis of the state. The dataset lives on the device and
-batches are drawn with `jax.random` inside the scan, so the host only sees each chunk's end.
+Training is a loop (`lax.fori_loop`) over updates inside one jitted program; several seeds train
+together through `vmap` over a leading seed axis of the state, inside the loop. The dataset lives
+on the device and batches are drawn with `jax.random` inside the loop, so the host only sees each chunk's end.
 
 Shapes: S seeds, N transitions, B batch, K candidates, d action dim.
 
@@ -246,19 +246,23 @@ def guard_divergence(state, stepped, key: jax.Array, losses: list[jnp.ndarray]):
                         stepped._replace(**counters))
 
 
-def train_chunk(learner, state, dataset: dict[str, jnp.ndarray], num_updates: jnp.ndarray) -> tuple[Any, dict]:
-    """`num_updates` (a traced int32: one program for every chunk length) updates of one seed in a loop; metrics
-    are the chunk's means (scalars).
+def train_chunk(learner, states, dataset: dict[str, jnp.ndarray], num_updates: jnp.ndarray) -> tuple[Any, dict]:
+    """`num_updates` (a traced int32: one program for every chunk length) updates of seed-stacked states (S, ...)
+    in a loop; metrics are the chunk's means {name: (S,)}. The loop runs over seeds vmapped inside it (not a vmapped
+    loop: its body would be traced, then traced again to batch it; the same computation, half the tracing).
 
     Any learner with `update(state, dataset)` and `metric_names` works: DROL's Learner and drol.fql.FQLLearner."""
-    def step(_, carry):
-        state, sums = carry
-        state, metrics = learner.update(state, dataset)
-        return state, jax.tree.map(jnp.add, sums, metrics)
+    update = jax.vmap(lambda state: learner.update(state, dataset))
 
-    zeros = {name: jnp.zeros((), jnp.float32) for name in learner.metric_names}  # (no second trace for shapes)
-    state, sums = jax.lax.fori_loop(0, num_updates, step, (state, zeros))
-    return state, jax.tree.map(lambda total: total / num_updates, sums)
+    def step(_, carry):
+        states, sums = carry
+        states, metrics = update(states)
+        return states, jax.tree.map(jnp.add, sums, metrics)
+
+    num_seeds = jax.tree.leaves(states)[0].shape[0]
+    zeros = {name: jnp.zeros((num_seeds,), jnp.float32) for name in learner.metric_names}  # (no trace for shapes)
+    states, sums = jax.lax.fori_loop(0, num_updates, step, (states, zeros))
+    return states, jax.tree.map(lambda total: total / num_updates, sums)
 
 
 @functools.lru_cache(maxsize=64)
@@ -271,8 +275,7 @@ def make_train_chunk(learner) -> Callable[[Any, dict, Any], tuple[Any, dict]]:
     a second run with the same settings reuses its traced and compiled program.
     """
     def chunk(states: TrainState, dataset: dict[str, jnp.ndarray], num_updates):
-        num_updates = jnp.asarray(num_updates, jnp.int32)
-        return jax.vmap(lambda s: train_chunk(learner, s, dataset, num_updates))(states)
+        return train_chunk(learner, states, dataset, jnp.asarray(num_updates, jnp.int32))
     return jax.jit(chunk, donate_argnums=0)
 
 
