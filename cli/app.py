@@ -30,6 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C: what a shell reports for a process ended by SIGINT
 interrupt_said = False  # interrupted() printed its line: main() ends the process without the interpreter's teardown
+process_command = False  # main() runs this process's one command: its start-up is the command's (else: from the call)
 
 
 def print_version(value: bool) -> None:
@@ -89,7 +90,9 @@ def run(
     """Train DROL on a task for several seeds at once and print a summary."""
     from training.observer import Phases
 
-    phases = Phases.since_process_start()  # (summary.json's time breakdown: from the process's start on Linux)
+    # summary.json's time breakdown: from the process's start (Linux) when the process is this command's, else (a
+    # notebook, the tests, a second command in one process) from here
+    phases = Phases.since_process_start() if process_command else Phases()
     from drol_diag.runfolder.record import run_dir_for
     from drol_diag.runfolder.store import CHECKPOINT_FILE, EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
@@ -492,9 +495,10 @@ def data_info(
 
 def main() -> None:
     """Console entry point: option-parsing errors, like our own, are one line with exit status 2."""
-    global interrupt_said
+    global interrupt_said, process_command
     start_process()
     interrupt_said = False  # (a Ctrl-C of an earlier command in this process, run without main, is not this one's)
+    process_command = True
     try:
         code = app(prog_name="drol-diag", standalone_mode=False)
     except UsageError as error:
