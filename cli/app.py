@@ -30,7 +30,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C: what a shell reports for a process ended by SIGINT
 interrupt_said = False  # interrupted() printed its line: main() ends the process without the interpreter's teardown
-process_command = False  # main() runs this process's one command: its start-up is the command's (else: from the call)
+process_command = False  # main() is running the process's command: the first run in it times from the process's start
 
 
 def print_version(value: bool) -> None:
@@ -92,7 +92,8 @@ def run(
 
     # summary.json's time breakdown: from the process's start (Linux) when the process is this command's, else (a
     # notebook, the tests, a second command in one process) from here
-    phases = Phases.since_process_start() if process_command else Phases()
+    global process_command
+    phases, process_command = Phases.since_process_start() if process_command else Phases(), False
     from drol_diag.runfolder.record import run_dir_for
     from drol_diag.runfolder.store import CHECKPOINT_FILE, EXIT_BUSY, RunBusyError
     from drol_diag.settings import resolve
@@ -511,6 +512,7 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         code = 130
+    process_command = False  # (a command run in this process without main is not the process's)
     if interrupt_said:  # (the teardown after Ctrl-C can crash in XLA's threads, or dump zarr's pending tasks)
         sys.stdout.flush()
         sys.stderr.flush()
