@@ -135,6 +135,8 @@ class Analysis:
     score_difference: dict[tuple[str, int, str, int], stats.Interval] = field(default_factory=dict)  # IQM x - IQM y
     references: dict[str, dict[str, float]] = field(default_factory=dict)  # task -> reference policy -> score
     matched: dict[tuple[str, int, str, int], Matched] = field(default_factory=dict)  # what each comparison rests on
+    task_difference: dict[tuple[str, str, int, str, int], stats.Interval] = field(default_factory=dict)  # task, x,
+    # kx, y, ky -> IQM x - IQM y over that task's seeds (comparisons over more than one task only)
     trends: dict[tuple[str, str, int], stats.Interval] = field(default_factory=dict)  # task, ablation, K -> the
     # score's change over the last third of its evaluations (learning_trend)
     calibrations: dict[tuple[str, str, int], tuple[CalibrationSummary, ...]] = field(default_factory=dict)  # task,
@@ -161,6 +163,8 @@ def analyse(results: Results, reps: int = stats.DEFAULT_REPS, seed: int = stats.
         compared = compare(results, analysis, *key)
         if compared is not None:
             analysis.improvement[key], analysis.score_difference[key], analysis.matched[key] = compared
+            for task in analysis.matched[key].tasks if len(analysis.matched[key].tasks) > 1 else ():
+                analysis.task_difference[(task, *key)] = task_difference(results, task, *key, reps, seed)
     for (task, ablation, k) in analysis.per_task:
         trend = learning_trend(results, task, ablation, k, reps, seed)
         if trend is not None:
@@ -220,6 +224,13 @@ def _compare(results: Results, x: str, kx: int, y: str, ky: int, reps: int,
             Matched(tuple(tasks), tuple(sorted((ran_x | ran_y) - set(tasks))),
                     stats.batched_bootstrap(mx.scores, stats.iqm_batched, reps, seed),
                     stats.batched_bootstrap(my.scores, stats.iqm_batched, reps, seed)))
+
+
+def task_difference(results: Results, task: str, x: str, kx: int, y: str, ky: int, reps: int,
+                    seed: int) -> stats.Interval:
+    """IQM(X) - IQM(Y) over one task's seeds (1,): the comparison's IQM difference, for that task alone."""
+    pair = (score_matrix(results.scores, x, kx, [task]).scores, score_matrix(results.scores, y, ky, [task]).scores)
+    return stats.batched_bootstrap(pair, stats.iqm_difference_batched, reps, seed)
 
 
 def learning_trend(results: Results, task: str, ablation: str, k: int, reps: int, seed: int) -> stats.Interval | None:
@@ -400,7 +411,9 @@ def analysis_json(analysis: Analysis, results: Results) -> dict[str, Any]:
             "material": stats.is_material(interval, stats.SCORE_MATERIAL),
             "verdict": stats.verdict(interval, stats.SCORE_MATERIAL),
             "tasks": list(analysis.matched[(x, kx, y, ky)].tasks),
-            "tasks_left_out": list(analysis.matched[(x, kx, y, ky)].left_out)}
+            "tasks_left_out": list(analysis.matched[(x, kx, y, ky)].left_out),
+            "per_task": {task: {**_value_json(d), "verdict": stats.verdict(d, stats.SCORE_MATERIAL)}
+                         for (task, *key), d in analysis.task_difference.items() if tuple(key) == (x, kx, y, ky)}}
     per_task: dict[str, Any] = {}
     for (task, ablation, k), scores in analysis.per_task.items():
         point, low, high = scores.mean.at(0)

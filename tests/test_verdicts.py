@@ -19,10 +19,10 @@ import xarray as xr
 from drol_diag.tasks.base import undertrained_level
 from drol_diag.tasks.registry import synthetic_reference_levels
 from reports import stats
-from reports.analysis import analyse
+from reports.analysis import analyse, analysis_json
 from reports.questions.common import below_reference, calibration_caveat, no_yardstick_notice, yardstick_sentence
 from reports.questions.conflict import conflict_answer
-from reports.questions.dynamic_vs_static import improvement_answer
+from reports.questions.dynamic_vs_static import improvement_answer, question_dynamic_vs_static
 from reports.questions.k_sensitivity import k_answer
 from reports.questions.support import support_answer
 from reports.runs import SCORE_COLUMNS, Results, RunInfo
@@ -144,6 +144,37 @@ def test_comparisons_use_the_tasks_both_sides_ran():
     k_text = " ".join(k_answer(results, analyse(results, reps=REPS)))
     assert "K=2 difference" in k_text and "over the tasks both ran" in k_text
     check_sentences([sentence, k_text])
+
+
+def test_a_comparison_over_several_tasks_is_also_read_task_by_task():
+    """dynamic beats static-routing on arc-2d, loses on cliff-2d, ties on modes-2d: over the 3 tasks the aggregate
+    blurs it; the task-by-task table gives each task's IQM difference over its own seeds, with its own verdict, and
+    report.json holds the same under the comparison."""
+    curves = {("arc-2d", "dynamic", 4): flat(0.60, 8), ("arc-2d", "static-routing", 4): flat(0.30, 8, seed=1),
+              ("cliff-2d", "dynamic", 4): flat(0.30, 8, seed=2), ("cliff-2d", "static-routing", 4): flat(0.70, 8, seed=3),
+              ("modes-2d", "dynamic", 4): flat(0.50, 8, spread=0.005, seed=4),
+              ("modes-2d", "static-routing", 4): flat(0.50, 8, spread=0.005, seed=5)}
+    results = synthetic_results(curves)
+    analysis = analyse(results, reps=REPS)
+    key = ("dynamic", 4, "static-routing", 4)
+    iqm = lambda x: float(stats.iqm_batched(x[None, :, None])[0, 0])
+    scores = lambda task, ablation: results.scores.query(f"task == '{task}' and ablation == '{ablation}'").score
+    verdicts = {}
+    for task in ("arc-2d", "cliff-2d", "modes-2d"):
+        difference = analysis.task_difference[(task, *key)]
+        assert difference.point[0] == pytest.approx(iqm(scores(task, "dynamic").to_numpy())
+                                                    - iqm(scores(task, "static-routing").to_numpy()))
+        verdicts[task] = stats.verdict(difference, stats.SCORE_MATERIAL)
+    assert verdicts == {"arc-2d": stats.MATERIAL, "cliff-2d": stats.MATERIAL, "modes-2d": stats.NEGLIGIBLE}
+    assert analysis.task_difference[("cliff-2d", *key)].high[0] < 0
+    (table,) = [b for b in question_dynamic_vs_static(results, analysis).blocks
+                if getattr(b, "caption", "") == "IQM difference task by task"]
+    assert [(row[0], row[-1]) for row in table.rows] == list(verdicts.items())
+    written = analysis_json(analysis, results)["iqm_difference"]["dynamic-static-routing"]["4"]["per_task"]
+    assert {task: entry["verdict"] for task, entry in written.items()} == verdicts
+    # one task: the aggregate is that task's, and no task-by-task table repeats it
+    one = synthetic_results({k: v for k, v in curves.items() if k[0] == "arc-2d"})
+    assert not analyse(one, reps=REPS).task_difference
 
 
 def test_the_headline_counts_every_comparison():

@@ -81,6 +81,19 @@ def aggregates_table(results: Results, analysis: Analysis) -> Table:
                  note=note)
 
 
+def task_difference_table(results: Results, analysis: Analysis) -> Table:
+    """Each comparison over several tasks, task by task: the IQM difference over the task's seeds and its verdict."""
+    rows = tuple((task, f"{group_label(x, kx)} - {group_label(y, ky)}", fmt_interval(difference), f"{difference.runs}",
+                  stats.verdict(difference, stats.SCORE_MATERIAL))
+                 for (task, x, kx, y, ky), difference in analysis.task_difference.items())
+    return Table("IQM difference task by task", ("task", "comparison", "IQM difference [95% CI]",
+                                                 "seeds (smaller side)", "verdict"), rows,
+                 note="The comparisons of the table above, one task at a time: IQM of X minus IQM of Y over that "
+                      "task's seeds, 95% bootstrap interval over the seeds; its verdict as everywhere in this report "
+                      f"(threshold {stats.SCORE_MATERIAL:g}). With several tasks, some material differences can "
+                      "arise by chance: read the pattern, not one row.")
+
+
 def score_panels(results: Results, analysis: Analysis) -> list[Panel]:
     """Per K: the performance profile, and the sample-efficiency curve with the reference levels as lines."""
     panels = []
@@ -145,6 +158,8 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
                                  "averaged over tasks (rliable); 0.5 means no difference. IQM difference: IQM of X "
                                  "minus IQM of Y over the tasks both ran; its verdict as everywhere in this report "
                                  f"(threshold {stats.SCORE_MATERIAL:g})."))
+    if analysis.task_difference:
+        blocks.append(task_difference_table(results, analysis))
     if len(analysis.improvement) >= 3:  # (one or two intervals read as well from the table as from a figure)
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
