@@ -81,7 +81,7 @@ def aggregates_table(results: Results, analysis: Analysis) -> Table:
                  note=note)
 
 
-def task_difference_table(results: Results, analysis: Analysis) -> Table:
+def task_difference_table(analysis: Analysis) -> Table:
     """Each comparison over several tasks, task by task: the IQM difference over the task's seeds and its verdict."""
     rows = tuple((task, f"{group_label(x, kx)} - {group_label(y, ky)}", fmt_interval(difference), f"{difference.runs}",
                   stats.verdict(difference, stats.SCORE_MATERIAL))
@@ -159,7 +159,7 @@ def question_dynamic_vs_static(results: Results, analysis: Analysis) -> Section:
                                  "minus IQM of Y over the tasks both ran; its verdict as everywhere in this report "
                                  f"(threshold {stats.SCORE_MATERIAL:g})."))
     if analysis.task_difference:
-        blocks.append(task_difference_table(results, analysis))
+        blocks.append(task_difference_table(analysis))
     if len(analysis.improvement) >= 3:  # (one or two intervals read as well from the table as from a figure)
         blocks.append(interval_figure(
             "improvement", "Probability of improvement of dynamic over each variant (95% bootstrap intervals); the "
