@@ -5,11 +5,11 @@ The finished sweep these tests read is the session's small sweep (tests/conftest
 tests) extended by an fql group (conftest's finished_sweep); the sweeps the executor tests run themselves are two
 of its groups (PAIR)."""
 
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ablations import executors, grid
@@ -74,14 +74,15 @@ def test_grid_expands_to_groups_of_all_seeds_with_fql_once_per_task(tmp_path):
     assert any("fql has no K" in note for note in plan.notes) and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parent.parent / "examples").glob("*.toml")
-                                         if "tasks" in grid.read_sweep_file(p)))
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.toml") if "tasks" in grid.read_sweep_file(p)))
 def test_every_sweep_file_in_examples_plans_its_grid(name, tmp_path):
     """The study files docs/findings.md reproduces from read and plan as written (a key renamed, a task gone: here)."""
-    path = Path(__file__).parent.parent / "examples" / name
-    spec = grid.spec_from_values(grid.read_sweep_file(path), {})
+    spec = grid.spec_from_values(grid.read_sweep_file(EXAMPLES / name), {})
     plan = plan_sweep(spec, tmp_path / "out")
-    points = int(np.prod([len(values) for _, values in spec.grid]))  # (the [grid] table's combinations)
+    points = math.prod(len(values) for _, values in spec.grid)  # (the [grid] table's combinations)
     assert len(plan.groups) == len(spec.tasks) * len(spec.ablations) * len(spec.k) * points
     assert not (tmp_path / "out").exists()
 

@@ -85,7 +85,8 @@ def evaluate_seeds(task: Task, learner, states, seeds: list[int], step: int,
     results: list[dict[str, float]] = []
     diverged = np.asarray(states.diverged)
     # each seed's parameters sliced on the host: slicing device arrays compiles a program per leaf shape
-    actor_params, critic_params = (jax.tree.map(np.asarray, p) for p in (states.actor_params, states.critic_params))
+    actor_params = jax.tree.map(np.asarray, states.actor_params)
+    critic_params = jax.tree.map(np.asarray, states.critic_params) if q_fn is not None else None  # (MC check only)
     for i, seed in enumerate(seeds):
         if diverged[i]:
             results.append({})
