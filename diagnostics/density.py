@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from drol_diag.platform import DENSITY_CACHE_VARIABLE, optimised_compile, user_cache_folder
+from drol_diag.programs import KeptProgram
 from drol_diag.runfolder.store import write_bytes_atomic
 
 CACHE_FORMAT = "drol-diag behaviour density 1"  # the cache file's format tag
@@ -78,13 +79,25 @@ def _split(flow) -> tuple[Any, Callable[[Any, jnp.ndarray, jnp.ndarray], jnp.nda
 
 
 @functools.lru_cache(maxsize=16)
-def log_prob_program(settings: DensitySettings, obs_dim: int, action_dim: int):
-    """The jitted log-density of a flow of these settings and sizes, in the data's units: (arrays, obs_mean,
-    obs_scale, action_mean, action_scale, observations (N, obs), actions (N, d)) -> (N,); one per process, so a
-    density read again from the cache compiles nothing."""
-    _, log_prob = _split(_flow(settings, obs_dim, action_dim))
-    return jax.jit(lambda arrays, obs_mean, obs_scale, action_mean, action_scale, o, a: log_prob(
-        arrays, (a - action_mean) / action_scale, (o - obs_mean) / obs_scale) - jnp.sum(jnp.log(action_scale)))
+def log_prob_program(settings: DensitySettings, obs_dim: int, action_dim: int) -> KeptProgram:
+    """The compiled log-density of a flow of these settings and sizes, in the data's units: (arrays, obs_mean,
+    obs_scale, action_mean, action_scale, observations (N, obs), actions (N, d)) -> (N,); one per process, kept
+    across processes (drol_diag.programs), so a density read again from the cache traces nothing."""
+    def make_log_density():
+        _, log_prob = _split(_flow(settings, obs_dim, action_dim))
+        return lambda arrays, obs_mean, obs_scale, action_mean, action_scale, o, a: log_prob(
+            arrays, (a - action_mean) / action_scale, (o - obs_mean) / obs_scale) - jnp.sum(jnp.log(action_scale))
+    return KeptProgram("density_log_prob", (settings, obs_dim, action_dim), make_log_density)
+
+
+def _arrays_shapes(settings: DensitySettings, obs_dim: int, action_dim: int) -> Any:
+    """The tree of the flow's trainable arrays as jax.ShapeDtypeStruct leaves (nothing built: the eager
+    construction costs 0.4 s a process)."""
+    import equinox as eqx
+
+    shapes = eqx.filter_eval_shape(_flow.__wrapped__, settings, obs_dim, action_dim)
+    return eqx.partition(shapes, lambda leaf: isinstance(leaf, jax.ShapeDtypeStruct)
+                         and jnp.issubdtype(leaf.dtype, jnp.inexact))[0]
 
 
 @dataclass
@@ -229,10 +242,9 @@ def load_density(path: Path, key: str) -> BehaviourDensity:
         raise DensityError(f"{path} holds the density of another dataset or fit (key {header.get('key')}, this one "
                            f"{key}); {remedy}")
     settings = DensitySettings(**header["settings"])
-    skeleton, _ = _split(_flow(settings, len(files["obs_mean"]), len(files["action_mean"])))
-    leaves, treedef = jax.tree.flatten(skeleton)
+    leaves, treedef = jax.tree.flatten(_arrays_shapes(settings, len(files["obs_mean"]), len(files["action_mean"])))
     stored_leaves = [files.get(f"leaf_{i}") for i in range(len(leaves))]
-    if any(s is None or s.shape != np.shape(leaf) for s, leaf in zip(stored_leaves, leaves)):
+    if any(s is None or s.shape != leaf.shape for s, leaf in zip(stored_leaves, leaves)):
         raise DensityError(f"{path} does not match the flow its settings describe; {remedy}")
     return BehaviourDensity(settings, jax.tree.unflatten(treedef, [jnp.asarray(s) for s in stored_leaves]),
                             files["obs_mean"], files["obs_scale"], files["action_mean"], files["action_scale"], key,

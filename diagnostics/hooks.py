@@ -29,6 +29,7 @@ from diagnostics.stability import OwnershipTracker
 from diagnostics.support import SupportIndex, data_action_spread
 from drol.fql import FQLLearner
 from drol.learner import Learner, TrainState, seed_key
+from drol_diag.programs import KeptProgram
 from drol_diag.settings.options import DEFAULT_PROBES
 from drol_diag.tasks import Task
 
@@ -47,8 +48,8 @@ def held_out_rows(task: Task) -> dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def probe_set_program(num_probes: int, num_candidates: int):
     """The jitted probe sets of several seeds: (dataset, seeds (S,)) -> ProbeSet with a leading seed axis."""
-    return jax.jit(jax.vmap(lambda dataset, seed: draw_probe_set(dataset, seed, num_probes, num_candidates),
-                            in_axes=(None, 0)))
+    return KeptProgram("probe_set", (num_probes, num_candidates), lambda: jax.vmap(
+        lambda dataset, seed: draw_probe_set(dataset, seed, num_probes, num_candidates), in_axes=(None, 0)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,22 +57,25 @@ def diagnose_program(learner: Learner | FQLLearner):
     """The jitted probe diagnostics of a learner, vmapped over seeds: (states, probes, keys) -> {name: (S, ...)};
     one per learner settings in a process (a frozen dataclass)."""
     diagnose = probe_diagnostics if learner.config.method == "drol" else fql_probe_diagnostics
-    return jax.jit(jax.vmap(lambda state, probes, key: diagnose(learner, state, probes, key)))
+    return KeptProgram("diagnose", learner, lambda: jax.vmap(
+        lambda state, probes, key: diagnose(learner, state, probes, key)))
 
 
 @functools.lru_cache(maxsize=64)
 def coverage_program(learner: Learner):
     """The jitted coverage_diagnostics of a learner, vmapped over seeds: (states, probes, centres (S, M, Mo, d) or
     None, action_scale (d,), reach, noise_scale) -> {name: (S,)}; one per learner in a process."""
-    return jax.jit(jax.vmap(lambda state, probes, centres, action_scale, reach, noise: coverage_diagnostics(
-        learner, state, probes, action_scale, reach, centres, noise), in_axes=(0, 0, 0, None, None, None)))
+    return KeptProgram("coverage", learner, lambda: jax.vmap(
+        lambda state, probes, centres, action_scale, reach, noise: coverage_diagnostics(
+            learner, state, probes, action_scale, reach, centres, noise), in_axes=(0, 0, 0, None, None, None)))
 
 
 @functools.lru_cache(maxsize=16)
-def truth_program(true_value, behavior_log_density, best_value=None):
-    """The jitted truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
-    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density, candidates) -> {name: (S,)}."""
-    return jax.jit(jax.vmap(
+def truth_program(true_value, behavior_log_density, best_value=None, truth_key: str | None = None) -> KeptProgram:
+    """The compiled truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
+    data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density, candidates) -> {name: (S,)};
+    kept across processes under the task's truth_key (None: traced in each)."""
+    return KeptProgram("truth", truth_key, lambda: jax.vmap(
         lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold, candidates: truth_diagnostics(
             obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold,
             candidates, best_value), in_axes=(0, 0, 0, 0, 0, 0, None, 0)))
@@ -150,7 +154,7 @@ class ProbeRecorder:
             logp = np.asarray(density(jnp.asarray(data["observations"]), jnp.asarray(data["actions"])), np.float64)
             self.true_ood_threshold = float(np.percentile(logp, TRUE_OOD_PERCENTILE))
         self._truth_threshold = jnp.float32(-np.inf if self.true_ood_threshold is None else self.true_ood_threshold)
-        self._truth = truth_program(value, density, best)
+        self._truth = truth_program(value, density, best, task.truth_key)
 
     def _yardsticks(self, task: Task, dataset: dict[str, jnp.ndarray]) -> None:
         """The scales the routing quantities are read against, and the coverage computation."""

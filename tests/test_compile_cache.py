@@ -2,7 +2,8 @@
 (drol_diag.platform.compilation_cache_settings): where it lives, how it is turned off, that the user's own JAX
 setting wins, and that a second process finds every program the first compiled there; and, within one process, that
 a second run with the same settings traces and compiles nothing (drol.learner's program factories and the
-diagnostics' are cached per learner)."""
+diagnostics' are cached per learner). And the traced programs kept beside it (drol_diag.programs): read back instead
+of traced, keyed by settings and shapes, and the same numbers whether traced, kept or read back."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sys
 
 import jax
 import jax.monitoring
+import jax.numpy as jnp
 import numpy as np
 
 from drol_diag.platform import COMPILE_CACHE_MAX_BYTES, COMPILE_CACHE_VARIABLE, compilation_cache_settings
+from drol_diag.programs import KeptProgram, code_version
 from drol_diag.runfolder import store
 from drol_diag.settings import resolve
 from drol_diag.tasks import load_task
@@ -77,13 +80,70 @@ def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_
         np.testing.assert_array_equal(logs[0][name].values, logs[1][name].values)
 
 
-def test_a_command_line_run_writes_its_programs_to_the_cache(tmp_path):
+def _kept(settings, traced: list, name: str = "affine") -> KeptProgram:
+    """A kept program of a pytree function (a dict in, a tuple holding a dict out), its second argument donated;
+    `traced` counts its tracings."""
+    def make():
+        traced.append(settings)
+        return lambda params, x: ({"y": x @ params["w"] + params["b"]}, x + 1.0)
+    return KeptProgram(name, settings, make, donate_argnums=(1,))
+
+
+def test_a_kept_program_is_read_back_not_traced_and_keyed_by_its_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path))
+    params = {"w": jnp.arange(6.0).reshape(3, 2), "b": jnp.ones(2)}
+    x = lambda: jnp.linspace(0.0, 1.0, 12).reshape(4, 3)  # (a fresh array each call: it is donated)
+    traced: list = []
+    first = _kept("a", traced)(params, x())
+    (kept,) = (tmp_path / "drol-diag-programs").iterdir()
+    assert kept.name.startswith(f"affine-{code_version()}-") and traced == ["a"]
+    again = _kept("a", traced)(params, x())  # (a new instance, as in another process: read from the file)
+    assert traced == ["a"]
+    np.testing.assert_array_equal(again[0]["y"], first[0]["y"])
+    np.testing.assert_array_equal(again[1], first[1])
+    donated = x()
+    _kept("a", traced)(params, donated)
+    assert donated.is_deleted()  # the argument's buffers were given to the result, as jax.jit's donate_argnums
+    _kept("b", traced)(params, x())  # other settings: traced, kept apart
+    _kept("a", traced)(params, x()[:2])  # other shapes: traced, kept apart
+    assert traced == ["a", "b", "a"] and len(list((tmp_path / "drol-diag-programs").iterdir())) == 3
+
+    kept.write_bytes(kept.read_bytes()[:40])  # cut short: traced again and replaced
+    np.testing.assert_array_equal(_kept("a", traced)(params, x())[0]["y"], first[0]["y"])
+    assert traced[-1] == "a" and len(traced) == 4 and kept.stat().st_size > 40
+    assert _kept("a", traced)(params, x()) and len(traced) == 4
+
+    stale = tmp_path / "drol-diag-programs" / "affine-0000000000000000-0.bin"  # another code version's
+    stale.write_bytes(b"old")
+    _kept("c", traced)(params, x())
+    assert not stale.exists()
+    unkept = tmp_path / "none"
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(unkept))
+    _kept(None, traced)(params, x())  # no settings: traced in every process, nothing written
+    assert traced[-1] is None and not unkept.exists()
+
+
+def test_a_command_line_run_keeps_its_programs_and_a_second_computes_the_same_from_them(tmp_path):
     """The command line sets the cache before any of its imports reaches JAX (cli/__init__.py): a run started as
-    `python -m cli` (as the console script) leaves its compiled programs in the folder."""
+    `python -m cli` (as the console script) leaves its compiled programs there, and its traced ones beside them; a
+    second process reads them back (no kept file added or rewritten) and logs the same numbers, bit for bit."""
     folder = tmp_path / "cache"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     environ[COMPILE_CACHE_VARIABLE] = str(folder)
-    subprocess.run([sys.executable, "-m", "cli", "run", "--task", "modes-2d", "--hidden", "8", "--seeds", "0",
-                    "--steps", "20", "--log-interval", "20", "--eval-interval", "20", "--no-diagnostics",
-                    "--no-progress", "--out", str(tmp_path / "runs")], env=environ, check=True, capture_output=True)
-    assert any(path.name.startswith("jit_") for path in folder.iterdir())
+    logs = []
+    for leg in range(2):
+        subprocess.run([sys.executable, "-m", "cli", "run", "--task", "modes-2d", "--k", "4", "--hidden", "8",
+                        "--seeds", "0-1", "--steps", "40", "--log-interval", "20", "--eval-interval", "20",
+                        "--probes", "16", "--density", "off", "--no-progress", "--out", str(tmp_path / f"runs{leg}")],
+                       env=environ, check=True, capture_output=True)
+        logs.append(store.read_store(tmp_path / f"runs{leg}" / "modes-2d" / "dynamic-k4"))
+        if leg == 0:
+            assert any(path.name.startswith("jit_") for path in folder.iterdir())
+            kept = {path.name: path.stat().st_mtime_ns for path in (folder / "drol-diag-programs").iterdir()}
+            assert {name.split("-")[0] for name in kept} == {
+                "init", "train_chunk", "probe_set", "diagnose", "coverage", "truth", "act", "visited_q", "task_sample",
+                "reference_actions"}
+    assert {path.name: path.stat().st_mtime_ns for path in (folder / "drol-diag-programs").iterdir()} == kept
+    for name in logs[0].data_vars:
+        if "time" not in name:
+            np.testing.assert_array_equal(logs[1][name].values, logs[0][name].values, err_msg=name)

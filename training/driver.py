@@ -32,6 +32,7 @@ from drol.config import ACTION_CLIP_EPS, LearnerConfig
 from drol.learner import Learner, make_init, make_train_chunk, static_owners
 from drol.methods import make_learner
 from drol_diag import platform
+from drol_diag.programs import KeptProgram
 from drol_diag.runfolder import scoring, store
 from drol_diag.runfolder.record import comparable, config_record, diagnostics_record, run_dir_for, setting_differences
 from drol_diag.settings import RunConfig
@@ -156,15 +157,15 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
 
 
 @functools.lru_cache(maxsize=16)
-def owner_table_program(learner: Learner, n: int, rows: int):
-    """The jitted owners of `rows` training rows from `start` under every seed's initial parameters:
+def owner_table_program(learner: Learner, n: int, rows: int) -> KeptProgram:
+    """The owners of `rows` training rows from `start` under every seed's initial parameters, kept across processes:
     (actor_params, bank_keys, observations (N, obs), actions (N, d), start) -> (S, rows)."""
     def chunk(actor_params, bank_keys, all_observations, all_actions, start):
         indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
         observations, actions = all_observations[indices], all_actions[indices]
         return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
             actor_params, bank_keys)
-    return jax.jit(chunk)
+    return KeptProgram("owner_table", (learner, n, rows), lambda: chunk)
 
 
 def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
@@ -180,6 +181,18 @@ def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray]
             owners.append(np.asarray(table)[:, :n - start])
             bar.update(owners[-1].shape[1])
     return states._replace(owners=jnp.asarray(np.concatenate(owners, axis=1)))
+
+
+@functools.lru_cache(maxsize=64)
+def init_program(learner: Learner) -> KeptProgram:
+    """drol.learner.make_init's program, kept across processes (drol_diag.programs)."""
+    return KeptProgram("init", learner, lambda: make_init(learner))
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_program(learner: Learner) -> KeptProgram:
+    """drol.learner.make_train_chunk's program (the states donated), kept across processes."""
+    return KeptProgram("train_chunk", learner, lambda: make_train_chunk(learner), donate_argnums=(0,))
 
 
 def matmul_precision(run: RunConfig) -> Any:
@@ -270,7 +283,7 @@ def _setup_and_train(task: Task, learner_config: LearnerConfig, run: RunConfig, 
 
     with phases("task"):
         dataset = device_dataset(task.dataset)
-    states = make_init(learner)(jnp.asarray(seeds, jnp.int32))
+    states = init_program(learner)(jnp.asarray(seeds, jnp.int32))
     restored = restore(run_dir, states) if resume else None
     states, start, since_log = restored or (states, 0, [])
     if start > run.steps:
@@ -319,7 +332,7 @@ def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], r
     began = time.perf_counter()
     with phases("compile_training"):
         options = platform.optimised_compile() if run.steps >= OPTIMISE_FROM_UPDATES else {}
-        program = make_train_chunk(learner).lower(states, dataset, np.int32(0)).compile(options)
+        program = chunk_program(learner).lower(states, dataset, np.int32(0)).compile(options)
     compile_time, train_time, step = time.perf_counter() - began, 0.0, start
     for end in ends:
         began = time.perf_counter()

@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from diagnostics.montecarlo import discounted_returns, mc_bias, mean_episode_length
-from drol.learner import make_act, seed_key
+from drol.learner import seed_key
+from drol_diag.programs import KeptProgram
 from drol_diag.runfolder import scoring, store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task
@@ -55,13 +56,19 @@ class DeployedPolicy:
 
 
 @functools.lru_cache(maxsize=64)
-def make_visited_q(learner):
-    """A jitted (critic_params, observations (Q_BLOCK, obs_dim), actions (Q_BLOCK, d)) -> (min, mean) over the
-    critic ensemble, each (Q_BLOCK,); one per learner in a process, as make_act."""
+def make_visited_q(learner) -> KeptProgram:
+    """(critic_params, observations (Q_BLOCK, obs_dim), actions (Q_BLOCK, d)) -> (min, mean) over the critic
+    ensemble, each (Q_BLOCK,); one per learner in a process, kept across processes (drol_diag.programs)."""
     def q(critic_params, observations, actions):
         values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
         return jnp.min(values, axis=0), jnp.mean(values, axis=0)
-    return jax.jit(q)
+    return KeptProgram("visited_q", learner, lambda: q)
+
+
+@functools.lru_cache(maxsize=64)
+def act_program(learner) -> KeptProgram:
+    """drol.learner.make_act's program, kept across processes."""
+    return KeptProgram("act", learner, lambda: learner.act)
 
 
 def visited_q(q_fn, critic_params, visited: Visited) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +118,7 @@ class Evaluations(Observer):
     said_no_visited = False  # NO_VISITED is said once per run
 
     def __init__(self, task: Task, learner, run: RunConfig, log: store.RunLog):
-        self.task, self.learner, self.run, self.log, self.act_fn = task, learner, run, log, make_act(learner)
+        self.task, self.learner, self.run, self.log, self.act_fn = task, learner, run, log, act_program(learner)
         self.q_fn = make_visited_q(learner)
 
     def on_chunk(self, chunk: Chunk) -> None:

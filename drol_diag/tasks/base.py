@@ -59,6 +59,7 @@ class Task:
     best_value: StateValue | None = field(default=None, repr=False)  # the oracle's value per state (see above)
     behavior_log_density: TruthFunction | None = field(default=None, repr=False)  # log pi_beta(a | s) (see above)
     mode_centers: ModeCenters | None = field(default=None, repr=False)  # per-state mode centres (see above)
+    truth_key: str | None = field(default=None, repr=False)  # what fixes the truth functions (drol_diag.programs)
 
     @property
     def obs_dim(self) -> int:

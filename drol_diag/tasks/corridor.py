@@ -413,4 +413,4 @@ def corridor_task(name: str, spec: CorridorSpec | None = None) -> Task:
                 evaluate=corridor_evaluator(spec, corridor),
                 reference_levels=LazyLevels(functools.partial(reference_levels, spec)),
                 true_value=jax.jit(corridor.true_value), best_value=jax.jit(corridor.best_value),
-                behavior_log_density=jax.jit(corridor.behavior_log_density))
+                behavior_log_density=jax.jit(corridor.behavior_log_density), truth_key=f"{__name__}.Corridor {spec!r}")

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from drol_diag.programs import KeptProgram
 from drol_diag.tasks.base import VISITED, Evaluator, Policy, Task, Visited
 
 REFERENCE_SEED = 0  # the evaluation seed whose states score the reference policies
@@ -140,9 +141,9 @@ def reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry])
 
 @functools.cache
 def _reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> tuple[tuple[str, float], ...]:
-    geometry = make_geometry(spec)
-    evaluate = one_step_evaluator(spec, geometry)
-    actions = jax.jit(geometry.reference_actions)  # every reference policy's actions in one program: (n, P, d)
+    geometry, evaluate = _compiled(spec, make_geometry)[0], _evaluator(spec, make_geometry)
+    actions = KeptProgram("reference_actions", geometry_key(spec, make_geometry),  # every policy's: (n, P, d)
+                          lambda: geometry.reference_actions)
     groups = geometry.reference_groups()
     columns = sorted({i for group in groups.values() for i in group})
     scores = {i: evaluate(lambda states, i=i: np.asarray(actions(states))[:, i], 1, REFERENCE_SEED)["score"]
@@ -180,15 +181,29 @@ def one_step_task(name: str, spec: Any, make_geometry: Callable[[Any], OneStepGe
                                for k, v in arrays.items()}
     return Task(name=name, dataset=as_numpy(sample(data_key, spec.num_transitions)),
                 validation=as_numpy(sample(val_key, spec.num_validation)),
-                evaluate=one_step_evaluator(spec, geometry),
+                evaluate=_evaluator(spec, make_geometry),
                 reference_levels=LazyLevels(functools.partial(reference_levels, spec, make_geometry)),
                 true_value=jax.jit(geometry.true_value), best_value=jax.jit(geometry.best_value),
                 behavior_log_density=jax.jit(geometry.behavior_log_density),
-                mode_centers=None if geometry.mode_centers is None else jax.jit(geometry.mode_centers))
+                mode_centers=None if geometry.mode_centers is None else jax.jit(geometry.mode_centers),
+                truth_key=geometry_key(spec, make_geometry))
+
+
+@functools.cache
+def _evaluator(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> Evaluator:
+    """The task's evaluate, one per process and spec: the reference levels and the runs share its programs."""
+    return one_step_evaluator(spec, _compiled(spec, make_geometry)[0])
 
 
 @functools.cache
 def _compiled(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> tuple[OneStepGeometry, Callable]:
-    """The geometry of a spec and its jitted `sample` (n static), compiled once per process and n."""
+    """The geometry of a spec and its `sample` (key, n), each n's program kept across processes."""
     geometry = make_geometry(spec)
-    return geometry, jax.jit(geometry.sample, static_argnums=1)
+    programs = functools.cache(lambda n: KeptProgram("task_sample", (geometry_key(spec, make_geometry), n),
+                                                     lambda: lambda key: geometry.sample(key, n)))
+    return geometry, lambda key, n: programs(n)(key)
+
+
+def geometry_key(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> str:
+    """What fixes a geometry and its functions (a kept program's settings): its class and spec."""
+    return f"{make_geometry.__module__}.{make_geometry.__qualname__} {spec!r}"
