@@ -72,8 +72,9 @@ class KeptProgram:
         if signature not in self._programs:
             try:
                 exported, out_tree = self._exported(args, signature)
-            except ValueError as error:  # not exportable here (e.g. a custom call jax.export does not allow)
-                if "custom call" not in str(error).lower():
+            except (ValueError, NotImplementedError) as error:
+                # not exportable or not serialisable here (a custom call jax.export does not allow, a host callback)
+                if isinstance(error, ValueError) and "custom call" not in str(error).lower():
                     raise
                 self._programs[signature] = jax.jit(self.make_function(), donate_argnums=self.donate_argnums)
                 return self._programs[signature]

@@ -123,6 +123,14 @@ def test_a_kept_program_is_read_back_not_traced_and_keyed_by_its_settings(tmp_pa
     assert traced[-1] is None and not unkept.exists()
 
 
+def test_a_program_jax_export_cannot_keep_is_jitted_as_before(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path))
+    doubled = lambda x: jax.pure_callback(lambda a: np.asarray(a) * 2, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+    program = KeptProgram("callback", "settings", lambda: lambda x: doubled(x) + 1.0)  # (a host callback)
+    np.testing.assert_array_equal(program(jnp.arange(3.0)), [1.0, 3.0, 5.0])
+    assert not list((tmp_path / "drol-diag-programs").glob("*"))  # nothing kept
+
+
 def test_a_command_line_run_keeps_its_programs_and_a_second_computes_the_same_from_them(tmp_path):
     """The command line sets the cache before any of its imports reaches JAX (cli/__init__.py): a run started as
     `python -m cli` (as the console script) leaves its compiled programs there, and its traced ones beside them; a
