@@ -62,9 +62,10 @@ def test_a_second_process_finds_every_program_in_the_cache_and_computes_the_same
 def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_nothing(tmp_path):
     events: collections.Counter = collections.Counter()
     task = load_task("modes-2d")  # static-routing: its owner table's program too
+    # (test_variants.py's settings: the session's kept programs may serve the first run; the second must trace nothing)
     learner, run = resolve("modes-2d", "auto", ablation="static-routing", num_candidates=4, actor_hidden=(8,),
                            critic_hidden=(8,), seeds=(0, 1), steps=40, log_interval=20, eval_interval=20,
-                           checkpoint_interval=40, probes=16)
+                           checkpoint_interval=40, probes=64)
     first = train(task, learner, run, tmp_path / "first", progress=False)
     listener = lambda name, seconds, **_: events.update([name])  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
