@@ -15,14 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from drol.config import LearnerConfig, learner_config_class
-from drol.learner import make_act, make_init
+from drol.learner import make_init
 from drol.methods import make_learner
 from drol.variants import variant
 from drol_diag.runfolder import store
 from drol_diag.settings import RunConfig
 from drol_diag.tasks import Task, load_task
 from training.driver import matmul_precision
-from training.evaluation import DeployedPolicy, eval_seed, evaluate_seeds
+from training.evaluation import DeployedPolicy, act_program, eval_seed, evaluate_seeds
 
 EVALUATIONS_FILE = "evaluations.json"  # `drol-diag evaluate --write`: every evaluation record, oldest first
 
@@ -106,7 +106,7 @@ def load_run(path: str | Path) -> TrainedRun:
                          "train it with drol-diag run --resume")
     states, extra = restored
     step = int(extra["step"])
-    act_fn = make_act(model)
+    act_fn = act_program(model)
     policies = {seed: DeployedPolicy(act_fn, jax.tree.map(lambda x, i=i: x[i], states.actor_params), seed, step,
                                      obs_dim) for i, seed in enumerate(seeds)}
     diverged = {seed: int(d) for seed, d in zip(seeds, np.asarray(states.diverged_step))}
