@@ -83,7 +83,7 @@ def log_prob_program(settings: DensitySettings, obs_dim: int, action_dim: int) -
     """The compiled log-density of a flow of these settings and sizes, in the data's units: (arrays, obs_mean,
     obs_scale, action_mean, action_scale, observations (N, obs), actions (N, d)) -> (N,); one per process, kept
     across processes (drol_diag.programs), so a density read again from the cache traces nothing."""
-    def make_log_density():
+    def make_log_density(_):
         _, log_prob = _split(_flow(settings, obs_dim, action_dim))
         return lambda arrays, obs_mean, obs_scale, action_mean, action_scale, o, a: log_prob(
             arrays, (a - action_mean) / action_scale, (o - obs_mean) / obs_scale) - jnp.sum(jnp.log(action_scale))

@@ -48,7 +48,7 @@ def held_out_rows(task: Task) -> dict[str, np.ndarray]:
 @functools.lru_cache(maxsize=64)
 def probe_set_program(num_probes: int, num_candidates: int):
     """The jitted probe sets of several seeds: (dataset, seeds (S,)) -> ProbeSet with a leading seed axis."""
-    return KeptProgram("probe_set", (num_probes, num_candidates), lambda: jax.vmap(
+    return KeptProgram("probe_set", (num_probes, num_candidates), lambda _: jax.vmap(
         lambda dataset, seed: draw_probe_set(dataset, seed, num_probes, num_candidates), in_axes=(None, 0)))
 
 
@@ -57,7 +57,7 @@ def diagnose_program(learner: Learner | FQLLearner):
     """The jitted probe diagnostics of a learner, vmapped over seeds: (states, probes, keys) -> {name: (S, ...)};
     one per learner settings in a process (a frozen dataclass)."""
     diagnose = probe_diagnostics if learner.config.method == "drol" else fql_probe_diagnostics
-    return KeptProgram("diagnose", learner, lambda: jax.vmap(
+    return KeptProgram("diagnose", learner, lambda learner: jax.vmap(
         lambda state, probes, key: diagnose(learner, state, probes, key)))
 
 
@@ -65,7 +65,7 @@ def diagnose_program(learner: Learner | FQLLearner):
 def coverage_program(learner: Learner):
     """The jitted coverage_diagnostics of a learner, vmapped over seeds: (states, probes, centres (S, M, Mo, d) or
     None, action_scale (d,), reach, noise_scale) -> {name: (S,)}; one per learner in a process."""
-    return KeptProgram("coverage", learner, lambda: jax.vmap(
+    return KeptProgram("coverage", learner, lambda learner: jax.vmap(
         lambda state, probes, centres, action_scale, reach, noise: coverage_diagnostics(
             learner, state, probes, action_scale, reach, centres, noise), in_axes=(0, 0, 0, None, None, None)))
 
@@ -75,7 +75,7 @@ def truth_program(true_value, behavior_log_density, best_value=None, truth_key: 
     """The compiled truth_diagnostics against a task's truth functions, vmapped over seeds: (observations,
     data_actions, deployed, winner_actions, q_deployed, q_winner, ood_log_density, candidates) -> {name: (S,)};
     kept across processes under the task's truth_key (None: traced in each)."""
-    return KeptProgram("truth", truth_key, lambda: jax.vmap(
+    return KeptProgram("truth", truth_key, lambda _: jax.vmap(
         lambda obs, actions, deployed, winners, q_deployed, q_winner, threshold, candidates: truth_diagnostics(
             obs, actions, deployed, winners, q_deployed, q_winner, true_value, behavior_log_density, threshold,
             candidates, best_value), in_axes=(0, 0, 0, 0, 0, 0, None, 0)))

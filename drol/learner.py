@@ -246,8 +246,8 @@ def guard_divergence(state, stepped, key: jax.Array, losses: list[jnp.ndarray]):
                         stepped._replace(**counters))
 
 
-def train_chunk(learner, states, dataset: dict[str, jnp.ndarray], num_updates: jnp.ndarray) -> tuple[Any, dict]:
-    """`num_updates` (a traced int32: one program for every chunk length) updates of seed-stacked states (S, ...)
+def train_chunk(learner, states, dataset: dict[str, jnp.ndarray], num_updates: int | jnp.ndarray) -> tuple[Any, dict]:
+    """`num_updates` (an int32 argument: one program for every chunk length) updates of seed-stacked states (S, ...)
     in a loop; metrics are the chunk's means {name: (S,)}. The loop runs over seeds vmapped inside it (not a vmapped
     loop: its body would be traced, then batched in a second pass; the same computation, a fifth less tracing).
 
@@ -261,6 +261,7 @@ def train_chunk(learner, states, dataset: dict[str, jnp.ndarray], num_updates: j
 
     num_seeds = jax.tree.leaves(states)[0].shape[0]
     zeros = {name: jnp.zeros((num_seeds,), jnp.float32) for name in learner.metric_names}  # (no trace for shapes)
+    num_updates = jnp.asarray(num_updates, jnp.int32)
     states, sums = jax.lax.fori_loop(0, num_updates, step, (states, zeros))
     return states, jax.tree.map(lambda total: total / num_updates, sums)
 
@@ -274,9 +275,7 @@ def make_train_chunk(learner) -> Callable[[Any, dict, Any], tuple[Any, dict]]:
     process (learners are frozen dataclasses, equal when their config and sizes are), whatever the chunk lengths:
     a second run with the same settings reuses its traced and compiled program.
     """
-    def chunk(states: TrainState, dataset: dict[str, jnp.ndarray], num_updates):
-        return train_chunk(learner, states, dataset, jnp.asarray(num_updates, jnp.int32))
-    return jax.jit(chunk, donate_argnums=0)
+    return jax.jit(functools.partial(train_chunk, learner), donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=64)

@@ -2,10 +2,15 @@
 and argument shapes (jax.export), its StableHLO kept beside JAX's compilation cache, and a later process reads it
 back instead of tracing again (tracing and lowering are most of a warm-cache start: docs/extending.md). Every call
 goes through the exported program, kept or not, so a run computes the same numbers either way.
+
+A learner's float hyper-parameters (bc_coef, lr, tau, ...) are an argument of its programs, not constants in them:
+runs that differ only in those (a bc_coef grid, calibration runs at two bc_coef) share one traced and one compiled
+program.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import os
@@ -15,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
+from drol.learner import LearnerBase
 from drol_diag.runfolder.store import write_bytes_atomic
 
 KEPT_FORMAT = b"drol-diag kept program 1\n"  # a kept file's first line
@@ -49,22 +56,50 @@ def kept_folder() -> Path | None:
     return Path(folder) / "drol-diag-programs" if folder else None
 
 
-class KeptProgram:
-    """jax.jit(make_function(), donate_argnums) whose tracing is kept across processes under `settings` (a value
-    whose repr determines everything the function closes over, e.g. a frozen learner dataclass; None: not kept);
-    make_function is called only to trace. Call it, or .lower it, as the jitted function."""
+def hyperparameters(settings: Any) -> dict[str, float]:
+    """The float fields of the learner config in `settings` (a learner, or a tuple holding one): {name: value}."""
+    learners = [item for item in (settings if isinstance(settings, tuple) else (settings,))
+                if isinstance(item, LearnerBase)]
+    return {field.name: getattr(learner.config, field.name) for learner in learners[:1]
+            for field in dataclasses.fields(learner.config) if isinstance(field.default, float)}
 
-    def __init__(self, name: str, settings: Any, make_function: Callable[[], Callable],
+
+def with_hyperparameters(settings: Any, values: dict[str, Any]) -> Any:
+    """`settings` with its learner's hyper-parameters replaced by `values` (tracers, or None for the key)."""
+    if isinstance(settings, tuple):
+        return tuple(with_hyperparameters(item, values) for item in settings)
+    if isinstance(settings, LearnerBase):
+        return dataclasses.replace(settings, config=dataclasses.replace(settings.config, **values))
+    return settings
+
+
+class KeptProgram:
+    """jax.jit(make_function(settings), donate_argnums) whose tracing is kept across processes under `settings` (a
+    value whose repr determines everything the function closes over, e.g. a frozen learner dataclass; None: not
+    kept). make_function is called only to trace, with the settings its function must read: a learner's float
+    hyper-parameters there are tracers, kept out of the key and passed at every call. Call it as the jitted function,
+    or .compile it."""
+
+    def __init__(self, name: str, settings: Any, make_function: Callable[[Any], Callable],
                  donate_argnums: Sequence[int] = ()):
-        self.name, self.settings, self.make_function = name, None if settings is None else repr(settings), make_function
-        self.donate_argnums = tuple(donate_argnums)
+        hyper = hyperparameters(settings)
+        self.name, self.make_function, self._settings = name, make_function, settings
+        self.settings = None if settings is None else repr(with_hyperparameters(settings, dict.fromkeys(hyper)))
+        self.hyper_names, self.hyper = tuple(hyper), np.asarray(list(hyper.values()), np.float32)  # (H,)
+        self.donate_argnums = tuple(i + 1 for i in donate_argnums)  # (after the hyper-parameters)
         self._programs: dict[tuple, Any] = {}  # by argument structure and shapes: the jitted call of the export
 
     def __call__(self, *args):
-        return self._program(args)(*args)
+        return self._program(args)(self.hyper, *args)
 
-    def lower(self, *args):
-        return self._program(args).lower(*args)
+    def compile(self, *args, options: dict[str, Any] | None = None) -> Callable:
+        """The program compiled for `args`' shapes with XLA `options` (jax.stages.Lowered.compile's)."""
+        return functools.partial(self._program(args).lower(self.hyper, *args).compile(options), self.hyper)
+
+    def _function(self, hyper, *args):
+        """The function make_function gives for the settings with `hyper` (H,) as their hyper-parameters."""
+        settings = with_hyperparameters(self._settings, dict(zip(self.hyper_names, hyper)))
+        return self.make_function(settings)(*args)
 
     def _program(self, args: tuple):
         leaves, in_tree = jax.tree.flatten(args)
@@ -76,11 +111,11 @@ class KeptProgram:
                 # not exportable or not serialisable here (a custom call jax.export does not allow, a host callback)
                 if isinstance(error, ValueError) and "custom call" not in str(error).lower():
                     raise
-                self._programs[signature] = jax.jit(self.make_function(), donate_argnums=self.donate_argnums)
+                self._programs[signature] = jax.jit(self._function, donate_argnums=self.donate_argnums)
                 return self._programs[signature]
 
-            def call(*args):
-                return jax.tree.unflatten(out_tree, exported.call(*jax.tree.leaves(args)))
+            def call(hyper, *args):
+                return jax.tree.unflatten(out_tree, exported.call(hyper, *jax.tree.leaves(args)))
             self._programs[signature] = jax.jit(call, donate_argnums=self.donate_argnums)
         return self._programs[signature]
 
@@ -100,14 +135,14 @@ class KeptProgram:
                     return export.deserialize(serialized), out_tree
             except Exception:  # cut short, or deleted since by another code version's process: traced again
                 pass
-        in_tree, out_trees, function = signature[0], [], self.make_function()
+        in_tree, out_trees = signature[0], []
 
-        def flat(*leaves):
-            out = function(*jax.tree.unflatten(in_tree, leaves))
+        def flat(hyper, *leaves):
+            out = self._function(hyper, *jax.tree.unflatten(in_tree, leaves))
             out_leaves, out_tree = jax.tree.flatten(out)
             out_trees.append(out_tree)
             return out_leaves
-        exported = export.export(jax.jit(flat))(*jax.tree.leaves(args))
+        exported = export.export(jax.jit(flat))(self.hyper, *jax.tree.leaves(args))
         if path is not None:
             folder.mkdir(parents=True, exist_ok=True)
             for old in folder.glob("*.bin"):  # other code versions' programs: never read again

@@ -33,7 +33,7 @@ from drol_diag.platform import (
 # Most of the suite's time is XLA compiling many small programs, not running them: drol_diag.platform's
 # QUICK_COMPILE_FLAGS (measured on the 2-core machine CI uses: LLVM -O0 against -O1, a tiny variant's run 9.2 s ->
 # 7.6 s; the loop emitters, the suite's CPU time 722 s -> 651 s on top of -O1), while a run of 2000 updates or more
-# and the density fit get XLA's own optimisation back (platform.optimised_compile). Every comparison in the tests
+# and the density fit get -O1 back (platform.optimised_compile). Every comparison in the tests
 # is between results of this session, which all get the flags: they go through the environment to the xdist
 # workers and to every process the tests start. Only for the jaxlib line known to have them, on the CPU backend
 # (platform.add_cpu_flags).

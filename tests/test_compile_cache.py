@@ -3,7 +3,8 @@
 setting wins, and that a second process finds every program the first compiled there; and, within one process, that
 a second run with the same settings traces and compiles nothing (drol.learner's program factories and the
 diagnostics' are cached per learner). And the traced programs kept beside it (drol_diag.programs): read back instead
-of traced, keyed by settings and shapes, and the same numbers whether traced, kept or read back."""
+of traced, keyed by settings (less the float hyper-parameters, an argument) and shapes, and the same numbers whether
+traced, kept or read back."""
 
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def test_a_second_run_with_the_same_settings_in_one_process_traces_and_compiles_
 def _kept(settings, traced: list, name: str = "affine") -> KeptProgram:
     """A kept program of a pytree function (a dict in, a tuple holding a dict out), its second argument donated;
     `traced` counts its tracings."""
-    def make():
+    def make(_):
         traced.append(settings)
         return lambda params, x: ({"y": x @ params["w"] + params["b"]}, x + 1.0)
     return KeptProgram(name, settings, make, donate_argnums=(1,))
@@ -127,7 +128,7 @@ def test_a_kept_program_is_read_back_not_traced_and_keyed_by_its_settings(tmp_pa
 def test_a_program_jax_export_cannot_keep_is_jitted_as_before(tmp_path, monkeypatch):
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path))
     doubled = lambda x: jax.pure_callback(lambda a: np.asarray(a) * 2, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
-    program = KeptProgram("callback", "settings", lambda: lambda x: doubled(x) + 1.0)  # (a host callback)
+    program = KeptProgram("callback", "settings", lambda _: lambda x: doubled(x) + 1.0)  # (a host callback)
     np.testing.assert_array_equal(program(jnp.arange(3.0)), [1.0, 3.0, 5.0])
     assert not list((tmp_path / "drol-diag-programs").glob("*"))  # nothing kept
 
@@ -135,24 +136,32 @@ def test_a_program_jax_export_cannot_keep_is_jitted_as_before(tmp_path, monkeypa
 def test_a_command_line_run_keeps_its_programs_and_a_second_computes_the_same_from_them(tmp_path):
     """The command line sets the cache before any of its imports reaches JAX (cli/__init__.py): a run started as
     `python -m cli` (as the console script) leaves its compiled programs there, and its traced ones beside them; a
-    second process reads them back (no kept file added or rewritten) and logs the same numbers, bit for bit."""
-    folder = tmp_path / "cache"
+    second process, at other float hyper-parameters (an argument of the programs, not part of their key), reads them
+    back (no kept file added or rewritten) and logs the same numbers, bit for bit, as the same run alone in an empty
+    cache, which traces its own."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
-    environ[COMPILE_CACHE_VARIABLE] = str(folder)
     logs = []
-    for leg in range(2):
+    for leg, (cache, hyperparameters) in enumerate((("cache", ()), ("cache", OTHER_HYPERPARAMETERS),
+                                                    ("alone", OTHER_HYPERPARAMETERS))):
+        environ[COMPILE_CACHE_VARIABLE] = str(tmp_path / cache)
         subprocess.run([sys.executable, "-m", "cli", "run", "--task", "modes-2d", "--k", "4", "--hidden", "8",
                         "--seeds", "0-1", "--steps", "40", "--log-interval", "20", "--eval-interval", "20",
-                        "--probes", "16", "--density", "off", "--no-progress", "--out", str(tmp_path / f"runs{leg}")],
-                       env=environ, check=True, capture_output=True)
+                        "--probes", "16", "--density", "off", "--no-progress", *hyperparameters,
+                        "--out", str(tmp_path / f"runs{leg}")], env=environ, check=True, capture_output=True)
         logs.append(store.read_store(tmp_path / f"runs{leg}" / "modes-2d" / "dynamic-k4"))
+        folder = tmp_path / "cache"
         if leg == 0:
             assert any(path.name.startswith("jit_") for path in folder.iterdir())
             kept = {path.name: path.stat().st_mtime_ns for path in (folder / "drol-diag-programs").iterdir()}
             assert {name.split("-")[0] for name in kept} == {
                 "init", "train_chunk", "probe_set", "diagnose", "coverage", "truth", "act", "visited_q", "task_sample",
                 "reference_actions"}
-    assert {path.name: path.stat().st_mtime_ns for path in (folder / "drol-diag-programs").iterdir()} == kept
-    for name in logs[0].data_vars:
+        if leg == 1:
+            assert {path.name: path.stat().st_mtime_ns for path in (folder / "drol-diag-programs").iterdir()} == kept
+    assert not np.array_equal(logs[1]["actor_loss"].values, logs[0]["actor_loss"].values)  # (other hyper-parameters)
+    for name in logs[1].data_vars:
         if "time" not in name:
-            np.testing.assert_array_equal(logs[1][name].values, logs[0][name].values, err_msg=name)
+            np.testing.assert_array_equal(logs[1][name].values, logs[2][name].values, err_msg=name)
+
+
+OTHER_HYPERPARAMETERS = ("--bc-coef", "3", "--lr", "1e-3", "--tau", "0.05", "--discount", "0.9")

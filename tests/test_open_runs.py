@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 # K=2 (seeds 0, 1; 32 probes) is a `drol-diag run` killed with SIGKILL after a few log rows, and
 # K=4 (seeds 1, 2; 64 probes; steps 100, 200) is trained in this process meanwhile.
 SEEDS = {2: [0, 1], 4: [1, 2]}
-# The killed run's length: short of the runs whose training is compiled with XLA's full optimisation (2-3x the
-# compile time), and long enough (19 log rows) to be still running when the fixture has read its first few rows.
+# The killed run's length: short of the runs whose training is compiled optimised (4x faster: it would finish
+# sooner), and long enough (19 log rows) to be still running when the fixture has read its first few rows.
 KILLED_RUN_STEPS = OPTIMISE_FROM_UPDATES - 1
 
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from diagnostics.density import BehaviourDensity, DensityError, DensitySettings, cached_density
 from diagnostics.hooks import ProbeRecorder
 from drol.config import ACTION_CLIP_EPS, LearnerConfig
-from drol.learner import Learner, make_init, make_train_chunk, static_owners
+from drol.learner import Learner, static_owners, train_chunk
 from drol.methods import make_learner
 from drol_diag import platform
 from drol_diag.programs import KeptProgram
@@ -132,8 +132,8 @@ def check_run(task: Task, learner_config: LearnerConfig, run: RunConfig, out: Pa
               "transitions); batches are drawn with replacement, so each batch repeats transitions", file=sys.stderr)
 
 
-# A run this long has its training chunks compiled with XLA's full optimisation (platform.optimised_compile):
-# at -O0 a chunk compiles 2-3x faster but trains 4-6x slower, which costs more from about here (measured on 2 cores).
+# A run this long has its training chunks compiled optimised where its process asked for -O0 (the test suite:
+# platform.optimised_compile): at -O0 a chunk trains 4x slower, which costs more than the compile from about here.
 OPTIMISE_FROM_UPDATES = 2000
 
 
@@ -165,7 +165,7 @@ def owner_table_program(learner: Learner, n: int, rows: int) -> KeptProgram:
         observations, actions = all_observations[indices], all_actions[indices]
         return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
             actor_params, bank_keys)
-    return KeptProgram("owner_table", (learner, n, rows), lambda: chunk)
+    return KeptProgram("owner_table", (learner, n, rows), lambda _: chunk)
 
 
 def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):
@@ -185,14 +185,15 @@ def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray]
 
 @functools.lru_cache(maxsize=64)
 def init_program(learner: Learner) -> KeptProgram:
-    """drol.learner.make_init's program, kept across processes (drol_diag.programs)."""
-    return KeptProgram("init", learner, lambda: make_init(learner))
+    """The seeds' initial states (drol.learner.make_init's program), kept across processes (drol_diag.programs)."""
+    return KeptProgram("init", learner, lambda learner: jax.vmap(learner.init_state))
 
 
 @functools.lru_cache(maxsize=64)
 def chunk_program(learner: Learner) -> KeptProgram:
     """drol.learner.make_train_chunk's program (the states donated), kept across processes."""
-    return KeptProgram("train_chunk", learner, lambda: make_train_chunk(learner), donate_argnums=(0,))
+    return KeptProgram("train_chunk", learner, lambda learner: functools.partial(train_chunk, learner),
+                       donate_argnums=(0,))
 
 
 def matmul_precision(run: RunConfig) -> Any:
@@ -332,7 +333,7 @@ def run_chunks(learner: Learner, states: Any, dataset: dict[str, jnp.ndarray], r
     began = time.perf_counter()
     with phases("compile_training"):
         options = platform.optimised_compile() if run.steps >= OPTIMISE_FROM_UPDATES else {}
-        program = chunk_program(learner).lower(states, dataset, np.int32(0)).compile(options)
+        program = chunk_program(learner).compile(states, dataset, np.int32(0), options=options)
     compile_time, train_time, step = time.perf_counter() - began, 0.0, start
     for end in ends:
         began = time.perf_counter()

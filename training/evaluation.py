@@ -62,13 +62,13 @@ def make_visited_q(learner) -> KeptProgram:
     def q(critic_params, observations, actions):
         values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
         return jnp.min(values, axis=0), jnp.mean(values, axis=0)
-    return KeptProgram("visited_q", learner, lambda: q)
+    return KeptProgram("visited_q", learner, lambda _: q)
 
 
 @functools.lru_cache(maxsize=64)
 def act_program(learner) -> KeptProgram:
     """drol.learner.make_act's program, kept across processes."""
-    return KeptProgram("act", learner, lambda: learner.act)
+    return KeptProgram("act", learner, lambda learner: learner.act)
 
 
 def visited_q(q_fn, critic_params, visited: Visited) -> tuple[np.ndarray, np.ndarray]:

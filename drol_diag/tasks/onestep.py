@@ -143,7 +143,7 @@ def reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry])
 def _reference_levels(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> tuple[tuple[str, float], ...]:
     geometry, evaluate = _compiled(spec, make_geometry)[0], _evaluator(spec, make_geometry)
     actions = KeptProgram("reference_actions", geometry_key(spec, make_geometry),  # every policy's: (n, P, d)
-                          lambda: geometry.reference_actions)
+                          lambda _: geometry.reference_actions)
     groups = geometry.reference_groups()
     columns = sorted({i for group in groups.values() for i in group})
     scores = {i: evaluate(lambda states, i=i: np.asarray(actions(states))[:, i], 1, REFERENCE_SEED)["score"]
@@ -200,7 +200,7 @@ def _compiled(spec: Any, make_geometry: Callable[[Any], OneStepGeometry]) -> tup
     """The geometry of a spec and its `sample` (key, n), each n's program kept across processes."""
     geometry = make_geometry(spec)
     programs = functools.cache(lambda n: KeptProgram("task_sample", (geometry_key(spec, make_geometry), n),
-                                                     lambda: lambda key: geometry.sample(key, n)))
+                                                     lambda _: lambda key: geometry.sample(key, n)))
     return geometry, lambda key, n: programs(n)(key)
 
 
