@@ -192,7 +192,7 @@ def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
               on_progress: Progress = lambda *_: None) -> list[GroupResult]:
     """Run every group not finished at planning time, then once more those another process held and has let
     go. Returns every group's result in plan order."""
-    jobs = [job_for(plan, planned, threads) for planned in plan.to_run]
+    jobs = [job_for(plan, planned, threads) for planned in start_order(plan)]
     counts = {"ended": 0, "total": len(jobs)}
 
     def on_done(job: GroupJob, outcome: GroupOutcome) -> None:
@@ -206,6 +206,14 @@ def run_sweep(plan: SweepPlan, runner: Runner, threads: int,
         counts["total"] += len(released)
         outcomes.update(zip((job.run_dir for job in released), runner(released, on_done)))
     return [group_result(planned, outcomes.get(str(planned.run_dir), GroupOutcome(SKIPPED))) for planned in plan.groups]
+
+
+def start_order(plan: SweepPlan) -> list[PlannedGroup]:
+    """The groups to run, the grid's first point of every (task, ablation, K) first: groups that differ only in a
+    float hyper-parameter share their traced and compiled programs (drol_diag.programs), which two of them started
+    together would each trace."""
+    axes = dict(plan.spec.grid)
+    return sorted(plan.to_run, key=lambda planned: [axes[name].index(value) for name, value in planned.group.settings])
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ablations import grid
+from ablations.sweep import plan_sweep, start_order
 from diagnostics.runs import open_runs
 from reports.analysis import analyse, comparisons, is_baseline
 from reports.document import Notice, Paragraph
@@ -57,6 +58,9 @@ def test_grid_sweep_names_a_folder_per_point_records_the_grid_and_skips_finished
     assert "--grid-settings bc_coef" in config["command"] and "--bc-coef 0.3" in config["command"]
     recorded = grid.spec_from_values(grid.read_sweep_file(grid_sweep / grid.SWEEP_FILE), {})
     assert recorded.grid == (("bc_coef", (0.3, 1.0)),) and recorded.ablations == ("dynamic", "static-routing")
+    # Groups start a grid point at a time: the second point's share the first's programs instead of tracing them too.
+    order = [planned.run_dir.name for planned in start_order(plan_sweep(recorded, grid_sweep.parent / "unstarted"))]
+    assert order == [POINTS[0], POINTS[2], POINTS[1], POINTS[3]]
     again = invoke("sweep", *GRID, "--out", str(grid_sweep))  # every group finished: nothing runs
     assert again.exit_code == 0, again.output
     assert "4 groups x 2 seeds = 8 runs, 0 to run" in again.stdout and again.stdout.count("skipped") == 4
