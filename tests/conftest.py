@@ -12,6 +12,7 @@ The starting process removes both folders at the end.
 
 import contextlib
 import fcntl
+import gc
 import os
 import shutil
 import signal
@@ -51,6 +52,9 @@ start_process()  # as the command line does: MUJOCO_GL, XLA:CPU flags and the co
 # every process it starts (the xdist workers too, which run this file again).
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# A worker's heap grows with every program it keeps, and Python's cyclic collector scans it again each few hundred
+# allocations: collecting young objects every 200,000 instead of 700 took two test files 81 s -> 76 s (same memory).
+gc.set_threshold(200_000, 20, 20)
 
 import jax  # noqa: E402  (after the environment above: JAX reads it when first imported)
 
@@ -183,3 +187,4 @@ def tiny_cube_dataset(tmp_path_factory) -> Path:
         if not made:
             write_tiny_ogbench_dataset(folder, **TINY_CUBE)
     return folder
+
