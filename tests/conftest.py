@@ -74,20 +74,19 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)  # (in case
 # pytest-xdist hands whole modules to its workers (--dist loadfile) in the order of the collection
 # (--no-loadscope-reorder: not by their number of tests, a poor guide to their length here). The
 # longest first, so that no long module starts last on one worker while the other has finished: the
-# seconds each took in `make test` on the 2-core machine at 31bab23 (only the order matters; modules not listed
+# seconds each took in `make test` on the 2-core machine at 6f7e631 (only the order matters; modules not listed
 # follow in file order).
 MODULE_SECONDS = {
-    "test_sweep_executors.py": 116, "test_calibration.py": 98, "test_run.py": 62, "test_variants.py": 49,
-    "test_truth_tasks.py": 43, "test_report.py": 37, "test_grid.py": 33, "test_variant_maths.py": 30,
-    "test_datagen.py": 26, "test_evaluation.py": 25, "test_slurm.py": 24, "test_benchmarks.py": 23,
-    "test_density.py": 19, "test_learner.py": 19, "test_diagnostics.py": 17, "test_corridor.py": 16,
-    "test_open_runs.py": 15, "test_run_ogbench.py": 14, "test_compile_cache.py": 13, "test_custom_tasks.py": 13,
-    "test_ogbench.py": 12, "test_truth_diagnostics.py": 12, "test_tracking.py": 10, "test_examples.py": 8,
-    "test_report_render.py": 8, "test_sweep.py": 8, "test_config_and_modes.py": 7, "test_gpus.py": 7,
-    "test_yardsticks.py": 7, "test_minari.py": 6, "test_platform.py": 6, "test_bad_input.py": 4,
-    "test_help_and_presets.py": 4, "test_report_inventory.py": 4, "test_report_text.py": 4,
-    "test_resume_scores.py": 4, "test_evaluate.py": 2, "test_verdicts.py": 2, "test_montecarlo.py": 1,
-    "test_structure.py": 0,
+    "test_sweep_executors.py": 92, "test_calibration.py": 68, "test_truth_tasks.py": 44, "test_variants.py": 42,
+    "test_report.py": 40, "test_evaluation.py": 38, "test_run.py": 34, "test_compile_cache.py": 29,
+    "test_datagen.py": 26, "test_grid.py": 23, "test_learner.py": 19, "test_benchmarks.py": 18,
+    "test_diagnostics.py": 18, "test_slurm.py": 18, "test_corridor.py": 16, "test_density.py": 16,
+    "test_variant_maths.py": 15, "test_run_ogbench.py": 14, "test_ogbench.py": 13, "test_custom_tasks.py": 12,
+    "test_open_runs.py": 12, "test_tracking.py": 9, "test_examples.py": 8, "test_minari.py": 8, "test_platform.py": 7,
+    "test_truth_diagnostics.py": 7, "test_gpus.py": 7, "test_sweep.py": 7, "test_config_and_modes.py": 6,
+    "test_yardsticks.py": 6, "test_report_render.py": 6, "test_bad_input.py": 5, "test_report_text.py": 5,
+    "test_report_inventory.py": 4, "test_resume_scores.py": 4, "test_help_and_presets.py": 3, "test_verdicts.py": 3,
+    "test_evaluate.py": 2, "test_montecarlo.py": 0, "test_structure.py": 0,
 }
 
 
