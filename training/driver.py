@@ -160,12 +160,16 @@ def prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool, force: 
 def owner_table_program(learner: Learner, n: int, rows: int) -> KeptProgram:
     """The owners of `rows` training rows from `start` under every seed's initial parameters, kept across processes:
     (actor_params, bank_keys, observations (N, obs), actions (N, d), start) -> (S, rows)."""
-    def chunk(actor_params, bank_keys, all_observations, all_actions, start):
-        indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
-        observations, actions = all_observations[indices], all_actions[indices]
-        return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
-            actor_params, bank_keys)
-    return KeptProgram("owner_table", (learner, n, rows), lambda _: chunk)
+    def chunk_of(settings):
+        learner, n, rows = settings
+
+        def chunk(actor_params, bank_keys, all_observations, all_actions, start):
+            indices = jnp.minimum(start + jnp.arange(rows), n - 1)  # the last chunk repeats row n-1, then is cut
+            observations, actions = all_observations[indices], all_actions[indices]
+            return jax.vmap(lambda params, key: static_owners(learner, params, key, indices, observations, actions))(
+                actor_params, bank_keys)
+        return chunk
+    return KeptProgram("owner_table", (learner, n, rows), chunk_of)
 
 
 def static_owner_table(learner: Learner, states, dataset: dict[str, jnp.ndarray], progress: bool):

@@ -59,10 +59,12 @@ class DeployedPolicy:
 def make_visited_q(learner) -> KeptProgram:
     """(critic_params, observations (Q_BLOCK, obs_dim), actions (Q_BLOCK, d)) -> (min, mean) over the critic
     ensemble, each (Q_BLOCK,); one per learner in a process, kept across processes (drol_diag.programs)."""
-    def q(critic_params, observations, actions):
-        values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
-        return jnp.min(values, axis=0), jnp.mean(values, axis=0)
-    return KeptProgram("visited_q", learner, lambda _: q)
+    def q_of(learner):
+        def q(critic_params, observations, actions):
+            values = learner.critic.apply(critic_params, observations, actions)  # (num_critics, Q_BLOCK)
+            return jnp.min(values, axis=0), jnp.mean(values, axis=0)
+        return q
+    return KeptProgram("visited_q", learner, q_of)
 
 
 @functools.lru_cache(maxsize=64)
